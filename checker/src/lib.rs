@@ -1,0 +1,1 @@
+//! Differential checking of kernel C against the model.

@@ -1,0 +1,1 @@
+//! Kernel C and patch series from the model.

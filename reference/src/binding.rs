@@ -1,0 +1,322 @@
+//! Binding a memslot to a guest_memfd file.
+//!
+//! Models the memslot checks of `__kvm_set_memory_region()` (virt/kvm/kvm_main.c)
+//! that precede the bind, then `kvm_gmem_bind()` (virt/kvm/guest_memfd.c):
+//!
+//! 1. `guest_memfd_offset` not page aligned, or offset + size wrapping → -EINVAL
+//!    (memslot code; upstream only — the 2023 branch did neither check);
+//! 2. the new slot's gfns overlap another memslot → -EEXIST;
+//! 3. `fget(fd)` fails → -EBADF (2023: -EINVAL);
+//! 4. not a guest_memfd, or one of another VM → -EINVAL;
+//! 5. offset not page aligned (upstream) or offset + size past EOF → -EINVAL;
+//! 6. any file page of the new binding already bound → -EINVAL.
+//!
+//! On success the slot records `gmem.pgoff = offset >> PAGE_SHIFT` and the
+//! file's xarray holds the slot over `[pgoff, pgoff + npages)`.
+
+use crate::error::InputError;
+use crate::invalidate::{Binding, Bindings};
+use crate::kernel::{KVM_MEM_MAX_NR_PAGES, PAGE_SHIFT, PAGE_SIZE, errno};
+use crate::profile::Profile;
+use crate::rules::gmem_bind_range_invalid;
+
+/// An open file descriptor of the VM's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct OpenFile {
+    /// The descriptor number.
+    pub fd: u32,
+    /// `i_size` in bytes.
+    pub size: u64,
+    /// Whether it is a guest_memfd (`file->f_op == &kvm_gmem_fops`).
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub gmem: bool,
+    /// Whether the guest_memfd belongs to another VM (`gmem->kvm != kvm`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub other_vm: bool,
+}
+
+#[cfg(feature = "serde")]
+fn yes() -> bool {
+    true
+}
+
+/// An existing memslot of the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct Memslot {
+    /// `slot->id`.
+    pub id: u16,
+    /// `slot->base_gfn`.
+    pub base_gfn: u64,
+    /// `slot->npages`.
+    pub npages: u64,
+    /// The guest_memfd binding, if any: (fd, file page offset).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub gmem: Option<SlotGmem>,
+}
+
+/// A memslot's guest_memfd binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct SlotGmem {
+    /// The file's descriptor.
+    pub fd: u32,
+    /// `slot->gmem.pgoff`.
+    pub pgoff: u64,
+}
+
+/// A `KVM_SET_USER_MEMORY_REGION2` creating a guest_memfd memslot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct NewSlot {
+    /// Slot id.
+    pub id: u16,
+    /// First gfn.
+    pub base_gfn: u64,
+    /// Size in pages.
+    pub npages: u64,
+    /// `guest_memfd`.
+    pub fd: u32,
+    /// `guest_memfd_offset` in bytes.
+    pub offset: u64,
+}
+
+/// Input of [`kvm_gmem_bind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct BindInput {
+    /// Kernel generation.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub profile: Profile,
+    /// Open files.
+    pub files: Vec<OpenFile>,
+    /// Existing memslots.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub slots: Vec<Memslot>,
+    /// The slot being created.
+    pub new: NewSlot,
+}
+
+/// Result of [`kvm_gmem_bind`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct BindOutcome {
+    /// 0 or -errno.
+    pub ret: i32,
+    /// The new binding on success.
+    pub binding: Option<Binding>,
+}
+
+impl BindOutcome {
+    fn err(e: i32) -> Self {
+        BindOutcome {
+            ret: -e,
+            binding: None,
+        }
+    }
+}
+
+fn validate(input: &BindInput) -> Result<(), InputError> {
+    for (i, f) in input.files.iter().enumerate() {
+        if input.files[..i].iter().any(|g| g.fd == f.fd) {
+            return Err(InputError::new(format!("files[{i}].fd"), "fd listed twice"));
+        }
+    }
+    for (i, s) in input.slots.iter().enumerate() {
+        if s.npages == 0 || s.npages > KVM_MEM_MAX_NR_PAGES {
+            return Err(InputError::new(
+                format!("slots[{i}].npages"),
+                format!("a memslot has 1 to {KVM_MEM_MAX_NR_PAGES} pages"),
+            ));
+        }
+        if s.base_gfn
+            .checked_add(s.npages)
+            .is_none_or(|e| e > 1 << (64 - PAGE_SHIFT))
+        {
+            return Err(InputError::new(
+                format!("slots[{i}].base_gfn"),
+                "the memslot's GPA range exceeds 64 bits",
+            ));
+        }
+        if input.slots[..i].iter().any(|t| t.id == s.id) || s.id == input.new.id {
+            return Err(InputError::new(
+                format!("slots[{i}].id"),
+                "slot id used twice",
+            ));
+        }
+        if let Some(g) = s.gmem
+            && !input.files.iter().any(|f| f.fd == g.fd && f.gmem)
+        {
+            return Err(InputError::new(
+                format!("slots[{i}].gmem.fd"),
+                "a bound memslot's fd must be a guest_memfd in files",
+            ));
+        }
+    }
+    if input.new.npages == 0 {
+        return Err(InputError::new(
+            "new.npages",
+            "a memslot has at least one page",
+        ));
+    }
+    Ok(())
+}
+
+/// `__kvm_set_memory_region()`'s guest_memfd checks, then `kvm_gmem_bind()`.
+pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
+    validate(input)?;
+    let p = input.profile;
+    let new = &input.new;
+
+    // Memslot-level checks. npages is capped by KVM_MEM_MAX_NR_PAGES first,
+    // so the size cannot overflow.
+    if new.npages > KVM_MEM_MAX_NR_PAGES {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    let size = new.npages << PAGE_SHIFT;
+    let gpa_ok = new
+        .base_gfn
+        .checked_add(new.npages)
+        .is_some_and(|e| e <= 1 << (64 - PAGE_SHIFT));
+    if !gpa_ok {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    if p == Profile::Upstream
+        && ((new.offset & (PAGE_SIZE - 1)) != 0 || new.offset.checked_add(size).is_none())
+    {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    let new_end = new.base_gfn + new.npages;
+    if input
+        .slots
+        .iter()
+        .any(|s| new.base_gfn < s.base_gfn + s.npages && s.base_gfn < new_end)
+    {
+        return Ok(BindOutcome::err(errno::EEXIST));
+    }
+
+    // kvm_gmem_bind().
+    let Some(file) = input.files.iter().find(|f| f.fd == new.fd) else {
+        let e = if p.bind_bad_fd_is_ebadf() {
+            errno::EBADF
+        } else {
+            errno::EINVAL
+        };
+        return Ok(BindOutcome::err(e));
+    };
+    if !file.gmem || file.other_vm {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    let range_bad = match p {
+        Profile::Upstream => gmem_bind_range_invalid(new.offset, size, file.size),
+        // loff_t offset: negative, or past EOF; no alignment check.
+        Profile::GmemSolo2023 => {
+            new.offset > i64::MAX as u64 || new.offset.wrapping_add(size) > file.size
+        }
+    };
+    if range_bad {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    let pgoff = new.offset >> PAGE_SHIFT;
+    let existing: Vec<Binding> = input
+        .slots
+        .iter()
+        .filter_map(|s| {
+            s.gmem.filter(|g| g.fd == new.fd).map(|g| Binding {
+                id: s.id,
+                base_gfn: s.base_gfn,
+                npages: s.npages,
+                pgoff: g.pgoff,
+            })
+        })
+        .collect();
+    let bindings = Bindings::new(&existing)?;
+    // pgoff + npages cannot wrap: offset + size <= i_size < 2^64.
+    if bindings
+        .overlapping(pgoff, pgoff + new.npages - 1)
+        .next()
+        .is_some()
+    {
+        return Ok(BindOutcome::err(errno::EINVAL));
+    }
+    Ok(BindOutcome {
+        ret: 0,
+        binding: Some(Binding {
+            id: new.id,
+            base_gfn: new.base_gfn,
+            npages: new.npages,
+            pgoff,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(profile: Profile, fd: u32, offset: u64) -> BindInput {
+        BindInput {
+            profile,
+            files: vec![OpenFile {
+                fd: 3,
+                size: 16 * PAGE_SIZE,
+                gmem: true,
+                other_vm: false,
+            }],
+            slots: vec![Memslot {
+                id: 0,
+                base_gfn: 0x100,
+                npages: 4,
+                gmem: Some(SlotGmem { fd: 3, pgoff: 0 }),
+            }],
+            new: NewSlot {
+                id: 1,
+                base_gfn: 0x200,
+                npages: 4,
+                fd,
+                offset,
+            },
+        }
+    }
+
+    fn ret(i: &BindInput) -> i32 {
+        kvm_gmem_bind(i).expect("valid input").ret
+    }
+
+    #[test]
+    fn errnos_per_profile() {
+        assert_eq!(ret(&input(Profile::Upstream, 3, 4 * PAGE_SIZE)), 0);
+        assert_eq!(
+            ret(&input(Profile::Upstream, 7, 4 * PAGE_SIZE)),
+            -errno::EBADF
+        );
+        assert_eq!(
+            ret(&input(Profile::GmemSolo2023, 7, 4 * PAGE_SIZE)),
+            -errno::EINVAL
+        );
+        assert_eq!(
+            ret(&input(Profile::Upstream, 3, 4 * PAGE_SIZE + 1)),
+            -errno::EINVAL
+        );
+        // 2023: unaligned offset accepted, pgoff truncated.
+        let out = kvm_gmem_bind(&input(Profile::GmemSolo2023, 3, 4 * PAGE_SIZE + 1)).unwrap();
+        assert_eq!(out.binding.map(|b| b.pgoff), Some(4));
+        assert_eq!(
+            ret(&input(Profile::Upstream, 3, 2 * PAGE_SIZE)),
+            -errno::EINVAL
+        );
+        assert_eq!(
+            ret(&input(Profile::Upstream, 3, 13 * PAGE_SIZE)),
+            -errno::EINVAL
+        );
+        let mut gpa_overlap = input(Profile::Upstream, 3, 4 * PAGE_SIZE);
+        gpa_overlap.new.base_gfn = 0x102;
+        assert_eq!(ret(&gpa_overlap), -errno::EEXIST);
+    }
+}

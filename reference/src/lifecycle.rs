@@ -1,0 +1,570 @@
+//! Private memory over its life: fault, conversion, punch hole, release.
+//!
+//! A small guest_memfd + SNP VM, stepped through what userspace and the guest
+//! do, recording every MMU and RMP action with the lock it ran under. It
+//! fixes *when* RMP updates happen, the subject of the 2023 thread:
+//!
+//! - make-private at prepare: on the first fault of a page, from
+//!   `kvm_gmem_get_pfn()`, before `mmu_lock` is taken (never a per-fault
+//!   hook under `mmu_lock`);
+//! - make-shared, by [`SharedPolicy`]: when the folio is freed (punch hole,
+//!   file release) — the deferred policy the thread chose and upstream
+//!   implemented with `.free_folio` — or already at conversion to shared, for
+//!   userspace that never discards memory;
+//! - a partial punch of a 2M folio splits it, and the RMP hook PSMASHes the
+//!   2M entry before converting 4K pages.
+//!
+//! [`lock_violations`] checks any trace (the model's, or one recorded from
+//! C): an RMP update while `mmu_lock` is held is a violation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::InputError;
+use crate::invalidate::{AttrFilter, Binding, Bindings, GfnRange, invalidate_ranges};
+use crate::kernel::PTRS_PER_PMD;
+use crate::rmp::{HookTrace, Rmp, RmpEvent, RmpRun, sev_gmem_invalidate, sev_gmem_prepare};
+
+/// When private memory goes back to shared in the RMP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum SharedPolicy {
+    /// When the folio is freed (punch hole, release): upstream's choice.
+    #[default]
+    WhenFreed,
+    /// When userspace converts the gfns to shared.
+    AtConversion,
+}
+
+/// One thing userspace or the guest does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", deny_unknown_fields)
+)]
+pub enum Step {
+    /// The guest touches `gfn` (private iff its attribute says so).
+    Fault {
+        /// The gfn.
+        gfn: u64,
+    },
+    /// `KVM_SET_MEMORY_ATTRIBUTES` on gfns `[start, end)`.
+    SetAttributes {
+        /// First gfn.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// Private (true) or shared.
+        private: bool,
+    },
+    /// `fallocate(PUNCH_HOLE)` of file pages `[start, end)`.
+    PunchHole {
+        /// First file page.
+        start: u64,
+        /// One past the last.
+        end: u64,
+    },
+    /// The last reference to the file goes away.
+    Release,
+}
+
+/// Input of [`run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct Scenario {
+    /// Make-shared policy.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub policy: SharedPolicy,
+    /// The guest's ASID.
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    pub asid: u32,
+    /// The file's size in pages.
+    pub file_pages: u64,
+    /// Host pfn backing file page 0 (pages are contiguous).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub pfn_base: u64,
+    /// Folio order the file allocates (0 or 9).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub folio_order: u32,
+    /// The file's bindings.
+    pub bindings: Vec<Binding>,
+    /// What happens.
+    pub steps: Vec<Step>,
+}
+
+#[cfg(feature = "serde")]
+fn one() -> u32 {
+    1
+}
+
+/// One recorded action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
+pub enum TraceEvent {
+    /// `kvm_mmu_invalidate_begin()`.
+    InvalidateBegin,
+    /// `kvm_mmu_invalidate_end()`.
+    InvalidateEnd,
+    /// An SPTE zap, always under `mmu_lock`.
+    Zap {
+        /// The zapped range.
+        range: GfnRange,
+        /// The filter.
+        filter: AttrFilter,
+    },
+    /// A page mapped into the guest.
+    Map {
+        /// Gfn.
+        gfn: u64,
+        /// Pfn (for private faults).
+        pfn: Option<u64>,
+    },
+    /// An RMP hook's update.
+    Rmp {
+        /// The update.
+        #[cfg_attr(feature = "serde", serde(flatten))]
+        event: RmpEvent,
+    },
+    /// A fault that exited to userspace (`KVM_EXIT_MEMORY_FAULT`).
+    MemoryFaultExit {
+        /// Gfn.
+        gfn: u64,
+    },
+}
+
+/// Result of [`run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct LifecycleTrace {
+    /// Everything, in order.
+    pub events: Vec<TraceEvent>,
+    /// The RMP at the end.
+    pub rmp: Vec<RmpRun>,
+    /// Indices into `events` of RMP updates made under `mmu_lock`.
+    pub violations: Vec<usize>,
+    /// WARNs.
+    pub warnings: u32,
+}
+
+/// Indices of RMP updates recorded while `mmu_lock` was held.
+pub fn lock_violations(events: &[TraceEvent]) -> Vec<usize> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, TraceEvent::Rmp { event } if event.mmu_lock))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Largest scenario the model runs (file pages, steps).
+pub const MAX_FILE_PAGES: u64 = 1 << 16;
+
+struct Vm<'a> {
+    s: &'a Scenario,
+    bindings: Bindings,
+    private: BTreeSet<u64>,
+    /// Allocated folios by first file index: (order, prepared).
+    folios: BTreeMap<u64, (u32, bool)>,
+    rmp: Rmp,
+    events: Vec<TraceEvent>,
+    warnings: u32,
+}
+
+impl Vm<'_> {
+    fn rmp_hook(&mut self, trace: HookTrace) {
+        self.warnings += trace.warnings;
+        self.events.extend(
+            trace
+                .events
+                .into_iter()
+                .map(|event| TraceEvent::Rmp { event }),
+        );
+    }
+
+    fn folio_of(&self, index: u64) -> Option<u64> {
+        self.folios
+            .range(..=index)
+            .next_back()
+            .filter(|(start, (order, _))| index - **start < 1 << order)
+            .map(|(start, _)| *start)
+    }
+
+    fn fault(&mut self, gfn: u64) {
+        let binding = self
+            .bindings
+            .as_slice()
+            .iter()
+            .find(|b| gfn >= b.base_gfn && gfn - b.base_gfn < b.npages)
+            .copied();
+        let private = self.private.contains(&gfn);
+        if !private {
+            self.events.push(TraceEvent::Map { gfn, pfn: None });
+            return;
+        }
+        let Some(b) = binding else {
+            self.events.push(TraceEvent::MemoryFaultExit { gfn });
+            return;
+        };
+        // kvm_gmem_get_pfn(): allocate and prepare before mmu_lock.
+        let index = gfn - b.base_gfn + b.pgoff;
+        let start = match self.folio_of(index) {
+            Some(start) => start,
+            None => {
+                let order = self.s.folio_order;
+                let head = index & !((1u64 << order) - 1);
+                let fits = order > 0 && head + (1 << order) <= self.s.file_pages;
+                let (start, order) = if fits { (head, order) } else { (index, 0) };
+                self.folios.insert(start, (order, false));
+                start
+            }
+        };
+        let (order, prepared) = self.folios[&start];
+        let pfn = self.s.pfn_base + index;
+        if !prepared {
+            let mut t = HookTrace::default();
+            let folio_gfn = gfn - (index - start);
+            let r = sev_gmem_prepare(
+                &mut self.rmp,
+                true,
+                self.s.asid,
+                self.s.pfn_base + start,
+                folio_gfn,
+                order as i32,
+                false,
+                &mut t,
+            );
+            self.rmp_hook(t);
+            if r != 0 {
+                self.events.push(TraceEvent::MemoryFaultExit { gfn });
+                return;
+            }
+            self.folios.insert(start, (order, true));
+        }
+        self.events.push(TraceEvent::Map {
+            gfn,
+            pfn: Some(pfn),
+        });
+    }
+
+    fn zap(&mut self, ranges: Vec<GfnRange>, filter: AttrFilter) {
+        if ranges.is_empty() {
+            return;
+        }
+        self.events.push(TraceEvent::InvalidateBegin);
+        for range in ranges {
+            self.events.push(TraceEvent::Zap { range, filter });
+        }
+    }
+
+    /// Frees folio `start`, running the invalidate hook outside `mmu_lock`.
+    fn free_folio(&mut self, start: u64) {
+        if let Some((order, prepared)) = self.folios.remove(&start)
+            && prepared
+        {
+            let pfn = self.s.pfn_base + start;
+            let mut t = HookTrace::default();
+            sev_gmem_invalidate(&mut self.rmp, pfn, pfn + (1 << order), false, &mut t);
+            self.rmp_hook(t);
+        }
+    }
+
+    fn truncate(&mut self, start: u64, end: u64) {
+        let touched: Vec<u64> = self
+            .folios
+            .keys()
+            .copied()
+            .filter(|&f| {
+                let order = self.folios[&f].0;
+                f < end && f + (1 << order) > start
+            })
+            .collect();
+        for f in touched {
+            let (order, prepared) = self.folios[&f];
+            if f >= start && f + (1 << order) <= end {
+                self.free_folio(f);
+                continue;
+            }
+            // Partly covered large folio: split, then free the covered pages.
+            self.folios.remove(&f);
+            for i in f..f + (1 << order) {
+                self.folios.insert(i, (0, prepared));
+                if i >= start && i < end {
+                    self.free_folio(i);
+                }
+            }
+        }
+    }
+
+    fn punch_hole(&mut self, start: u64, end: u64) {
+        let ranges: Vec<GfnRange> = invalidate_ranges(&self.bindings, start, end).collect();
+        let balanced = !ranges.is_empty();
+        self.zap(ranges, AttrFilter::Private);
+        self.truncate(start, end);
+        if balanced {
+            self.events.push(TraceEvent::InvalidateEnd);
+        }
+    }
+
+    fn set_attributes(&mut self, start: u64, end: u64, private: bool) {
+        let changed: Vec<u64> = (start..end)
+            .filter(|g| self.private.contains(g) != private)
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        if !private && self.s.policy == SharedPolicy::AtConversion {
+            // Convert before taking mmu_lock, page by page.
+            for &gfn in &changed {
+                let Some(b) = self
+                    .bindings
+                    .as_slice()
+                    .iter()
+                    .find(|b| gfn >= b.base_gfn && gfn - b.base_gfn < b.npages)
+                    .copied()
+                else {
+                    continue;
+                };
+                let index = gfn - b.base_gfn + b.pgoff;
+                if let Some(f) = self.folio_of(index)
+                    && self.folios[&f].1
+                {
+                    let pfn = self.s.pfn_base + index;
+                    let mut t = HookTrace::default();
+                    sev_gmem_invalidate(&mut self.rmp, pfn, pfn + 1, false, &mut t);
+                    self.rmp_hook(t);
+                    // The page must be prepared again before it is private.
+                    let (order, _) = self.folios.remove(&f).unwrap_or((0, false));
+                    for i in f..f + (1u64 << order) {
+                        self.folios.insert(i, (0, i != index && order > 0));
+                    }
+                }
+            }
+        }
+        // kvm_vm_set_mem_attributes(): zap the gfns' old mappings under mmu_lock.
+        let filter = if private {
+            AttrFilter::Shared
+        } else {
+            AttrFilter::Private
+        };
+        let mut ranges = Vec::new();
+        for b in self.bindings.as_slice() {
+            let s = start.max(b.base_gfn);
+            let e = end.min(b.base_gfn + b.npages);
+            if s < e {
+                ranges.push(GfnRange {
+                    slot: b.id,
+                    start: s,
+                    end: e,
+                    attr_filter: filter,
+                });
+            }
+        }
+        let any = !ranges.is_empty();
+        self.zap(ranges, filter);
+        if any {
+            self.events.push(TraceEvent::InvalidateEnd);
+        }
+        for g in changed {
+            if private {
+                self.private.insert(g);
+            } else {
+                self.private.remove(&g);
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        let ranges: Vec<GfnRange> = invalidate_ranges(&self.bindings, 0, u64::MAX).collect();
+        let any = !ranges.is_empty();
+        self.zap(ranges, AttrFilter::Private);
+        if any {
+            self.events.push(TraceEvent::InvalidateEnd);
+        }
+        let all: Vec<u64> = self.folios.keys().copied().collect();
+        for f in all {
+            self.free_folio(f);
+        }
+    }
+}
+
+/// Runs a scenario.
+pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
+    if s.file_pages == 0 || s.file_pages > MAX_FILE_PAGES {
+        return Err(InputError::new(
+            "file_pages",
+            format!("1 to {MAX_FILE_PAGES} pages"),
+        ));
+    }
+    if s.folio_order != 0 && s.folio_order != 9 {
+        return Err(InputError::new("folio_order", "0 (4K) or 9 (2M)"));
+    }
+    let bindings = Bindings::new(&s.bindings)?;
+    for (i, b) in s.bindings.iter().enumerate() {
+        if b.pgoff + b.npages > s.file_pages || b.base_gfn.checked_add(b.npages).is_none() {
+            return Err(InputError::new(
+                format!("bindings[{i}]"),
+                "binding ends past the file or wraps",
+            ));
+        }
+    }
+    let Some(pfn_end) = s.pfn_base.checked_add(s.file_pages) else {
+        return Err(InputError::new("pfn_base", "pfns wrap"));
+    };
+    if s.folio_order > 0 && s.pfn_base % PTRS_PER_PMD != 0 {
+        return Err(InputError::new(
+            "pfn_base",
+            "2M folios need a 2M-aligned pfn_base",
+        ));
+    }
+    for (i, st) in s.steps.iter().enumerate() {
+        if let Step::SetAttributes { start, end, .. } | Step::PunchHole { start, end } = *st
+            && (start >= end || end - start > MAX_FILE_PAGES)
+        {
+            return Err(InputError::new(
+                format!("steps[{i}]"),
+                format!("range 1 to {MAX_FILE_PAGES} pages"),
+            ));
+        }
+    }
+    let max_pfn = pfn_end.div_ceil(PTRS_PER_PMD).saturating_mul(PTRS_PER_PMD);
+    let mut vm = Vm {
+        s,
+        bindings,
+        private: BTreeSet::new(),
+        folios: BTreeMap::new(),
+        rmp: Rmp::new(true, max_pfn),
+        events: Vec::new(),
+        warnings: 0,
+    };
+    for st in &s.steps {
+        match *st {
+            Step::Fault { gfn } => vm.fault(gfn),
+            Step::SetAttributes {
+                start,
+                end,
+                private,
+            } => vm.set_attributes(start, end, private),
+            Step::PunchHole { start, end } => vm.punch_hole(start, end),
+            Step::Release => vm.release(),
+        }
+    }
+    let violations = lock_violations(&vm.events);
+    Ok(LifecycleTrace {
+        rmp: vm.rmp.runs(),
+        violations,
+        warnings: vm.warnings,
+        events: vm.events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rmp::RmpOp;
+
+    fn scenario(policy: SharedPolicy, steps: Vec<Step>) -> Scenario {
+        Scenario {
+            policy,
+            asid: 1,
+            file_pages: 1024,
+            pfn_base: 0x1000,
+            folio_order: 9,
+            bindings: vec![Binding {
+                id: 0,
+                base_gfn: 0x800,
+                npages: 1024,
+                pgoff: 0,
+            }],
+            steps,
+        }
+    }
+
+    fn rmp_ops(t: &LifecycleTrace) -> Vec<RmpOp> {
+        t.events
+            .iter()
+            .filter_map(|e| match e {
+                TraceEvent::Rmp { event } => Some(event.op),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deferred_policy_converts_at_punch_hole_with_psmash() {
+        let t = run(&scenario(
+            SharedPolicy::WhenFreed,
+            vec![
+                Step::SetAttributes {
+                    start: 0x800,
+                    end: 0xa00,
+                    private: true,
+                },
+                Step::Fault { gfn: 0x801 },
+                Step::SetAttributes {
+                    start: 0x800,
+                    end: 0x801,
+                    private: false,
+                },
+                Step::PunchHole { start: 0, end: 1 },
+            ],
+        ))
+        .expect("valid");
+        let ops = rmp_ops(&t);
+        assert!(matches!(
+            ops[0],
+            RmpOp::MakePrivate {
+                pfn: 0x1000,
+                level: 2,
+                ..
+            }
+        ));
+        // Conversion alone changes nothing in the RMP; the punch does.
+        assert!(matches!(ops[1], RmpOp::Psmash { pfn: 0x1000 }));
+        assert!(matches!(
+            ops[2],
+            RmpOp::MakeShared {
+                pfn: 0x1000,
+                level: 1
+            }
+        ));
+        assert_eq!(ops.len(), 3);
+        assert!(t.violations.is_empty());
+    }
+
+    #[test]
+    fn conversion_policy_converts_before_the_zap() {
+        let t = run(&scenario(
+            SharedPolicy::AtConversion,
+            vec![
+                Step::SetAttributes {
+                    start: 0x800,
+                    end: 0xa00,
+                    private: true,
+                },
+                Step::Fault { gfn: 0x801 },
+                Step::SetAttributes {
+                    start: 0x800,
+                    end: 0x801,
+                    private: false,
+                },
+            ],
+        ))
+        .expect("valid");
+        assert_eq!(rmp_ops(&t).len(), 3);
+        let first_rmp_after_fault = t
+            .events
+            .iter()
+            .rposition(|e| matches!(e, TraceEvent::Rmp { .. }))
+            .unwrap();
+        let last_begin = t
+            .events
+            .iter()
+            .rposition(|e| matches!(e, TraceEvent::InvalidateBegin))
+            .unwrap();
+        assert!(first_rmp_after_fault < last_begin);
+        assert!(t.violations.is_empty());
+    }
+}

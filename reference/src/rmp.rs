@@ -1,0 +1,666 @@
+//! SEV-SNP RMP page state and the guest_memfd hooks that change it.
+//!
+//! The RMP holds one entry per host pfn: {assigned, page size (4K/2M),
+//! immutable, asid, gpa, validated}. A 2M entry lives at the 2M-aligned pfn
+//! and is authoritative for all 512 pfns (`__snp_lookup_rmpentry()` reads the
+//! level from `pfn & ~511`). The table is sparse here: absent pfns are
+//! shared (all-zero entries).
+//!
+//! Hardware semantics this model fixes (and the checker's shim implements):
+//! - RMPUPDATE 4K fails if the pfn's 2M region is a 2M entry;
+//!   otherwise it writes that one entry.
+//! - RMPUPDATE 2M needs a 2M-aligned pfn; make-private fails if any of the
+//!   512 entries is assigned and then assigns all 512 (gpa + i·4K, head
+//!   marked 2M); make-shared needs the head to be 2M and clears all 512.
+//! - PSMASH needs an assigned 2M head; it leaves 512 4K entries that keep
+//!   their assigned/gpa/asid/validated state.
+//!
+//! Hooks modelled (arch/x86/kvm/svm/sev.c, 6.12): [`sev_gmem_prepare`],
+//! [`sev_gmem_invalidate`], [`sev_private_max_mapping_level`]. Every RMP
+//! update is an [`RmpEvent`] that records whether `mmu_lock` was held: an
+//! update under `mmu_lock` is a violation (RMPUPDATE may sleep and must not
+//! nest inside the MMU lock — the 2023 thread's reason for moving it out).
+
+use std::collections::BTreeMap;
+
+use crate::error::InputError;
+use crate::kernel::{PAGE_SHIFT, PG_LEVEL_2M, PG_LEVEL_4K, PTRS_PER_PMD, errno};
+use crate::rules::{max_level_for_order, rmp_use_2m_update};
+
+/// RMPUPDATE / PSMASH failure code the model's hardware returns (FAIL_INPUT).
+/// Not `RMPUPDATE_FAIL_OVERLAP` (4) nor `PSMASH_FAIL_INUSE` (3): the kernel
+/// retries those forever.
+pub const RMP_HW_FAIL: i32 = 1;
+
+/// Page size of an RMP entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum PageSize {
+    /// 4K.
+    #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "4K"))]
+    K4,
+    /// 2M.
+    #[cfg_attr(feature = "serde", serde(rename = "2M"))]
+    M2,
+}
+
+impl PageSize {
+    /// The `enum pg_level` value.
+    pub fn pg_level(self) -> i32 {
+        match self {
+            PageSize::K4 => PG_LEVEL_4K,
+            PageSize::M2 => PG_LEVEL_2M,
+        }
+    }
+
+    fn from_level(level: i32) -> PageSize {
+        if level == PG_LEVEL_2M {
+            PageSize::M2
+        } else {
+            PageSize::K4
+        }
+    }
+}
+
+/// One RMP entry (`struct rmpentry`, as the model needs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RmpEntry {
+    /// Assigned to a guest (private).
+    pub assigned: bool,
+    /// The entry's page size field (only meaningful on a 2M-aligned pfn).
+    pub size: PageSize,
+    /// Immutable (firmware-owned).
+    pub immutable: bool,
+    /// Owning ASID.
+    pub asid: u32,
+    /// Guest physical address.
+    pub gpa: u64,
+    /// Validated by the guest (PVALIDATE).
+    pub validated: bool,
+}
+
+/// A run of assigned entries, the JSON form of the table: `npages` 4K
+/// entries from `pfn` with gpa increasing by 4K, or one 2M entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct RmpRun {
+    /// First pfn.
+    pub pfn: u64,
+    /// 4K entries in the run (512 for a 2M entry).
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    pub npages: u64,
+    /// Page size.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub size: PageSize,
+    /// ASID.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub asid: u32,
+    /// GPA of the first page.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub gpa: u64,
+    /// Immutable.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub immutable: bool,
+    /// Validated.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub validated: bool,
+}
+
+#[cfg(feature = "serde")]
+fn one() -> u64 {
+    1
+}
+
+/// Largest number of assigned entries an input may describe (bounds the
+/// model's memory; the kernel table is far larger, the vectors far smaller).
+pub const MAX_INPUT_ENTRIES: u64 = 1 << 20;
+
+/// The RMP table plus the platform state the hooks consult.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rmp {
+    entries: BTreeMap<u64, RmpEntry>,
+    /// `cc_platform_has(CC_ATTR_HOST_SEV_SNP)`.
+    pub snp_enabled: bool,
+    /// Size of the table in pfns: lookups at or beyond fail (-EFAULT, WARN).
+    pub max_pfn: u64,
+}
+
+/// An RMP operation as the hooks issue it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "op", rename_all = "snake_case"))]
+pub enum RmpOp {
+    /// `rmp_make_private(pfn, gpa, level, asid, immutable)`.
+    MakePrivate {
+        /// Host pfn.
+        pfn: u64,
+        /// GPA.
+        gpa: u64,
+        /// `PG_LEVEL_*`.
+        level: i32,
+        /// ASID.
+        asid: u32,
+    },
+    /// `rmp_make_shared(pfn, level)`.
+    MakeShared {
+        /// Host pfn.
+        pfn: u64,
+        /// `PG_LEVEL_*`.
+        level: i32,
+    },
+    /// `psmash(pfn)`.
+    Psmash {
+        /// Host pfn.
+        pfn: u64,
+    },
+}
+
+/// One RMP operation with its context and result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RmpEvent {
+    /// The operation.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub op: RmpOp,
+    /// Whether `kvm->mmu_lock` was held.
+    pub mmu_lock: bool,
+    /// The wrapper's return value (0 or -errno).
+    pub ret: i32,
+}
+
+impl Rmp {
+    /// An empty (all shared) table of `max_pfn` pfns.
+    pub fn new(snp_enabled: bool, max_pfn: u64) -> Rmp {
+        Rmp {
+            entries: BTreeMap::new(),
+            snp_enabled,
+            max_pfn,
+        }
+    }
+
+    /// Builds a table from runs, checking they describe a possible RMP.
+    pub fn from_runs(snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> Result<Rmp, InputError> {
+        let mut rmp = Rmp::new(snp_enabled, max_pfn);
+        let mut total = 0u64;
+        for (i, r) in runs.iter().enumerate() {
+            let field = |f: &str| format!("rmp[{i}].{f}");
+            let n = match r.size {
+                PageSize::M2 => {
+                    if r.pfn % PTRS_PER_PMD != 0 {
+                        return Err(InputError::new(
+                            field("pfn"),
+                            "a 2M entry starts 2M aligned",
+                        ));
+                    }
+                    if r.npages != 1 && r.npages != PTRS_PER_PMD {
+                        return Err(InputError::new(
+                            field("npages"),
+                            "a 2M entry covers 512 pages",
+                        ));
+                    }
+                    PTRS_PER_PMD
+                }
+                PageSize::K4 => r.npages,
+            };
+            total = total.saturating_add(n);
+            if n == 0 || total > MAX_INPUT_ENTRIES {
+                return Err(InputError::new(
+                    field("npages"),
+                    format!("runs hold 1 to {MAX_INPUT_ENTRIES} entries in all"),
+                ));
+            }
+            if r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
+                return Err(InputError::new(
+                    field("pfn"),
+                    format!("run ends past max_pfn {max_pfn}"),
+                ));
+            }
+            for k in 0..n {
+                let pfn = r.pfn + k;
+                if rmp.entries.contains_key(&pfn) {
+                    return Err(InputError::new(
+                        field("pfn"),
+                        format!("pfn {pfn} listed twice"),
+                    ));
+                }
+                // A 4K entry inside a 2M entry is impossible (and vice versa).
+                if rmp.region_is_2m(pfn)
+                    || (r.size == PageSize::M2 && k == 0 && rmp.any_assigned(pfn))
+                {
+                    return Err(InputError::new(
+                        field("pfn"),
+                        format!("pfn {pfn} overlaps a 2M entry"),
+                    ));
+                }
+                rmp.entries.insert(
+                    pfn,
+                    RmpEntry {
+                        assigned: true,
+                        size: if k == 0 { r.size } else { PageSize::K4 },
+                        immutable: r.immutable,
+                        asid: r.asid,
+                        gpa: r.gpa.wrapping_add(k << PAGE_SHIFT),
+                        validated: r.validated,
+                    },
+                );
+            }
+        }
+        Ok(rmp)
+    }
+
+    /// The table as runs (the JSON output form), in pfn order.
+    pub fn runs(&self) -> Vec<RmpRun> {
+        let mut out: Vec<RmpRun> = Vec::new();
+        let mut it = self.entries.iter().peekable();
+        while let Some((&pfn, e)) = it.next() {
+            if e.size == PageSize::M2 {
+                // The 511 tail entries belong to the 2M run.
+                for _ in 1..PTRS_PER_PMD {
+                    it.next();
+                }
+                out.push(RmpRun {
+                    pfn,
+                    npages: PTRS_PER_PMD,
+                    size: PageSize::M2,
+                    asid: e.asid,
+                    gpa: e.gpa,
+                    immutable: e.immutable,
+                    validated: e.validated,
+                });
+                continue;
+            }
+            if let Some(last) = out.last_mut()
+                && last.size == PageSize::K4
+                && last.pfn + last.npages == pfn
+                && last.asid == e.asid
+                && last.immutable == e.immutable
+                && last.validated == e.validated
+                && last.gpa.wrapping_add(last.npages << PAGE_SHIFT) == e.gpa
+            {
+                last.npages += 1;
+                continue;
+            }
+            out.push(RmpRun {
+                pfn,
+                npages: 1,
+                size: PageSize::K4,
+                asid: e.asid,
+                gpa: e.gpa,
+                immutable: e.immutable,
+                validated: e.validated,
+            });
+        }
+        out
+    }
+
+    /// The entry of `pfn` (all-zero when absent).
+    pub fn entry(&self, pfn: u64) -> RmpEntry {
+        self.entries.get(&pfn).copied().unwrap_or_default()
+    }
+
+    fn head(pfn: u64) -> u64 {
+        pfn & !(PTRS_PER_PMD - 1)
+    }
+
+    fn region_is_2m(&self, pfn: u64) -> bool {
+        self.entry(Self::head(pfn)).size == PageSize::M2
+    }
+
+    fn any_assigned(&self, head: u64) -> bool {
+        self.entries
+            .range(head..head.saturating_add(PTRS_PER_PMD))
+            .next()
+            .is_some()
+    }
+
+    /// `snp_lookup_rmpentry(pfn, &assigned, &level)`: Ok((assigned, level)).
+    pub fn lookup(&self, pfn: u64, warnings: &mut u32) -> Result<(bool, i32), i32> {
+        if !self.snp_enabled {
+            return Err(-errno::ENODEV);
+        }
+        if pfn >= self.max_pfn {
+            *warnings += 1;
+            return Err(-errno::EFAULT);
+        }
+        let level = if self.region_is_2m(pfn) {
+            PG_LEVEL_2M
+        } else {
+            PG_LEVEL_4K
+        };
+        Ok((self.entry(pfn).assigned, level))
+    }
+
+    /// RMPUPDATE as the hardware does it: 0 or a non-zero failure code.
+    fn rmpupdate(&mut self, pfn: u64, level: i32, new: RmpEntry) -> i32 {
+        let head = Self::head(pfn);
+        if PageSize::from_level(level) == PageSize::K4 {
+            if self.region_is_2m(pfn) {
+                return RMP_HW_FAIL;
+            }
+            self.set(pfn, new);
+            return 0;
+        }
+        if pfn != head
+            || head
+                .checked_add(PTRS_PER_PMD)
+                .is_none_or(|e| e > self.max_pfn)
+        {
+            return RMP_HW_FAIL;
+        }
+        if new.assigned {
+            if self.any_assigned(head) {
+                return RMP_HW_FAIL;
+            }
+            for k in 0..PTRS_PER_PMD {
+                let size = if k == 0 { PageSize::M2 } else { PageSize::K4 };
+                let gpa = new.gpa.wrapping_add(k << PAGE_SHIFT);
+                self.set(head + k, RmpEntry { size, gpa, ..new });
+            }
+        } else {
+            if !self.region_is_2m(head) {
+                return RMP_HW_FAIL;
+            }
+            for k in 0..PTRS_PER_PMD {
+                self.entries.remove(&(head + k));
+            }
+        }
+        0
+    }
+
+    fn set(&mut self, pfn: u64, e: RmpEntry) {
+        if e.assigned {
+            self.entries.insert(pfn, e);
+        } else {
+            self.entries.remove(&pfn);
+        }
+    }
+
+    /// `rmpupdate()`'s wrapper rules: -ENODEV without host SNP, -EFAULT for
+    /// an invalid pfn or a failed instruction.
+    fn update(&mut self, pfn: u64, level: i32, new: RmpEntry) -> i32 {
+        if !self.snp_enabled {
+            return -errno::ENODEV;
+        }
+        if pfn >= self.max_pfn {
+            return -errno::EFAULT;
+        }
+        if self.rmpupdate(pfn, level, new) != 0 {
+            -errno::EFAULT
+        } else {
+            0
+        }
+    }
+
+    /// `rmp_make_private()`.
+    pub fn make_private(
+        &mut self,
+        pfn: u64,
+        gpa: u64,
+        level: i32,
+        asid: u32,
+        immutable: bool,
+    ) -> i32 {
+        let size = PageSize::from_level(level);
+        self.update(
+            pfn,
+            level,
+            RmpEntry {
+                assigned: true,
+                size,
+                immutable,
+                asid,
+                gpa,
+                validated: false,
+            },
+        )
+    }
+
+    /// `rmp_make_shared()`.
+    pub fn make_shared(&mut self, pfn: u64, level: i32) -> i32 {
+        self.update(pfn, level, RmpEntry::default())
+    }
+
+    /// `psmash()`: -ENODEV without host SNP, -EINVAL for an invalid pfn,
+    /// else the instruction's code (0 on success).
+    pub fn psmash(&mut self, pfn: u64) -> i32 {
+        if !self.snp_enabled {
+            return -errno::ENODEV;
+        }
+        if pfn >= self.max_pfn {
+            return -errno::EINVAL;
+        }
+        let head = Self::head(pfn);
+        let h = self.entry(head);
+        if !(h.assigned && h.size == PageSize::M2) {
+            return RMP_HW_FAIL;
+        }
+        self.set(
+            head,
+            RmpEntry {
+                size: PageSize::K4,
+                ..h
+            },
+        );
+        0
+    }
+}
+
+/// What a hook did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct HookTrace {
+    /// The RMP operations, in order.
+    pub events: Vec<RmpEvent>,
+    /// WARNs that fired.
+    pub warnings: u32,
+}
+
+impl HookTrace {
+    fn record(&mut self, op: RmpOp, mmu_lock: bool, ret: i32) {
+        self.events.push(RmpEvent { op, mmu_lock, ret });
+    }
+
+    /// The RMP updates issued while `mmu_lock` was held: each a violation.
+    pub fn violations(&self) -> impl Iterator<Item = &RmpEvent> {
+        self.events.iter().filter(|e| e.mmu_lock)
+    }
+}
+
+/// `is_pfn_range_shared()`: every pfn of `[start, end)` looks up unassigned.
+fn is_pfn_range_shared(rmp: &Rmp, start: u64, end: u64, trace: &mut HookTrace) -> bool {
+    let mut pfn = start;
+    while pfn < end {
+        match rmp.lookup(pfn, &mut trace.warnings) {
+            Ok((false, _)) => pfn += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `sev_gmem_prepare(kvm, pfn, gfn, max_order)`: make a freshly allocated
+/// guest_memfd page private before its first mapping (called from
+/// `kvm_gmem_get_pfn()`, never under `mmu_lock`). A 2M entry is used when the
+/// folio is 2M and the whole aligned 2M range is still shared.
+#[allow(clippy::too_many_arguments)] // mirrors the kernel hook plus model state
+pub fn sev_gmem_prepare(
+    rmp: &mut Rmp,
+    snp_guest: bool,
+    asid: u32,
+    pfn: u64,
+    gfn: u64,
+    max_order: i32,
+    mmu_lock: bool,
+    trace: &mut HookTrace,
+) -> i32 {
+    if !snp_guest {
+        return 0;
+    }
+    let assigned = match rmp.lookup(pfn, &mut trace.warnings) {
+        Ok((assigned, _)) => assigned,
+        Err(_) => return -errno::ENOENT,
+    };
+    if assigned {
+        return 0;
+    }
+    let head = pfn & !(PTRS_PER_PMD - 1);
+    let large = max_level_for_order(max_order) > PG_LEVEL_4K
+        && is_pfn_range_shared(rmp, head, head.wrapping_add(PTRS_PER_PMD), trace);
+    let (level, pfn_aligned, gfn_aligned) = if large {
+        (PG_LEVEL_2M, head, gfn & !(PTRS_PER_PMD - 1))
+    } else {
+        (PG_LEVEL_4K, pfn, gfn)
+    };
+    let gpa = gfn_aligned.wrapping_shl(PAGE_SHIFT as u32);
+    let rc = rmp.make_private(pfn_aligned, gpa, level, asid, false);
+    trace.record(
+        RmpOp::MakePrivate {
+            pfn: pfn_aligned,
+            gpa,
+            level,
+            asid,
+        },
+        mmu_lock,
+        rc,
+    );
+    if rc != 0 { -errno::EINVAL } else { 0 }
+}
+
+/// `sev_gmem_invalidate(start, end)`: the pfns `[start, end)` of a freed
+/// folio go back to shared. A 2M entry is converted whole when the range
+/// covers it from its start; otherwise it is PSMASHed first and converted
+/// 4K at a time.
+pub fn sev_gmem_invalidate(
+    rmp: &mut Rmp,
+    start: u64,
+    end: u64,
+    mmu_lock: bool,
+    trace: &mut HookTrace,
+) {
+    if !rmp.snp_enabled {
+        return;
+    }
+    let mut pfn = start;
+    while pfn < end {
+        let mut use_2m = false;
+        if let Ok((true, rmp_level)) = rmp.lookup(pfn, &mut trace.warnings) {
+            use_2m = rmp_use_2m_update(pfn, end, rmp_level);
+            if !use_2m && rmp_level > PG_LEVEL_4K {
+                let rc = rmp.psmash(pfn);
+                trace.record(RmpOp::Psmash { pfn }, mmu_lock, rc);
+                if rc != 0 {
+                    trace.warnings += 1;
+                }
+            }
+            let level = if use_2m { PG_LEVEL_2M } else { PG_LEVEL_4K };
+            let rc = rmp.make_shared(pfn, level);
+            trace.record(RmpOp::MakeShared { pfn, level }, mmu_lock, rc);
+            if rc != 0 {
+                trace.warnings += 1;
+                use_2m = false;
+            }
+        }
+        // The kernel's pfn never wraps (pfns are far below 2^64); the model
+        // stops rather than loop forever on an input at the very top.
+        let step = if use_2m { PTRS_PER_PMD } else { 1 };
+        match pfn.checked_add(step) {
+            Some(next) => pfn = next,
+            None => break,
+        }
+    }
+}
+
+/// `sev_private_max_mapping_level(kvm, pfn)`: 0 (no limit) for non-SNP
+/// guests, else the RMP level, 4K when the lookup fails or is unassigned.
+pub fn sev_private_max_mapping_level(
+    rmp: &Rmp,
+    snp_guest: bool,
+    pfn: u64,
+    trace: &mut HookTrace,
+) -> i32 {
+    if !snp_guest {
+        return 0;
+    }
+    match rmp.lookup(pfn, &mut trace.warnings) {
+        Ok((true, level)) => level,
+        _ => PG_LEVEL_4K,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_2m_then_partial_invalidate_psmashes() {
+        let mut rmp = Rmp::new(true, 2048);
+        let mut t = HookTrace::default();
+        assert_eq!(
+            sev_gmem_prepare(&mut rmp, true, 1, 515, 0x1003, 9, false, &mut t),
+            0
+        );
+        assert_eq!(
+            rmp.runs(),
+            [RmpRun {
+                pfn: 512,
+                npages: 512,
+                size: PageSize::M2,
+                asid: 1,
+                gpa: 0x1000 << 12,
+                immutable: false,
+                validated: false
+            }]
+        );
+        assert_eq!(
+            sev_private_max_mapping_level(&rmp, true, 600, &mut t),
+            PG_LEVEL_2M
+        );
+        let mut t = HookTrace::default();
+        sev_gmem_invalidate(&mut rmp, 516, 518, false, &mut t);
+        assert_eq!(
+            t.events.len(),
+            3,
+            "psmash, then two 4K make-shared: {:?}",
+            t.events
+        );
+        assert!(matches!(t.events[0].op, RmpOp::Psmash { pfn: 516 }));
+        assert_eq!(rmp.runs().len(), 2);
+        assert_eq!(
+            sev_private_max_mapping_level(&rmp, true, 600, &mut t),
+            PG_LEVEL_4K
+        );
+    }
+
+    #[test]
+    fn prepare_4k_when_region_partly_private() {
+        let mut rmp = Rmp::from_runs(
+            true,
+            2048,
+            &[RmpRun {
+                pfn: 1000,
+                npages: 1,
+                size: PageSize::K4,
+                asid: 1,
+                gpa: 0,
+                immutable: false,
+                validated: false,
+            }],
+        )
+        .unwrap();
+        let mut t = HookTrace::default();
+        assert_eq!(
+            sev_gmem_prepare(&mut rmp, true, 1, 1001, 7, 9, false, &mut t),
+            0
+        );
+        assert!(matches!(
+            t.events[0].op,
+            RmpOp::MakePrivate {
+                pfn: 1001,
+                level: 1,
+                ..
+            }
+        ));
+    }
+}
