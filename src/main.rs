@@ -1,1 +1,59 @@
-fn main() {}
+//! gmemforge: trust the guest_memfd / SEV-SNP code you write.
+//!
+//! The CLI front end: argument parsing, exit status, and dispatch to the
+//! model, the checker and the series builder.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use gmemforge::failure::Failure;
+use gmemforge::model_cmd::{self, ModelOp};
+
+#[derive(Parser)]
+#[command(
+    name = "gmemforge",
+    version,
+    about = "Reference model, differential checker and patch-series generator for KVM guest_memfd / SEV-SNP",
+    long_about = "gmemforge keeps an executable Rust model of how KVM guest_memfd bindings, \
+invalidation ranges, private/shared fault classification and SEV-SNP RMP hooks must behave.\n\n\
+Exit status: 0 = conforms / succeeded, 1 = a divergence was found, 2 = bad usage or bad input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask the reference model: one JSON document on stdin, the answer on stdout.
+    ///
+    /// Example: echo '{"slots":[{"id":0,"base_gfn":256,"npages":4,"pgoff":0}],"start":2,"end":6}' | gmemforge model invalidate
+    Model {
+        /// The operation (input formats: README.md, "The model as a JSON filter").
+        #[arg(value_enum)]
+        op: ModelOp,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are successes; anything else is bad usage.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result: Result<(), Failure> = match cli.command {
+        Command::Model { op } => model_cmd::run_model(op),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("gmemforge: error: {f}");
+            ExitCode::from(f.exit_code())
+        }
+    }
+}

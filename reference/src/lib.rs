@@ -31,6 +31,7 @@ pub mod fault;
 pub mod invalidate;
 pub mod kernel;
 pub mod lifecycle;
+pub mod ops;
 pub mod prefault;
 pub mod profile;
 pub mod rmp;

@@ -1,0 +1,197 @@
+//! The model's operations as whole queries: one input type and one output
+//! type per operation, as `gmemforge model <op>` and the shared test vectors
+//! (`tests/vectors/<op>.json`) spell them.
+//!
+//! Only plain data here; JSON text is parsed by the callers.
+
+use crate::binding::{BindInput, BindOutcome, kvm_gmem_bind};
+use crate::error::InputError;
+use crate::fallocate::{FallocateInput, FallocateOutcome, kvm_gmem_fallocate};
+use crate::fault::{FaultDecision, FaultInput, classify_fault};
+use crate::invalidate::{Binding, Bindings, Invalidation, kvm_gmem_invalidate};
+use crate::lifecycle::{LifecycleTrace, Scenario};
+use crate::prefault::{PreFaultInput, PreFaultOutcome, kvm_vcpu_pre_fault_memory};
+use crate::rmp::{
+    HookTrace, Rmp, RmpEvent, RmpRun, sev_gmem_invalidate, sev_gmem_prepare,
+    sev_private_max_mapping_level,
+};
+
+/// `invalidate` input (format fixed by product.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct InvalidateQuery {
+    /// The file's bindings.
+    pub slots: Vec<Binding>,
+    /// First file page.
+    pub start: u64,
+    /// One past the last file page (`u64::MAX` = the release path's -1ul).
+    pub end: u64,
+}
+
+/// Default RMP size for queries: large enough for any realistic pfn.
+pub const DEFAULT_MAX_PFN: u64 = 1 << 40;
+
+#[cfg(feature = "serde")]
+fn default_max_pfn() -> u64 {
+    DEFAULT_MAX_PFN
+}
+#[cfg(feature = "serde")]
+fn yes() -> bool {
+    true
+}
+#[cfg(feature = "serde")]
+fn one() -> u32 {
+    1
+}
+
+/// `prepare` input: `sev_gmem_prepare()` then the max-level hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct PrepareQuery {
+    /// `sev_snp_guest(kvm)`.
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub snp_guest: bool,
+    /// `cc_platform_has(CC_ATTR_HOST_SEV_SNP)`.
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub snp_enabled: bool,
+    /// The guest's ASID.
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    pub asid: u32,
+    /// Host pfn.
+    pub pfn: u64,
+    /// Guest frame.
+    pub gfn: u64,
+    /// The folio's order.
+    pub max_order: i32,
+    /// RMP table size in pfns.
+    #[cfg_attr(feature = "serde", serde(default = "default_max_pfn"))]
+    pub max_pfn: u64,
+    /// Assigned RMP entries before the call.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rmp: Vec<RmpRun>,
+}
+
+/// `prepare` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PrepareAnswer {
+    /// `sev_gmem_prepare()`'s return.
+    pub ret: i32,
+    /// `sev_private_max_mapping_level()` on the pfn afterwards.
+    pub max_level: i32,
+    /// Assigned RMP entries after.
+    pub rmp: Vec<RmpRun>,
+    /// RMP operations.
+    pub events: Vec<RmpEvent>,
+    /// WARNs.
+    pub warnings: u32,
+}
+
+/// `gmem-invalidate` input: `sev_gmem_invalidate(start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct RmpInvalidateQuery {
+    /// `cc_platform_has(CC_ATTR_HOST_SEV_SNP)`.
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub snp_enabled: bool,
+    /// First pfn.
+    pub start: u64,
+    /// One past the last pfn.
+    pub end: u64,
+    /// RMP table size in pfns.
+    #[cfg_attr(feature = "serde", serde(default = "default_max_pfn"))]
+    pub max_pfn: u64,
+    /// Assigned RMP entries before the call.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rmp: Vec<RmpRun>,
+}
+
+/// `gmem-invalidate` output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct RmpInvalidateAnswer {
+    /// Assigned RMP entries after.
+    pub rmp: Vec<RmpRun>,
+    /// RMP operations.
+    pub events: Vec<RmpEvent>,
+    /// WARNs.
+    pub warnings: u32,
+}
+
+/// Largest pfn range `gmem-invalidate` walks (the kernel walks one folio).
+pub const MAX_RMP_INVALIDATE_PFNS: u64 = 1 << 20;
+
+/// `invalidate`.
+pub fn invalidate(q: &InvalidateQuery) -> Result<Invalidation, InputError> {
+    kvm_gmem_invalidate(&Bindings::new(&q.slots)?, q.start, q.end)
+}
+
+/// `classify`.
+pub fn classify(q: &FaultInput) -> FaultDecision {
+    classify_fault(q)
+}
+
+/// `prepare`.
+pub fn prepare(q: &PrepareQuery) -> Result<PrepareAnswer, InputError> {
+    let mut rmp = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp)?;
+    let mut t = HookTrace::default();
+    let ret = sev_gmem_prepare(
+        &mut rmp,
+        q.snp_guest,
+        q.asid,
+        q.pfn,
+        q.gfn,
+        q.max_order,
+        false,
+        &mut t,
+    );
+    let max_level = sev_private_max_mapping_level(&rmp, q.snp_guest, q.pfn, &mut t);
+    Ok(PrepareAnswer {
+        ret,
+        max_level,
+        rmp: rmp.runs(),
+        events: t.events,
+        warnings: t.warnings,
+    })
+}
+
+/// `gmem-invalidate`.
+pub fn rmp_invalidate(q: &RmpInvalidateQuery) -> Result<RmpInvalidateAnswer, InputError> {
+    if q.end > q.start && q.end - q.start > MAX_RMP_INVALIDATE_PFNS {
+        return Err(InputError::new(
+            "end",
+            format!("at most {MAX_RMP_INVALIDATE_PFNS} pfns at once"),
+        ));
+    }
+    let mut rmp = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp)?;
+    let mut t = HookTrace::default();
+    sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
+    Ok(RmpInvalidateAnswer {
+        rmp: rmp.runs(),
+        events: t.events,
+        warnings: t.warnings,
+    })
+}
+
+/// `pre-fault`.
+pub fn pre_fault(q: &PreFaultInput) -> Result<PreFaultOutcome, InputError> {
+    kvm_vcpu_pre_fault_memory(q)
+}
+
+/// `bind`.
+pub fn bind(q: &BindInput) -> Result<BindOutcome, InputError> {
+    kvm_gmem_bind(q)
+}
+
+/// `fallocate`.
+pub fn fallocate(q: &FallocateInput) -> FallocateOutcome {
+    kvm_gmem_fallocate(q)
+}
+
+/// `lifecycle`.
+pub fn lifecycle(q: &Scenario) -> Result<LifecycleTrace, InputError> {
+    crate::lifecycle::run(q)
+}

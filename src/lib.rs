@@ -1,0 +1,7 @@
+//! gmemforge: trust the guest_memfd / SEV-SNP code you write.
+//!
+//! The library half of the CLI, so integration tests can drive the same
+//! code paths as the binary.
+
+pub mod failure;
+pub mod model_cmd;

@@ -1,0 +1,114 @@
+//! `gmemforge model <op>`: the reference model as a JSON filter.
+//!
+//! Reads one JSON document on stdin, answers with one on stdout. Input
+//! formats are the model's serde types (documented in README.md); malformed
+//! JSON, a negative or out-of-range number or an unknown field is refused
+//! with the path of the field at fault.
+
+use std::io::Read;
+
+use gmem_reference::InputError;
+use gmem_reference::ops;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::failure::Failure;
+
+/// The operations `gmemforge model` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelOp {
+    /// kvm_gmem_invalidate_begin()/_end(): gfn ranges zapped for a file range.
+    Invalidate,
+    /// The private/shared fault classification chain.
+    Classify,
+    /// sev_gmem_prepare() and the max mapping level after it.
+    Prepare,
+    /// sev_gmem_invalidate(): RMP make-shared of freed pfns.
+    GmemInvalidate,
+    /// KVM_PRE_FAULT_MEMORY.
+    PreFault,
+    /// Memslot checks and kvm_gmem_bind().
+    Bind,
+    /// kvm_gmem_fallocate().
+    Fallocate,
+    /// A scenario of faults, conversions, punch holes and release.
+    Lifecycle,
+}
+
+impl ModelOp {
+    /// Every operation, in a fixed order.
+    pub const ALL: [ModelOp; 8] = [
+        ModelOp::Invalidate,
+        ModelOp::Classify,
+        ModelOp::Prepare,
+        ModelOp::GmemInvalidate,
+        ModelOp::PreFault,
+        ModelOp::Bind,
+        ModelOp::Fallocate,
+        ModelOp::Lifecycle,
+    ];
+
+    /// The name on the command line and of the vector file.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelOp::Invalidate => "invalidate",
+            ModelOp::Classify => "classify",
+            ModelOp::Prepare => "prepare",
+            ModelOp::GmemInvalidate => "gmem-invalidate",
+            ModelOp::PreFault => "pre-fault",
+            ModelOp::Bind => "bind",
+            ModelOp::Fallocate => "fallocate",
+            ModelOp::Lifecycle => "lifecycle",
+        }
+    }
+}
+
+/// Parses `text` as `T`, naming the field at fault on error.
+pub fn parse<T: DeserializeOwned>(source: &str, text: &str) -> Result<T, Failure> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            Failure::input(format!("{source}: {inner}"))
+        } else {
+            Failure::input(format!("{source}: field `{path}`: {inner}"))
+        }
+    })?;
+    Ok(value)
+}
+
+fn to_value<T: Serialize>(v: &T) -> Value {
+    // The model's output types are plain data; serialising them cannot fail.
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Answers one model query; `source` names the input in messages.
+pub fn answer(op: ModelOp, source: &str, text: &str) -> Result<Value, Failure> {
+    let refused =
+        |e: InputError| Failure::input(format!("{source}: field `{}`: {}", e.field, e.message));
+    Ok(match op {
+        ModelOp::Invalidate => to_value(&ops::invalidate(&parse(source, text)?).map_err(refused)?),
+        ModelOp::Classify => to_value(&ops::classify(&parse(source, text)?)),
+        ModelOp::Prepare => to_value(&ops::prepare(&parse(source, text)?).map_err(refused)?),
+        ModelOp::GmemInvalidate => {
+            to_value(&ops::rmp_invalidate(&parse(source, text)?).map_err(refused)?)
+        }
+        ModelOp::PreFault => to_value(&ops::pre_fault(&parse(source, text)?).map_err(refused)?),
+        ModelOp::Bind => to_value(&ops::bind(&parse(source, text)?).map_err(refused)?),
+        ModelOp::Fallocate => to_value(&ops::fallocate(&parse(source, text)?)),
+        ModelOp::Lifecycle => to_value(&ops::lifecycle(&parse(source, text)?).map_err(refused)?),
+    })
+}
+
+/// `gmemforge model <op>`: stdin → stdout.
+pub fn run_model(op: ModelOp) -> Result<(), Failure> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::input(format!("stdin: cannot read JSON: {e}")))?;
+    let out = answer(op, "stdin", &text)?;
+    println!("{out}");
+    Ok(())
+}
