@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the whole gmemforge test suite on a fresh Debian machine: installs the
+# system packages the tests use if they are missing, then runs every test.
+#
+#   gcc                 compiles the kernel C under test (through the cc crate)
+#   libclang-dev        bindgen, for the test that the committed ABI bindings are fresh
+#   linux-source-6.12   a real upstream tree, and its scripts/checkpatch.pl
+#   perl                runs checkpatch.pl
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v perl >/dev/null 2>&1 || missing+=(perl)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+[ -e /usr/src/linux-source-6.12.tar.xz ] || missing+=(linux-source-6.12)
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "scripts/test.sh: installing ${missing[*]}" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo test --workspace --all-targets "$@"
