@@ -18,7 +18,12 @@ fn gmemforge(args: &[&str], stdin: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
-    child.stdin.take().expect("piped").write_all(stdin.as_bytes()).expect("stdin written");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
     let out = child.wait_with_output().expect("the binary ends");
     Run {
         code: out.status.code().expect("exited, not killed"),
@@ -30,7 +35,10 @@ fn gmemforge(args: &[&str], stdin: &str) -> Run {
 const TWO_SLOTS: &str = r#"[{"id":0,"base_gfn":256,"npages":4,"pgoff":0},{"id":1,"base_gfn":512,"npages":4,"pgoff":4}]"#;
 
 fn invalidate(start: u64, end: u64) -> String {
-    let r = gmemforge(&["model", "invalidate"], &format!(r#"{{"slots":{TWO_SLOTS},"start":{start},"end":{end}}}"#));
+    let r = gmemforge(
+        &["model", "invalidate"],
+        &format!(r#"{{"slots":{TWO_SLOTS},"start":{start},"end":{end}}}"#),
+    );
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     r.stdout.trim().to_owned()
 }
@@ -46,29 +54,72 @@ fn two_slot_table_fixed_column() {
     assert_eq!(invalidate(0, 8), both(a(0x100, 0x104), b(0x200, 0x204)));
     assert_eq!(invalidate(5, 6), one(b(0x201, 0x202)));
     assert_eq!(invalidate(1, 3), one(a(0x101, 0x103)));
-    assert_eq!(invalidate(0, u64::MAX), both(a(0x100, 0x104), b(0x200, 0x204)));
+    assert_eq!(
+        invalidate(0, u64::MAX),
+        both(a(0x100, 0x104), b(0x200, 0x204))
+    );
 }
 
 fn refused(op: &str, input: &str, field: &str) {
     let r = gmemforge(&["model", op], input);
-    assert_eq!(r.code, 2, "{op} {input}: stdout {} stderr {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 2,
+        "{op} {input}: stdout {} stderr {}",
+        r.stdout, r.stderr
+    );
     assert!(r.stdout.is_empty(), "nothing on stdout: {}", r.stdout);
-    assert!(r.stderr.contains(field), "{op}: stderr names {field}: {}", r.stderr);
-    assert!(!r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(field),
+        "{op}: stderr names {field}: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn bad_input_exits_2_naming_the_field() {
-    refused("invalidate", r#"{"slots":[{"id":0,"base_gfn":-1,"npages":4,"pgoff":0}],"start":0,"end":1}"#, "slots[0].base_gfn");
-    refused("invalidate", r#"{"slots":[],"start":0,"end":18446744073709551616}"#, "end");
+    refused(
+        "invalidate",
+        r#"{"slots":[{"id":0,"base_gfn":-1,"npages":4,"pgoff":0}],"start":0,"end":1}"#,
+        "slots[0].base_gfn",
+    );
+    refused(
+        "invalidate",
+        r#"{"slots":[],"start":0,"end":18446744073709551616}"#,
+        "end",
+    );
     refused("invalidate", r#"{"slots":[],"start":0,"end":1.5}"#, "end");
-    refused("invalidate", r#"{"slots":[],"start":0,"end":1,"typo":3}"#, "typo");
+    refused(
+        "invalidate",
+        r#"{"slots":[],"start":0,"end":1,"typo":3}"#,
+        "typo",
+    );
     refused("invalidate", r#"{"slots":[],"start":0"#, "stdin");
     refused("invalidate", r#"{"slots":[],"start":5,"end":5}"#, "start");
-    refused("classify", r#"{"vm_type":"sev-snp","error_code":0,"gpa":0}"#, "vm_type");
-    refused("prepare", r#"{"pfn":1,"gfn":1,"max_order":0,"rmp":[{"pfn":3,"size":"2M"}]}"#, "rmp[0].pfn");
-    refused("pre-fault", r#"{"gpa":0,"size":4096,"slots":[{"base_gfn":0,"npages":0}]}"#, "slots[0]");
-    refused("bind", r#"{"files":[],"new":{"id":1,"base_gfn":0,"npages":0,"fd":3,"offset":0}}"#, "new.npages");
+    refused(
+        "classify",
+        r#"{"vm_type":"sev-snp","error_code":0,"gpa":0}"#,
+        "vm_type",
+    );
+    refused(
+        "prepare",
+        r#"{"pfn":1,"gfn":1,"max_order":0,"rmp":[{"pfn":3,"size":"2M"}]}"#,
+        "rmp[0].pfn",
+    );
+    refused(
+        "pre-fault",
+        r#"{"gpa":0,"size":4096,"slots":[{"base_gfn":0,"npages":0}]}"#,
+        "slots[0]",
+    );
+    refused(
+        "bind",
+        r#"{"files":[],"new":{"id":1,"base_gfn":0,"npages":0,"fd":3,"offset":0}}"#,
+        "new.npages",
+    );
 }
 
 #[test]

@@ -127,6 +127,12 @@ fn validate(input: &BindInput) -> Result<(), InputError> {
         if input.files[..i].iter().any(|g| g.fd == f.fd) {
             return Err(InputError::new(format!("files[{i}].fd"), "fd listed twice"));
         }
+        if f.size > i64::MAX as u64 {
+            return Err(InputError::new(
+                format!("files[{i}].size"),
+                "i_size is a loff_t: at most 2^63 - 1",
+            ));
+        }
     }
     for (i, s) in input.slots.iter().enumerate() {
         if s.npages == 0 || s.npages > KVM_MEM_MAX_NR_PAGES {
@@ -215,9 +221,13 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
     }
     let range_bad = match p {
         Profile::Upstream => gmem_bind_range_invalid(new.offset, size, file.size),
-        // loff_t offset: negative, or past EOF; no alignment check.
+        // loff_t arithmetic, no alignment check. `offset + size` is signed
+        // and wraps for offsets just below 2^63 (the kernel builds with
+        // -fno-strict-overflow), so such a binding passes the EOF check:
+        // the signed-overflow bug fixed upstream much later.
         Profile::GmemSolo2023 => {
-            new.offset > i64::MAX as u64 || new.offset.wrapping_add(size) > file.size
+            let offset = new.offset as i64;
+            offset < 0 || offset.wrapping_add(size as i64) > file.size as i64
         }
     };
     if range_bad {

@@ -557,9 +557,10 @@ pub fn sev_gmem_invalidate(
             let level = if use_2m { PG_LEVEL_2M } else { PG_LEVEL_4K };
             let rc = rmp.make_shared(pfn, level);
             trace.record(RmpOp::MakeShared { pfn, level }, mmu_lock, rc);
+            // A failed update WARNs and moves on by the step it intended,
+            // as 6.12 does (its `goto next_pfn` keeps `use_2m_update`).
             if rc != 0 {
                 trace.warnings += 1;
-                use_2m = false;
             }
         }
         // The kernel's pfn never wraps (pfns are far below 2^64); the model

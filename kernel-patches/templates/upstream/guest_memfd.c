@@ -1,0 +1,112 @@
+//@ kvm_gmem_invalidate_begin carried virt/kvm/guest_memfd.c
+static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,
+				      pgoff_t end)
+{
+	bool flush = false, found_memslot = false;
+	struct kvm_memory_slot *slot;
+	struct kvm *kvm = gmem->kvm;
+	unsigned long index;
+
+	xa_for_each_range(&gmem->bindings, index, slot, start, end - 1) {
+		pgoff_t pgoff = slot->gmem.pgoff;
+
+		/*
+		 * The range may begin before this binding and end after it:
+		 * clamp it to the file pages the memslot covers, then
+		 * translate those pages to the memslot's gfns.
+		 */
+		struct kvm_gfn_range gfn_range = {
+			.start = @{gmem_invalidate_gfn_start(base_gfn: slot->base_gfn, pgoff: pgoff, start: start)},
+			.end = @{gmem_invalidate_gfn_end(base_gfn: slot->base_gfn, pgoff: pgoff, npages: slot->npages, end: end)},
+			.slot = slot,
+			.may_block = true,
+			/* guest_memfd backs private mappings only. */
+			.attr_filter = KVM_FILTER_PRIVATE,
+		};
+
+		if (!found_memslot) {
+			found_memslot = true;
+
+			KVM_MMU_LOCK(kvm);
+			kvm_mmu_invalidate_begin(kvm);
+		}
+
+		flush |= kvm_mmu_unmap_gfn_range(kvm, &gfn_range);
+	}
+
+	if (flush)
+		kvm_flush_remote_tlbs(kvm);
+
+	if (found_memslot)
+		KVM_MMU_UNLOCK(kvm);
+}
+
+//@ kvm_gmem_invalidate_end carried virt/kvm/guest_memfd.c
+static void kvm_gmem_invalidate_end(struct kvm_gmem *gmem, pgoff_t start,
+				    pgoff_t end)
+{
+	struct kvm *kvm = gmem->kvm;
+
+	/* Balance kvm_gmem_invalidate_begin(): it began iff a binding overlaps. */
+	if (xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT)) {
+		KVM_MMU_LOCK(kvm);
+		kvm_mmu_invalidate_end(kvm);
+		KVM_MMU_UNLOCK(kvm);
+	}
+}
+
+//@ kvm_gmem_bind context virt/kvm/guest_memfd.c
+int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
+		  unsigned int fd, u64 offset)
+{
+	u64 size = slot->npages << PAGE_SHIFT;
+	unsigned long start, end;
+	struct kvm_gmem *gmem;
+	struct inode *inode;
+	struct file *file;
+	int r = -EINVAL;
+
+	file = fget(fd);
+	if (!file)
+		return -EBADF;
+
+	if (file->f_op != &kvm_gmem_fops)
+		goto err;
+
+	gmem = file->private_data;
+	if (gmem->kvm != kvm)
+		goto err;
+
+	inode = file_inode(file);
+
+	if (@{gmem_bind_range_invalid(offset: offset, size: size, i_size: i_size_read(inode))})
+		goto err;
+
+	filemap_invalidate_lock(inode->i_mapping);
+
+	start = offset >> PAGE_SHIFT;
+	end = start + slot->npages;
+
+	if (!xa_empty(&gmem->bindings) &&
+	    xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT)) {
+		filemap_invalidate_unlock(inode->i_mapping);
+		goto err;
+	}
+
+	WRITE_ONCE(slot->gmem.file, file);
+	slot->gmem.pgoff = start;
+
+	r = xa_err(xa_store_range(&gmem->bindings, start, end - 1, slot,
+				  GFP_KERNEL));
+	if (r) {
+		xa_store_range(&gmem->bindings, start, end - 1, NULL,
+			       GFP_KERNEL);
+		slot->gmem.file = NULL;
+		slot->gmem.pgoff = 0;
+	}
+	filemap_invalidate_unlock(inode->i_mapping);
+
+err:
+	fput(file);
+	return r;
+}

@@ -1,0 +1,27 @@
+//@ npf_interception context arch/x86/kvm/svm/svm.c
+static int npf_interception(struct kvm_vcpu *vcpu)
+{
+	struct vcpu_svm *svm = to_svm(vcpu);
+	u64 fault_address = svm->vmcb->control.exit_info_2;
+	u64 error_code = svm->vmcb->control.exit_info_1;
+	int rc;
+
+	/* KVM's synthetic bits never come from hardware: drop them. */
+	if (WARN_ON_ONCE(error_code & PFERR_SYNTHETIC_MASK))
+		error_code &= ~PFERR_SYNTHETIC_MASK;
+
+	/* SNP reports a private access with the encrypted bit. */
+	if (sev_snp_guest(vcpu->kvm) &&
+	    (@{fault_private_by_mask(bits: error_code, mask: PFERR_GUEST_ENC_MASK, private_if_set: true)}))
+		error_code |= PFERR_PRIVATE_ACCESS;
+
+	rc = kvm_mmu_page_fault(vcpu, fault_address, error_code,
+				static_cpu_has(X86_FEATURE_DECODEASSISTS) ?
+				svm->vmcb->control.insn_bytes : NULL,
+				svm->vmcb->control.insn_len);
+
+	if (rc > 0 && error_code & PFERR_GUEST_RMP_MASK)
+		sev_handle_rmp_fault(vcpu, fault_address, error_code);
+
+	return rc;
+}
