@@ -3,5 +3,6 @@
 //! The library half of the CLI, so integration tests can drive the same
 //! code paths as the binary.
 
+pub mod check_cmd;
 pub mod failure;
 pub mod model_cmd;

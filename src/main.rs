@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use gmemforge::check_cmd::{self, CheckArgs};
 use gmemforge::failure::Failure;
 use gmemforge::model_cmd::{self, ModelOp};
 
@@ -26,6 +27,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Differential check: the C the series carries, compiled against a
+    /// kernel-API shim, versus the reference model, on the shared vectors,
+    /// seeded random vectors and (with --exhaustive) an exhaustive bound.
+    ///
+    /// Exit 0 when every operation conforms, 1 with a minimal
+    /// counterexample when one diverges, 2 on bad input.
+    Check(CheckArgs),
     /// Ask the reference model: one JSON document on stdin, the answer on stdout.
     ///
     /// Example: echo '{"slots":[{"id":0,"base_gfn":256,"npages":4,"pgoff":0}],"start":2,"end":6}' | gmemforge model invalidate
@@ -46,11 +54,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let result: Result<(), Failure> = match cli.command {
-        Command::Model { op } => model_cmd::run_model(op),
+    let result: Result<u8, Failure> = match cli.command {
+        Command::Check(args) => check_cmd::run_check(args),
+        Command::Model { op } => model_cmd::run_model(op).map(|()| 0),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("gmemforge: error: {f}");
             ExitCode::from(f.exit_code())

@@ -1,1 +1,14 @@
-//! Differential checking of kernel C against the model.
+//! # gmem-checker: kernel C versus the model
+//!
+//! compile (gcc through `cc`, against the kernel-API shim in `c/shim/`) →
+//! load (dlopen) → run every operation's vectors through the C and the
+//! model in an isolated child → compare → shrink a divergence to a minimal
+//! counterexample.
+
+#[rustfmt::skip]
+pub mod abi;
+pub mod compile;
+pub mod isolate;
+pub mod library;
+pub mod ops;
+pub mod runner;

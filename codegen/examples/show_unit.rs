@@ -1,6 +1,8 @@
 //! Prints a unit's C: `cargo run -p gmem-codegen --example show_unit -- builtin:upstream`.
 fn main() {
-    let which = std::env::args().nth(1).unwrap_or_else(|| "builtin:upstream".into());
+    let which = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "builtin:upstream".into());
     let unit = match which.split_once(':') {
         Some(("builtin", p)) => gmem_reference::Profile::ALL
             .into_iter()

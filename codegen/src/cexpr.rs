@@ -107,9 +107,27 @@ impl BinOp {
         )
     }
 
+    fn is_arithmetic(self) -> bool {
+        matches!(self, BinOp::Add | BinOp::Sub | BinOp::Mul)
+    }
+
     fn is_comparison(self) -> bool {
         self.prec() == 9 || self.prec() == 10
     }
+}
+
+/// Parentheses kernel style and gcc's -Wparentheses want even where C's
+/// precedence does not: a bit operation inside a comparison, a logical
+/// operation or another kind of bit operation; a comparison inside a
+/// comparison; arithmetic inside a bit operation; `&&` inside `||`.
+fn clarifies(inner: BinOp, outer: BinOp) -> bool {
+    (inner.is_bitwise()
+        && (outer.is_comparison()
+            || matches!(outer, BinOp::And | BinOp::Or)
+            || (outer.is_bitwise() && inner != outer)))
+        || (inner.is_comparison() && outer.is_comparison())
+        || (inner.is_arithmetic() && outer.is_bitwise())
+        || (inner == BinOp::And && outer == BinOp::Or)
 }
 
 const PREC_COND: u8 = 3;
@@ -137,30 +155,12 @@ impl CExpr {
             CExpr::Not(e) => format!("!{}", e.operand(PREC_UNARY)),
             CExpr::BitNot(e) => format!("~{}", e.operand(PREC_UNARY)),
             CExpr::Cast(t, e) => format!("({t}){}", e.operand(PREC_UNARY)),
-            CExpr::Bin(op, l, r) => {
-                // Left-associative: the right operand needs parentheses at
-                // equal precedence (a - (b - c)).
-                let mut lt = l.operand(op.prec());
-                let mut rt = r.operand(op.prec() + 1);
-                // Kernel style: a bit operation inside a comparison or a
-                // logical operation, or mixed bit operations, get parentheses
-                // even where precedence would not need them.
-                let clarify = |side: &CExpr, text: &mut String| {
-                    if let CExpr::Bin(inner, ..) = side
-                        && ((inner.is_bitwise()
-                            && (op.is_comparison()
-                                || matches!(op, BinOp::And | BinOp::Or)
-                                || (op.is_bitwise() && inner != op)))
-                            || (inner.is_comparison() && op.is_comparison()))
-                        && !(text.starts_with('(') && text.ends_with(')'))
-                    {
-                        *text = format!("({text})");
-                    }
-                };
-                clarify(l, &mut lt);
-                clarify(r, &mut rt);
-                format!("{lt} {} {rt}", op.text())
-            }
+            CExpr::Bin(op, l, r) => format!(
+                "{} {} {}",
+                l.operand_of(*op, false),
+                op.text(),
+                r.operand_of(*op, true)
+            ),
             CExpr::Cond(c, a, b) => {
                 format!(
                     "{} ? {} : {}",
@@ -169,6 +169,23 @@ impl CExpr {
                     b.operand(PREC_COND)
                 )
             }
+        }
+    }
+
+    /// Text of `self` as the left or right operand of `parent`.
+    fn operand_of(&self, parent: BinOp, right: bool) -> String {
+        // Left-associative: a right operand at equal precedence needs
+        // parentheses (a - (b - c)).
+        let min = if right {
+            parent.prec() + 1
+        } else {
+            parent.prec()
+        };
+        let clarify = matches!(self, CExpr::Bin(inner, ..) if clarifies(*inner, parent));
+        if self.prec() < min || clarify {
+            format!("({})", self.to_c())
+        } else {
+            self.to_c()
         }
     }
 
@@ -213,5 +230,12 @@ mod tests {
         assert_eq!(l.to_c(), "a - b - c");
         let n = CExpr::Not(Box::new(CExpr::Bin(BinOp::BitAnd, atom("a"), atom("m"))));
         assert_eq!(n.to_c(), "!(a & m)");
+        // a & (b - 1): C does not need the parentheses, gcc and readers do.
+        let m = CExpr::Bin(
+            BinOp::BitAnd,
+            atom("a"),
+            Box::new(CExpr::Bin(BinOp::Sub, atom("b"), atom("1"))),
+        );
+        assert_eq!(m.to_c(), "a & (b - 1)");
     }
 }

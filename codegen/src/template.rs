@@ -100,8 +100,14 @@ pub fn expand_file(file: &str, text: &str, rules: &Rules) -> Result<Vec<Function
             }
             return Err(err(i + 1, "C before the first `//@` directive".into()));
         };
-        f.text
-            .push_str(&expand_line(line, rules).map_err(|m| err(i + 1, m))?);
+        let expanded = expand_line(line, rules).map_err(|m| err(i + 1, m))?;
+        // Only lines a placeholder changed are rewrapped: the rest of the
+        // template is copied byte for byte.
+        if expanded == line {
+            f.text.push_str(line);
+        } else {
+            f.text.push_str(&wrap(&expanded));
+        }
     }
     for f in &mut out {
         // Functions are separated by one blank line in the file; keep none.
@@ -125,6 +131,97 @@ fn expand_line(line: &str, rules: &Rules) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Width of `s` on screen, tabs to 8 columns.
+fn width(s: &str) -> usize {
+    s.chars().fold(0, |col, c| {
+        if c == '\t' {
+            (col / 8 + 1) * 8
+        } else {
+            col + 1
+        }
+    })
+}
+
+/// Preferred line width (coding-style.rst).
+pub const MAX_COLUMNS: usize = 80;
+
+/// Wraps an expanded line wider than [`MAX_COLUMNS`] the way kernel code
+/// is wrapped: at the outermost `||` (else `&&`, else `+`), operator at the
+/// end of the line, continuation aligned with the open parenthesis of an
+/// `if (` or with the right-hand side of an assignment or `return`.
+fn wrap(line: &str) -> String {
+    let body = line.trim_end_matches('\n');
+    if width(body) <= MAX_COLUMNS {
+        return line.to_owned();
+    }
+    let indent_len = body.len() - body.trim_start_matches('\t').len();
+    let (indent, content) = body.split_at(indent_len);
+    // Where the wrapped expression starts, and at which paren depth its
+    // top-level operators sit.
+    let (start, depth) = if let Some(p) = ["if (", "while (", "} else if ("]
+        .iter()
+        .find_map(|k| content.starts_with(k).then(|| k.len()))
+    {
+        (p, 1)
+    } else if let Some(p) = content.find(" = ") {
+        (p + 3, 0)
+    } else if content.starts_with("return ") {
+        (7, 0)
+    } else {
+        return line.to_owned();
+    };
+    let mut cuts: Vec<(usize, &str)> = Vec::new();
+    for op in ["||", "&&", "+"] {
+        let pat = format!(" {op} ");
+        let mut d = 0i32;
+        for (i, c) in content.char_indices() {
+            match c {
+                '(' | '[' => d += 1,
+                ')' | ']' => d -= 1,
+                _ => {}
+            }
+            if i >= start && d == depth && content[i..].starts_with(&pat) {
+                cuts.push((i, op));
+            }
+        }
+        if !cuts.is_empty() {
+            break;
+        }
+    }
+    if cuts.is_empty() {
+        return line.to_owned();
+    }
+    // Pieces: each ends with its operator.
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for (i, op) in &cuts {
+        pieces.push(&content[from..i + 1 + op.len()]);
+        from = i + 2 + op.len();
+    }
+    pieces.push(&content[from..]);
+    let align = width(indent) + width(&content[..start]);
+    let cont = format!("{}{}", "\t".repeat(align / 8), " ".repeat(align % 8));
+    let mut out = String::from(indent);
+    let mut prefix = indent.to_owned();
+    let mut cur = String::new();
+    for p in pieces {
+        if cur.is_empty() {
+            cur = p.to_owned();
+        } else if width(&format!("{prefix}{cur} {p}")) > MAX_COLUMNS {
+            out.push_str(&cur);
+            out.push('\n');
+            out.push_str(&cont);
+            prefix.clone_from(&cont);
+            cur = p.to_owned();
+        } else {
+            cur = format!("{cur} {p}");
+        }
+    }
+    out.push_str(&cur);
+    out.push('\n');
+    out
 }
 
 /// Index of the `}` closing a placeholder, skipping nested brackets.
@@ -198,6 +295,25 @@ mod tests {
             "int f(u64 a, u64 b)\n{\n\treturn s->base_gfn + max(a, min(a, b)) - a;\n}\n"
         );
         assert_eq!(fs[1].role, Role::Context);
+    }
+
+    #[test]
+    fn wraps_long_conditions_like_kernel_code() {
+        let w = wrap(
+            "\tif (range->flags != 0 || (range->gpa & (PAGE_SIZE - 1)) != 0 || (range->size & (PAGE_SIZE - 1)) != 0 || range->gpa + range->size <= range->gpa)\n",
+        );
+        assert_eq!(
+            w,
+            "\tif (range->flags != 0 || (range->gpa & (PAGE_SIZE - 1)) != 0 ||\n\t    (range->size & (PAGE_SIZE - 1)) != 0 ||\n\t    range->gpa + range->size <= range->gpa)\n"
+        );
+        assert!(w.lines().all(|l| width(l) <= MAX_COLUMNS));
+        let a = wrap(
+            "\t\tuse_2m_update = (pfn & (PTRS_PER_PMD - 1)) == 0 && end >= pfn + PTRS_PER_PMD && rmp_level > PG_LEVEL_4K;\n",
+        );
+        assert_eq!(
+            a,
+            "\t\tuse_2m_update = (pfn & (PTRS_PER_PMD - 1)) == 0 &&\n\t\t\t\tend >= pfn + PTRS_PER_PMD &&\n\t\t\t\trmp_level > PG_LEVEL_4K;\n"
+        );
     }
 
     #[test]

@@ -20,7 +20,8 @@ static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 		.max_level = KVM_MAX_HUGEPAGE_LEVEL,
 		.req_level = PG_LEVEL_4K,
 		.goal_level = PG_LEVEL_4K,
-		.is_private = kvm_mmu_fault_is_private(vcpu->kvm, cr2_or_gpa, err),
+		.is_private = kvm_mmu_fault_is_private(vcpu->kvm, cr2_or_gpa,
+						       err),
 	};
 
 	fault.gfn = gpa_to_gfn(fault.addr) & ~vcpu->kvm->arch.gfn_shared_mask;

@@ -174,16 +174,15 @@ fn validate(input: &BindInput) -> Result<(), InputError> {
     Ok(())
 }
 
-/// `__kvm_set_memory_region()`'s guest_memfd checks, then `kvm_gmem_bind()`.
-pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
+/// The memslot checks of `__kvm_set_memory_region()` that run before
+/// `kvm_gmem_bind()`: the -errno they decide, or `None` to go on binding.
+pub fn memslot_checks(input: &BindInput) -> Result<Option<i32>, InputError> {
     validate(input)?;
-    let p = input.profile;
     let new = &input.new;
-
-    // Memslot-level checks. npages is capped by KVM_MEM_MAX_NR_PAGES first,
-    // so the size cannot overflow.
+    // npages is capped by KVM_MEM_MAX_NR_PAGES first, so sizes cannot
+    // overflow below.
     if new.npages > KVM_MEM_MAX_NR_PAGES {
-        return Ok(BindOutcome::err(errno::EINVAL));
+        return Ok(Some(-errno::EINVAL));
     }
     let size = new.npages << PAGE_SHIFT;
     let gpa_ok = new
@@ -191,12 +190,12 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
         .checked_add(new.npages)
         .is_some_and(|e| e <= 1 << (64 - PAGE_SHIFT));
     if !gpa_ok {
-        return Ok(BindOutcome::err(errno::EINVAL));
+        return Ok(Some(-errno::EINVAL));
     }
-    if p == Profile::Upstream
+    if input.profile == Profile::Upstream
         && ((new.offset & (PAGE_SIZE - 1)) != 0 || new.offset.checked_add(size).is_none())
     {
-        return Ok(BindOutcome::err(errno::EINVAL));
+        return Ok(Some(-errno::EINVAL));
     }
     let new_end = new.base_gfn + new.npages;
     if input
@@ -204,10 +203,39 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
         .iter()
         .any(|s| new.base_gfn < s.base_gfn + s.npages && s.base_gfn < new_end)
     {
-        return Ok(BindOutcome::err(errno::EEXIST));
+        return Ok(Some(-errno::EEXIST));
     }
+    Ok(None)
+}
 
-    // kvm_gmem_bind().
+/// The existing bindings of file `fd`.
+pub fn bindings_of(input: &BindInput, fd: u32) -> Vec<Binding> {
+    input
+        .slots
+        .iter()
+        .filter_map(|s| {
+            s.gmem.filter(|g| g.fd == fd).map(|g| Binding {
+                id: s.id,
+                base_gfn: s.base_gfn,
+                npages: s.npages,
+                pgoff: g.pgoff,
+            })
+        })
+        .collect()
+}
+
+/// `__kvm_set_memory_region()`'s guest_memfd checks, then `kvm_gmem_bind()`.
+pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
+    if let Some(e) = memslot_checks(input)? {
+        return Ok(BindOutcome {
+            ret: e,
+            binding: None,
+        });
+    }
+    let p = input.profile;
+    let new = &input.new;
+    let size = new.npages << PAGE_SHIFT;
+
     let Some(file) = input.files.iter().find(|f| f.fd == new.fd) else {
         let e = if p.bind_bad_fd_is_ebadf() {
             errno::EBADF
@@ -234,25 +262,10 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
         return Ok(BindOutcome::err(errno::EINVAL));
     }
     let pgoff = new.offset >> PAGE_SHIFT;
-    let existing: Vec<Binding> = input
-        .slots
-        .iter()
-        .filter_map(|s| {
-            s.gmem.filter(|g| g.fd == new.fd).map(|g| Binding {
-                id: s.id,
-                base_gfn: s.base_gfn,
-                npages: s.npages,
-                pgoff: g.pgoff,
-            })
-        })
-        .collect();
-    let bindings = Bindings::new(&existing)?;
-    // pgoff + npages cannot wrap: offset + size <= i_size < 2^64.
-    if bindings
-        .overlapping(pgoff, pgoff + new.npages - 1)
-        .next()
-        .is_some()
-    {
+    let bindings = Bindings::new(&bindings_of(input, new.fd))?;
+    // The new binding's last page, as the kernel computes `end - 1`.
+    let last = pgoff.wrapping_add(new.npages).wrapping_sub(1);
+    if bindings.overlapping(pgoff, last).next().is_some() {
         return Ok(BindOutcome::err(errno::EINVAL));
     }
     Ok(BindOutcome {

@@ -19,7 +19,7 @@ use crate::error::InputError;
 use crate::fault::VmType;
 use crate::kernel::{PAGE_SHIFT, PTRS_PER_PMD, errno};
 use crate::rmp::PageSize;
-use crate::rules::{pre_fault_progress, pre_fault_range_invalid};
+use crate::rules::{pre_fault_mapping_end, pre_fault_progress, pre_fault_range_invalid};
 
 /// A memslot as the pre-fault path sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl PreFaultInput {
         } else {
             1 << PAGE_SHIFT
         };
-        pre_fault_progress(gpa, size, page_size) as i64
+        pre_fault_progress(gpa, size, pre_fault_mapping_end(gpa, page_size)) as i64
     }
 }
 

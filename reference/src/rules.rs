@@ -78,16 +78,18 @@ pub fn pre_fault_range_invalid(gpa: u64, size: u64, flags: u64) -> bool {
         || gpa.wrapping_add(size) <= gpa
 }
 
-/// `kvm_arch_vcpu_pre_fault_memory()`'s progress: bytes covered by the
-/// mapping of `page_size` bytes that contains `gpa`, capped at `size`.
+/// `kvm_arch_vcpu_pre_fault_memory()`: one past the last byte of the
+/// mapping of `page_size` bytes that contains `gpa`.
 #[inline]
-pub fn pre_fault_progress(gpa: u64, size: u64, page_size: u64) -> u64 {
-    min(
-        size,
-        (gpa & !(page_size.wrapping_sub(1)))
-            .wrapping_add(page_size)
-            .wrapping_sub(gpa),
-    )
+pub fn pre_fault_mapping_end(gpa: u64, page_size: u64) -> u64 {
+    (gpa & !(page_size.wrapping_sub(1))).wrapping_add(page_size)
+}
+
+/// `kvm_arch_vcpu_pre_fault_memory()`'s progress: the bytes of the range
+/// from `gpa` that the mapping ending at `end` covers.
+#[inline]
+pub fn pre_fault_progress(gpa: u64, size: u64, end: u64) -> u64 {
+    min(size, end.wrapping_sub(gpa))
 }
 
 /// `kvm_gmem_bind()`'s file-range check: the offset must be page aligned and
@@ -124,7 +126,9 @@ mod tests {
         assert!(pre_fault_range_invalid(1, 4096, 0));
         assert!(pre_fault_range_invalid(u64::MAX - 4095, 4096, 0));
         assert!(!pre_fault_range_invalid(0, 4096, 0));
-        assert_eq!(pre_fault_progress(0x201000, 0x400000, 0x200000), 0x1ff000);
-        assert_eq!(pre_fault_progress(0x201000, 0x1000, 0x200000), 0x1000);
+        let end = pre_fault_mapping_end(0x201000, 0x200000);
+        assert_eq!(end, 0x400000);
+        assert_eq!(pre_fault_progress(0x201000, 0x400000, end), 0x1ff000);
+        assert_eq!(pre_fault_progress(0x201000, 0x1000, end), 0x1000);
     }
 }

@@ -4,6 +4,7 @@ long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,
 {
 	u64 error_code = PFERR_GUEST_FINAL_MASK;
 	u8 level = PG_LEVEL_4K;
+	u64 end;
 	int r;
 
 	if (!vcpu->kvm->arch.pre_fault_allowed)
@@ -25,5 +26,6 @@ long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,
 	 * A huge mapping may extend beyond the range in both directions;
 	 * report only the bytes of the range it covers.
 	 */
-	return @{pre_fault_progress(gpa: range->gpa, size: range->size, page_size: KVM_HPAGE_SIZE(level))};
+	end = @{pre_fault_mapping_end(gpa: range->gpa, page_size: KVM_HPAGE_SIZE(level))};
+	return @{pre_fault_progress(gpa: range->gpa, size: range->size, end: end)};
 }

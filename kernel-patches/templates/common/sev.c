@@ -93,7 +93,8 @@ void sev_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
 				  pfn, rc);
 		}
 
-		rc = rmp_make_shared(pfn, use_2m_update ? PG_LEVEL_2M : PG_LEVEL_4K);
+		rc = rmp_make_shared(pfn, use_2m_update ? PG_LEVEL_2M :
+							  PG_LEVEL_4K);
 		if (WARN_ONCE(rc, "SEV: RMP update of PFN 0x%llx failed: %d\n",
 			      pfn, rc))
 			goto next_pfn;

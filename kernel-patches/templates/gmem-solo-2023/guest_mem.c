@@ -33,7 +33,8 @@ static void kvm_gmem_invalidate_begin(struct kvm *kvm, struct kvm_gmem *gmem,
 			kvm_mmu_invalidate_begin(kvm);
 		}
 
-		kvm_mmu_invalidate_range_add(kvm, gfn_range.start, gfn_range.end);
+		kvm_mmu_invalidate_range_add(kvm, gfn_range.start,
+					     gfn_range.end);
 
 		flush |= kvm_unmap_gfn_range(kvm, &gfn_range);
 	}

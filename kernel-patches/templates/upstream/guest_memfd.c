@@ -47,7 +47,7 @@ static void kvm_gmem_invalidate_end(struct kvm_gmem *gmem, pgoff_t start,
 {
 	struct kvm *kvm = gmem->kvm;
 
-	/* Balance kvm_gmem_invalidate_begin(): it began iff a binding overlaps. */
+	/* Begin happened iff a binding overlaps: balance it. */
 	if (xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT)) {
 		KVM_MMU_LOCK(kvm);
 		kvm_mmu_invalidate_end(kvm);

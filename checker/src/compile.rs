@@ -1,0 +1,249 @@
+//! Compiling C under test into a shared object, at run time.
+//!
+//! The shim, the adapters and the harness header are embedded in the
+//! binary and written next to the unit in a per-user cache directory; gcc
+//! (found through the `cc` crate, as a build script would) compiles
+//! `unit.c` — which includes the shim header, the unit, and one adapter per
+//! operation the unit implements — together with `shim.c`. Outputs are cached
+//! by a hash of every input and written atomically (temporary name, then
+//! rename), so concurrent runs never see half a library.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gmem_reference::Profile;
+
+macro_rules! embed {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../c/", $path)))),*]
+    };
+}
+
+/// C sources of the checker, by path relative to `checker/c/`.
+pub const C_FILES: &[(&str, &str)] = embed!(
+    "harness.h",
+    "unit.c",
+    "shim/gmf_kernel.h",
+    "shim/shim.c",
+    "adapters/common.h",
+    "adapters/invalidate.c",
+    "adapters/classify.c",
+    "adapters/rmp.c",
+    "adapters/prefault.c",
+    "adapters/bind.c",
+);
+
+/// One operation of the harness ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum COp {
+    /// `gmf_invalidate`.
+    Invalidate,
+    /// `gmf_classify`.
+    Classify,
+    /// `gmf_prepare`.
+    Prepare,
+    /// `gmf_rmp_invalidate`.
+    RmpInvalidate,
+    /// `gmf_prefault`.
+    Prefault,
+    /// `gmf_bind`.
+    Bind,
+}
+
+impl COp {
+    /// Every operation.
+    pub const ALL: [COp; 6] = [
+        COp::Invalidate,
+        COp::Classify,
+        COp::Prepare,
+        COp::RmpInvalidate,
+        COp::Prefault,
+        COp::Bind,
+    ];
+
+    /// The `-DGMF_HAVE_OP_*` macro.
+    pub fn macro_name(self) -> &'static str {
+        match self {
+            COp::Invalidate => "GMF_HAVE_OP_INVALIDATE",
+            COp::Classify => "GMF_HAVE_OP_CLASSIFY",
+            COp::Prepare => "GMF_HAVE_OP_PREPARE",
+            COp::RmpInvalidate => "GMF_HAVE_OP_RMP_INVALIDATE",
+            COp::Prefault => "GMF_HAVE_OP_PREFAULT",
+            COp::Bind => "GMF_HAVE_OP_BIND",
+        }
+    }
+
+    /// Kernel functions a unit must define for this operation.
+    pub fn needs(self, profile: Profile) -> &'static [&'static str] {
+        match (self, profile) {
+            (COp::Invalidate, _) => &["kvm_gmem_invalidate_begin", "kvm_gmem_invalidate_end"],
+            (COp::Classify, _) => &[
+                "npf_interception",
+                "kvm_mmu_page_fault",
+                "kvm_mmu_do_page_fault",
+            ],
+            (COp::Prepare, _) => &["sev_gmem_prepare", "sev_private_max_mapping_level"],
+            (COp::RmpInvalidate, _) => &["sev_gmem_invalidate"],
+            (COp::Prefault, _) => &[
+                "kvm_vcpu_pre_fault_memory",
+                "kvm_arch_vcpu_pre_fault_memory",
+            ],
+            (COp::Bind, _) => &["kvm_gmem_bind"],
+        }
+    }
+}
+
+/// Why C could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompileError {
+    /// No usable C compiler.
+    NoCompiler(String),
+    /// The cache directory or a file in it cannot be written.
+    Io(String),
+    /// The compiler rejected the C; `log` is its output.
+    Rejected {
+        /// The unit's name.
+        unit: String,
+        /// What the compiler printed.
+        log: String,
+    },
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompileError::NoCompiler(m) => write!(f, "no C compiler: {m} (install gcc)"),
+            CompileError::Io(m) => write!(f, "{m}"),
+            CompileError::Rejected { unit, log } => {
+                write!(f, "{unit} does not compile against the shim:\n{log}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// What to compile.
+#[derive(Debug, Clone)]
+pub struct CSource<'a> {
+    /// A name for messages and file names (`builtin:upstream`).
+    pub name: &'a str,
+    /// Profile of the struct shapes.
+    pub profile: Profile,
+    /// The C of the functions under test.
+    pub text: &'a str,
+    /// The operations to build adapters for.
+    pub ops: &'a [COp],
+}
+
+fn cache_root() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("gmemforge").join("c")
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CompileError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| CompileError::Io(format!("{}: {e}", path.display())))
+}
+
+fn compiler() -> Result<Command, CompileError> {
+    let mut b = cc::Build::new();
+    b.cargo_metadata(false)
+        .cargo_warnings(false)
+        .cargo_debug(false)
+        .cargo_output(false)
+        .opt_level(2)
+        .debug(false)
+        .warnings(false)
+        .extra_warnings(false)
+        .target(env!("GMF_TARGET"))
+        .host(env!("GMF_HOST"));
+    let tool = b
+        .try_get_compiler()
+        .map_err(|e| CompileError::NoCompiler(e.to_string()))?;
+    Ok(tool.to_command())
+}
+
+/// Flags every build uses: GNU C as the kernel writes it, and the kernel's
+/// own code-generation choices where they change semantics (signed
+/// overflow wraps, no strict aliasing, NULL checks kept). The shim makes the
+/// kernel's min()/max() type check a compile error by itself.
+pub const C_FLAGS: &[&str] = &[
+    "-std=gnu11",
+    "-fPIC",
+    "-shared",
+    "-fvisibility=hidden",
+    "-fno-strict-overflow",
+    "-fno-strict-aliasing",
+    "-fno-delete-null-pointer-checks",
+    "-Wall",
+    "-Wno-unused-function",
+    "-Wno-unused-variable",
+    "-Wno-unused-label",
+    "-Werror=implicit-function-declaration",
+    "-Werror=incompatible-pointer-types",
+    "-Werror=int-conversion",
+];
+
+/// Compiles `src` (or reuses the cached library) and returns its path.
+pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
+    let mut h = DefaultHasher::new();
+    (src.text, src.profile.name(), src.ops, C_FILES, C_FLAGS).hash(&mut h);
+    let key = format!("{:016x}", h.finish());
+    let dir = cache_root().join(&key);
+    let lib = dir.join("impl.so");
+    if lib.exists() {
+        return Ok(lib);
+    }
+    std::fs::create_dir_all(dir.join("shim"))
+        .and_then(|()| std::fs::create_dir_all(dir.join("adapters")))
+        .map_err(|e| {
+            CompileError::Io(format!("cannot create the C cache {}: {e}", dir.display()))
+        })?;
+    for (path, text) in C_FILES {
+        write_atomic(&dir.join(path), text.as_bytes())?;
+    }
+    let unit_path = dir.join("under_test.c");
+    write_atomic(&unit_path, src.text.as_bytes())?;
+    let tmp_lib = dir.join(format!("impl.so.tmp{}", std::process::id()));
+    let mut cmd = compiler()?;
+    cmd.args(C_FLAGS)
+        .arg(format!(
+            "-DGMF_PROFILE={}",
+            if src.profile == Profile::Upstream {
+                0
+            } else {
+                1
+            }
+        ))
+        .arg(format!("-DGMF_UNIT=\"{}\"", unit_path.display()))
+        .arg(format!("-I{}", dir.display()));
+    for op in src.ops {
+        cmd.arg(format!("-D{}", op.macro_name()));
+    }
+    cmd.arg(dir.join("unit.c"))
+        .arg(dir.join("shim/shim.c"))
+        .arg("-o")
+        .arg(&tmp_lib);
+    let out = cmd
+        .output()
+        .map_err(|e| CompileError::NoCompiler(format!("{cmd:?}: {e}")))?;
+    if !out.status.success() {
+        let log = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), "");
+        return Err(CompileError::Rejected {
+            unit: src.name.to_owned(),
+            log,
+        });
+    }
+    std::fs::rename(&tmp_lib, &lib)
+        .map_err(|e| CompileError::Io(format!("{}: {e}", lib.display())))?;
+    Ok(lib)
+}

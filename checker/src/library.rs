@@ -1,0 +1,130 @@
+//! A compiled implementation, loaded with dlopen.
+//!
+//! Each shared object exports the harness entry points once (no prefixes:
+//! every implementation is its own object). Loading resolves them into
+//! typed function pointers; a missing symbol is a missing operation.
+
+use std::ffi::{CStr, CString, c_int, c_void};
+use std::path::Path;
+
+use crate::abi;
+
+/// `gmf_invalidate`.
+pub type InvalidateFn =
+    unsafe extern "C" fn(*const abi::gmf_invalidate_in, *mut abi::gmf_invalidate_out) -> c_int;
+/// `gmf_classify`.
+pub type ClassifyFn =
+    unsafe extern "C" fn(*const abi::gmf_fault_in, *mut abi::gmf_fault_out) -> c_int;
+/// `gmf_prepare`.
+pub type PrepareFn =
+    unsafe extern "C" fn(*const abi::gmf_prepare_in, *mut abi::gmf_rmp_out) -> c_int;
+/// `gmf_rmp_invalidate`.
+pub type RmpInvalidateFn =
+    unsafe extern "C" fn(*const abi::gmf_rmp_invalidate_in, *mut abi::gmf_rmp_out) -> c_int;
+/// `gmf_prefault`.
+pub type PrefaultFn =
+    unsafe extern "C" fn(*const abi::gmf_prefault_in, *mut abi::gmf_prefault_out) -> c_int;
+/// `gmf_bind`.
+pub type BindFn = unsafe extern "C" fn(*const abi::gmf_bind_in, *mut abi::gmf_bind_out) -> c_int;
+
+/// Entry points of one loaded implementation.
+pub struct Library {
+    handle: *mut c_void,
+    /// `gmf_invalidate`.
+    pub invalidate: InvalidateFn,
+    /// `gmf_classify`.
+    pub classify: ClassifyFn,
+    /// `gmf_prepare`.
+    pub prepare: PrepareFn,
+    /// `gmf_rmp_invalidate`.
+    pub rmp_invalidate: RmpInvalidateFn,
+    /// `gmf_prefault`.
+    pub prefault: PrefaultFn,
+    /// `gmf_bind`.
+    pub bind: BindFn,
+    /// `gmf_ops()`: which entry points are real (the others return -2).
+    pub ops: u32,
+}
+
+// SAFETY: the handle is only used to keep the object mapped; the entry
+// points are plain C functions over caller-provided buffers.
+unsafe impl Send for Library {}
+
+fn last_dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a NUL-terminated string owned by libc.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            "unknown dlopen error".into()
+        } else {
+            CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
+}
+
+impl Library {
+    /// Loads the shared object at `path`.
+    pub fn open(path: &Path) -> Result<Library, String> {
+        let cpath = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| "path has a NUL byte".to_owned())?;
+        // SAFETY: cpath is a valid C string; RTLD_LOCAL keeps every
+        // implementation's symbols apart.
+        let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(format!("{}: {}", path.display(), last_dl_error()));
+        }
+        let sym = |name: &str| -> Result<*mut c_void, String> {
+            let c = CString::new(name).map_err(|_| "bad symbol name".to_owned())?;
+            // SAFETY: handle is a live dlopen handle.
+            let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
+            if p.is_null() {
+                Err(format!("{}: no symbol {name}", path.display()))
+            } else {
+                Ok(p)
+            }
+        };
+        // SAFETY: each symbol is the harness.h function of that name, whose
+        // signature the typedef above mirrors (src/abi.rs is bindgen's).
+        unsafe {
+            let ops_fn: unsafe extern "C" fn() -> u32 = std::mem::transmute(sym("gmf_ops")?);
+            let abi_fn: unsafe extern "C" fn() -> u32 =
+                std::mem::transmute(sym("gmf_abi_version")?);
+            if abi_fn() != abi::GMF_ABI_VERSION {
+                return Err(format!(
+                    "{}: harness ABI {} (expected {})",
+                    path.display(),
+                    abi_fn(),
+                    abi::GMF_ABI_VERSION
+                ));
+            }
+            Ok(Library {
+                handle,
+                invalidate: std::mem::transmute::<*mut c_void, InvalidateFn>(sym(
+                    "gmf_invalidate",
+                )?),
+                classify: std::mem::transmute::<*mut c_void, ClassifyFn>(sym("gmf_classify")?),
+                prepare: std::mem::transmute::<*mut c_void, PrepareFn>(sym("gmf_prepare")?),
+                rmp_invalidate: std::mem::transmute::<*mut c_void, RmpInvalidateFn>(sym(
+                    "gmf_rmp_invalidate",
+                )?),
+                prefault: std::mem::transmute::<*mut c_void, PrefaultFn>(sym("gmf_prefault")?),
+                bind: std::mem::transmute::<*mut c_void, BindFn>(sym("gmf_bind")?),
+                ops: ops_fn(),
+            })
+        }
+    }
+
+    /// Whether the implementation provides the operation bit `op` (`GMF_OP_*`).
+    pub fn has(&self, op: u32) -> bool {
+        self.ops & op != 0
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // SAFETY: handle came from dlopen and no entry point outlives self.
+        unsafe {
+            libc::dlclose(self.handle);
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! `bind`: kvm_gmem_bind().
+//!
+//! The C side is `kvm_gmem_bind()` alone; the memslot checks that precede
+//! it in `__kvm_set_memory_region()` (GPA overlap → -EEXIST, upstream's
+//! offset alignment and wrap checks) are generic KVM code no patch touches,
+//! so cases they decide are model-only. Cases of the other profile are
+//! model-only too: the profile is a property of the C. Exhaustive bound: a
+//! 4-page file with up to one existing binding, new bindings of 1 to 3 pages
+//! at every offset in {0, 1, 4K-1, 4K, ..., 5 pages}, and each kind of fd.
+
+use serde_json::{Value, json};
+
+use super::{
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
+    vector_inputs,
+};
+use crate::abi;
+use crate::compile::COp;
+use crate::library::Library;
+use gmem_reference::Profile;
+use gmem_reference::binding::{
+    BindInput, Memslot, NewSlot, OpenFile, SlotGmem, bindings_of, kvm_gmem_bind, memslot_checks,
+};
+use gmem_reference::kernel::PAGE_SIZE;
+
+/// The registry entry.
+pub const OPERATION: Operation = Operation {
+    name: "bind",
+    cop: COp::Bind,
+    run,
+    case_json,
+};
+
+fn applicable(profile: Profile, q: &BindInput) -> bool {
+    q.profile == profile
+        && q.files.len() <= abi::GMF_MAX_FILES as usize
+        && bindings_of(q, q.new.fd).len() < abi::GMF_MAX_BINDINGS as usize
+        && matches!(memslot_checks(q), Ok(None))
+}
+
+fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
+    let m = kvm_gmem_bind(q).ok()?;
+    let existing = bindings_of(q, q.new.fd);
+    let mut input = abi::gmf_bind_in {
+        nfiles: q.files.len() as u32,
+        nbound: existing.len() as u32,
+        id: q.new.id,
+        base_gfn: q.new.base_gfn,
+        npages: q.new.npages,
+        fd: q.new.fd,
+        offset: q.new.offset,
+        ..Default::default()
+    };
+    for (d, f) in input.files.iter_mut().zip(&q.files) {
+        *d = abi::gmf_file {
+            fd: f.fd,
+            size: f.size,
+            is_gmem: u8::from(f.gmem),
+            other_vm: u8::from(f.other_vm),
+        };
+    }
+    for (d, b) in input.bound.iter_mut().zip(&existing) {
+        *d = abi::gmf_binding {
+            id: b.id,
+            base_gfn: b.base_gfn,
+            npages: b.npages,
+            pgoff: b.pgoff,
+        };
+    }
+    let mut o = abi::gmf_bind_out::default();
+    // SAFETY: valid pointers for the call.
+    let r = unsafe { (lib.bind)(&input, &mut o) };
+    let c_bound: Vec<(u16, u64, u64, u64)> = o.bound[..(o.nbound as usize).min(o.bound.len())]
+        .iter()
+        .map(|b| (b.id, b.base_gfn, b.npages, b.pgoff))
+        .collect();
+    let c = json!({"ret": o.ret, "pgoff": o.pgoff, "file_set": o.file_set != 0, "bindings_after": c_bound.len()});
+    let mut expected: Vec<(u16, u64, u64, u64)> = existing
+        .iter()
+        .map(|b| (b.id, b.base_gfn, b.npages, b.pgoff))
+        .collect();
+    if let Some(b) = m.binding {
+        expected.push((b.id, b.base_gfn, b.npages, b.pgoff));
+    }
+    expected.sort_by_key(|t| t.3);
+    let mut why = Vec::new();
+    if r != 0 {
+        why.push(format!("gmf_bind returned {r}"));
+    }
+    if o.ret != m.ret {
+        why.push(format!(
+            "kvm_gmem_bind() returned {}, model {}",
+            o.ret, m.ret
+        ));
+    }
+    if let Some(b) = m.binding
+        && (o.pgoff != b.pgoff || o.file_set == 0)
+    {
+        why.push(format!(
+            "slot after: C pgoff {} file set {}, model pgoff {} file set",
+            o.pgoff,
+            o.file_set != 0,
+            b.pgoff
+        ));
+    }
+    if m.binding.is_none() && o.file_set != 0 {
+        why.push("failed bind left slot->gmem.file set".into());
+    }
+    if c_bound != expected {
+        why.push(format!(
+            "bindings of the file after: C {c_bound:?}, model {expected:?}"
+        ));
+    }
+    (!why.is_empty()).then(|| (why.join("; "), c))
+}
+
+fn exhaustive() -> impl Iterator<Item = BindInput> {
+    let offsets = [
+        0u64,
+        1,
+        PAGE_SIZE - 1,
+        PAGE_SIZE,
+        2 * PAGE_SIZE,
+        3 * PAGE_SIZE,
+        4 * PAGE_SIZE,
+        5 * PAGE_SIZE,
+        u64::MAX - PAGE_SIZE + 1,
+        (1 << 63) - PAGE_SIZE,
+    ];
+    let files = |kind: u8| -> Vec<OpenFile> {
+        match kind {
+            0 => vec![OpenFile {
+                fd: 3,
+                size: 4 * PAGE_SIZE,
+                gmem: true,
+                other_vm: false,
+            }],
+            1 => vec![],
+            2 => vec![OpenFile {
+                fd: 3,
+                size: 4 * PAGE_SIZE,
+                gmem: false,
+                other_vm: false,
+            }],
+            _ => vec![OpenFile {
+                fd: 3,
+                size: 4 * PAGE_SIZE,
+                gmem: true,
+                other_vm: true,
+            }],
+        }
+    };
+    let existing: [Option<(u64, u64)>; 4] = [None, Some((0, 1)), Some((1, 2)), Some((3, 1))];
+    Profile::ALL.into_iter().flat_map(move |profile| {
+        (0u8..4).flat_map(move |kind| {
+            existing.into_iter().flat_map(move |ex| {
+                offsets.into_iter().flat_map(move |offset| {
+                    (1u64..=3).map(move |npages| BindInput {
+                        profile,
+                        files: files(kind),
+                        slots: ex
+                            .filter(|_| kind == 0)
+                            .map(|(pgoff, n)| Memslot {
+                                id: 0,
+                                base_gfn: 0x100,
+                                npages: n,
+                                gmem: Some(SlotGmem { fd: 3, pgoff }),
+                            })
+                            .into_iter()
+                            .collect(),
+                        new: NewSlot {
+                            id: 1,
+                            base_gfn: 0x200,
+                            npages,
+                            fd: 3,
+                            offset,
+                        },
+                    })
+                })
+            })
+        })
+    })
+}
+
+fn random_case(rng: &mut Rng) -> BindInput {
+    let size = rng.below(64) * PAGE_SIZE
+        + if rng.below(8) == 0 {
+            rng.below(PAGE_SIZE)
+        } else {
+            0
+        };
+    let files = vec![OpenFile {
+        fd: 3,
+        size,
+        gmem: rng.below(8) != 0,
+        other_vm: rng.below(8) == 0,
+    }];
+    let slots = (0..rng.below(3))
+        .map(|i| Memslot {
+            id: i as u16,
+            base_gfn: 0x1000 * (i + 1),
+            npages: 1 + rng.below(8),
+            gmem: Some(SlotGmem {
+                fd: 3,
+                pgoff: i * 16 + rng.below(8),
+            }),
+        })
+        .filter(|s| s.gmem.is_some_and(|g| g.pgoff + s.npages <= 64))
+        .collect::<Vec<_>>();
+    let offset = if rng.below(8) == 0 {
+        rng.edgy()
+    } else {
+        rng.below(70) * PAGE_SIZE
+            + if rng.below(6) == 0 {
+                rng.below(PAGE_SIZE)
+            } else {
+                0
+            }
+    };
+    BindInput {
+        profile: if rng.bool() {
+            Profile::Upstream
+        } else {
+            Profile::GmemSolo2023
+        },
+        files,
+        slots,
+        new: NewSlot {
+            id: 9,
+            base_gfn: 0x8000,
+            npages: 1 + rng.below(16),
+            fd: if rng.below(8) == 0 { 4 } else { 3 },
+            offset,
+        },
+    }
+}
+
+fn cases(
+    source: Source,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Box<dyn Iterator<Item = BindInput>> {
+    match source {
+        Source::Vectors => Box::new(vector_inputs::<BindInput>(vectors, "bind").into_iter()),
+        Source::Exhaustive => Box::new(exhaustive()),
+        Source::Random { seed, n } => {
+            let mut rng = Rng(seed);
+            Box::new((0..n).map(move |_| random_case(&mut rng)))
+        }
+    }
+}
+
+fn candidates(q: &BindInput) -> Vec<BindInput> {
+    let mut out: Vec<BindInput> = (0..q.slots.len())
+        .map(|i| {
+            let mut c = q.clone();
+            c.slots.remove(i);
+            c
+        })
+        .collect();
+    out.extend(
+        smaller_numbers(q.new.offset)
+            .into_iter()
+            .map(|offset| BindInput {
+                new: NewSlot { offset, ..q.new },
+                ..q.clone()
+            }),
+    );
+    out.extend(
+        smaller_numbers(q.new.npages)
+            .into_iter()
+            .filter(|&n| n > 0)
+            .map(|npages| BindInput {
+                new: NewSlot { npages, ..q.new },
+                ..q.clone()
+            }),
+    );
+    out
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    let (lib, profile) = (ctx.lib, ctx.profile);
+    run_cases(
+        ctx,
+        cases(source, ctx.vectors),
+        &CaseOps {
+            applicable: &|q| applicable(profile, q),
+            check: &|q| check(lib, q),
+            candidates: &candidates,
+            model_json: &|q| kvm_gmem_bind(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+        },
+    )
+}
+
+fn case_json(
+    source: Source,
+    index: u64,
+    _p: Profile,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Option<Value> {
+    cases(source, vectors)
+        .nth(index as usize)
+        .map(|q| to_json(&q))
+}

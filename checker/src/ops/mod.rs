@@ -1,0 +1,260 @@
+//! The registry of checked operations and what they share.
+//!
+//! Each operation knows how to turn a case into the model's answer and into
+//! a harness call, how to compare the two, where its cases come from
+//! (the shared JSON vectors, an exhaustive bound, seeded random beyond it)
+//! and how to make a failing case smaller. [`OPERATIONS`] lists them all; a
+//! test fails if an operation has no vector file or no exhaustive cases.
+
+pub mod bind;
+pub mod classify;
+pub mod invalidate;
+pub mod prefault;
+pub mod rmp;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::compile::COp;
+use crate::isolate::Progress;
+use crate::library::Library;
+use gmem_reference::Profile;
+
+/// Where cases come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// `tests/vectors/<op>.json`.
+    Vectors,
+    /// The exhaustive bound.
+    Exhaustive,
+    /// `n` seeded random cases beyond the bound.
+    Random {
+        /// Seed.
+        seed: u64,
+        /// How many.
+        n: u64,
+    },
+}
+
+/// A case on which C and the model disagree, minimised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Counterexample {
+    /// The case, in the model's JSON input form.
+    pub input: Value,
+    /// The model's answer.
+    pub model: Value,
+    /// What the C did.
+    pub c: Value,
+    /// The first difference, in words.
+    pub why: String,
+    /// Cases tried while shrinking.
+    pub shrink_steps: u32,
+}
+
+/// What running one operation's cases found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Outcome {
+    /// Cases run through both the C and the model.
+    pub vectors: u64,
+    /// Cases the C side cannot express (see the operation's notes).
+    pub model_only: u64,
+    /// The first divergence, shrunk.
+    pub counterexample: Option<Counterexample>,
+}
+
+/// Everything an operation needs to run cases.
+pub struct Ctx<'a> {
+    /// The implementation.
+    pub lib: &'a Library,
+    /// Its profile.
+    pub profile: Profile,
+    /// Progress word (vector index) for crash attribution.
+    pub progress: &'a Progress,
+    /// Vector files, by operation name.
+    pub vectors: &'a dyn Fn(&str) -> Vec<Value>,
+    /// Which of `k` workers this is, and `k`.
+    pub shard: (u64, u64),
+}
+
+impl Ctx<'_> {
+    /// Whether case `i` belongs to this worker.
+    #[inline]
+    pub fn mine(&self, i: u64) -> bool {
+        i % self.shard.1 == self.shard.0
+    }
+}
+
+/// One checked operation.
+pub struct Operation {
+    /// Name (`invalidate`, ... as in `gmemforge model`).
+    pub name: &'static str,
+    /// The harness entry point.
+    pub cop: COp,
+    /// Runs cases from `source`.
+    pub run: fn(&Ctx<'_>, Source) -> Outcome,
+    /// Recomputes case `index` of `source`, in JSON, to report a crash.
+    pub case_json: fn(Source, u64, Profile, &dyn Fn(&str) -> Vec<Value>) -> Option<Value>,
+}
+
+/// Every checked operation.
+pub const OPERATIONS: &[Operation] = &[
+    invalidate::OPERATION,
+    classify::OPERATION,
+    rmp::PREPARE,
+    rmp::RMP_INVALIDATE,
+    prefault::OPERATION,
+    bind::OPERATION,
+];
+
+/// SplitMix64: the seeded generator behind every random source.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A coin.
+    pub fn bool(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+
+    /// A u64 biased towards edges: 0, 1, page and 2M boundaries, 2^32,
+    /// 2^63, 2^64 - 1 and their neighbours.
+    pub fn edgy(&mut self) -> u64 {
+        const EDGES: [u64; 12] = [
+            0,
+            1,
+            2,
+            511,
+            512,
+            4095,
+            4096,
+            1 << 32,
+            1 << 52,
+            1 << 63,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        match self.next() % 4 {
+            0 => EDGES[self.below(EDGES.len() as u64) as usize],
+            1 => EDGES[self.below(EDGES.len() as u64) as usize]
+                .wrapping_add(self.below(9))
+                .wrapping_sub(4),
+            2 => self.below(64),
+            _ => self.next(),
+        }
+    }
+}
+
+/// Greedy shrinking: repeatedly take the first smaller candidate that still
+/// diverges, until none does. `fails` returns the divergence for a case.
+pub fn shrink<C: Clone, D>(
+    mut case: C,
+    mut div: D,
+    candidates: impl Fn(&C) -> Vec<C>,
+    fails: impl Fn(&C) -> Option<D>,
+) -> (C, D, u32) {
+    let mut steps = 0;
+    'outer: loop {
+        for cand in candidates(&case) {
+            steps += 1;
+            if steps > 10_000 {
+                break 'outer;
+            }
+            if let Some(d) = fails(&cand) {
+                case = cand;
+                div = d;
+                continue 'outer;
+            }
+        }
+        break;
+    }
+    (case, div, steps)
+}
+
+/// Candidates that move a number towards zero (0, halves, minus one).
+pub fn smaller_numbers(v: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    if v != 0 {
+        out.push(0);
+    }
+    if v > 1 {
+        out.push(v / 2);
+        out.push(v - 1);
+    }
+    out
+}
+
+/// How one operation plugs into [`run_cases`].
+pub struct CaseOps<'a, Q> {
+    /// Whether the C side can express the case (else it is model-only).
+    pub applicable: &'a dyn Fn(&Q) -> bool,
+    /// Runs the C and the model; the first difference and the C's result.
+    pub check: &'a dyn Fn(&Q) -> Option<(String, Value)>,
+    /// Smaller cases for shrinking.
+    pub candidates: &'a dyn Fn(&Q) -> Vec<Q>,
+    /// The model's answer as JSON.
+    pub model_json: &'a dyn Fn(&Q) -> Value,
+}
+
+/// The common loop: progress, sharding, first divergence, shrinking.
+pub fn run_cases<Q: Clone + Serialize>(
+    ctx: &Ctx<'_>,
+    cases: impl Iterator<Item = Q>,
+    ops: &CaseOps<'_, Q>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    for (i, q) in cases.enumerate() {
+        let i = i as u64;
+        if !ctx.mine(i) {
+            continue;
+        }
+        if !(ops.applicable)(&q) {
+            outcome.model_only += 1;
+            continue;
+        }
+        ctx.progress.at(i);
+        outcome.vectors += 1;
+        if let Some(d) = (ops.check)(&q) {
+            let keep = |c: &Q| (ops.applicable)(c).then(|| (ops.check)(c)).flatten();
+            let (q, (why, c), steps) = shrink(q, d, ops.candidates, keep);
+            outcome.counterexample = Some(Counterexample {
+                input: serde_json::to_value(&q).unwrap_or(Value::Null),
+                model: (ops.model_json)(&q),
+                c,
+                why,
+                shrink_steps: steps,
+            });
+            break;
+        }
+    }
+    outcome
+}
+
+/// The `input`s of an operation's vector file that parse as `Q`.
+pub fn vector_inputs<Q: serde::de::DeserializeOwned>(
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+    op: &str,
+) -> Vec<Q> {
+    vectors(op)
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v["input"].clone()).ok())
+        .collect()
+}
+
+/// Serialises a model answer (plain data: cannot fail).
+pub fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}

@@ -1,0 +1,289 @@
+//! `pre-fault`: the KVM_PRE_FAULT_MEMORY vCPU ioctl.
+//!
+//! The C runs `kvm_vcpu_pre_fault_memory()` and the arch op against the
+//! shim's `kvm_tdp_map_page()`, which maps over the case's memslots.
+//! Exhaustive bound: gpa and size over page, 2M and slot boundaries around
+//! a 2M+4K slot (the 6.12 selftest's layout), with flags, VM types, launch
+//! state, TDP, a private attribute span and a pending signal.
+
+use serde_json::{Value, json};
+
+use super::{
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
+    vector_inputs,
+};
+use crate::abi;
+use crate::compile::COp;
+use crate::library::Library;
+use gmem_reference::Profile;
+use gmem_reference::fault::VmType;
+use gmem_reference::kernel::{PAGE_SHIFT, PG_LEVEL_2M, PG_LEVEL_4K};
+use gmem_reference::prefault::{GfnSpan, PreFaultInput, PreFaultSlot, kvm_vcpu_pre_fault_memory};
+use gmem_reference::rmp::PageSize;
+
+/// The registry entry.
+pub const OPERATION: Operation = Operation {
+    name: "pre-fault",
+    cop: COp::Prefault,
+    run,
+    case_json,
+};
+
+/// Largest range the C is asked to walk, in pages (each page can be a call).
+const MAX_C_PAGES: u64 = 1 << 14;
+
+fn applicable(q: &PreFaultInput) -> bool {
+    q.slots.len() <= abi::GMF_MAX_SLOTS as usize
+        && (q.size >> PAGE_SHIFT) <= MAX_C_PAGES
+        && kvm_vcpu_pre_fault_memory(q).is_ok()
+}
+
+fn check(lib: &Library, q: &PreFaultInput) -> Option<(String, Value)> {
+    let m = kvm_vcpu_pre_fault_memory(q).ok()?;
+    let mut input = abi::gmf_prefault_in {
+        vm_type: match q.vm_type {
+            VmType::Default => abi::GMF_VM_DEFAULT,
+            VmType::SwProtected => abi::GMF_VM_SW_PROTECTED,
+            VmType::Sev => abi::GMF_VM_SEV,
+            VmType::SevEs => abi::GMF_VM_SEV_ES,
+            VmType::Snp => abi::GMF_VM_SNP,
+            VmType::Tdx => abi::GMF_VM_TDX,
+        },
+        pre_fault_allowed: u8::from(q.launched || !matches!(q.vm_type, VmType::Snp | VmType::Tdx)),
+        tdp: u8::from(q.tdp),
+        gpa: q.gpa,
+        size: q.size,
+        flags: q.flags,
+        nslots: q.slots.len() as u32,
+        private_start: q.private.map_or(0, |p| p.start),
+        private_end: q.private.map_or(0, |p| p.end),
+        interrupt_after: 0,
+        ..Default::default()
+    };
+    // The harness counts "after N calls" from 1; 0 means never.
+    input.interrupt_after = q.interrupt_after.map_or(0, |n| n + 1);
+    for (d, s) in input.slots.iter_mut().zip(&q.slots) {
+        *d = abi::gmf_prefault_slot {
+            base_gfn: s.base_gfn,
+            npages: s.npages,
+            gmem: u8::from(s.gmem),
+            max_level: if s.max_level == PageSize::M2 {
+                PG_LEVEL_2M as u8
+            } else {
+                PG_LEVEL_4K as u8
+            },
+        };
+    }
+    let mut o = abi::gmf_prefault_out::default();
+    // SAFETY: valid pointers for the call.
+    let r = unsafe { (lib.prefault)(&input, &mut o) };
+    let c = json!({"ret": o.ret, "gpa": o.gpa, "size": o.size, "calls": o.calls, "warnings": o.warnings});
+    let mut why = Vec::new();
+    if r != 0 {
+        why.push(format!("gmf_prefault returned {r}"));
+    }
+    if o.ret != m.ret {
+        why.push(format!("ioctl returned {}, model {}", o.ret, m.ret));
+    }
+    if (o.gpa, o.size) != (m.gpa, m.size) {
+        why.push(format!(
+            "range left: C gpa {:#x} size {:#x}, model gpa {:#x} size {:#x}",
+            o.gpa, o.size, m.gpa, m.size
+        ));
+    }
+    if o.calls != m.calls {
+        why.push(format!("arch calls: C {}, model {}", o.calls, m.calls));
+    }
+    if o.warnings != m.warnings {
+        why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
+    }
+    (!why.is_empty()).then(|| (why.join("; "), c))
+}
+
+const BASE: u64 = 0x10_0000; // gfn of the slot: GPA 4G
+
+fn selftest_slot(max_level: PageSize, gmem: bool) -> PreFaultSlot {
+    PreFaultSlot {
+        base_gfn: BASE,
+        npages: 513,
+        gmem,
+        max_level,
+    }
+}
+
+fn exhaustive() -> impl Iterator<Item = PreFaultInput> {
+    let base = BASE << PAGE_SHIFT;
+    let gpas = [
+        base - 0x1000,
+        base,
+        base + 0x1000,
+        base + 0x1f_f000,
+        base + 0x20_0000,
+        base + 0x20_1000,
+        base + 1,
+    ];
+    let sizes = [0u64, 0x1000, 0x2000, 0x20_0000, 0x20_1000, 0x40_0000, 0x800];
+    let vms = [VmType::Default, VmType::SwProtected, VmType::Snp];
+    gpas.into_iter()
+        .flat_map(move |gpa| {
+            sizes.into_iter().flat_map(move |size| {
+                vms.into_iter().flat_map(move |vm_type| {
+                    [
+                        (true, true, false, None),
+                        (false, true, false, None),
+                        (true, false, false, None),
+                        (true, true, true, None),
+                        (true, true, false, Some(0)),
+                        (true, true, false, Some(1)),
+                    ]
+                    .into_iter()
+                    .flat_map(
+                        move |(launched, tdp, private, interrupt_after)| {
+                            [PageSize::K4, PageSize::M2]
+                                .into_iter()
+                                .flat_map(move |lvl| {
+                                    [true, false].into_iter().map(move |gmem| PreFaultInput {
+                                        vm_type,
+                                        launched,
+                                        tdp,
+                                        gpa,
+                                        size,
+                                        flags: 0,
+                                        slots: vec![selftest_slot(lvl, gmem)],
+                                        private: private.then_some(GfnSpan {
+                                            start: BASE + 1,
+                                            end: BASE + 600,
+                                        }),
+                                        interrupt_after,
+                                    })
+                                })
+                        },
+                    )
+                })
+            })
+        })
+        .chain([1u64, 2, 1 << 63].into_iter().map(|flags| PreFaultInput {
+            vm_type: VmType::Default,
+            launched: true,
+            tdp: true,
+            gpa: BASE << PAGE_SHIFT,
+            size: 0x1000,
+            flags,
+            slots: vec![selftest_slot(PageSize::K4, false)],
+            private: None,
+            interrupt_after: None,
+        }))
+}
+
+fn random_case(rng: &mut Rng) -> PreFaultInput {
+    let slots = (0..rng.below(3))
+        .map(|i| PreFaultSlot {
+            base_gfn: BASE + i * 0x400 + rng.below(4) * 0x100,
+            npages: 1 + rng.below(0x400),
+            gmem: rng.bool(),
+            max_level: if rng.bool() {
+                PageSize::M2
+            } else {
+                PageSize::K4
+            },
+        })
+        .collect();
+    PreFaultInput {
+        vm_type: VmType::ALL[rng.below(6) as usize],
+        launched: rng.below(4) != 0,
+        tdp: rng.below(8) != 0,
+        gpa: if rng.below(8) == 0 {
+            rng.edgy()
+        } else {
+            (BASE + rng.below(0x1000)) << PAGE_SHIFT
+        },
+        size: if rng.below(8) == 0 {
+            rng.edgy()
+        } else {
+            rng.below(0x500) << PAGE_SHIFT
+        },
+        flags: if rng.below(16) == 0 { rng.edgy() } else { 0 },
+        slots,
+        private: rng.bool().then(|| GfnSpan {
+            start: BASE + rng.below(0x800),
+            end: BASE + rng.below(0x1000),
+        }),
+        interrupt_after: (rng.below(8) == 0).then(|| rng.below(3) as u32),
+    }
+}
+
+fn cases(
+    source: Source,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Box<dyn Iterator<Item = PreFaultInput>> {
+    match source {
+        Source::Vectors => {
+            Box::new(vector_inputs::<PreFaultInput>(vectors, "pre-fault").into_iter())
+        }
+        Source::Exhaustive => Box::new(exhaustive()),
+        Source::Random { seed, n } => {
+            let mut rng = Rng(seed);
+            Box::new((0..n).map(move |_| random_case(&mut rng)))
+        }
+    }
+}
+
+fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
+    let mut out: Vec<PreFaultInput> = (0..q.slots.len())
+        .map(|i| {
+            let mut c = q.clone();
+            c.slots.remove(i);
+            c
+        })
+        .collect();
+    out.extend(
+        smaller_numbers(q.size >> PAGE_SHIFT)
+            .into_iter()
+            .map(|p| PreFaultInput {
+                size: p << PAGE_SHIFT,
+                ..q.clone()
+            }),
+    );
+    if q.private.is_some() {
+        out.push(PreFaultInput {
+            private: None,
+            ..q.clone()
+        });
+    }
+    if q.interrupt_after.is_some() {
+        out.push(PreFaultInput {
+            interrupt_after: None,
+            ..q.clone()
+        });
+    }
+    out
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    let lib = ctx.lib;
+    run_cases(
+        ctx,
+        cases(source, ctx.vectors),
+        &CaseOps {
+            applicable: &applicable,
+            check: &|q| check(lib, q),
+            candidates: &candidates,
+            model_json: &|q| {
+                kvm_vcpu_pre_fault_memory(q)
+                    .map(|a| to_json(&a))
+                    .unwrap_or(Value::Null)
+            },
+        },
+    )
+}
+
+fn case_json(
+    source: Source,
+    index: u64,
+    _p: Profile,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Option<Value> {
+    cases(source, vectors)
+        .nth(index as usize)
+        .map(|q| to_json(&q))
+}

@@ -1,0 +1,335 @@
+//! `check`: every operation of every implementation, against the model.
+//!
+//! For each implementation (the builtin unit of each profile, or a named
+//! mutant) the C is compiled and loaded; each operation whose kernel
+//! functions the unit defines runs its sources (vectors, the exhaustive
+//! bound when asked, seeded random) in sharded child processes; shard
+//! results merge into one item per operation.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::compile::{COp, CSource, compile};
+use crate::isolate::{Abnormal, NOT_STARTED, run_sharded};
+use crate::library::Library;
+use crate::ops::{Counterexample, Ctx, OPERATIONS, Operation, Outcome, Source};
+use gmem_codegen::unit::{self, Unit};
+use gmem_reference::Profile;
+
+/// An item's verdict (product.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// C and model agree on every vector.
+    Conforms,
+    /// A counterexample was found (or the C crashed or hung).
+    Diverges,
+    /// The implementation does not define the functions.
+    Missing,
+    /// The C did not compile or load.
+    Error,
+}
+
+/// One operation of one implementation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Kernel functions under test, comma-separated.
+    pub function: String,
+    /// The operation.
+    pub operation: &'static str,
+    /// The implementation (`builtin:upstream`, `mutant:no-pgoff`, ...).
+    pub implementation: String,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Vectors run through C and model.
+    pub vectors: u64,
+    /// Cases the C side cannot express.
+    pub model_only: u64,
+    /// Minimal counterexample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+    /// Why the item is missing or in error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `conforms` iff every item conforms (missing items in a builtin unit
+    /// count against it).
+    pub verdict: Verdict,
+    /// Items.
+    pub items: Vec<Item>,
+    /// Vectors run in all.
+    pub vectors: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Throughput of the differential path.
+    pub vectors_per_second: f64,
+}
+
+/// What to check.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory of `<op>.json` vector files.
+    pub vectors_dir: PathBuf,
+    /// Run the exhaustive bound.
+    pub exhaustive: bool,
+    /// Seeded random cases per operation.
+    pub random: u64,
+    /// Seed.
+    pub seed: u64,
+    /// Implementations: `builtin` (both profiles) or `mutant:NAME`.
+    pub implementations: Vec<String>,
+    /// Child processes per operation.
+    pub jobs: u64,
+}
+
+/// Why a check cannot run at all.
+#[derive(Debug)]
+pub enum CheckError {
+    /// Bad input (a vector file, an implementation name): exit 2.
+    BadInput(String),
+}
+
+impl std::fmt::Display for CheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckError::BadInput(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Reads every vector file of `dir`; a malformed one is bad input.
+pub fn load_vectors(dir: &Path) -> Result<Vec<(String, Vec<Value>)>, CheckError> {
+    let mut out = Vec::new();
+    for op in OPERATIONS {
+        let path = dir.join(format!("{}.json", op.name));
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(CheckError::BadInput(format!("{}: {e}", path.display()))),
+        };
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| CheckError::BadInput(format!("{}: not JSON: {e}", path.display())))?;
+        let list = v["vectors"].as_array().ok_or_else(|| {
+            CheckError::BadInput(format!("{}: no `vectors` list", path.display()))
+        })?;
+        out.push((op.name.to_owned(), list.clone()));
+    }
+    if out.is_empty() {
+        return Err(CheckError::BadInput(format!(
+            "{}: no vector files (<operation>.json) found",
+            dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Resolves implementation names to units.
+pub fn units(names: &[String]) -> Result<Vec<Unit>, CheckError> {
+    let mut out = Vec::new();
+    for n in names {
+        if n == "builtin" {
+            for p in Profile::ALL {
+                out.push(unit::builtin(p).map_err(|e| CheckError::BadInput(e.to_string()))?);
+            }
+        } else if let Some(m) = n.strip_prefix("mutant:") {
+            out.push(
+                unit::mutant(m).map_err(|e| CheckError::BadInput(format!("--impl {n}: {e}")))?,
+            );
+        } else {
+            return Err(CheckError::BadInput(format!(
+                "--impl {n}: expected builtin or mutant:NAME (mutants: {})",
+                unit::mutant_names().join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn merge(into: &mut Outcome, o: Outcome) {
+    into.vectors += o.vectors;
+    into.model_only += o.model_only;
+    if into.counterexample.is_none() {
+        into.counterexample = o.counterexample;
+    }
+}
+
+fn abnormal_counterexample(
+    op: &Operation,
+    source: Source,
+    profile: Profile,
+    a: &Abnormal,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Counterexample {
+    let (at, why) = match a {
+        Abnormal::Crashed { signal, at } => (*at, format!("the C crashed with signal {signal}")),
+        Abnormal::Hung { at } => (
+            *at,
+            format!(
+                "the C hung (no progress for {}s)",
+                crate::isolate::STALL_LIMIT.as_secs()
+            ),
+        ),
+        Abnormal::Lost(m) => (NOT_STARTED, format!("the checker's child was lost: {m}")),
+    };
+    let input = if at == NOT_STARTED {
+        Value::Null
+    } else {
+        (op.case_json)(source, at, profile, vectors).unwrap_or(Value::Null)
+    };
+    Counterexample {
+        input,
+        model: Value::Null,
+        c: Value::String(why.clone()),
+        why,
+        shrink_steps: 0,
+    }
+}
+
+/// Runs one operation of one loaded implementation over `sources`.
+pub fn run_operation(
+    op: &Operation,
+    lib: &Library,
+    profile: Profile,
+    sources: &[Source],
+    jobs: u64,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Outcome {
+    let mut total = Outcome::default();
+    for &source in sources {
+        let results = run_sharded(jobs, |shard, progress| {
+            let ctx = Ctx {
+                lib,
+                profile,
+                progress,
+                vectors,
+                shard: (shard, jobs),
+            };
+            (op.run)(&ctx, source)
+        });
+        for r in results {
+            match r {
+                Ok(o) => merge(&mut total, o),
+                Err(a) => {
+                    if total.counterexample.is_none() {
+                        total.counterexample =
+                            Some(abnormal_counterexample(op, source, profile, &a, vectors));
+                    }
+                }
+            }
+        }
+        if total.counterexample.is_some() {
+            break;
+        }
+    }
+    total
+}
+
+/// Which operations a unit implements.
+pub fn unit_ops(u: &Unit) -> Vec<COp> {
+    COp::ALL
+        .into_iter()
+        .filter(|c| c.needs(u.profile).iter().all(|f| u.defines(f)))
+        .collect()
+}
+
+/// Runs the whole check; `progress` is told what starts.
+pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, CheckError> {
+    let vector_files = load_vectors(&opts.vectors_dir)?;
+    let vectors = |name: &str| -> Vec<Value> {
+        vector_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut sources = vec![Source::Vectors];
+    if opts.exhaustive {
+        sources.push(Source::Exhaustive);
+    }
+    if opts.random > 0 {
+        sources.push(Source::Random {
+            seed: opts.seed,
+            n: opts.random,
+        });
+    }
+    let started = Instant::now();
+    let mut items = Vec::new();
+    for u in units(&opts.implementations)? {
+        let ops = unit_ops(&u);
+        let text = u.text();
+        progress(&format!("compiling {}", u.name));
+        let lib = compile(&CSource {
+            name: &u.name,
+            profile: u.profile,
+            text: &text,
+            ops: &ops,
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|path| Library::open(&path));
+        for op in OPERATIONS {
+            let function = op.cop.needs(u.profile).join(", ");
+            let mut item = Item {
+                function,
+                operation: op.name,
+                implementation: u.name.clone(),
+                verdict: Verdict::Conforms,
+                vectors: 0,
+                model_only: 0,
+                counterexample: None,
+                error: None,
+                seconds: 0.0,
+            };
+            if !ops.contains(&op.cop) {
+                item.verdict = Verdict::Missing;
+                item.error = Some(format!("{} does not define {}", u.name, item.function));
+                items.push(item);
+                continue;
+            }
+            let lib = match &lib {
+                Ok(l) => l,
+                Err(e) => {
+                    item.verdict = Verdict::Error;
+                    item.error = Some(e.clone());
+                    items.push(item);
+                    continue;
+                }
+            };
+            progress(&format!("{} {}", u.name, op.name));
+            let t = Instant::now();
+            let o = run_operation(op, lib, u.profile, &sources, opts.jobs, &vectors);
+            item.seconds = t.elapsed().as_secs_f64();
+            item.vectors = o.vectors;
+            item.model_only = o.model_only;
+            item.verdict = if o.counterexample.is_some() {
+                Verdict::Diverges
+            } else {
+                Verdict::Conforms
+            };
+            item.counterexample = o.counterexample;
+            items.push(item);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let vectors: u64 = items.iter().map(|i| i.vectors).sum();
+    let verdict = if items.iter().all(|i| i.verdict == Verdict::Conforms) {
+        Verdict::Conforms
+    } else {
+        Verdict::Diverges
+    };
+    Ok(Report {
+        verdict,
+        items,
+        vectors,
+        seconds,
+        vectors_per_second: vectors as f64 / seconds.max(1e-9),
+    })
+}
