@@ -22,7 +22,7 @@
 /* Bounds of the fixed-size arrays below (the checker never exceeds them). */
 #define GMF_MAX_BINDINGS 8
 #define GMF_MAX_RANGES 16
-#define GMF_MAX_EVENTS 64
+#define GMF_MAX_EVENTS 2112 /* a 2M region walked 4K at a time, and more */
 #define GMF_MAX_RMP_PFNS 2048 /* RMP entries the shim models: 4 x 2M */
 #define GMF_MAX_SLOTS 4
 #define GMF_MAX_FILES 4

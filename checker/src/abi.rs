@@ -6,7 +6,7 @@
 pub const GMF_ABI_VERSION: u32 = 1;
 pub const GMF_MAX_BINDINGS: u32 = 8;
 pub const GMF_MAX_RANGES: u32 = 16;
-pub const GMF_MAX_EVENTS: u32 = 64;
+pub const GMF_MAX_EVENTS: u32 = 2112;
 pub const GMF_MAX_RMP_PFNS: u32 = 2048;
 pub const GMF_MAX_SLOTS: u32 = 4;
 pub const GMF_MAX_FILES: u32 = 4;
@@ -288,14 +288,14 @@ pub struct gmf_rmp_out {
     pub ret: i32,
     pub max_level: i32,
     pub nevents: u32,
-    pub events: [gmf_event; 64usize],
+    pub events: [gmf_event; 2112usize],
     pub warnings: u32,
     pub overflow: u8,
     pub entries: [gmf_rmp_entry; 2048usize],
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of gmf_rmp_out"][::std::mem::size_of::<gmf_rmp_out>() - 35352usize];
+    ["Size of gmf_rmp_out"][::std::mem::size_of::<gmf_rmp_out>() - 117272usize];
     ["Alignment of gmf_rmp_out"][::std::mem::align_of::<gmf_rmp_out>() - 8usize];
     ["Offset of field: gmf_rmp_out::ret"][::std::mem::offset_of!(gmf_rmp_out, ret) - 0usize];
     ["Offset of field: gmf_rmp_out::max_level"]
@@ -304,11 +304,11 @@ const _: () = {
         [::std::mem::offset_of!(gmf_rmp_out, nevents) - 8usize];
     ["Offset of field: gmf_rmp_out::events"][::std::mem::offset_of!(gmf_rmp_out, events) - 16usize];
     ["Offset of field: gmf_rmp_out::warnings"]
-        [::std::mem::offset_of!(gmf_rmp_out, warnings) - 2576usize];
+        [::std::mem::offset_of!(gmf_rmp_out, warnings) - 84496usize];
     ["Offset of field: gmf_rmp_out::overflow"]
-        [::std::mem::offset_of!(gmf_rmp_out, overflow) - 2580usize];
+        [::std::mem::offset_of!(gmf_rmp_out, overflow) - 84500usize];
     ["Offset of field: gmf_rmp_out::entries"]
-        [::std::mem::offset_of!(gmf_rmp_out, entries) - 2584usize];
+        [::std::mem::offset_of!(gmf_rmp_out, entries) - 84504usize];
 };
 impl Default for gmf_rmp_out {
     fn default() -> Self {

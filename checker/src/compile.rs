@@ -137,6 +137,8 @@ pub struct CSource<'a> {
     pub text: &'a str,
     /// The operations to build adapters for.
     pub ops: &'a [COp],
+    /// Extra `-D` definitions describing the unit (`GMF_HAVE_FAULT_IS_PRIVATE`).
+    pub defines: &'a [String],
 }
 
 fn cache_root() -> PathBuf {
@@ -196,7 +198,15 @@ pub const C_FLAGS: &[&str] = &[
 /// Compiles `src` (or reuses the cached library) and returns its path.
 pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     let mut h = DefaultHasher::new();
-    (src.text, src.profile.name(), src.ops, C_FILES, C_FLAGS).hash(&mut h);
+    (
+        src.text,
+        src.profile.name(),
+        src.ops,
+        src.defines,
+        C_FILES,
+        C_FLAGS,
+    )
+        .hash(&mut h);
     let key = format!("{:016x}", h.finish());
     let dir = cache_root().join(&key);
     let lib = dir.join("impl.so");
@@ -228,6 +238,9 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
         .arg(format!("-I{}", dir.display()));
     for op in src.ops {
         cmd.arg(format!("-D{}", op.macro_name()));
+    }
+    for d in src.defines {
+        cmd.arg(format!("-D{d}"));
     }
     cmd.arg(dir.join("unit.c"))
         .arg(dir.join("shim/shim.c"))

@@ -240,14 +240,15 @@ mod tests {
     fn a_crash_is_reported_with_its_vector() {
         let r: Result<u32, _> = run(|p| {
             p.at(41);
-            // SAFETY: deliberately crash the child.
-            unsafe { libc::raise(libc::SIGSEGV) };
-            0
+            // Rust's own SIGSEGV handler would swallow a raised SIGSEGV
+            // (it only acts on guard-page faults): abort instead.
+            // SAFETY: deliberately kill the child.
+            unsafe { libc::abort() };
         });
         assert_eq!(
             r,
             Err(Abnormal::Crashed {
-                signal: libc::SIGSEGV,
+                signal: libc::SIGABRT,
                 at: 41
             })
         );

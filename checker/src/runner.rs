@@ -241,6 +241,15 @@ pub fn unit_ops(u: &Unit) -> Vec<COp> {
         .collect()
 }
 
+/// `-D` definitions that tell the shim what the unit brings itself.
+pub fn unit_defines(u: &Unit) -> Vec<String> {
+    let mut d = Vec::new();
+    if u.defines("kvm_mmu_fault_is_private") {
+        d.push("GMF_HAVE_FAULT_IS_PRIVATE".to_owned());
+    }
+    d
+}
+
 /// Runs the whole check; `progress` is told what starts.
 pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, CheckError> {
     let vector_files = load_vectors(&opts.vectors_dir)?;
@@ -267,11 +276,13 @@ pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, C
         let ops = unit_ops(&u);
         let text = u.text();
         progress(&format!("compiling {}", u.name));
+        let defines = unit_defines(&u);
         let lib = compile(&CSource {
             name: &u.name,
             profile: u.profile,
             text: &text,
             ops: &ops,
+            defines: &defines,
         })
         .map_err(|e| e.to_string())
         .and_then(|path| Library::open(&path));

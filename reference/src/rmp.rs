@@ -225,10 +225,13 @@ impl Rmp {
                         format!("pfn {pfn} listed twice"),
                     ));
                 }
-                // A 4K entry inside a 2M entry is impossible (and vice versa).
-                if rmp.region_is_2m(pfn)
-                    || (r.size == PageSize::M2 && k == 0 && rmp.any_assigned(pfn))
-                {
+                // A 4K entry inside another 2M entry is impossible, and a 2M
+                // entry needs its whole region free.
+                let clash = match r.size {
+                    PageSize::K4 => rmp.region_is_2m(pfn),
+                    PageSize::M2 => k == 0 && rmp.any_assigned(pfn),
+                };
+                if clash {
                     return Err(InputError::new(
                         field("pfn"),
                         format!("pfn {pfn} overlaps a 2M entry"),
@@ -632,6 +635,43 @@ mod tests {
             sev_private_max_mapping_level(&rmp, true, 600, &mut t),
             PG_LEVEL_4K
         );
+    }
+
+    #[test]
+    fn runs_round_trip_through_the_table() {
+        let runs = [
+            RmpRun {
+                pfn: 512,
+                npages: 512,
+                size: PageSize::M2,
+                asid: 2,
+                gpa: 1 << 21,
+                immutable: false,
+                validated: true,
+            },
+            RmpRun {
+                pfn: 1030,
+                npages: 3,
+                size: PageSize::K4,
+                asid: 2,
+                gpa: 0x5000,
+                immutable: false,
+                validated: false,
+            },
+        ];
+        let rmp = Rmp::from_runs(true, 2048, &runs).expect("a 2M run and a 4K run");
+        assert_eq!(rmp.runs(), runs);
+        let clash = RmpRun {
+            pfn: 600,
+            npages: 1,
+            size: PageSize::K4,
+            asid: 2,
+            gpa: 0,
+            immutable: false,
+            validated: false,
+        };
+        assert!(Rmp::from_runs(true, 2048, &[runs[0], clash]).is_err());
+        assert!(Rmp::from_runs(true, 2048, &[clash, runs[0]]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ static int npf_interception(struct kvm_vcpu *vcpu)
 	u64 fault_address = svm->vmcb->control.exit_info_2;
 	u64 error_code = svm->vmcb->control.exit_info_1;
 
+	trace_kvm_page_fault(vcpu, fault_address, error_code);
 	return kvm_mmu_page_fault(vcpu, fault_address, error_code,
 				  static_cpu_has(X86_FEATURE_DECODEASSISTS) ?
 				  svm->vmcb->control.insn_bytes : NULL,

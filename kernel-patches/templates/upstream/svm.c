@@ -15,6 +15,7 @@ static int npf_interception(struct kvm_vcpu *vcpu)
 	    (@{fault_private_by_mask(bits: error_code, mask: PFERR_GUEST_ENC_MASK, private_if_set: true)}))
 		error_code |= PFERR_PRIVATE_ACCESS;
 
+	trace_kvm_page_fault(vcpu, fault_address, error_code);
 	rc = kvm_mmu_page_fault(vcpu, fault_address, error_code,
 				static_cpu_has(X86_FEATURE_DECODEASSISTS) ?
 				svm->vmcb->control.insn_bytes : NULL,

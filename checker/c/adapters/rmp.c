@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmf_prepare() and gmf_rmp_invalidate(): the SEV-SNP guest_memfd hooks
+ * on the shim's RMP table.  Neither runs under mmu_lock (the callers in
+ * guest_memfd.c do not hold it), so a recorded event with mmu_lock held
+ * can only come from the unit taking the lock itself.
+ */
+#if defined(GMF_HAVE_OP_PREPARE) || defined(GMF_HAVE_OP_RMP_INVALIDATE)
+#include "common.h"
+
+static void gmf_rmp_out_fill(struct gmf_rmp_out *out, int ret, int max_level)
+{
+	out->ret = ret;
+	out->max_level = max_level;
+	gmf_copy_events(out->events, &out->nevents, &out->overflow);
+	__builtin_memset(&out->events[out->nevents], 0,
+			 (GMF_MAX_EVENTS - out->nevents) * sizeof(out->events[0]));
+	out->warnings = gmf_rec.warnings;
+	__builtin_memcpy(out->entries, gmf_rmp.entries, sizeof(out->entries));
+}
+#endif
+
+#ifdef GMF_HAVE_OP_PREPARE
+int gmf_prepare(const struct gmf_prepare_in *in, struct gmf_rmp_out *out)
+{
+	struct kvm_svm *vm = &gmf_world.vm;
+	int ret, level;
+
+	gmf_shim_reset();
+	if (gmf_rmp_load(&in->rmp))
+		return -1;
+	gmf_setup_vm(in->snp_guest ? GMF_VM_SNP : GMF_VM_DEFAULT);
+	vm->sev_info.asid = in->asid;
+
+	ret = sev_gmem_prepare(&vm->kvm, in->pfn, in->gfn, in->max_order);
+	level = sev_private_max_mapping_level(&vm->kvm, in->pfn);
+	gmf_rmp_out_fill(out, ret, level);
+	return 0;
+}
+#endif /* GMF_HAVE_OP_PREPARE */
+
+#ifdef GMF_HAVE_OP_RMP_INVALIDATE
+int gmf_rmp_invalidate(const struct gmf_rmp_invalidate_in *in,
+		       struct gmf_rmp_out *out)
+{
+	gmf_shim_reset();
+	if (gmf_rmp_load(&in->rmp))
+		return -1;
+
+	sev_gmem_invalidate(in->start, in->end);
+	/* No pfn of interest and no VM: the level hook is not asked. */
+	gmf_rmp_out_fill(out, 0, 0);
+	return 0;
+}
+#endif /* GMF_HAVE_OP_RMP_INVALIDATE */

@@ -1,0 +1,703 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmemforge kernel-API shim: the state behind gmf_kernel.h and the
+ * functions that record what the code under test does.
+ *
+ * Compiled with the same -DGMF_PROFILE as the unit, into the same shared
+ * object.  Everything is static storage: nothing allocates, so one vector
+ * costs a reset of a few hundred bytes plus what its op touches.
+ */
+#include "gmf_kernel.h"
+
+/*
+ * Stubs for kernel functions a unit under test may bring itself (hooks,
+ * emulator entry points) are weak, so such a unit still links.
+ */
+#define __gmf_weak __attribute__((weak))
+
+struct gmf_recorder gmf_rec;
+struct gmf_rmp_table gmf_rmp;
+struct gmf_world gmf_world;
+struct task_struct gmf_current_task;
+struct file_operations kvm_gmem_fops;
+
+/*
+ * Zero a small object with plain 16-byte stores: gcc turns a memset of a
+ * hundred-odd bytes into "rep stos", whose start-up cost dominated the
+ * invalidate vector.  The zero goes through an empty asm so gcc cannot
+ * see a memset pattern.
+ */
+typedef long long gmf_v2 __attribute__((vector_size(16), may_alias, aligned(8)));
+
+static __always_inline void gmf_zero(void *p, size_t bytes)
+{
+	gmf_v2 *v = p, z = { 0, 0 };
+	size_t i;
+
+	__asm__("" : "+x"(z));
+	for (i = 0; i < bytes / sizeof(*v); i++)
+		v[i] = z;
+	for (i = bytes & ~(sizeof(*v) - 1); i < bytes; i++)
+		((char *)p)[i] = 0;
+}
+
+void gmf_shim_reset(void)
+{
+	/* Only the counters: events/ranges are valid up to their counts. */
+	gmf_zero(&gmf_rec, offsetof(struct gmf_recorder, ranges));
+	gmf_zero(&gmf_world.vm, sizeof(gmf_world.vm));
+	gmf_world.nfiles = 0;
+}
+
+void gmf_shim_reset_vcpu(void)
+{
+	struct gmf_world *w = &gmf_world;
+
+	__builtin_memset(&w->run, 0, sizeof(w->run));
+	__builtin_memset(&w->vmcb, 0, sizeof(w->vmcb));
+	__builtin_memset(&w->mmu, 0, sizeof(w->mmu));
+	__builtin_memset(&w->vcpu, 0, sizeof(w->vcpu));
+	w->vcpu.vcpu.kvm = &w->vm.kvm;
+	w->vcpu.vcpu.run = &w->run;
+	w->vcpu.vcpu.arch.mmu = &w->mmu;
+	w->vcpu.vmcb = &w->vmcb;
+	/* A loaded TDP root: faults go to kvm_tdp_page_fault(). */
+	w->mmu.page_fault = kvm_tdp_page_fault;
+	w->mmu.root.hpa = 0x1000;
+	w->mmu.root_role.direct = 1;
+}
+
+void gmf_warn(void)
+{
+	gmf_rec.warnings++;
+}
+
+bool gmf_signal_pending(struct task_struct *p)
+{
+	uint32_t n = gmf_rec.signal_checks++;
+
+	(void)p;
+	return gmf_rec.signal_after && n >= gmf_rec.signal_after;
+}
+
+static void gmf_record(uint32_t op, uint64_t pfn, uint64_t arg, int32_t level,
+		       uint32_t asid, int32_t ret)
+{
+	struct gmf_event *e;
+
+	if (gmf_rec.nevents >= GMF_MAX_EVENTS) {
+		gmf_rec.events_overflow = 1;
+		return;
+	}
+	e = &gmf_rec.events[gmf_rec.nevents++];
+	e->op = op;
+	e->pfn = pfn;
+	e->arg = arg;
+	e->level = level;
+	e->asid = asid;
+	e->mmu_lock_held = gmf_mmu_lock_held();
+	e->ret = ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* xarray                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Index of the first range whose last index is >= index. */
+static unsigned int xa_lower(const struct xarray *xa, unsigned long index)
+{
+	unsigned int lo = 0, hi = xa->nr;
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+
+		if (xa->r[mid].last < index)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void *xa_load(struct xarray *xa, unsigned long index)
+{
+	unsigned int i = xa_lower(xa, index);
+
+	if (i < xa->nr && xa->r[i].first <= index)
+		return xa->r[i].entry;
+	return NULL;
+}
+
+/*
+ * Like the kernel: the first entry at or after *indexp and at most max;
+ * *indexp moves to the index found (unchanged when it hits an entry
+ * directly), and is left alone when nothing is found.
+ */
+void *xa_find(struct xarray *xa, unsigned long *indexp, unsigned long max,
+	      xa_mark_t filter)
+{
+	unsigned long index = *indexp;
+	unsigned int i;
+
+	(void)filter;
+	if (index > max)
+		return NULL;
+	i = xa_lower(xa, index);
+	if (i >= xa->nr || xa->r[i].first > max)
+		return NULL;
+	if (xa->r[i].first > index)
+		*indexp = xa->r[i].first;
+	return xa->r[i].entry;
+}
+
+/* The next entry after the one at *indexp (its other indices skipped). */
+void *xa_find_after(struct xarray *xa, unsigned long *indexp,
+		    unsigned long max, xa_mark_t filter)
+{
+	unsigned long index = *indexp;
+	unsigned int i;
+
+	(void)filter;
+	if (index == ~0UL || index >= max)
+		return NULL;
+	i = xa_lower(xa, index + 1);
+	/* Still inside the entry at index: skip to the next range. */
+	if (i < xa->nr && xa->r[i].first <= index)
+		i++;
+	if (i >= xa->nr || xa->r[i].first > max)
+		return NULL;
+	*indexp = xa->r[i].first;
+	return xa->r[i].entry;
+}
+
+/* Move ranges [from, nr) to start at index to (tables are tiny: no libc). */
+static void gmf_xa_move(struct xarray *xa, unsigned int to, unsigned int from)
+{
+	unsigned int i, n = xa->nr - from;
+
+	if (to > from) {
+		for (i = n; i-- > 0;)
+			xa->r[to + i] = xa->r[from + i];
+	} else if (to < from) {
+		for (i = 0; i < n; i++)
+			xa->r[to + i] = xa->r[from + i];
+	}
+}
+
+/*
+ * Store entry over [first, last], replacing whatever it covers (partially
+ * covered ranges keep their uncovered parts); NULL erases.  Returns NULL,
+ * or xa_mk_err(-ENOMEM) when the bounded table cannot hold the result, as
+ * the kernel returns on allocation failure (the table is then unchanged).
+ */
+void *xa_store_range(struct xarray *xa, unsigned long first,
+		     unsigned long last, void *entry, gfp_t gfp)
+{
+	struct gmf_xa_range left, right;
+	unsigned int lo, hi, keep_left, keep_right, add, nr;
+
+	(void)gfp;
+	if (last < first)
+		return xa_mk_err(-EINVAL);
+
+	lo = xa_lower(xa, first);
+	hi = lo;
+	while (hi < xa->nr && xa->r[hi].first <= last)
+		hi++;
+
+	keep_left = lo < hi && xa->r[lo].first < first;
+	keep_right = lo < hi && xa->r[hi - 1].last > last;
+	if (keep_left) {
+		left = xa->r[lo];
+		left.last = first - 1;
+	}
+	if (keep_right) {
+		right = xa->r[hi - 1];
+		right.first = last + 1;
+	}
+	add = keep_left + !!entry + keep_right;
+	nr = xa->nr - (hi - lo) + add;
+	if (nr > GMF_XA_MAX)
+		return xa_mk_err(-ENOMEM);
+
+	gmf_xa_move(xa, lo + add, hi);
+	if (keep_left)
+		xa->r[lo++] = left;
+	if (entry) {
+		xa->r[lo].first = first;
+		xa->r[lo].last = last;
+		xa->r[lo].entry = entry;
+		lo++;
+	}
+	if (keep_right)
+		xa->r[lo] = right;
+	xa->nr = nr;
+	return NULL;
+}
+
+void *xa_erase(struct xarray *xa, unsigned long index)
+{
+	void *old = xa_load(xa, index);
+
+	if (old)
+		xa_store_range(xa, index, index, NULL, GFP_KERNEL);
+	return old;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+struct file *fget(unsigned int fd)
+{
+	unsigned int i;
+
+	for (i = 0; i < gmf_world.nfiles; i++) {
+		if (gmf_world.fds[i] == fd)
+			return get_file(&gmf_world.files[i]);
+	}
+	return NULL;
+}
+
+void fput(struct file *file)
+{
+	file->f_count--;
+}
+
+/* ------------------------------------------------------------------ */
+/* KVM MMU                                                             */
+/* ------------------------------------------------------------------ */
+
+void gmf_mmu_lock(struct kvm *kvm)
+{
+	if (gmf_rec.lock_depth)
+		gmf_rec.lock_misuse = 1;	/* would self-deadlock */
+	gmf_rec.lock_depth++;
+	kvm->mmu_lock.held++;
+}
+
+void gmf_mmu_unlock(struct kvm *kvm)
+{
+	if (gmf_rec.lock_depth <= 0)
+		gmf_rec.lock_misuse = 1;
+	gmf_rec.lock_depth--;
+	kvm->mmu_lock.held--;
+}
+
+void kvm_mmu_invalidate_begin(struct kvm *kvm)
+{
+	kvm->mmu_invalidate_in_progress++;
+	gmf_rec.invalidate_begin++;
+	gmf_record(GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 0, 0);
+}
+
+void kvm_mmu_invalidate_end(struct kvm *kvm)
+{
+	kvm->mmu_invalidate_seq++;
+	kvm->mmu_invalidate_in_progress--;
+	gmf_rec.invalidate_end++;
+	gmf_record(GMF_EV_INVALIDATE_END, 0, 0, 0, 0, 0);
+}
+
+void kvm_mmu_invalidate_range_add(struct kvm *kvm, gfn_t start, gfn_t end)
+{
+	kvm->mmu_invalidate_range_start = start;
+	kvm->mmu_invalidate_range_end = end;
+	gmf_rec.range_add++;
+}
+
+static bool gmf_unmap(struct kvm_gfn_range *range)
+{
+	struct gmf_gfn_range *r;
+
+	gmf_record(GMF_EV_UNMAP, range->start, range->end, 0, 0, 0);
+	if (gmf_rec.nranges >= GMF_MAX_RANGES) {
+		gmf_rec.ranges_overflow = 1;
+		return true;
+	}
+	r = &gmf_rec.ranges[gmf_rec.nranges++];
+	r->slot = (uint16_t)range->slot->id;
+	r->start = range->start;
+	r->end = range->end;
+#if GMF_PROFILE == 0
+	r->attr_filter = (uint8_t)range->attr_filter;
+#else
+	r->attr_filter = 0;
+#endif
+	r->mmu_lock_held = gmf_mmu_lock_held();
+	/* Something may have been mapped: the caller must flush. */
+	return true;
+}
+
+/*
+ * Upstream's generic kvm_mmu_unmap_gfn_range() does its own range_add; the
+ * recorder counts only explicit kvm_mmu_invalidate_range_add() calls (the
+ * 2023 code made them itself).
+ */
+bool kvm_mmu_unmap_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range)
+{
+	(void)kvm;
+	return gmf_unmap(range);
+}
+
+bool kvm_unmap_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range)
+{
+	(void)kvm;
+	return gmf_unmap(range);
+}
+
+void kvm_flush_remote_tlbs(struct kvm *kvm)
+{
+	(void)kvm;
+	gmf_rec.flushes++;
+}
+
+__gmf_weak
+void kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
+{
+	(void)kvm;
+	gmf_record(GMF_EV_UNMAP, gfn_start, gfn_end, 0, 0, 0);
+}
+
+__gmf_weak
+#if GMF_PROFILE == 0
+void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
+#else
+void kvm_arch_gmem_invalidate(struct kvm *kvm, kvm_pfn_t start, kvm_pfn_t end)
+#endif
+{
+#if GMF_PROFILE == 1
+	(void)kvm;
+#endif
+	(void)start;
+	(void)end;
+}
+
+/* ------------------------------------------------------------------ */
+/* x86 fault path                                                      */
+/* ------------------------------------------------------------------ */
+
+void gmf_trace_page_fault(struct kvm_vcpu *vcpu, u64 addr, u64 error_code)
+{
+	(void)vcpu;
+	(void)addr;
+	gmf_rec.trace_seen = 1;
+	gmf_rec.trace_err = error_code;
+}
+
+__gmf_weak
+int x86_emulate_instruction(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
+			    int emulation_type, void *insn, int insn_len)
+{
+	(void)vcpu;
+	(void)cr2_or_gpa;
+	(void)emulation_type;
+	(void)insn;
+	(void)insn_len;
+	gmf_rec.emulated++;
+	return 1;
+}
+
+__gmf_weak
+void sev_handle_rmp_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code)
+{
+	(void)vcpu;
+	(void)gpa;
+	(void)error_code;
+}
+
+/* The largest level the slot allows at gfn: 2M iff its 2M frame fits. */
+static u8 gmf_slot_level(const struct kvm_memory_slot *slot, gfn_t gfn)
+{
+	gfn_t head = gfn & ~(gfn_t)(PTRS_PER_PMD - 1);
+
+	if (slot->gmf_max_level >= PG_LEVEL_2M && head >= slot->base_gfn &&
+	    head - slot->base_gfn + PTRS_PER_PMD <= slot->npages)
+		return PG_LEVEL_2M;
+	return PG_LEVEL_4K;
+}
+
+/*
+ * The TDP fault handler as far as private memory goes: record what the
+ * fault carries, then 6.12 kvm_faultin_pfn()'s decisions —
+ *   is_private != the gfn's attribute     -> memory-fault exit, -EFAULT
+ *   no memslot: private                   -> memory-fault exit, -EFAULT
+ *               shared                    -> RET_PF_EMULATE (MMIO)
+ *   private, memslot without guest_memfd  -> memory-fault exit, -EFAULT
+ *   otherwise                             -> RET_PF_FIXED (mapped)
+ * 6.12 reaches the no-slot private exit through RET_PF_EMULATE and
+ * kvm_mmu_do_page_fault(); doing it here gives the same result for code
+ * (like 2023's) whose kvm_mmu_do_page_fault() lacks that check.
+ */
+int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
+{
+	struct kvm *kvm = vcpu->kvm;
+	int r;
+
+	gmf_rec.fault_seen = 1;
+	gmf_rec.fault_private = fault->is_private;
+	gmf_rec.fault_err = fault->error_code;
+	gmf_rec.fault_gfn = fault->gfn;
+
+	fault->mmu_seq = kvm->mmu_invalidate_seq;
+	if (fault->is_private != kvm_mem_is_private(kvm, fault->gfn)) {
+		kvm_mmu_prepare_memory_fault_exit(vcpu, fault);
+		r = -EFAULT;
+	} else if (!fault->slot) {
+		if (fault->is_private) {
+			kvm_mmu_prepare_memory_fault_exit(vcpu, fault);
+			r = -EFAULT;
+		} else {
+			r = RET_PF_EMULATE;
+		}
+	} else if (fault->is_private && !kvm_slot_can_be_private(fault->slot)) {
+		kvm_mmu_prepare_memory_fault_exit(vcpu, fault);
+		r = -EFAULT;
+	} else {
+		fault->goal_level = min_t(u8, fault->max_level,
+					  gmf_slot_level(fault->slot, fault->gfn));
+		r = RET_PF_FIXED;
+	}
+	gmf_rec.fault_ret = r;
+	return r;
+}
+
+/*
+ * 6.12 kvm_tdp_map_page() (static in mmu.c): -EOPNOTSUPP without a TDP
+ * MMU, then one prefetch fault, RET_PF_EMULATE -> -ENOENT; the mapping's
+ * level goes back through *level.  Signals are the generic loop's business.
+ */
+__gmf_weak
+int kvm_tdp_map_page(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code,
+		     u8 *level)
+{
+	struct kvm_page_fault fault = {
+		.addr = gpa,
+		.error_code = error_code,
+		.prefetch = true,
+		.exec = error_code & PFERR_FETCH_MASK,
+		.write = error_code & PFERR_WRITE_MASK,
+		.present = error_code & PFERR_PRESENT_MASK,
+		.rsvd = error_code & PFERR_RSVD_MASK,
+		.user = error_code & PFERR_USER_MASK,
+		.is_tdp = true,
+		.is_private = error_code & PFERR_PRIVATE_ACCESS,
+		.max_level = KVM_MAX_HUGEPAGE_LEVEL,
+		.req_level = PG_LEVEL_4K,
+		.goal_level = PG_LEVEL_4K,
+		.pfn = KVM_PFN_ERR_FAULT,
+		.hva = KVM_HVA_ERR_BAD,
+	};
+	int r;
+
+	if (vcpu->arch.mmu->page_fault != kvm_tdp_page_fault)
+		return -EOPNOTSUPP;
+
+	fault.gfn = gpa_to_gfn(gpa);
+	fault.slot = kvm_vcpu_gfn_to_memslot(vcpu, fault.gfn);
+	r = kvm_tdp_page_fault(vcpu, &fault);
+	if (r < 0)
+		return r;
+	if (level)
+		*level = fault.goal_level;
+
+	switch (r) {
+	case RET_PF_FIXED:
+	case RET_PF_SPURIOUS:
+	case RET_PF_WRITE_PROTECTED:
+		return 0;
+	case RET_PF_EMULATE:
+		return -ENOENT;
+	default:
+		WARN_ONCE(1, "could not fix page fault during prefault");
+		return -EIO;
+	}
+}
+
+/* Anything but kvm_tdp_page_fault: the MMU is not TDP (shadow paging). */
+int gmf_shadow_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
+{
+	return kvm_tdp_page_fault(vcpu, fault);
+}
+
+/* ------------------------------------------------------------------ */
+/* SEV-SNP RMP                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The RMP hardware model.  It must match the Rust model
+ * (reference/src/rmp.rs) exactly; entries are pfns 0 .. max_pfn - 1.
+ *
+ * A 2M-aligned entry whose pagesize is 2M ("a 2M head") is authoritative
+ * for the 512 pfns of its region.  All failures return FAIL_INPUT (1).
+ *
+ * lookup(pfn): -ENODEV without host SNP; pfn >= max_pfn -> WARN, -EFAULT
+ *   (6.12 get_rmpentry()); else assigned = the pfn's own entry, level = 2M
+ *   iff the region's head has pagesize 2M.
+ *
+ * RMPUPDATE 4K at pfn: fails if the region's head has pagesize 2M; else
+ *   writes that one entry: make-private {assigned, 4K, immutable, asid,
+ *   gpa, validated = 0}; make-shared all zero.
+ * RMPUPDATE 2M at pfn: fails unless pfn is 2M aligned and pfn + 512 <=
+ *   max_pfn.  Make-private fails if any of the 512 entries is assigned;
+ *   else all 512 become assigned with asid/immutable, gpa + i * 4K,
+ *   validated = 0, the head 2M and the rest 4K.  Make-shared fails unless
+ *   the head has pagesize 2M; else all 512 are zeroed.
+ * PSMASH at pfn: works on the 2M-aligned head; fails unless the head is
+ *   assigned with pagesize 2M; else the head's pagesize becomes 4K, every
+ *   other field of all 512 entries unchanged.
+ *
+ * Wrappers, as 6.12 arch/x86/virt/svm/sev.c:
+ *   rmp_make_private()/rmp_make_shared() -> rmpupdate(): -ENODEV without
+ *     host SNP; pfn >= max_pfn (adjust_direct_map()'s pfn_valid()) or a
+ *     failed instruction -> -EFAULT.  (No RMPUPDATE_FAIL_OVERLAP here, so
+ *     nothing is retried.)
+ *   psmash(): -ENODEV without host SNP; pfn >= max_pfn -> -EINVAL; else
+ *     the instruction's code (0 or 1).
+ *   snp_rmptable_psmash(pfn): KVM's wrapper: psmash(pfn & ~511).
+ *
+ * Every update and PSMASH is one recorded event carrying the pfn the KVM
+ * code passed (for snp_rmptable_psmash(), its unaligned argument), the
+ * wrapper's return value, and whether mmu_lock was held.
+ */
+
+bool cc_platform_has(enum cc_attr attr)
+{
+	return attr == CC_ATTR_HOST_SEV_SNP && gmf_rmp.snp_enabled;
+}
+
+int gmf_rmp_load(const struct gmf_rmp_state *st)
+{
+	if (st->max_pfn > GMF_MAX_RMP_PFNS)
+		return -1;
+	gmf_rmp.snp_enabled = st->snp_enabled;
+	gmf_rmp.max_pfn = st->max_pfn;
+	__builtin_memcpy(gmf_rmp.entries, st->entries, sizeof(gmf_rmp.entries));
+	return 0;
+}
+
+static inline u64 rmp_head(u64 pfn)
+{
+	return pfn & ~(u64)(PTRS_PER_PMD - 1);
+}
+
+static bool rmp_region_is_2m(u64 pfn)
+{
+	return gmf_rmp.entries[rmp_head(pfn)].pagesize == RMP_PG_SIZE_2M;
+}
+
+int snp_lookup_rmpentry(u64 pfn, bool *assigned, int *level)
+{
+	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
+		return -ENODEV;
+	if (WARN_ON_ONCE(pfn >= gmf_rmp.max_pfn))
+		return -EFAULT;
+
+	*level = rmp_region_is_2m(pfn) ? PG_LEVEL_2M : PG_LEVEL_4K;
+	*assigned = gmf_rmp.entries[pfn].assigned;
+	return 0;
+}
+
+/* RMPUPDATE; pfn < max_pfn is the caller's. 0 or FAIL_INPUT. */
+static int rmpupdate_hw(u64 pfn, int level, const struct gmf_rmp_entry *new)
+{
+	struct gmf_rmp_entry *e = gmf_rmp.entries;
+	u64 i;
+
+	if (level == PG_LEVEL_4K) {
+		if (rmp_region_is_2m(pfn))
+			return FAIL_INPUT;
+		e[pfn] = *new;
+		return 0;
+	}
+
+	if (pfn != rmp_head(pfn) || pfn + PTRS_PER_PMD > gmf_rmp.max_pfn)
+		return FAIL_INPUT;
+	if (new->assigned) {
+		for (i = 0; i < PTRS_PER_PMD; i++) {
+			if (e[pfn + i].assigned)
+				return FAIL_INPUT;
+		}
+		for (i = 0; i < PTRS_PER_PMD; i++) {
+			e[pfn + i] = *new;
+			e[pfn + i].pagesize = i ? RMP_PG_SIZE_4K : RMP_PG_SIZE_2M;
+			e[pfn + i].gpa = new->gpa + (i << PAGE_SHIFT);
+		}
+		return 0;
+	}
+	if (!rmp_region_is_2m(pfn))
+		return FAIL_INPUT;
+	__builtin_memset(&e[pfn], 0, PTRS_PER_PMD * sizeof(e[0]));
+	return 0;
+}
+
+static int rmpupdate(u64 pfn, int level, const struct gmf_rmp_entry *new)
+{
+	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
+		return -ENODEV;
+	if (pfn >= gmf_rmp.max_pfn)
+		return -EFAULT;
+	if (rmpupdate_hw(pfn, level, new)) {
+		pr_err("RMPUPDATE failed for PFN %llx, pg_level: %d\n", pfn, level);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int rmp_make_private(u64 pfn, u64 gpa, enum pg_level level, u32 asid,
+		     bool immutable)
+{
+	struct gmf_rmp_entry new = {
+		.assigned = 1,
+		.pagesize = PG_LEVEL_TO_RMP(level),
+		.immutable = immutable,
+		.asid = asid,
+		.gpa = gpa,
+	};
+	int ret = rmpupdate(pfn, level, &new);
+
+	gmf_record(GMF_EV_MAKE_PRIVATE, pfn, gpa, level, asid, ret);
+	return ret;
+}
+
+int rmp_make_shared(u64 pfn, enum pg_level level)
+{
+	struct gmf_rmp_entry new = { 0 };
+	int ret = rmpupdate(pfn, level, &new);
+
+	gmf_record(GMF_EV_MAKE_SHARED, pfn, 0, level, 0, ret);
+	return ret;
+}
+
+static int psmash_insn(u64 pfn)
+{
+	struct gmf_rmp_entry *head;
+
+	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
+		return -ENODEV;
+	if (pfn >= gmf_rmp.max_pfn)
+		return -EINVAL;
+	head = &gmf_rmp.entries[rmp_head(pfn)];
+	if (!head->assigned || head->pagesize != RMP_PG_SIZE_2M)
+		return FAIL_INPUT;
+	head->pagesize = RMP_PG_SIZE_4K;
+	return 0;
+}
+
+int psmash(u64 pfn)
+{
+	int ret = psmash_insn(pfn);
+
+	gmf_record(GMF_EV_PSMASH, pfn, 0, 0, 0, ret);
+	return ret;
+}
+
+int snp_rmptable_psmash(kvm_pfn_t pfn)
+{
+	int ret;
+
+	/* Never PSMASH_FAIL_INUSE here, so one try is all KVM makes. */
+	ret = psmash_insn(pfn & ~(kvm_pfn_t)(KVM_PAGES_PER_HPAGE(PG_LEVEL_2M) - 1));
+	gmf_record(GMF_EV_PSMASH, pfn, 0, 0, 0, ret);
+	return ret;
+}
