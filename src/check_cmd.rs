@@ -38,7 +38,8 @@ pub struct CheckArgs {
     pub jobs: Option<u64>,
 }
 
-fn human(r: &Report) -> String {
+/// The human report: items grouped by implementation, then the totals.
+pub fn human(r: &Report) -> String {
     let mut out = String::new();
     let mut last = String::new();
     for i in &r.items {

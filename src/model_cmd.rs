@@ -34,11 +34,13 @@ pub enum ModelOp {
     Fallocate,
     /// A scenario of faults, conversions, punch holes and release.
     Lifecycle,
+    /// kvm_gmem_punch_hole() on a file with folios: zaps, RMP updates, locks.
+    PunchHole,
 }
 
 impl ModelOp {
     /// Every operation, in a fixed order.
-    pub const ALL: [ModelOp; 8] = [
+    pub const ALL: [ModelOp; 9] = [
         ModelOp::Invalidate,
         ModelOp::Classify,
         ModelOp::Prepare,
@@ -47,6 +49,7 @@ impl ModelOp {
         ModelOp::Bind,
         ModelOp::Fallocate,
         ModelOp::Lifecycle,
+        ModelOp::PunchHole,
     ];
 
     /// The name on the command line and of the vector file.
@@ -60,6 +63,7 @@ impl ModelOp {
             ModelOp::Bind => "bind",
             ModelOp::Fallocate => "fallocate",
             ModelOp::Lifecycle => "lifecycle",
+            ModelOp::PunchHole => "punch-hole",
         }
     }
 }
@@ -99,6 +103,7 @@ pub fn answer(op: ModelOp, source: &str, text: &str) -> Result<Value, Failure> {
         ModelOp::Bind => to_value(&ops::bind(&parse(source, text)?).map_err(refused)?),
         ModelOp::Fallocate => to_value(&ops::fallocate(&parse(source, text)?)),
         ModelOp::Lifecycle => to_value(&ops::lifecycle(&parse(source, text)?).map_err(refused)?),
+        ModelOp::PunchHole => to_value(&ops::punch_hole(&parse(source, text)?).map_err(refused)?),
     })
 }
 

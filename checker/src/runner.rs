@@ -250,26 +250,103 @@ pub fn unit_defines(u: &Unit) -> Vec<String> {
     d
 }
 
-/// Runs the whole check; `progress` is told what starts.
-pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, CheckError> {
-    let vector_files = load_vectors(&opts.vectors_dir)?;
-    let vectors = |name: &str| -> Vec<Value> {
-        vector_files
+/// The sources a run uses.
+pub fn sources(exhaustive: bool, random: u64, seed: u64) -> Vec<Source> {
+    let mut sources = vec![Source::Vectors];
+    if exhaustive {
+        sources.push(Source::Exhaustive);
+    }
+    if random > 0 {
+        sources.push(Source::Random { seed, n: random });
+    }
+    sources
+}
+
+/// Runs `op` on an already loaded library and makes its item.
+pub fn run_item(
+    op: &Operation,
+    implementation: &str,
+    function: String,
+    lib: &Library,
+    profile: Profile,
+    sources: &[Source],
+    jobs: u64,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Item {
+    let t = Instant::now();
+    let o = run_operation(op, lib, profile, sources, jobs, vectors);
+    Item {
+        function,
+        operation: op.name,
+        implementation: implementation.to_owned(),
+        verdict: if o.counterexample.is_some() {
+            Verdict::Diverges
+        } else {
+            Verdict::Conforms
+        },
+        vectors: o.vectors,
+        model_only: o.model_only,
+        counterexample: o.counterexample,
+        error: None,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// An item that did not run.
+pub fn not_run(
+    op: &Operation,
+    implementation: &str,
+    function: String,
+    verdict: Verdict,
+    why: String,
+) -> Item {
+    Item {
+        function,
+        operation: op.name,
+        implementation: implementation.to_owned(),
+        verdict,
+        vectors: 0,
+        model_only: 0,
+        counterexample: None,
+        error: Some(why),
+        seconds: 0.0,
+    }
+}
+
+/// Sums items into a report.
+pub fn report(items: Vec<Item>, started: Instant) -> Report {
+    let seconds = started.elapsed().as_secs_f64();
+    let vectors: u64 = items.iter().map(|i| i.vectors).sum();
+    let verdict = if items.iter().all(|i| i.verdict == Verdict::Conforms) {
+        Verdict::Conforms
+    } else {
+        Verdict::Diverges
+    };
+    Report {
+        verdict,
+        items,
+        vectors,
+        seconds,
+        vectors_per_second: vectors as f64 / seconds.max(1e-9),
+    }
+}
+
+/// Vector files by operation name, as the operations ask for them.
+pub fn vector_lookup(files: &[(String, Vec<Value>)]) -> impl Fn(&str) -> Vec<Value> + '_ {
+    move |name: &str| {
+        files
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
-    };
-    let mut sources = vec![Source::Vectors];
-    if opts.exhaustive {
-        sources.push(Source::Exhaustive);
     }
-    if opts.random > 0 {
-        sources.push(Source::Random {
-            seed: opts.seed,
-            n: opts.random,
-        });
-    }
+}
+
+/// Runs the whole check; `progress` is told what starts.
+pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, CheckError> {
+    let vector_files = load_vectors(&opts.vectors_dir)?;
+    let vectors = vector_lookup(&vector_files);
+    let sources = sources(opts.exhaustive, opts.random, opts.seed);
     let started = Instant::now();
     let mut items = Vec::new();
     for u in units(&opts.implementations)? {
@@ -288,59 +365,21 @@ pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, C
         .and_then(|path| Library::open(&path));
         for op in OPERATIONS {
             let function = op.cop.needs(u.profile).join(", ");
-            let mut item = Item {
-                function,
-                operation: op.name,
-                implementation: u.name.clone(),
-                verdict: Verdict::Conforms,
-                vectors: 0,
-                model_only: 0,
-                counterexample: None,
-                error: None,
-                seconds: 0.0,
-            };
             if !ops.contains(&op.cop) {
-                item.verdict = Verdict::Missing;
-                item.error = Some(format!("{} does not define {}", u.name, item.function));
-                items.push(item);
+                let why = format!("{} does not define {function}", u.name);
+                items.push(not_run(op, &u.name, function, Verdict::Missing, why));
                 continue;
             }
-            let lib = match &lib {
-                Ok(l) => l,
-                Err(e) => {
-                    item.verdict = Verdict::Error;
-                    item.error = Some(e.clone());
-                    items.push(item);
-                    continue;
+            match &lib {
+                Ok(lib) => {
+                    progress(&format!("{} {}", u.name, op.name));
+                    items.push(run_item(
+                        op, &u.name, function, lib, u.profile, &sources, opts.jobs, &vectors,
+                    ));
                 }
-            };
-            progress(&format!("{} {}", u.name, op.name));
-            let t = Instant::now();
-            let o = run_operation(op, lib, u.profile, &sources, opts.jobs, &vectors);
-            item.seconds = t.elapsed().as_secs_f64();
-            item.vectors = o.vectors;
-            item.model_only = o.model_only;
-            item.verdict = if o.counterexample.is_some() {
-                Verdict::Diverges
-            } else {
-                Verdict::Conforms
-            };
-            item.counterexample = o.counterexample;
-            items.push(item);
+                Err(e) => items.push(not_run(op, &u.name, function, Verdict::Error, e.clone())),
+            }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let vectors: u64 = items.iter().map(|i| i.vectors).sum();
-    let verdict = if items.iter().all(|i| i.verdict == Verdict::Conforms) {
-        Verdict::Conforms
-    } else {
-        Verdict::Diverges
-    };
-    Ok(Report {
-        verdict,
-        items,
-        vectors,
-        seconds,
-        vectors_per_second: vectors as f64 / seconds.max(1e-9),
-    })
+    Ok(report(items, started))
 }

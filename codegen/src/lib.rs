@@ -6,6 +6,7 @@
 //! checker compiles and what a patch carries.
 
 pub mod cexpr;
+pub mod cparse;
 pub mod template;
 pub mod translate;
 pub mod unit;

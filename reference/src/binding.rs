@@ -143,7 +143,7 @@ fn validate(input: &BindInput) -> Result<(), InputError> {
         }
         if s.base_gfn
             .checked_add(s.npages)
-            .is_none_or(|e| e > 1 << (64 - PAGE_SHIFT))
+            .is_none_or(|e| e >= 1 << (64 - PAGE_SHIFT))
         {
             return Err(InputError::new(
                 format!("slots[{i}].base_gfn"),
@@ -185,10 +185,12 @@ pub fn memslot_checks(input: &BindInput) -> Result<Option<i32>, InputError> {
         return Ok(Some(-errno::EINVAL));
     }
     let size = new.npages << PAGE_SHIFT;
+    // `guest_phys_addr + memory_size < guest_phys_addr` in u64: a range
+    // ending exactly at 2^64 wraps to 0 and fails too.
     let gpa_ok = new
         .base_gfn
         .checked_add(new.npages)
-        .is_some_and(|e| e <= 1 << (64 - PAGE_SHIFT));
+        .is_some_and(|e| e < 1 << (64 - PAGE_SHIFT));
     if !gpa_ok {
         return Ok(Some(-errno::EINVAL));
     }
@@ -249,14 +251,11 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
     }
     let range_bad = match p {
         Profile::Upstream => gmem_bind_range_invalid(new.offset, size, file.size),
-        // loff_t arithmetic, no alignment check. `offset + size` is signed
-        // and wraps for offsets just below 2^63 (the kernel builds with
-        // -fno-strict-overflow), so such a binding passes the EOF check:
-        // the signed-overflow bug fixed upstream much later.
-        Profile::GmemSolo2023 => {
-            let offset = new.offset as i64;
-            offset < 0 || offset.wrapping_add(size as i64) > file.size as i64
-        }
+        // No alignment check. `offset` is a loff_t, but
+        // `offset + (npages << PAGE_SHIFT)` adds an unsigned long, so C's
+        // usual conversions make the sum and the comparison with i_size
+        // unsigned: no wrap for any offset below 2^63.
+        Profile::GmemSolo2023 => (new.offset as i64) < 0 || new.offset + size > file.size,
     };
     if range_bad {
         return Ok(BindOutcome::err(errno::EINVAL));

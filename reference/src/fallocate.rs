@@ -50,7 +50,28 @@ pub struct FallocateOutcome {
     pub allocate: Option<PageSpan>,
 }
 
-/// `vfs_fallocate()` + `kvm_gmem_fallocate()`.
+/// `FALLOC_FL_MODE_MASK`: the modes `vfs_fallocate()` knows.
+const FALLOC_FL_MODE_MASK: u32 = 0x02 | 0x08 | 0x10 | 0x20 | 0x40;
+
+/// The mode checks of `vfs_fallocate()` (6.12 fs/open.c): unknown bits,
+/// then exactly one mode, PUNCH_HOLE only with KEEP_SIZE, COLLAPSE and
+/// INSERT only without it.
+fn vfs_mode_ok(mode: u32) -> bool {
+    if mode & !(FALLOC_FL_MODE_MASK | FALLOC_FL_KEEP_SIZE) != 0 {
+        return false;
+    }
+    let keep = mode & FALLOC_FL_KEEP_SIZE != 0;
+    match mode & FALLOC_FL_MODE_MASK {
+        0x00 | 0x10 | 0x40 => true,
+        FALLOC_FL_PUNCH_HOLE => keep,
+        0x08 | 0x20 => !keep,
+        _ => false,
+    }
+}
+
+/// `vfs_fallocate()` + `kvm_gmem_fallocate()`, in the kernel's order: the
+/// VFS checks the range's sign, then the mode, then wrap-around; only then
+/// does guest_memfd look at its own mode rules and alignment.
 pub fn kvm_gmem_fallocate(i: &FallocateInput) -> FallocateOutcome {
     let fail = |e: i32| FallocateOutcome {
         ret: -e,
@@ -60,6 +81,10 @@ pub fn kvm_gmem_fallocate(i: &FallocateInput) -> FallocateOutcome {
     if i.offset < 0 || i.len <= 0 {
         return fail(errno::EINVAL);
     }
+    if !vfs_mode_ok(i.mode) {
+        return fail(errno::EOPNOTSUPP);
+    }
+    // s_maxbytes is MAX_LFS_FILESIZE (LLONG_MAX): only wrap-around fails.
     let Some(end_byte) = i.offset.checked_add(i.len) else {
         return fail(errno::EFBIG);
     };
@@ -117,5 +142,9 @@ mod tests {
         assert_eq!(ret(punch, 0, 1), -errno::EINVAL);
         assert_eq!(ret(0, 0, 4096), -errno::EOPNOTSUPP);
         assert_eq!(ret(punch, i64::MAX - 4095, 8192), -errno::EFBIG);
+        // The VFS rejects an unknown mode combination before the overflow.
+        assert_eq!(ret(0x13, i64::MAX - 4095, 8192), -errno::EOPNOTSUPP);
+        // A mode the VFS accepts but guest_memfd does not.
+        assert_eq!(ret(0x10 | FALLOC_FL_KEEP_SIZE, 0, 4096), -errno::EOPNOTSUPP);
     }
 }

@@ -260,10 +260,11 @@ impl Vm<'_> {
     }
 
     /// Frees folio `start`, running the invalidate hook outside `mmu_lock`.
+    /// `kvm_gmem_free_folio()`: every freed folio goes to the invalidate
+    /// hook (6.12 does not look at whether it was prepared; the hook skips
+    /// pfns the RMP does not have assigned).
     fn free_folio(&mut self, start: u64) {
-        if let Some((order, prepared)) = self.folios.remove(&start)
-            && prepared
-        {
+        if let Some((order, _)) = self.folios.remove(&start) {
             let pfn = self.s.pfn_base + start;
             let mut t = HookTrace::default();
             sev_gmem_invalidate(&mut self.rmp, pfn, pfn + (1 << order), false, &mut t);
@@ -390,6 +391,95 @@ impl Vm<'_> {
     }
 }
 
+/// A folio in the file's page cache: file pages `[index, index + 2^order)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct Folio {
+    /// First file page (2^order aligned).
+    pub index: u64,
+    /// 0 (4K) or 9 (2M).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub order: u32,
+}
+
+/// Largest number of folios a punch-hole query holds.
+pub const MAX_FOLIOS: usize = 1 << 12;
+
+/// `kvm_gmem_punch_hole()` on a file whose page cache holds `folios`
+/// backed by pfns `pfn_base + index`, with `rmp` as the RMP before: the
+/// zaps, the RMP operations of the freed folios, their lock context.
+/// `start`/`end` are file pages; `kvm_gmem_fallocate()` has already
+/// checked alignment.
+pub fn punch_hole(
+    bindings: &[Binding],
+    pfn_base: u64,
+    folios: &[Folio],
+    rmp: Rmp,
+    start: u64,
+    end: u64,
+) -> Result<LifecycleTrace, InputError> {
+    if start >= end {
+        return Err(InputError::new(
+            "len",
+            "an empty hole: fallocate() refuses it first",
+        ));
+    }
+    let scenario = Scenario {
+        policy: SharedPolicy::WhenFreed,
+        asid: 0,
+        file_pages: 0,
+        pfn_base,
+        folio_order: 0,
+        bindings: Vec::new(),
+        steps: Vec::new(),
+    };
+    if folios.len() > MAX_FOLIOS {
+        return Err(InputError::new(
+            "folios",
+            format!("at most {MAX_FOLIOS} folios"),
+        ));
+    }
+    let mut vm = Vm {
+        s: &scenario,
+        bindings: Bindings::new(bindings)?,
+        private: BTreeSet::new(),
+        folios: BTreeMap::new(),
+        rmp,
+        events: Vec::new(),
+        warnings: 0,
+    };
+    for (i, f) in folios.iter().enumerate() {
+        let n = 1u64 << f.order.min(63);
+        let fits = pfn_base
+            .checked_add(f.index)
+            .and_then(|p| p.checked_add(n))
+            .is_some();
+        if (f.order != 0 && f.order != 9) || f.index % n != 0 || !fits {
+            return Err(InputError::new(
+                format!("folios[{i}]"),
+                "order 0 or 9, index aligned to it, pfns in range",
+            ));
+        }
+        if vm.folio_of(f.index).is_some() || vm.folios.range(f.index..f.index + n).next().is_some()
+        {
+            return Err(InputError::new(
+                format!("folios[{i}]"),
+                "overlaps another folio",
+            ));
+        }
+        vm.folios.insert(f.index, (f.order, true));
+    }
+    vm.punch_hole(start, end);
+    let violations = lock_violations(&vm.events);
+    Ok(LifecycleTrace {
+        rmp: vm.rmp.runs(),
+        violations,
+        warnings: vm.warnings,
+        events: vm.events,
+    })
+}
+
 /// Runs a scenario.
 pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
     if s.file_pages == 0 || s.file_pages > MAX_FILE_PAGES {
@@ -463,7 +553,7 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rmp::RmpOp;
+    use crate::rmp::{RmpOp, sev_gmem_prepare};
 
     fn scenario(policy: SharedPolicy, steps: Vec<Step>) -> Scenario {
         Scenario {
@@ -531,6 +621,53 @@ mod tests {
             }
         ));
         assert_eq!(ops.len(), 3);
+        assert!(t.violations.is_empty());
+    }
+
+    #[test]
+    fn punch_hole_from_a_page_cache() {
+        let mut rmp = Rmp::new(true, 0x2000);
+        let mut t = HookTrace::default();
+        sev_gmem_prepare(&mut rmp, true, 1, 0x1000, 0x800, 9, false, &mut t);
+        sev_gmem_prepare(&mut rmp, true, 1, 0x1258, 0xa58, 0, false, &mut t);
+        let b = [Binding {
+            id: 0,
+            base_gfn: 0x800,
+            npages: 1024,
+            pgoff: 0,
+        }];
+        let folios = [
+            Folio { index: 0, order: 9 },
+            Folio {
+                index: 600,
+                order: 0,
+            },
+        ];
+        let t = punch_hole(&b, 0x1000, &folios, rmp, 0, 1).expect("valid");
+        let kinds: Vec<String> = t.events.iter().map(|e| format!("{e:?}")).collect();
+        assert!(
+            matches!(t.events[0], TraceEvent::InvalidateBegin),
+            "{kinds:?}"
+        );
+        assert!(matches!(
+            t.events[1],
+            TraceEvent::Zap {
+                range: GfnRange {
+                    start: 0x800,
+                    end: 0x801,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(
+            matches!(t.events[2], TraceEvent::Rmp { event } if matches!(event.op, RmpOp::Psmash { pfn: 0x1000 }))
+        );
+        assert!(
+            matches!(t.events[3], TraceEvent::Rmp { event } if matches!(event.op, RmpOp::MakeShared { pfn: 0x1000, level: 1 }))
+        );
+        assert!(matches!(t.events[4], TraceEvent::InvalidateEnd));
+        assert_eq!(t.events.len(), 5);
         assert!(t.violations.is_empty());
     }
 

@@ -9,7 +9,8 @@ use crate::error::InputError;
 use crate::fallocate::{FallocateInput, FallocateOutcome, kvm_gmem_fallocate};
 use crate::fault::{FaultDecision, FaultInput, classify_fault};
 use crate::invalidate::{Binding, Bindings, Invalidation, kvm_gmem_invalidate};
-use crate::lifecycle::{LifecycleTrace, Scenario};
+use crate::kernel::{PAGE_SHIFT, PAGE_SIZE};
+use crate::lifecycle::{Folio, LifecycleTrace, Scenario};
 use crate::prefault::{PreFaultInput, PreFaultOutcome, kvm_vcpu_pre_fault_memory};
 use crate::rmp::{
     HookTrace, Rmp, RmpEvent, RmpRun, sev_gmem_invalidate, sev_gmem_prepare,
@@ -119,6 +120,51 @@ pub struct RmpInvalidateAnswer {
     pub events: Vec<RmpEvent>,
     /// WARNs.
     pub warnings: u32,
+}
+
+/// `punch-hole` input: `kvm_gmem_punch_hole()` on a file with folios.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct PunchQuery {
+    /// The file's bindings.
+    pub bindings: Vec<Binding>,
+    /// Pfn of file page 0 (pages are contiguous).
+    pub pfn_base: u64,
+    /// The page cache.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub folios: Vec<Folio>,
+    /// Byte offset of the hole (page aligned).
+    pub offset: i64,
+    /// Length in bytes (page aligned, > 0).
+    pub len: i64,
+    /// RMP table size in pfns.
+    #[cfg_attr(feature = "serde", serde(default = "default_max_pfn"))]
+    pub max_pfn: u64,
+    /// Assigned RMP entries before.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rmp: Vec<RmpRun>,
+}
+
+/// `punch-hole`.
+pub fn punch_hole(q: &PunchQuery) -> Result<LifecycleTrace, InputError> {
+    let aligned = |v: i64| (v as u64) & (PAGE_SIZE - 1) == 0;
+    if q.offset < 0 || !aligned(q.offset) {
+        return Err(InputError::new(
+            "offset",
+            "kvm_gmem_fallocate() passes only page-aligned, non-negative offsets",
+        ));
+    }
+    if q.len <= 0 || !aligned(q.len) || q.offset.checked_add(q.len).is_none() {
+        return Err(InputError::new(
+            "len",
+            "kvm_gmem_fallocate() passes only page-aligned lengths > 0 that do not wrap",
+        ));
+    }
+    let rmp = Rmp::from_runs(true, q.max_pfn, &q.rmp)?;
+    let start = (q.offset as u64) >> PAGE_SHIFT;
+    let end = ((q.offset + q.len) as u64) >> PAGE_SHIFT;
+    crate::lifecycle::punch_hole(&q.bindings, q.pfn_base, &q.folios, rmp, start, end)
 }
 
 /// Largest pfn range `gmem-invalidate` walks (the kernel walks one folio).

@@ -141,7 +141,19 @@ impl PreFaultInput {
             return -i64::from(errno::EFAULT);
         }
         let head = gfn & !(PTRS_PER_PMD - 1);
+        // A 2M mapping needs the whole 2M frame inside the slot and of one
+        // attribute: a frame with private and shared gfns carries
+        // KVM_LPAGE_MIXED_FLAG and maps 4K at a time.
+        let uniform = match self.private {
+            Some(p) if self.vm_type.has_private_mem() && p.start < p.end => {
+                let covers = p.start <= head && head.saturating_add(PTRS_PER_PMD) <= p.end;
+                let disjoint = p.end <= head || p.start >= head.saturating_add(PTRS_PER_PMD);
+                covers || disjoint
+            }
+            _ => true,
+        };
         let huge = slot.max_level == PageSize::M2
+            && uniform
             && head >= slot.base_gfn
             && head - slot.base_gfn + PTRS_PER_PMD <= slot.npages;
         let page_size = if huge {

@@ -54,7 +54,8 @@ fn c_state(snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> Option<Box<abi::
     Some(s)
 }
 
-fn fill_entries(rmp: &Rmp, entries: &mut [abi::gmf_rmp_entry]) {
+/// Writes the model's table into the harness's entry array.
+pub fn fill_entries(rmp: &Rmp, entries: &mut [abi::gmf_rmp_entry]) {
     for (pfn, e) in entries.iter_mut().enumerate() {
         let m = rmp.entry(pfn as u64);
         *e = abi::gmf_rmp_entry {

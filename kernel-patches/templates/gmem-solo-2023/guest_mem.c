@@ -57,11 +57,48 @@ static void kvm_gmem_invalidate_end(struct kvm *kvm, struct kvm_gmem *gmem,
 	}
 }
 
+//@ kvm_gmem_free_folio carried virt/kvm/guest_mem.c
+static void kvm_gmem_free_folio(struct folio *folio)
+{
+	struct page *page = folio_page(folio, 0);
+	kvm_pfn_t pfn = page_to_pfn(page);
+	int order = folio_order(folio);
+
+	/*
+	 * The page cache is done with the folio: hand its pages back to the
+	 * host (RMP make-shared for SNP). The MMU zapped them already, and
+	 * mmu_lock is not held here.
+	 */
+	kvm_arch_gmem_invalidate(pfn, pfn + (1ul << order));
+}
+
+//@ kvm_gmem_punch_hole context virt/kvm/guest_mem.c
+static long kvm_gmem_punch_hole(struct file *file, loff_t offset, loff_t len)
+{
+	struct kvm_gmem *gmem = file->private_data;
+	pgoff_t start = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+	struct kvm *kvm = gmem->kvm;
+
+	/* Bindings must not change between begin and end. */
+	filemap_invalidate_lock(file->f_mapping);
+
+	kvm_gmem_invalidate_begin(kvm, gmem, start, end);
+
+	/* Frees the folios: kvm_gmem_free_folio() converts them. */
+	truncate_inode_pages_range(file->f_mapping, offset, offset + len - 1);
+
+	kvm_gmem_invalidate_end(kvm, gmem, start, end);
+
+	filemap_invalidate_unlock(file->f_mapping);
+
+	return 0;
+}
+
 //@ kvm_gmem_bind context virt/kvm/guest_mem.c
 int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 		  unsigned int fd, loff_t offset)
 {
-	loff_t size = slot->npages << PAGE_SHIFT;
 	unsigned long start, end;
 	struct kvm_gmem *gmem;
 	struct inode *inode;
@@ -82,8 +119,9 @@ int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 
 	inode = file_inode(file);
 
-	/* This generation checks neither alignment nor wrap-around. */
-	if (offset < 0 || offset + size > i_size_read(inode))
+	/* This generation does not check the offset's alignment. */
+	if (offset < 0 ||
+	    offset + (slot->npages << PAGE_SHIFT) > i_size_read(inode))
 		goto err;
 
 	filemap_invalidate_lock(inode->i_mapping);

@@ -110,3 +110,43 @@ err:
 	fput(file);
 	return r;
 }
+
+//@ kvm_gmem_free_folio carried virt/kvm/guest_memfd.c
+static void kvm_gmem_free_folio(struct folio *folio)
+{
+	struct page *page = folio_page(folio, 0);
+	kvm_pfn_t pfn = page_to_pfn(page);
+	int order = folio_order(folio);
+
+	/*
+	 * The page cache is done with the folio: hand its pages back to the
+	 * host (RMP make-shared for SNP). The MMU zapped them already, and
+	 * mmu_lock is not held here.
+	 */
+	kvm_arch_gmem_invalidate(pfn, pfn + (1ul << order));
+}
+
+//@ kvm_gmem_punch_hole context virt/kvm/guest_memfd.c
+static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
+{
+	struct list_head *gmem_list = &inode->i_mapping->i_private_list;
+	pgoff_t start = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+	struct kvm_gmem *gmem;
+
+	/* Bindings must not change between begin and end. */
+	filemap_invalidate_lock(inode->i_mapping);
+
+	list_for_each_entry(gmem, gmem_list, entry)
+		kvm_gmem_invalidate_begin(gmem, start, end);
+
+	/* Frees the folios: kvm_gmem_free_folio() converts them. */
+	truncate_inode_pages_range(inode->i_mapping, offset, offset + len - 1);
+
+	list_for_each_entry(gmem, gmem_list, entry)
+		kvm_gmem_invalidate_end(gmem, start, end);
+
+	filemap_invalidate_unlock(inode->i_mapping);
+
+	return 0;
+}

@@ -1,0 +1,246 @@
+//! `punch-hole`: fallocate(PUNCH_HOLE) on a guest_memfd with folios.
+//!
+//! The C runs `kvm_gmem_punch_hole()`; the shim's page cache frees the
+//! covered folios through `kvm_gmem_free_folio()`, whose hook runs
+//! `sev_gmem_invalidate()`. Both sides record one sequence: invalidate
+//! begin, each zap, each RMP operation with whether `mmu_lock` was held,
+//! invalidate end. An RMP update under `mmu_lock` differs from the model
+//! (which never holds it there) and is reported as the violation it is.
+//!
+//! Exhaustive bound: a 1024-page file at pfn 0x200 (two 2M regions), one
+//! or two bindings, folio layouts of 2M and 4K folios whose RMP state is
+//! what `sev_gmem_prepare()` leaves (a 2M entry for a 2M folio, 4K
+//! entries otherwise), every hole between boundary pages.
+
+use serde_json::{Value, json};
+
+use super::{CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json, vector_inputs};
+use crate::abi;
+use crate::compile::COp;
+use crate::library::Library;
+use gmem_reference::Profile;
+use gmem_reference::invalidate::Binding;
+use gmem_reference::kernel::PAGE_SIZE;
+use gmem_reference::lifecycle::{Folio, TraceEvent};
+use gmem_reference::ops::{PunchQuery, punch_hole};
+use gmem_reference::rmp::{PageSize, Rmp, RmpOp, RmpRun};
+
+/// The registry entry.
+pub const OPERATION: Operation = Operation { name: "punch-hole", cop: COp::PunchHole, run, case_json };
+
+const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
+const PFN_BASE: u64 = 0x200;
+
+type Ev = (u32, u64, u64, i32, u8);
+
+fn model_events(events: &[TraceEvent]) -> Vec<Ev> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::InvalidateBegin => Some((abi::GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 1)),
+            TraceEvent::InvalidateEnd => Some((abi::GMF_EV_INVALIDATE_END, 0, 0, 0, 1)),
+            TraceEvent::Zap { range, .. } => Some((abi::GMF_EV_UNMAP, range.start, range.end, 0, 1)),
+            TraceEvent::Rmp { event } => Some(match event.op {
+                RmpOp::MakeShared { pfn, level } => (abi::GMF_EV_MAKE_SHARED, pfn, 0, level, u8::from(event.mmu_lock)),
+                RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, u8::from(event.mmu_lock)),
+                RmpOp::MakePrivate { pfn, gpa, level, .. } => (abi::GMF_EV_MAKE_PRIVATE, pfn, gpa, level, u8::from(event.mmu_lock)),
+            }),
+            TraceEvent::Map { .. } | TraceEvent::MemoryFaultExit { .. } => None,
+        })
+        .collect()
+}
+
+fn c_events(o: &abi::gmf_rmp_out) -> Vec<Ev> {
+    o.events[..(o.nevents as usize).min(o.events.len())]
+        .iter()
+        .map(|e| {
+            let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) { e.arg } else { 0 };
+            let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) { e.level } else { 0 };
+            let begin_end = matches!(e.op, abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END);
+            (e.op, if begin_end { 0 } else { e.pfn }, arg, level, e.mmu_lock_held)
+        })
+        .collect()
+}
+
+fn applicable(q: &PunchQuery) -> bool {
+    q.max_pfn <= PFNS
+        && q.bindings.len() <= abi::GMF_MAX_BINDINGS as usize
+        && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
+        && q.folios.iter().all(|f| q.pfn_base + f.index + (1 << f.order) <= PFNS)
+        && punch_hole(q).is_ok()
+}
+
+fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
+    let m = punch_hole(q).ok()?;
+    let mut input: Box<abi::gmf_punch_in> = Box::default();
+    input.nbindings = q.bindings.len() as u32;
+    for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
+        *d = abi::gmf_binding { id: b.id, base_gfn: b.base_gfn, npages: b.npages, pgoff: b.pgoff };
+    }
+    input.pfn_base = q.pfn_base;
+    input.nfolios = q.folios.len() as u32;
+    for (d, f) in input.folios.iter_mut().zip(&q.folios) {
+        *d = abi::gmf_folio { index: f.index, order: f.order as u8 };
+    }
+    input.offset = q.offset;
+    input.len = q.len;
+    let rmp = Rmp::from_runs(true, q.max_pfn, &q.rmp).ok()?;
+    input.rmp.snp_enabled = 1;
+    input.rmp.max_pfn = q.max_pfn;
+    super::rmp::fill_entries(&rmp, &mut input.rmp.entries);
+    let mut o: Box<abi::gmf_rmp_out> = Box::default();
+    // SAFETY: valid pointers for the call.
+    let r = unsafe { (lib.punch_hole)(&*input, &mut *o) };
+    let (ce, me) = (c_events(&o), model_events(&m.events));
+    let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
+        "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count()});
+    let mut why = Vec::new();
+    if r != 0 {
+        why.push(format!("gmf_punch_hole returned {r}"));
+    }
+    if o.ret != 0 {
+        why.push(format!("kvm_gmem_punch_hole() returned {}", o.ret));
+    }
+    if o.overflow != 0 {
+        why.push("more events than the harness records".into());
+    } else if ce != me {
+        let i = ce.iter().zip(&me).position(|(a, b)| a != b).unwrap_or(ce.len().min(me.len()));
+        let violation = ce.get(i).is_some_and(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH));
+        why.push(format!(
+            "{}event {i}: C {:?}, model {:?} (op, pfn or gfn, gpa or gfn end, level, mmu_lock)",
+            if violation { "RMP update under mmu_lock (violation): " } else { "" },
+            ce.get(i),
+            me.get(i)
+        ));
+    }
+    if o.warnings != m.warnings {
+        why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
+    }
+    let after = Rmp::from_runs(true, PFNS, &m.rmp).unwrap_or_default();
+    let mut table = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
+    super::rmp::fill_entries(&after, &mut table);
+    if let Some(p) = (0..PFNS as usize).find(|&p| (o.entries[p].assigned, o.entries[p].pagesize) != (table[p].assigned, table[p].pagesize)) {
+        why.push(format!("RMP entry of pfn {p} after: C assigned {} 2M {}, model assigned {} 2M {}",
+            o.entries[p].assigned, o.entries[p].pagesize, table[p].assigned, table[p].pagesize));
+    }
+    (!why.is_empty()).then(|| (why.join("; "), c))
+}
+
+/// RMP runs for folios as `sev_gmem_prepare()` leaves them.
+fn prepared(folios: &[Folio]) -> Vec<RmpRun> {
+    folios
+        .iter()
+        .map(|f| {
+            let pfn = PFN_BASE + f.index;
+            let size = if f.order == 9 { PageSize::M2 } else { PageSize::K4 };
+            RmpRun { pfn, npages: 1 << f.order, size, asid: 1, gpa: (0x800 + f.index) << 12, immutable: false, validated: false }
+        })
+        .collect()
+}
+
+fn exhaustive() -> impl Iterator<Item = PunchQuery> {
+    let layouts: Vec<Vec<Folio>> = vec![
+        vec![Folio { index: 0, order: 9 }],
+        vec![Folio { index: 0, order: 9 }, Folio { index: 512, order: 9 }],
+        vec![Folio { index: 0, order: 9 }, Folio { index: 600, order: 0 }, Folio { index: 601, order: 0 }],
+        vec![Folio { index: 1, order: 0 }, Folio { index: 511, order: 0 }, Folio { index: 512, order: 9 }],
+    ];
+    let bindings: Vec<Vec<Binding>> = vec![
+        vec![Binding { id: 0, base_gfn: 0x800, npages: 1024, pgoff: 0 }],
+        vec![Binding { id: 0, base_gfn: 0x800, npages: 300, pgoff: 0 }, Binding { id: 1, base_gfn: 0x4000, npages: 500, pgoff: 520 }],
+    ];
+    let points = [0u64, 1, 2, 300, 511, 512, 513, 600, 602, 1023, 1024, 1100];
+    layouts.into_iter().flat_map(move |folios| {
+        let bindings = bindings.clone();
+        bindings.into_iter().flat_map(move |b| {
+            let folios = folios.clone();
+            points.into_iter().flat_map(move |start| {
+                let (b, folios) = (b.clone(), folios.clone());
+                points.into_iter().filter(move |&end| end > start).map(move |end| PunchQuery {
+                    bindings: b.clone(),
+                    pfn_base: PFN_BASE,
+                    rmp: prepared(&folios),
+                    folios: folios.clone(),
+                    offset: (start * PAGE_SIZE) as i64,
+                    len: ((end - start) * PAGE_SIZE) as i64,
+                    max_pfn: PFNS,
+                })
+            })
+        })
+    })
+}
+
+fn random_case(rng: &mut Rng) -> PunchQuery {
+    let mut folios = Vec::new();
+    let mut next = 0u64;
+    while next < 1024 && folios.len() < 40 {
+        if next % 512 == 0 && rng.below(3) == 0 {
+            folios.push(Folio { index: next, order: 9 });
+            next += 512;
+        } else {
+            if rng.below(3) == 0 {
+                folios.push(Folio { index: next, order: 0 });
+            }
+            next += 1 + rng.below(60);
+        }
+    }
+    let start = rng.below(1100);
+    let end = start + 1 + rng.below(600);
+    let b = Binding { id: 0, base_gfn: rng.below(1 << 20), npages: 1 + rng.below(1024), pgoff: rng.below(64) };
+    PunchQuery {
+        bindings: vec![b],
+        pfn_base: PFN_BASE,
+        rmp: prepared(&folios),
+        folios,
+        offset: (start * PAGE_SIZE) as i64,
+        len: ((end - start) * PAGE_SIZE) as i64,
+        max_pfn: PFNS,
+    }
+}
+
+fn cases(source: Source, vectors: &dyn Fn(&str) -> Vec<Value>) -> Box<dyn Iterator<Item = PunchQuery>> {
+    match source {
+        Source::Vectors => Box::new(vector_inputs::<PunchQuery>(vectors, "punch-hole").into_iter()),
+        Source::Exhaustive => Box::new(exhaustive()),
+        Source::Random { seed, n } => {
+            let mut rng = Rng(seed);
+            Box::new((0..n).map(move |_| random_case(&mut rng)))
+        }
+    }
+}
+
+fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
+    let mut out = Vec::new();
+    for i in 0..q.folios.len() {
+        let mut c = q.clone();
+        c.folios.remove(i);
+        c.rmp = prepared(&c.folios);
+        out.push(c);
+    }
+    for i in 0..q.bindings.len() {
+        let mut c = q.clone();
+        c.bindings.remove(i);
+        out.push(c);
+    }
+    let pages = (q.len as u64) / PAGE_SIZE;
+    out.extend(smaller_numbers(pages).into_iter().filter(|&p| p > 0).map(|p| PunchQuery { len: (p * PAGE_SIZE) as i64, ..q.clone() }));
+    out
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    let lib = ctx.lib;
+    run_cases(
+        ctx,
+        cases(source, ctx.vectors),
+        &CaseOps {
+            applicable: &applicable,
+            check: &|q| check(lib, q),
+            candidates: &candidates,
+            model_json: &|q| punch_hole(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+        },
+    )
+}
+
+fn case_json(source: Source, index: u64, _p: Profile, vectors: &dyn Fn(&str) -> Vec<Value>) -> Option<Value> {
+    cases(source, vectors).nth(index as usize).map(|q| to_json(&q))
+}

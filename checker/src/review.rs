@@ -1,0 +1,261 @@
+//! `review`: a real kernel tree's functions against the model.
+//!
+//! detect the profile (which generation of guest_memfd the tree carries) →
+//! for each operation, find its functions in the tree with the C parser →
+//! compile them *unchanged* against the shim (one object per operation, so
+//! one function that does not compile costs only its own verdict; static
+//! callees gcc reports as undeclared are pulled in from the same files) →
+//! run the shared vectors, the exhaustive bound and seeded random cases →
+//! one item per operation, named by its kernel functions.
+
+use std::time::Instant;
+
+use gmem_codegen::cparse;
+use gmem_reference::Profile;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::compile::{COp, CSource, CompileError, compile};
+use crate::library::Library;
+use crate::ops::{OPERATIONS, Operation, Source};
+use crate::runner::{Item, Report, Verdict, not_run, report, run_item};
+use crate::tree::Tree;
+
+/// A generation of guest_memfd, as found in a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Detected {
+    /// The model profile it maps to.
+    #[serde(serialize_with = "profile_name")]
+    pub profile: Profile,
+    /// What was seen, in words.
+    pub evidence: &'static str,
+}
+
+fn profile_name<S: serde::Serializer>(p: &Profile, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+/// Every file review may read.
+pub const FILES: &[&str] = &[
+    "virt/kvm/guest_memfd.c",
+    "virt/kvm/guest_mem.c",
+    "virt/kvm/kvm_main.c",
+    "arch/x86/kvm/mmu/mmu_internal.h",
+    "arch/x86/kvm/mmu/mmu.c",
+    "arch/x86/kvm/svm/svm.c",
+    "arch/x86/kvm/svm/sev.c",
+];
+
+/// What profile detection looks for, for the message when nothing fits.
+pub const LOOKED_FOR: &str = "virt/kvm/guest_memfd.c using slot->gmem.pgoff (upstream, 6.8+) \
+or virt/kvm/guest_mem.c using slot->gmem.index (gmem-solo-2023)";
+
+/// Detects the tree's generation; None when nothing fits.
+pub fn detect(tree: &Tree) -> Option<Detected> {
+    if let Some(src) = tree.file("virt/kvm/guest_memfd.c") {
+        if src.contains("__kvm_gmem_invalidate_begin") || src.contains("struct gmem_file") {
+            return Some(Detected {
+                profile: Profile::Upstream,
+                evidence: "virt/kvm/guest_memfd.c with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)",
+            });
+        }
+        if src.contains("gmem.pgoff") {
+            return Some(Detected { profile: Profile::Upstream, evidence: "virt/kvm/guest_memfd.c with slot->gmem.pgoff" });
+        }
+    }
+    if tree.file("virt/kvm/guest_mem.c").is_some_and(|s| s.contains("gmem.index")) {
+        return Some(Detected { profile: Profile::GmemSolo2023, evidence: "virt/kvm/guest_mem.c with slot->gmem.index" });
+    }
+    None
+}
+
+/// The functions one operation needs from a tree, callees first.
+pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'static str)] {
+    const SEV: &str = "arch/x86/kvm/svm/sev.c";
+    const MMU: &str = "arch/x86/kvm/mmu/mmu.c";
+    match (op, profile) {
+        (COp::Invalidate, Profile::Upstream) => &[
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_invalidate_begin"),
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_invalidate_end"),
+        ],
+        (COp::Invalidate, Profile::GmemSolo2023) => &[
+            ("virt/kvm/guest_mem.c", "kvm_gmem_invalidate_begin"),
+            ("virt/kvm/guest_mem.c", "kvm_gmem_invalidate_end"),
+        ],
+        (COp::Bind, Profile::Upstream) => &[("virt/kvm/guest_memfd.c", "kvm_gmem_bind")],
+        (COp::Bind, Profile::GmemSolo2023) => &[("virt/kvm/guest_mem.c", "kvm_gmem_bind")],
+        (COp::Classify, _) => &[
+            ("arch/x86/kvm/mmu/mmu_internal.h", "kvm_mmu_do_page_fault"),
+            (MMU, "kvm_mmu_page_fault"),
+            ("arch/x86/kvm/svm/svm.c", "npf_interception"),
+        ],
+        (COp::Prepare, _) => &[
+            (SEV, "is_pfn_range_shared"),
+            (SEV, "max_level_for_order"),
+            (SEV, "is_large_rmp_possible"),
+            (SEV, "sev_gmem_prepare"),
+            (SEV, "sev_private_max_mapping_level"),
+        ],
+        (COp::RmpInvalidate, _) => &[(SEV, "sev_gmem_invalidate")],
+        (COp::Prefault, _) => &[(MMU, "kvm_arch_vcpu_pre_fault_memory"), ("virt/kvm/kvm_main.c", "kvm_vcpu_pre_fault_memory")],
+        (COp::PunchHole, Profile::Upstream) => &[
+            (SEV, "sev_gmem_invalidate"),
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_invalidate_begin"),
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_invalidate_end"),
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_free_folio"),
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_punch_hole"),
+        ],
+        (COp::PunchHole, Profile::GmemSolo2023) => &[
+            (SEV, "sev_gmem_invalidate"),
+            ("virt/kvm/guest_mem.c", "kvm_gmem_invalidate_begin"),
+            ("virt/kvm/guest_mem.c", "kvm_gmem_invalidate_end"),
+            ("virt/kvm/guest_mem.c", "kvm_gmem_free_folio"),
+            ("virt/kvm/guest_mem.c", "kvm_gmem_punch_hole"),
+        ],
+    }
+}
+
+/// Optional helpers a tree may define itself (2023 SNP trees carry
+/// kvm_mmu_fault_is_private()).
+const OPTIONAL: &[(COp, &str, &str, &str)] =
+    &[(COp::Classify, "arch/x86/kvm/mmu/mmu_internal.h", "kvm_mmu_fault_is_private", "GMF_HAVE_FAULT_IS_PRIVATE")];
+
+/// One function's text with a `#line` so compiler messages point at the
+/// tree's own file and line.
+fn with_line(path: &str, f: &cparse::CFunction, src: &str) -> String {
+    format!("#line {} \"{}\"\n{}\n\n", f.line, path, f.text(src))
+}
+
+/// The names gcc says are undeclared functions.
+fn undeclared(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.split("implicit declaration of function '").nth(1))
+        .filter_map(|rest| rest.split('\'').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Extracted {
+    text: String,
+    defines: Vec<String>,
+}
+
+/// Finds the operation's functions; Err names what is missing and where
+/// it looked.
+fn extract(tree: &Tree, op: COp, profile: Profile) -> Result<Extracted, String> {
+    let mut text = String::new();
+    let mut defines = Vec::new();
+    for (path, name) in functions_for(op, profile) {
+        let src = tree.file(path).ok_or_else(|| format!("{name}(): {path} is not in the tree"))?;
+        let f = cparse::find(src, name)
+            .map_err(|e| format!("{path}: {e}"))?
+            .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
+        text.push_str(&with_line(path, &f, src));
+    }
+    for (o, path, name, define) in OPTIONAL {
+        if *o != op {
+            continue;
+        }
+        if let Some(src) = tree.file(path)
+            && let Ok(Some(f)) = cparse::find(src, name)
+        {
+            text = with_line(path, &f, src) + &text;
+            defines.push((*define).to_owned());
+        }
+    }
+    // The tree's own struct kvm_page_fault decides the error code's width.
+    if op == COp::Classify
+        && let Some(h) = tree.file("arch/x86/kvm/mmu/mmu_internal.h")
+        && h.contains("const u32 error_code;")
+    {
+        defines.push("GMF_FAULT_ERROR_CODE_T=u32".into());
+    }
+    Ok(Extracted { text, defines })
+}
+
+/// Compiles the extracted functions, adding static callees from the
+/// operation's files when gcc reports them undeclared.
+fn build(tree: &Tree, op: COp, profile: Profile, name: &str, ex: Extracted) -> Result<Library, CompileError> {
+    let mut text = ex.text;
+    let mut added: Vec<String> = Vec::new();
+    for _ in 0..8 {
+        match compile(&CSource { name, profile, text: &text, ops: &[op], defines: &ex.defines }) {
+            Ok(path) => return Library::open(&path).map_err(CompileError::Io),
+            Err(CompileError::Rejected { unit, log }) => {
+                let mut progress = false;
+                for missing in undeclared(&log) {
+                    if added.contains(&missing) {
+                        continue;
+                    }
+                    for (path, _) in functions_for(op, profile) {
+                        if let Some(src) = tree.file(path)
+                            && let Ok(Some(f)) = cparse::find(src, &missing)
+                        {
+                            text = with_line(path, &f, src) + &text;
+                            added.push(missing.clone());
+                            progress = true;
+                            break;
+                        }
+                    }
+                }
+                if !progress {
+                    return Err(CompileError::Rejected { unit, log });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(CompileError::Io(format!("{name}: callees kept appearing; gave up after {} added", added.len())))
+}
+
+/// The whole review.
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    /// The tree, in words.
+    pub tree: String,
+    /// Detected generation.
+    pub detected: Detected,
+    /// The verdicts.
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+/// Reviews `tree`. `Err` when no profile fits (the message says what was
+/// looked for).
+pub fn review(
+    tree: &Tree,
+    sources: &[Source],
+    jobs: u64,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Review, String> {
+    let detected = detect(tree).ok_or_else(|| format!("{}: no known guest_memfd generation; looked for {LOOKED_FOR}", tree.describe()))?;
+    let started = Instant::now();
+    let mut items: Vec<Item> = Vec::new();
+    let implementation = tree.describe();
+    for op in OPERATIONS {
+        let function = functions_for(op.cop, detected.profile).iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
+        let ex = match extract(tree, op.cop, detected.profile) {
+            Ok(ex) => ex,
+            Err(why) => {
+                items.push(not_run(op, &implementation, function, Verdict::Missing, why));
+                continue;
+            }
+        };
+        progress(&format!("compiling {} for {}", function, op.name));
+        let name = format!("{implementation} {}", op.name);
+        match build(tree, op.cop, detected.profile, &name, ex) {
+            Ok(lib) => {
+                progress(&format!("{} {}", op.name, function));
+                items.push(run_item(op, &implementation, function, &lib, detected.profile, sources, jobs, vectors));
+            }
+            Err(e) => items.push(not_run(op, &implementation, function, Verdict::Error, e.to_string())),
+        }
+    }
+    Ok(Review { tree: implementation, detected, report: report(items, started) })
+}
+
+/// The operation whose registry entry is `cop`.
+pub fn operation(cop: COp) -> Option<&'static Operation> {
+    OPERATIONS.iter().find(|o| o.cop == cop)
+}

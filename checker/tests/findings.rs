@@ -1,0 +1,80 @@
+//! C that crashes or hangs is a finding, not a checker crash: the verdict
+//! names the vector it happened on.
+
+use gmem_checker::compile::{CSource, compile};
+use gmem_checker::library::Library;
+use gmem_checker::ops::{OPERATIONS, Source};
+use gmem_checker::runner::{unit_defines, unit_ops};
+use gmem_codegen::unit;
+use gmem_reference::Profile;
+use serde_json::Value;
+
+/// The builtin upstream unit with `kvm_gmem_invalidate_begin()` given an
+/// extra first statement.
+fn broken(extra: &str) -> Library {
+    let mut u = unit::builtin(Profile::Upstream).expect("builtin unit");
+    u.name = "test:broken".into();
+    let f = u
+        .functions
+        .iter_mut()
+        .find(|f| f.name == "kvm_gmem_invalidate_begin")
+        .expect("defined");
+    let at = f.text.find("\txa_for_each_range").expect("the walk");
+    f.text.insert_str(at, extra);
+    let (ops, defines, text) = (unit_ops(&u), unit_defines(&u), u.text());
+    let path = compile(&CSource {
+        name: &u.name,
+        profile: u.profile,
+        text: &text,
+        ops: &ops,
+        defines: &defines,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    Library::open(&path).expect("loads")
+}
+
+fn invalidate_outcome(lib: &Library) -> gmem_checker::ops::Outcome {
+    let op = OPERATIONS
+        .iter()
+        .find(|o| o.name == "invalidate")
+        .expect("registered");
+    gmem_checker::runner::run_operation(
+        op,
+        lib,
+        Profile::Upstream,
+        &[Source::Exhaustive],
+        2,
+        &|_| Vec::<Value>::new(),
+    )
+}
+
+#[test]
+fn a_segfault_in_c_is_a_finding_with_its_vector() {
+    let lib = broken("\tif (start == 5 && end == 9)\n\t\t*(volatile int *)NULL = 1;\n\n");
+    let o = invalidate_outcome(&lib);
+    let c = o.counterexample.expect("the crash is reported");
+    assert!(c.why.contains("crashed with signal 11"), "{}", c.why);
+    assert_eq!(
+        (c.input["start"].as_u64(), c.input["end"].as_u64()),
+        (Some(5), Some(9)),
+        "{}",
+        c.input
+    );
+}
+
+#[test]
+fn a_hang_in_c_is_a_finding_with_its_vector() {
+    // A volatile read in a loop: the compiler may not drop it.
+    let lib = broken(
+        "\tif (start == 3 && end == 4)\n\t\tfor (;;)\n\t\t\t(void)READ_ONCE(gmem->kvm);\n\n",
+    );
+    let o = invalidate_outcome(&lib);
+    let c = o.counterexample.expect("the hang is reported");
+    assert!(c.why.contains("hung"), "{}", c.why);
+    assert_eq!(
+        (c.input["start"].as_u64(), c.input["end"].as_u64()),
+        (Some(3), Some(4)),
+        "{}",
+        c.input
+    );
+}

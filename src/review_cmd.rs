@@ -1,0 +1,69 @@
+//! `gmemforge review`: a kernel tree's functions against the model.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use gmem_checker::review;
+use gmem_checker::runner::{self, Verdict};
+use gmem_checker::tree::{Tree, TreeSource};
+
+use crate::check_cmd::human;
+use crate::failure::Failure;
+
+/// `review`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// The kernel tree: a source directory, a git repository (read at
+    /// --rev, never its work tree), or a linux-source .tar.xz.
+    #[arg(long, value_name = "PATH")]
+    pub tree: PathBuf,
+    /// Revision of a git repository (default HEAD).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Directory of shared vectors (<operation>.json).
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
+    pub vectors: PathBuf,
+    /// Seeded random vectors per operation (besides the vectors and the
+    /// exhaustive bound).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub random: u64,
+    /// Seed of the random vectors.
+    #[arg(long, value_name = "S", default_value_t = 0x6d65_6d66)]
+    pub seed: u64,
+    /// Print one JSON document instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// Child processes per operation (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u64>,
+}
+
+/// Runs `review`; the exit status follows the verdict.
+pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
+    let src = TreeSource::from_arg(&args.tree, args.rev.as_deref()).map_err(|e| Failure::input(e.to_string()))?;
+    let tty = std::io::stderr().is_terminal();
+    if tty {
+        eprint!("\r\x1b[Kreading {}...", args.tree.display());
+    }
+    let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
+    let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
+    let vectors = runner::vector_lookup(&files);
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64)).clamp(1, 64);
+    let sources = runner::sources(true, args.random, args.seed);
+    let mut progress = |what: &str| {
+        if tty {
+            eprint!("\r\x1b[K{what}...");
+        }
+    };
+    let r = review::review(&tree, &sources, jobs, &vectors, &mut progress).map_err(Failure::input)?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!("{}: {} ({})", r.tree, r.detected.profile.name(), r.detected.evidence);
+        print!("{}", human(&r.report));
+    }
+    Ok(if r.report.verdict == Verdict::Conforms { 0 } else { 1 })
+}

@@ -1,0 +1,118 @@
+//! `gmemforge check` through the binary: builtin C conforms, every mutant is
+//! caught with a counterexample, the exhaustive bound is large, bad input
+//! exits 2.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn check(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .arg("check")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().expect("exited"), json, stderr)
+}
+
+fn items<'a>(report: &'a Value, verdict: &str) -> Vec<&'a Value> {
+    report["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["verdict"] == verdict)
+        .collect()
+}
+
+#[test]
+fn builtin_c_conforms_on_vectors_and_random() {
+    let (code, r, err) = check(&["--random", "2000"]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
+    assert_eq!(r["verdict"], "conforms");
+    let all = r["items"].as_array().expect("items");
+    assert!(
+        all.len() >= 12,
+        "every operation of both profiles: {}",
+        all.len()
+    );
+    for i in all {
+        assert!(i["vectors"].as_u64().is_some_and(|n| n > 0), "{i}");
+        assert!(
+            i["function"].as_str().is_some_and(|f| f.starts_with("kvm_")
+                || f.starts_with("sev_")
+                || f.starts_with("npf_")),
+            "{i}"
+        );
+    }
+    assert!(r["vectors_per_second"].as_f64().is_some_and(|v| v > 0.0));
+}
+
+/// Each mutant: exit 1, the named operation diverges with a counterexample
+/// whose explanation mentions `why`.
+fn caught(mutant: &str, operation: &str, why: &str) {
+    let (code, r, err) = check(&["--impl", &format!("mutant:{mutant}"), "--random", "500"]);
+    assert_eq!(code, 1, "{mutant}: {err}");
+    assert_eq!(r["verdict"], "diverges");
+    let bad = items(&r, "diverges");
+    let item = bad
+        .iter()
+        .find(|i| i["operation"] == operation)
+        .unwrap_or_else(|| panic!("{mutant}: {operation} diverges: {r:#}"));
+    let c = &item["counterexample"];
+    assert!(
+        c["input"].is_object(),
+        "{mutant}: counterexample input: {c}"
+    );
+    assert!(
+        c["why"].as_str().is_some_and(|w| w.contains(why)),
+        "{mutant}: {c}"
+    );
+}
+
+#[test]
+fn mutant_solo_2023_range_is_caught() {
+    caught("solo-2023-range", "invalidate", "");
+}
+
+#[test]
+fn mutant_no_pgoff_is_caught() {
+    caught("no-pgoff", "invalidate", "zap 0");
+}
+
+#[test]
+fn mutant_u32_error_code_is_caught() {
+    caught("u32-error-code", "classify", "is_private");
+}
+
+#[test]
+fn mutant_rmp_under_mmu_lock_is_caught() {
+    caught("rmp-under-mmu-lock", "punch-hole", "under mmu_lock");
+}
+
+#[test]
+fn exhaustive_bound_conforms_over_a_million_vectors() {
+    let (code, r, err) = check(&["--exhaustive", "--random", "0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(r["verdict"], "conforms");
+    assert!(
+        r["vectors"].as_u64().is_some_and(|n| n >= 1_000_000),
+        "{}",
+        r["vectors"]
+    );
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let (code, _, err) = check(&["--impl", "mutant:nonsense"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("mutant:nonsense") && err.contains("solo-2023-range"),
+        "{err}"
+    );
+    let (code, _, err) = check(&["--vectors", "/nonexistent/dir"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/dir"), "{err}");
+}
