@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use gmemforge::check_cmd::{self, CheckArgs};
 use gmemforge::failure::Failure;
 use gmemforge::model_cmd::{self, ModelOp};
+use gmemforge::review_cmd::{self, ReviewArgs};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,14 @@ enum Command {
     /// Exit 0 when every operation conforms, 1 with a minimal
     /// counterexample when one diverges, 2 on bad input.
     Check(CheckArgs),
+    /// Review a kernel tree: find its guest_memfd / SEV functions, compile
+    /// them unchanged against the shim, and check each against the model.
+    ///
+    /// Says which generation (profile) the tree is, then one verdict per
+    /// operation: conforms, diverges (with a minimal counterexample),
+    /// missing (where it looked), or error (the compiler's message, with
+    /// the tree's file and line). Exit 0 only when everything conforms.
+    Review(ReviewArgs),
     /// Ask the reference model: one JSON document on stdin, the answer on stdout.
     ///
     /// Example: echo '{"slots":[{"id":0,"base_gfn":256,"npages":4,"pgoff":0}],"start":2,"end":6}' | gmemforge model invalidate
@@ -56,6 +65,7 @@ fn main() -> ExitCode {
     };
     let result: Result<u8, Failure> = match cli.command {
         Command::Check(args) => check_cmd::run_check(args),
+        Command::Review(args) => review_cmd::run_review(args),
         Command::Model { op } => model_cmd::run_model(op).map(|()| 0),
     };
     match result {

@@ -26,6 +26,7 @@
 #define GMF_MAX_RMP_PFNS 2048 /* RMP entries the shim models: 4 x 2M */
 #define GMF_MAX_SLOTS 4
 #define GMF_MAX_FILES 4
+#define GMF_MAX_FOLIOS 64
 
 /* Profile the C was written for (the shim's struct shapes and hooks). */
 enum gmf_profile {
@@ -181,6 +182,28 @@ struct gmf_rmp_invalidate_in {
 	struct gmf_rmp_state rmp;
 };
 
+/*
+ * A folio in a guest_memfd's page cache.  Its pages are pfns pfn_base +
+ * index .. + 2^order - 1, which must lie below GMF_MAX_RMP_PFNS and, like
+ * any buddy allocation, be 2^order aligned.
+ */
+struct gmf_folio {
+	uint64_t index;	/* first file page; 2^order aligned */
+	uint8_t order;	/* 0 or 9 */
+};
+
+/* fallocate(PUNCH_HOLE | KEEP_SIZE, offset, len) on a file with folios. */
+struct gmf_punch_in {
+	uint32_t nbindings;
+	struct gmf_binding bindings[GMF_MAX_BINDINGS];
+	uint64_t pfn_base;	/* pfn of file page 0: page i is pfn_base + i */
+	uint32_t nfolios;
+	struct gmf_folio folios[GMF_MAX_FOLIOS];
+	int64_t offset;		/* bytes, page aligned */
+	int64_t len;
+	struct gmf_rmp_state rmp;
+};
+
 struct gmf_prefault_slot {
 	uint64_t base_gfn;
 	uint64_t npages;
@@ -246,6 +269,8 @@ int gmf_prepare(const struct gmf_prepare_in *in, struct gmf_rmp_out *out);
 int gmf_rmp_invalidate(const struct gmf_rmp_invalidate_in *in, struct gmf_rmp_out *out);
 int gmf_prefault(const struct gmf_prefault_in *in, struct gmf_prefault_out *out);
 int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out);
+/* out->ret is kvm_gmem_punch_hole()'s return; out->max_level is 0. */
+int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out);
 
 /* Which entry points this object implements (bit per GMF_OP_*). */
 #define GMF_OP_INVALIDATE (1u << 0)
@@ -254,6 +279,7 @@ int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out);
 #define GMF_OP_RMP_INVALIDATE (1u << 3)
 #define GMF_OP_PREFAULT (1u << 4)
 #define GMF_OP_BIND (1u << 5)
+#define GMF_OP_PUNCH_HOLE (1u << 6)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

@@ -28,6 +28,7 @@
 #include "adapters/rmp.c"
 #include "adapters/prefault.c"
 #include "adapters/bind.c"
+#include "adapters/punch.c"
 
 #ifndef GMF_HAVE_OP_INVALIDATE
 int gmf_invalidate(const struct gmf_invalidate_in *in,
@@ -85,6 +86,15 @@ int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out)
 }
 #endif
 
+#ifndef GMF_HAVE_OP_PUNCH_HOLE
+int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
+{
+	(void)in;
+	(void)out;
+	return -2;
+}
+#endif
+
 uint32_t gmf_ops(void)
 {
 	uint32_t ops = 0;
@@ -106,6 +116,9 @@ uint32_t gmf_ops(void)
 #endif
 #ifdef GMF_HAVE_OP_BIND
 	ops |= GMF_OP_BIND;
+#endif
+#ifdef GMF_HAVE_OP_PUNCH_HOLE
+	ops |= GMF_OP_PUNCH_HOLE;
 #endif
 	return ops;
 }

@@ -10,12 +10,14 @@ pub const GMF_MAX_EVENTS: u32 = 2112;
 pub const GMF_MAX_RMP_PFNS: u32 = 2048;
 pub const GMF_MAX_SLOTS: u32 = 4;
 pub const GMF_MAX_FILES: u32 = 4;
+pub const GMF_MAX_FOLIOS: u32 = 64;
 pub const GMF_OP_INVALIDATE: u32 = 1;
 pub const GMF_OP_CLASSIFY: u32 = 2;
 pub const GMF_OP_PREPARE: u32 = 4;
 pub const GMF_OP_RMP_INVALIDATE: u32 = 8;
 pub const GMF_OP_PREFAULT: u32 = 16;
 pub const GMF_OP_BIND: u32 = 32;
+pub const GMF_OP_PUNCH_HOLE: u32 = 64;
 pub const GMF_PROFILE_UPSTREAM: gmf_profile = 0;
 pub const GMF_PROFILE_SOLO2023: gmf_profile = 1;
 pub type gmf_profile = ::std::os::raw::c_uint;
@@ -372,6 +374,59 @@ const _: () = {
         [::std::mem::offset_of!(gmf_rmp_invalidate_in, rmp) - 16usize];
 };
 impl Default for gmf_rmp_invalidate_in {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct gmf_folio {
+    pub index: u64,
+    pub order: u8,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_folio"][::std::mem::size_of::<gmf_folio>() - 16usize];
+    ["Alignment of gmf_folio"][::std::mem::align_of::<gmf_folio>() - 8usize];
+    ["Offset of field: gmf_folio::index"][::std::mem::offset_of!(gmf_folio, index) - 0usize];
+    ["Offset of field: gmf_folio::order"][::std::mem::offset_of!(gmf_folio, order) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct gmf_punch_in {
+    pub nbindings: u32,
+    pub bindings: [gmf_binding; 8usize],
+    pub pfn_base: u64,
+    pub nfolios: u32,
+    pub folios: [gmf_folio; 64usize],
+    pub offset: i64,
+    pub len: i64,
+    pub rmp: gmf_rmp_state,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_punch_in"][::std::mem::size_of::<gmf_punch_in>() - 34104usize];
+    ["Alignment of gmf_punch_in"][::std::mem::align_of::<gmf_punch_in>() - 8usize];
+    ["Offset of field: gmf_punch_in::nbindings"]
+        [::std::mem::offset_of!(gmf_punch_in, nbindings) - 0usize];
+    ["Offset of field: gmf_punch_in::bindings"]
+        [::std::mem::offset_of!(gmf_punch_in, bindings) - 8usize];
+    ["Offset of field: gmf_punch_in::pfn_base"]
+        [::std::mem::offset_of!(gmf_punch_in, pfn_base) - 264usize];
+    ["Offset of field: gmf_punch_in::nfolios"]
+        [::std::mem::offset_of!(gmf_punch_in, nfolios) - 272usize];
+    ["Offset of field: gmf_punch_in::folios"]
+        [::std::mem::offset_of!(gmf_punch_in, folios) - 280usize];
+    ["Offset of field: gmf_punch_in::offset"]
+        [::std::mem::offset_of!(gmf_punch_in, offset) - 1304usize];
+    ["Offset of field: gmf_punch_in::len"][::std::mem::offset_of!(gmf_punch_in, len) - 1312usize];
+    ["Offset of field: gmf_punch_in::rmp"][::std::mem::offset_of!(gmf_punch_in, rmp) - 1320usize];
+};
+impl Default for gmf_punch_in {
     fn default() -> Self {
         let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
         unsafe {

@@ -34,6 +34,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "adapters/rmp.c",
     "adapters/prefault.c",
     "adapters/bind.c",
+    "adapters/punch.c",
 );
 
 /// One operation of the harness ABI.
@@ -51,17 +52,20 @@ pub enum COp {
     Prefault,
     /// `gmf_bind`.
     Bind,
+    /// `gmf_punch_hole`.
+    PunchHole,
 }
 
 impl COp {
     /// Every operation.
-    pub const ALL: [COp; 6] = [
+    pub const ALL: [COp; 7] = [
         COp::Invalidate,
         COp::Classify,
         COp::Prepare,
         COp::RmpInvalidate,
         COp::Prefault,
         COp::Bind,
+        COp::PunchHole,
     ];
 
     /// The `-DGMF_HAVE_OP_*` macro.
@@ -73,6 +77,7 @@ impl COp {
             COp::RmpInvalidate => "GMF_HAVE_OP_RMP_INVALIDATE",
             COp::Prefault => "GMF_HAVE_OP_PREFAULT",
             COp::Bind => "GMF_HAVE_OP_BIND",
+            COp::PunchHole => "GMF_HAVE_OP_PUNCH_HOLE",
         }
     }
 
@@ -92,6 +97,13 @@ impl COp {
                 "kvm_arch_vcpu_pre_fault_memory",
             ],
             (COp::Bind, _) => &["kvm_gmem_bind"],
+            (COp::PunchHole, _) => &[
+                "kvm_gmem_punch_hole",
+                "kvm_gmem_free_folio",
+                "kvm_gmem_invalidate_begin",
+                "kvm_gmem_invalidate_end",
+                "sev_gmem_invalidate",
+            ],
         }
     }
 }

@@ -11,4 +11,6 @@ pub mod compile;
 pub mod isolate;
 pub mod library;
 pub mod ops;
+pub mod review;
 pub mod runner;
+pub mod tree;

@@ -24,6 +24,8 @@ pub type RmpInvalidateFn =
 /// `gmf_prefault`.
 pub type PrefaultFn =
     unsafe extern "C" fn(*const abi::gmf_prefault_in, *mut abi::gmf_prefault_out) -> c_int;
+/// `gmf_punch_hole`.
+pub type PunchHoleFn = unsafe extern "C" fn(*const abi::gmf_punch_in, *mut abi::gmf_rmp_out) -> c_int;
 /// `gmf_bind`.
 pub type BindFn = unsafe extern "C" fn(*const abi::gmf_bind_in, *mut abi::gmf_bind_out) -> c_int;
 
@@ -42,6 +44,8 @@ pub struct Library {
     pub prefault: PrefaultFn,
     /// `gmf_bind`.
     pub bind: BindFn,
+    /// `gmf_punch_hole`.
+    pub punch_hole: PunchHoleFn,
     /// `gmf_ops()`: which entry points are real (the others return -2).
     pub ops: u32,
 }
@@ -109,6 +113,7 @@ impl Library {
                 )?),
                 prefault: std::mem::transmute::<*mut c_void, PrefaultFn>(sym("gmf_prefault")?),
                 bind: std::mem::transmute::<*mut c_void, BindFn>(sym("gmf_bind")?),
+                punch_hole: std::mem::transmute::<*mut c_void, PunchHoleFn>(sym("gmf_punch_hole")?),
                 ops: ops_fn(),
             })
         }

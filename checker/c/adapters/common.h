@@ -33,4 +33,51 @@ static inline void gmf_copy_events(struct gmf_event *dst, uint32_t *n,
 	__builtin_memcpy(dst, gmf_rec.events, gmf_rec.nevents * sizeof(*dst));
 }
 
+/*
+ * Bind gmf_world.slots[i] to gmem (as file's memslots) per bindings[i]:
+ * 0, or -1 for an empty, wrapping or overlapping binding.  Inline: it is
+ * on the invalidate hot path.
+ */
+static __always_inline int gmf_gmem_bind_slots(struct kvm_gmem *gmem,
+					       struct file *file,
+					       const struct gmf_binding *bindings,
+					       uint32_t n)
+{
+	uint32_t i;
+
+	xa_init(&gmem->bindings);
+	for (i = 0; i < n; i++) {
+		const struct gmf_binding *b = &bindings[i];
+		struct kvm_memory_slot *slot = &gmf_world.slots[i];
+		unsigned long last = b->pgoff + b->npages - 1;
+
+		if (!b->npages || last < b->pgoff)
+			return -1;
+		slot->base_gfn = b->base_gfn;
+		slot->npages = b->npages;
+		slot->id = (short)b->id;
+		slot->flags = KVM_MEM_GUEST_MEMFD;
+		slot->gmem.file = file;
+		slot->gmem.pgoff = b->pgoff;
+		if (xa_err(xa_store_range(&gmem->bindings, b->pgoff, last, slot,
+					  GFP_KERNEL)))
+			return -1;
+	}
+	/* Overlapping bindings would have replaced one another. */
+	return gmem->bindings.nr == n ? 0 : -1;
+}
+
+/* The RMP ops' answer: the recorded events, WARNs and the table after. */
+static inline void gmf_rmp_out_fill(struct gmf_rmp_out *out, int ret,
+				    int max_level)
+{
+	out->ret = ret;
+	out->max_level = max_level;
+	gmf_copy_events(out->events, &out->nevents, &out->overflow);
+	__builtin_memset(&out->events[out->nevents], 0,
+			 (GMF_MAX_EVENTS - out->nevents) * sizeof(out->events[0]));
+	out->warnings = gmf_rec.warnings;
+	__builtin_memcpy(out->entries, gmf_rmp.entries, sizeof(out->entries));
+}
+
 #endif /* GMF_ADAPTERS_COMMON_H */

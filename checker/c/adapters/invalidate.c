@@ -13,33 +13,15 @@ int gmf_invalidate(const struct gmf_invalidate_in *in,
 {
 	struct kvm *kvm = &gmf_world.vm.kvm;
 	struct kvm_gmem *gmem = &gmf_world.gmem[0];
-	uint32_t i, n;
+	uint32_t n;
 
 	if (in->nbindings > GMF_MAX_BINDINGS)
 		return -1;
 
 	gmf_shim_reset();
 	gmem->kvm = kvm;
-	xa_init(&gmem->bindings);
-	for (i = 0; i < in->nbindings; i++) {
-		const struct gmf_binding *b = &in->bindings[i];
-		struct kvm_memory_slot *slot = &gmf_world.slots[i];
-		unsigned long last = b->pgoff + b->npages - 1;
-
-		if (!b->npages || last < b->pgoff)
-			return -1;
-		slot->base_gfn = b->base_gfn;
-		slot->npages = b->npages;
-		slot->id = (short)b->id;
-		slot->flags = KVM_MEM_GUEST_MEMFD;
-		slot->gmem.file = &gmf_world.files[0];
-		slot->gmem.pgoff = b->pgoff;
-		if (xa_err(xa_store_range(&gmem->bindings, b->pgoff, last, slot,
-					  GFP_KERNEL)))
-			return -1;
-	}
-	/* Overlapping bindings would have replaced one another. */
-	if (gmem->bindings.nr != in->nbindings)
+	if (gmf_gmem_bind_slots(gmem, &gmf_world.files[0], in->bindings,
+				in->nbindings))
 		return -1;
 
 #if GMF_PROFILE == 0

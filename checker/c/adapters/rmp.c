@@ -7,17 +7,6 @@
  */
 #if defined(GMF_HAVE_OP_PREPARE) || defined(GMF_HAVE_OP_RMP_INVALIDATE)
 #include "common.h"
-
-static void gmf_rmp_out_fill(struct gmf_rmp_out *out, int ret, int max_level)
-{
-	out->ret = ret;
-	out->max_level = max_level;
-	gmf_copy_events(out->events, &out->nevents, &out->overflow);
-	__builtin_memset(&out->events[out->nevents], 0,
-			 (GMF_MAX_EVENTS - out->nevents) * sizeof(out->events[0]));
-	out->warnings = gmf_rec.warnings;
-	__builtin_memcpy(out->entries, gmf_rmp.entries, sizeof(out->entries));
-}
 #endif
 
 #ifdef GMF_HAVE_OP_PREPARE

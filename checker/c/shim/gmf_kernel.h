@@ -16,7 +16,12 @@
  * The differences are in struct layouts (slot->gmem.pgoff vs .index stay
  * both available; kvm_gfn_range has attr_filter upstream, pte in 2023;
  * kvm_page_fault.error_code is u64 upstream, u32 in 2023) and in a few
- * hooks (kvm_arch_gmem_invalidate() takes the kvm only in 2023).
+ * hooks.
+ *
+ * kvm_arch_gmem_invalidate() is the upstream (start, end) hook in both
+ * profiles: the series gives 2023 trees that hook.  A review of a 2023
+ * tree that still has the RFC's (kvm, start, end) form passes
+ * -DGMF_ARCH_INVALIDATE_HAS_KVM.
  */
 #ifndef GMF_KERNEL_H
 #define GMF_KERNEL_H
@@ -336,6 +341,58 @@ static inline void INIT_LIST_HEAD(struct list_head *l)
 	l->prev = l;
 }
 
+static inline bool list_empty(const struct list_head *head)
+{
+	return READ_ONCE(head->next) == head;
+}
+
+static inline void __list_add(struct list_head *new, struct list_head *prev,
+			      struct list_head *next)
+{
+	next->prev = new;
+	new->next = next;
+	new->prev = prev;
+	WRITE_ONCE(prev->next, new);
+}
+
+/* After head (a stack); list_add_tail(): before head (a queue). */
+static inline void list_add(struct list_head *new, struct list_head *head)
+{
+	__list_add(new, head, head->next);
+}
+
+static inline void list_add_tail(struct list_head *new, struct list_head *head)
+{
+	__list_add(new, head->prev, head);
+}
+
+/* The kernel poisons a deleted entry; NULL makes any later use crash too. */
+static inline void list_del(struct list_head *entry)
+{
+	entry->next->prev = entry->prev;
+	WRITE_ONCE(entry->prev->next, entry->next);
+	entry->next = NULL;
+	entry->prev = NULL;
+}
+
+#define list_entry(ptr, type, member) container_of(ptr, type, member)
+#define list_first_entry(ptr, type, member) \
+	list_entry((ptr)->next, type, member)
+#define list_next_entry(pos, member) \
+	list_entry((pos)->member.next, typeof(*(pos)), member)
+#define list_entry_is_head(pos, head, member) (&(pos)->member == (head))
+#define list_for_each(pos, head) \
+	for (pos = (head)->next; pos != (head); pos = pos->next)
+#define list_for_each_entry(pos, head, member)				\
+	for (pos = list_first_entry(head, typeof(*pos), member);	\
+	     !list_entry_is_head(pos, head, member);			\
+	     pos = list_next_entry(pos, member))
+#define list_for_each_entry_safe(pos, n, head, member)			\
+	for (pos = list_first_entry(head, typeof(*pos), member),	\
+	     n = list_next_entry(pos, member);				\
+	     !list_entry_is_head(pos, head, member);			\
+	     pos = n, n = list_next_entry(n, member))
+
 /* ------------------------------------------------------------------ */
 /* xarray: sorted, bounded ranges [first, last] -> entry               */
 /* ------------------------------------------------------------------ */
@@ -413,8 +470,117 @@ void *xa_erase(struct xarray *xa, unsigned long index);
 /* Files                                                               */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Memory: struct page is an entry of the shim's memmap, one per pfn the
+ * RMP table models, so page_to_pfn() is an index as with the kernel's
+ * vmemmap.  A folio is its head page seen as a folio (the kernel overlays
+ * them the same way), so folio_page(folio, n) is the head's n-th
+ * successor.  Only a head page carries folio state; tail pages are never
+ * read, and splitting a folio writes the state into each page it frees.
+ */
+struct address_space;
+
+struct page {
+	struct list_head lru;
+	struct address_space *mapping;
+	pgoff_t index;
+	unsigned int gmf_order;
+};
+
+struct folio {
+	union {
+		struct {
+			struct list_head lru;	/* shim: the page cache list */
+			struct address_space *mapping;
+			pgoff_t index;
+			unsigned int gmf_order;
+		};
+		struct page page;
+	};
+};
+
+_Static_assert(sizeof(struct folio) == sizeof(struct page),
+	       "a folio is its head page");
+
+extern struct page gmf_memmap[GMF_MAX_RMP_PFNS];
+
+static inline unsigned long page_to_pfn(const struct page *page)
+{
+	return (unsigned long)(page - gmf_memmap);
+}
+
+/* pfn < GMF_MAX_RMP_PFNS: the memmap covers nothing else. */
+static inline struct page *pfn_to_page(unsigned long pfn)
+{
+	return &gmf_memmap[pfn];
+}
+
+static inline struct page *folio_page(struct folio *folio, unsigned long n)
+{
+	return &folio->page + n;
+}
+
+static inline unsigned int folio_order(const struct folio *folio)
+{
+	return folio->gmf_order;
+}
+
+static inline bool folio_test_large(const struct folio *folio)
+{
+	return folio->gmf_order > 0;
+}
+
+static inline long folio_nr_pages(const struct folio *folio)
+{
+	return 1L << folio->gmf_order;
+}
+
+static inline size_t folio_size(const struct folio *folio)
+{
+	return PAGE_SIZE << folio->gmf_order;
+}
+
+static inline unsigned long folio_pfn(const struct folio *folio)
+{
+	return page_to_pfn(&folio->page);
+}
+
+static inline loff_t folio_pos(const struct folio *folio)
+{
+	return (loff_t)folio->index << PAGE_SHIFT;
+}
+
+static inline pgoff_t folio_next_index(const struct folio *folio)
+{
+	return folio->index + folio_nr_pages(folio);
+}
+
+/* The page of folio at file index (which the folio must contain). */
+static inline struct page *folio_file_page(struct folio *folio, pgoff_t index)
+{
+	return folio_page(folio, index & (folio_nr_pages(folio) - 1));
+}
+
+struct address_space_operations {
+	/* Called once a folio has left the page cache, unlocked. */
+	void (*free_folio)(struct folio *folio);
+};
+
 struct address_space {
 	int invalidate_lock;	/* > 0 exclusive holders, < 0 shared */
+	unsigned long nrpages;
+	const struct address_space_operations *a_ops;
+	/* 6.8 renamed both; 2023 code has the old names. */
+	union {
+		struct list_head i_private_list;
+		struct list_head private_list;
+	};
+	union {
+		void *i_private_data;
+		void *private_data;
+	};
+	/* shim: the page cache, folios in index order (the kernel's i_pages) */
+	struct list_head gmf_folios;
 };
 
 struct inode {
@@ -475,6 +641,24 @@ static inline void filemap_invalidate_lock_shared(struct address_space *m)
 static inline void filemap_invalidate_unlock_shared(struct address_space *m)
 {
 	m->invalidate_lock++;
+}
+
+/* An empty page cache, no a_ops, nothing on i_private_list. */
+void gmf_mapping_init(struct address_space *mapping);
+/*
+ * Put a folio of 2^order pages, the memmap's at pfn, into the page cache
+ * at index: 0, or -EINVAL (order above PMD_ORDER, index or pfn not
+ * 2^order aligned, pfns outside the memmap), -EEXIST (overlap).
+ */
+int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
+			  unsigned int order, unsigned long pfn);
+void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
+				loff_t lend);
+
+static inline void truncate_inode_pages(struct address_space *mapping,
+					loff_t lstart)
+{
+	truncate_inode_pages_range(mapping, lstart, -1);
 }
 
 #define FALLOC_FL_KEEP_SIZE 0x01
@@ -911,10 +1095,11 @@ bool kvm_unmap_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range);
 void kvm_flush_remote_tlbs(struct kvm *kvm);
 void kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end);
 
-#if GMF_PROFILE == 0
-void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
-#else
+/* Runs the unit's sev_gmem_invalidate(), if it has one (shim.c). */
+#ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 void kvm_arch_gmem_invalidate(struct kvm *kvm, kvm_pfn_t start, kvm_pfn_t end);
+#else
+void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
 #endif
 
 /* ------------------------------------------------------------------ */

@@ -20,6 +20,8 @@ struct gmf_rmp_table gmf_rmp;
 struct gmf_world gmf_world;
 struct task_struct gmf_current_task;
 struct file_operations kvm_gmem_fops;
+/* Written only for folios an adapter inserts: no reset, no hot-path cost. */
+struct page gmf_memmap[GMF_MAX_RMP_PFNS];
 
 /*
  * Zero a small object with plain 16-byte stores: gcc turns a memset of a
@@ -265,6 +267,145 @@ void fput(struct file *file)
 }
 
 /* ------------------------------------------------------------------ */
+/* Page cache                                                          */
+/* ------------------------------------------------------------------ */
+
+void gmf_mapping_init(struct address_space *mapping)
+{
+	mapping->invalidate_lock = 0;
+	mapping->nrpages = 0;
+	mapping->a_ops = NULL;
+	INIT_LIST_HEAD(&mapping->i_private_list);
+	mapping->i_private_data = NULL;
+	INIT_LIST_HEAD(&mapping->gmf_folios);
+}
+
+int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
+			  unsigned int order, unsigned long pfn)
+{
+	unsigned long nr, last;
+	struct folio *folio, *pos;
+
+	if (order > PMD_ORDER)
+		return -EINVAL;
+	nr = 1UL << order;
+	/* A buddy allocation is naturally aligned, and so is its index. */
+	if (!IS_ALIGNED(index, nr) || !IS_ALIGNED(pfn, nr) ||
+	    pfn >= GMF_MAX_RMP_PFNS || nr > GMF_MAX_RMP_PFNS - pfn)
+		return -EINVAL;
+	/* Inclusive: index + nr wraps for the file's last possible folio. */
+	last = index + (nr - 1);
+
+	/* The list is sorted: insert before the first folio past ours. */
+	list_for_each_entry(pos, &mapping->gmf_folios, lru) {
+		if (pos->index + (folio_nr_pages(pos) - 1) < index)
+			continue;
+		if (pos->index <= last)
+			return -EEXIST;
+		break;
+	}
+
+	folio = (struct folio *)pfn_to_page(pfn);
+	folio->mapping = mapping;
+	folio->index = index;
+	folio->gmf_order = order;
+	/* Before pos, or at the tail when the walk reached the head. */
+	list_add_tail(&folio->lru, &pos->lru);
+	mapping->nrpages += nr;
+	return 0;
+}
+
+/* Off the page cache, then to ->free_folio, as filemap_free_folio(). */
+static void gmf_filemap_remove(struct address_space *mapping,
+			       struct folio *folio)
+{
+	list_del(&folio->lru);
+	folio->mapping = NULL;
+	mapping->nrpages -= folio_nr_pages(folio);
+	if (mapping->a_ops && mapping->a_ops->free_folio)
+		mapping->a_ops->free_folio(folio);
+}
+
+/* split_folio() to order 0, in place: each page its own folio, in order. */
+static void gmf_split_folio(struct folio *folio)
+{
+	struct list_head *prev = &folio->lru;
+	long i, nr = folio_nr_pages(folio);
+
+	for (i = 1; i < nr; i++) {
+		struct folio *tail = (struct folio *)folio_page(folio, i);
+
+		tail->mapping = folio->mapping;
+		tail->index = folio->index + i;
+		tail->gmf_order = 0;
+		list_add(&tail->lru, prev);
+		prev = &tail->lru;
+	}
+	folio->gmf_order = 0;
+}
+
+/*
+ * mm/truncate.c's truncate_inode_pages_range() as guest_memfd sees it:
+ *
+ * - The pages removed are [start, end): start is lstart rounded up to a
+ *   page, end is (lend + 1) >> PAGE_SHIFT, or the end of the file when
+ *   lend is -1.  A partial page at either edge would only be zeroed, and
+ *   zeroing is invisible here, so it stays.
+ * - A folio wholly inside is removed and, if the mapping's a_ops has
+ *   ->free_folio, freed through it (once, with its order).
+ * - A large folio only partly inside is first split into order-0 folios,
+ *   as the kernel does when split_folio() succeeds (the shim never makes
+ *   it fail); then its pages inside are removed and freed one by one.
+ *   A folio with no page inside stays whole (the kernel may split one
+ *   that a byte range merely touches: nothing observable).
+ * - Frees happen in index order, as the model's truncate
+ *   (reference/src/lifecycle.rs).  The kernel frees wholly covered folios
+ *   in a first pass and the pieces of split ones in a second, so its
+ *   order differs when a large folio straddles the start of a hole that
+ *   also covers whole folios: those come before the straddler's pieces.
+ *   Which pfns are freed, and in which chunks, is the same.
+ */
+void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
+				loff_t lend)
+{
+	pgoff_t start = ((u64)lstart + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	pgoff_t last_in;	/* the hole's last page, inclusive */
+	struct list_head *pos = mapping->gmf_folios.next;
+
+	if (lstart < 0)
+		return;
+	if (lend == -1) {
+		last_in = ~0UL;
+	} else {
+		pgoff_t end = ((u64)lend + 1) >> PAGE_SHIFT;
+
+		if (lend < lstart || end <= start)
+			return;
+		last_in = end - 1;
+	}
+
+	while (pos != &mapping->gmf_folios) {
+		struct folio *folio = list_entry(pos, struct folio, lru);
+		pgoff_t first = folio->index;
+		pgoff_t last = first + (folio_nr_pages(folio) - 1);
+
+		if (first > last_in)
+			break;
+		if (last < start) {
+			pos = pos->next;
+			continue;
+		}
+		if (first < start || last > last_in) {
+			/* Look at the head again, now an order-0 folio. */
+			gmf_split_folio(folio);
+			continue;
+		}
+		pos = pos->next;
+		gmf_filemap_remove(mapping, folio);
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* KVM MMU                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -359,18 +500,30 @@ void kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
 	gmf_record(GMF_EV_UNMAP, gfn_start, gfn_end, 0, 0, 0);
 }
 
+/*
+ * The unit's SEV hook, when it defines one (non-static).  Hidden, so it
+ * resolves inside this object or to NULL, never to another object's.
+ */
+extern void sev_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
+	__attribute__((weak, visibility("hidden")));
+
+/*
+ * x86's hook is a static call to the vendor's gmem_invalidate, which only
+ * SVM sets: SEV's, whether or not the VM is SNP (the hook looks at the
+ * RMP, not the VM).  Weak, so a unit may bring its own.
+ */
 __gmf_weak
-#if GMF_PROFILE == 0
-void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
-#else
+#ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 void kvm_arch_gmem_invalidate(struct kvm *kvm, kvm_pfn_t start, kvm_pfn_t end)
+#else
+void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
 #endif
 {
-#if GMF_PROFILE == 1
+#ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 	(void)kvm;
 #endif
-	(void)start;
-	(void)end;
+	if (sev_gmem_invalidate)
+		sev_gmem_invalidate(start, end);
 }
 
 /* ------------------------------------------------------------------ */
@@ -406,12 +559,22 @@ void sev_handle_rmp_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code)
 	(void)error_code;
 }
 
-/* The largest level the slot allows at gfn: 2M iff its 2M frame fits. */
-static u8 gmf_slot_level(const struct kvm_memory_slot *slot, gfn_t gfn)
+/*
+ * The largest level the slot allows at gfn: 2M iff its 2M frame fits in
+ * the slot and all of it has one memory attribute (a frame with private
+ * and shared gfns carries KVM_LPAGE_MIXED_FLAG in 6.12 and maps at 4K).
+ */
+static u8 gmf_slot_level(struct kvm *kvm, const struct kvm_memory_slot *slot,
+			 gfn_t gfn)
 {
 	gfn_t head = gfn & ~(gfn_t)(PTRS_PER_PMD - 1);
+	gfn_t tail = head + PTRS_PER_PMD;
+	gfn_t ps = kvm->gmf_private_start, pe = kvm->gmf_private_end;
+	bool mixed = ps < pe && !(ps <= head && tail <= pe) &&
+		     !(pe <= head || ps >= tail);
 
-	if (slot->gmf_max_level >= PG_LEVEL_2M && head >= slot->base_gfn &&
+	if (slot->gmf_max_level >= PG_LEVEL_2M && !mixed &&
+	    head >= slot->base_gfn &&
 	    head - slot->base_gfn + PTRS_PER_PMD <= slot->npages)
 		return PG_LEVEL_2M;
 	return PG_LEVEL_4K;
@@ -455,7 +618,8 @@ int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
 		r = -EFAULT;
 	} else {
 		fault->goal_level = min_t(u8, fault->max_level,
-					  gmf_slot_level(fault->slot, fault->gfn));
+					  gmf_slot_level(vcpu->kvm, fault->slot,
+							 fault->gfn));
 		r = RET_PF_FIXED;
 	}
 	gmf_rec.fault_ret = r;

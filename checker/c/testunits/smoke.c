@@ -4,7 +4,11 @@
  * shared object and checks its entry points on hand-computed cases
  * (kernel-facts.md §6 and friends).
  *
- *   smoke IMPL.so upstream|solo2023 [--bench]
+ *   smoke IMPL.so upstream|solo2023|rmp-under-mmu-lock [--bench]
+ *
+ * rmp-under-mmu-lock is the upstream unit built with its punch hole
+ * freeing folios under mmu_lock: every check of upstream holds, except
+ * that the punch's RMP updates must show the lock held.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -34,6 +38,7 @@ static int (*p_rmp_invalidate)(const struct gmf_rmp_invalidate_in *,
 			       struct gmf_rmp_out *);
 static int (*p_prefault)(const struct gmf_prefault_in *, struct gmf_prefault_out *);
 static int (*p_bind)(const struct gmf_bind_in *, struct gmf_bind_out *);
+static int (*p_punch)(const struct gmf_punch_in *, struct gmf_rmp_out *);
 static uint32_t (*p_ops)(void);
 static uint32_t (*p_abi)(void);
 
@@ -280,6 +285,136 @@ static void test_rmp(void)
 	      rmp_out.max_level == 1 && rmp_out.warnings == 2);
 }
 
+/*
+ * ---- punch hole: a 1024-page file at pfn 0x200, bound at gfn 0x800,
+ * holding a 2M folio at page 0 and a 4K folio at page 600, both private
+ * (RMP as sev_gmem_prepare() leaves them: one 2M entry, one 4K entry).
+ */
+
+#define PUNCH_PFN 0x200ull
+#define PUNCH_GFN 0x800ull
+
+static struct gmf_punch_in punch_in;
+
+static void punch_setup(void)
+{
+	struct gmf_rmp_entry *e = punch_in.rmp.entries;
+	unsigned int i;
+
+	memset(&punch_in, 0, sizeof(punch_in));
+	punch_in.nbindings = 1;
+	punch_in.bindings[0] = (struct gmf_binding){
+		.id = 0, .base_gfn = PUNCH_GFN, .npages = 1024, .pgoff = 0,
+	};
+	punch_in.pfn_base = PUNCH_PFN;
+	punch_in.nfolios = 2;
+	punch_in.folios[0] = (struct gmf_folio){ .index = 0, .order = 9 };
+	punch_in.folios[1] = (struct gmf_folio){ .index = 600, .order = 0 };
+	punch_in.rmp.snp_enabled = 1;
+	punch_in.rmp.max_pfn = GMF_MAX_RMP_PFNS;
+	for (i = 0; i < 512; i++) {
+		e[PUNCH_PFN + i] = (struct gmf_rmp_entry){
+			.assigned = 1, .pagesize = i == 0, .asid = 1,
+			.gpa = (PUNCH_GFN + i) << 12,
+		};
+	}
+	e[PUNCH_PFN + 600] = (struct gmf_rmp_entry){
+		.assigned = 1, .asid = 1, .gpa = (PUNCH_GFN + 600) << 12,
+	};
+}
+
+static int punch(uint64_t first, uint64_t npages)
+{
+	punch_in.offset = (int64_t)(first << 12);
+	punch_in.len = (int64_t)(npages << 12);
+	memset(&rmp_out, 0xa5, sizeof(rmp_out));
+	return p_punch(&punch_in, &rmp_out);
+}
+
+static int ev_is(unsigned int i, uint32_t op, uint64_t pfn, uint64_t arg,
+		 int32_t level, int locked)
+{
+	const struct gmf_event *ev = &rmp_out.events[i];
+
+	return i < rmp_out.nevents && ev->op == op && ev->pfn == pfn &&
+	       ev->arg == arg && ev->level == level && ev->ret == 0 &&
+	       ev->mmu_lock_held == locked;
+}
+
+/*
+ * sev: the unit has sev_gmem_invalidate() (the RMP events happen);
+ * rmp_locked: the mutant frees the folios under mmu_lock.
+ */
+static void test_punch(int sev, int rmp_locked)
+{
+	const struct gmf_rmp_entry *e = rmp_out.entries;
+	unsigned int n;
+
+	/* Page 0: zap one gfn, split the 2M folio, free its first page. */
+	punch_setup();
+	CHECK(punch(0, 1) == 0);
+	CHECK(rmp_out.ret == 0 && rmp_out.max_level == 0 &&
+	      rmp_out.warnings == 0 && !rmp_out.overflow);
+	CHECK(rmp_out.nevents == (sev ? 5 : 3));
+	CHECK(ev_is(0, GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 1));
+	CHECK(ev_is(1, GMF_EV_UNMAP, PUNCH_GFN, PUNCH_GFN + 1, 0, 1));
+	if (sev) {
+		CHECK(ev_is(2, GMF_EV_PSMASH, PUNCH_PFN, 0, 0, rmp_locked));
+		CHECK(ev_is(3, GMF_EV_MAKE_SHARED, PUNCH_PFN, 0, 1, rmp_locked));
+	}
+	CHECK(ev_is(sev ? 4 : 2, GMF_EV_INVALIDATE_END, 0, 0, 0, 1));
+	if (sev) {
+		CHECK(!e[PUNCH_PFN].assigned && !e[PUNCH_PFN].pagesize);
+		CHECK(e[PUNCH_PFN + 1].assigned && e[PUNCH_PFN + 511].assigned);
+	} else {
+		CHECK(e[PUNCH_PFN].assigned && e[PUNCH_PFN].pagesize == 1);
+	}
+	CHECK(e[PUNCH_PFN + 600].assigned);
+
+	/*
+	 * The whole file: the 2M folio goes whole (one 2M update), then the
+	 * 4K one, in index order.
+	 */
+	CHECK(punch(0, 1024) == 0);
+	n = sev ? 4 : 2;	/* END's position */
+	CHECK(rmp_out.ret == 0 && rmp_out.nevents == n + 1 &&
+	      rmp_out.warnings == 0);
+	CHECK(ev_is(1, GMF_EV_UNMAP, PUNCH_GFN, PUNCH_GFN + 1024, 0, 1));
+	if (sev) {
+		CHECK(ev_is(2, GMF_EV_MAKE_SHARED, PUNCH_PFN, 0, 2, rmp_locked));
+		CHECK(ev_is(3, GMF_EV_MAKE_SHARED, PUNCH_PFN + 600, 0, 1,
+			    rmp_locked));
+		CHECK(!e[PUNCH_PFN + 511].assigned && !e[PUNCH_PFN + 600].assigned);
+	}
+	CHECK(rmp_out.events[n].op == GMF_EV_INVALIDATE_END);
+
+	/* Pages 2..513: split, then 510 4K frees after one PSMASH. */
+	CHECK(punch(2, 512) == 0);
+	if (sev) {
+		CHECK(rmp_out.nevents == 2 + 1 + 510 + 1);
+		CHECK(ev_is(2, GMF_EV_PSMASH, PUNCH_PFN + 2, 0, 0, rmp_locked));
+		CHECK(ev_is(3, GMF_EV_MAKE_SHARED, PUNCH_PFN + 2, 0, 1, rmp_locked));
+		CHECK(ev_is(512, GMF_EV_MAKE_SHARED, PUNCH_PFN + 511, 0, 1,
+			    rmp_locked));
+		CHECK(e[PUNCH_PFN + 1].assigned && !e[PUNCH_PFN + 2].assigned &&
+		      !e[PUNCH_PFN + 511].assigned);
+	}
+
+	/* Inputs the kernel cannot produce are refused. */
+	punch_in.folios[1] = (struct gmf_folio){ .index = 256, .order = 0 };
+	CHECK(punch(0, 1) == -1);	/* inside the 2M folio */
+	punch_in.folios[1] = (struct gmf_folio){ .index = 600, .order = 9 };
+	CHECK(punch(0, 1) == -1);	/* unaligned */
+	punch_in.folios[1] = (struct gmf_folio){ .index = 600, .order = 1 };
+	CHECK(punch(0, 1) == -1);	/* neither 4K nor 2M */
+	punch_setup();
+	punch_in.pfn_base = PUNCH_PFN + 1;
+	CHECK(punch(0, 1) == -1);	/* a 2M folio at an unaligned pfn */
+	punch_setup();
+	punch_in.len = 100;
+	CHECK(p_punch(&punch_in, &rmp_out) == -1);
+}
+
 /* ---- bind ---- */
 
 static struct gmf_bind_out bind(uint32_t fd, uint64_t offset, int other_vm)
@@ -405,7 +540,7 @@ static void bench(void)
 
 int main(int argc, char **argv)
 {
-	int upstream;
+	int upstream, mutant;
 	uint32_t ops;
 	void *h;
 
@@ -414,7 +549,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	impl_name = argv[2];
-	upstream = !strcmp(argv[2], "upstream");
+	mutant = !strcmp(argv[2], "rmp-under-mmu-lock");
+	upstream = mutant || !strcmp(argv[2], "upstream");
 	h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		fprintf(stderr, "%s\n", dlerror());
@@ -426,23 +562,27 @@ int main(int argc, char **argv)
 	p_rmp_invalidate = sym(h, "gmf_rmp_invalidate");
 	p_prefault = sym(h, "gmf_prefault");
 	p_bind = sym(h, "gmf_bind");
+	p_punch = sym(h, "gmf_punch_hole");
 	p_ops = sym(h, "gmf_ops");
 	p_abi = sym(h, "gmf_abi_version");
 
 	CHECK(p_abi() == GMF_ABI_VERSION);
 	ops = p_ops();
 	if (upstream) {
-		CHECK(ops == 0x3f);
+		CHECK(ops == 0x7f);
 		test_invalidate_upstream();
 		test_rmp();
 		test_prefault();
+		test_punch(1, mutant);
 	} else {
 		struct gmf_prefault_in pin = { 0 };
 		struct gmf_prefault_out pout;
 
-		CHECK(ops == (GMF_OP_INVALIDATE | GMF_OP_CLASSIFY | GMF_OP_BIND));
+		CHECK(ops == (GMF_OP_INVALIDATE | GMF_OP_CLASSIFY | GMF_OP_BIND |
+			      GMF_OP_PUNCH_HOLE));
 		CHECK(p_prefault(&pin, &pout) == -2);
 		test_invalidate_solo2023();
+		test_punch(0, 0);
 	}
 	test_classify(upstream);
 	test_bind(upstream);

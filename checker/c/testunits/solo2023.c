@@ -7,7 +7,9 @@
  *    begin runs even when nothing overlaps;
  *  - kvm_mmu_page_fault() hands kvm_mmu_do_page_fault() a u32 error
  *    code, so SNP's PFERR_GUEST_ENC (bit 34) never reaches the MMU;
- *  - kvm_gmem_bind() answers -EINVAL to everything.
+ *  - kvm_gmem_bind() answers -EINVAL to everything;
+ *  - no sev_gmem_invalidate(): freed folios reach kvm_arch_gmem_invalidate()
+ *    and stop there, as in a tree without SNP.
  */
 #define GMF_HAVE_FAULT_IS_PRIVATE 1
 
@@ -53,6 +55,30 @@ static void kvm_gmem_invalidate_end(struct kvm *kvm, struct kvm_gmem *gmem,
 	if (xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT))
 		kvm_mmu_invalidate_end(kvm);
 	KVM_MMU_UNLOCK(kvm);
+}
+
+/* The series' free hook, in the upstream shape the 2023 trees were given. */
+static void kvm_gmem_free_folio(struct folio *folio)
+{
+	kvm_pfn_t pfn = folio_pfn(folio);
+
+	kvm_arch_gmem_invalidate(pfn, pfn + folio_nr_pages(folio));
+}
+
+/* One kvm_gmem per file: the file's private_data, with the kvm in it. */
+static long kvm_gmem_punch_hole(struct file *file, loff_t offset, loff_t len)
+{
+	struct kvm_gmem *gmem = file->private_data;
+	struct kvm *kvm = gmem->kvm;
+	pgoff_t start = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+
+	filemap_invalidate_lock(file->f_mapping);
+	kvm_gmem_invalidate_begin(kvm, gmem, start, end);
+	truncate_inode_pages_range(file->f_mapping, offset, offset + len - 1);
+	kvm_gmem_invalidate_end(kvm, gmem, start, end);
+	filemap_invalidate_unlock(file->f_mapping);
+	return 0;
 }
 
 int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,

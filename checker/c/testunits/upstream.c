@@ -54,6 +54,50 @@ static void kvm_gmem_invalidate_end(struct kvm_gmem *gmem, pgoff_t start,
 	KVM_MMU_UNLOCK(kvm);
 }
 
+/* Runs once a folio has left the page cache: its pfns go back to the host. */
+static void kvm_gmem_free_folio(struct folio *folio)
+{
+	kvm_pfn_t first = page_to_pfn(folio_page(folio, 0));
+
+	kvm_arch_gmem_invalidate(first, first + (1ul << folio_order(folio)));
+}
+
+/*
+ * Zap every binding's gfns for the hole under mmu_lock, drop the pages
+ * (the free hook converts them, without mmu_lock), then let faults in.
+ * GMF_SMOKE_RMP_UNDER_MMU_LOCK builds the smoke test's mutant, which
+ * frees the folios under mmu_lock: the RMP updates then happen under it.
+ */
+static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
+{
+	struct address_space *mapping = inode->i_mapping;
+	pgoff_t first = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+	struct kvm_gmem *gmem;
+
+	/* Keeps the bindings, so begin and end see the same ones. */
+	filemap_invalidate_lock(mapping);
+
+	list_for_each_entry(gmem, &mapping->i_private_list, entry)
+		kvm_gmem_invalidate_begin(gmem, first, end);
+
+#ifdef GMF_SMOKE_RMP_UNDER_MMU_LOCK
+	gmem = list_first_entry(&mapping->i_private_list, struct kvm_gmem,
+				entry);
+	KVM_MMU_LOCK(gmem->kvm);
+#endif
+	truncate_inode_pages_range(mapping, offset, offset + len - 1);
+#ifdef GMF_SMOKE_RMP_UNDER_MMU_LOCK
+	KVM_MMU_UNLOCK(gmem->kvm);
+#endif
+
+	list_for_each_entry(gmem, &mapping->i_private_list, entry)
+		kvm_gmem_invalidate_end(gmem, first, end);
+
+	filemap_invalidate_unlock(mapping);
+	return 0;
+}
+
 int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 		  unsigned int fd, u64 offset)
 {

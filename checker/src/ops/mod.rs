@@ -10,6 +10,7 @@ pub mod bind;
 pub mod classify;
 pub mod invalidate;
 pub mod prefault;
+pub mod punch;
 pub mod rmp;
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,7 @@ pub const OPERATIONS: &[Operation] = &[
     rmp::RMP_INVALIDATE,
     prefault::OPERATION,
     bind::OPERATION,
+    punch::OPERATION,
 ];
 
 /// SplitMix64: the seeded generator behind every random source.

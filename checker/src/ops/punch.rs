@@ -66,7 +66,11 @@ fn applicable(q: &PunchQuery) -> bool {
     q.max_pfn <= PFNS
         && q.bindings.len() <= abi::GMF_MAX_BINDINGS as usize
         && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
-        && q.folios.iter().all(|f| q.pfn_base + f.index + (1 << f.order) <= PFNS)
+        && q.folios.iter().all(|f| {
+            let pfn = q.pfn_base.saturating_add(f.index);
+            // Like any buddy allocation, a folio's pfns are 2^order aligned.
+            f.order < 64 && pfn.saturating_add(1 << f.order) <= PFNS && pfn % (1 << f.order) == 0
+        })
         && punch_hole(q).is_ok()
 }
 
