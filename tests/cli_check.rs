@@ -86,7 +86,11 @@ fn mutant_no_pgoff_is_caught() {
 fn mutant_u32_error_code_is_caught() {
     // The smallest counterexample is any bit above 31 lost on the way to
     // kvm_mmu_do_page_fault(); bit 34 then also flips is_private.
-    caught("u32-error-code", "classify", "error code to kvm_mmu_do_page_fault()");
+    caught(
+        "u32-error-code",
+        "classify",
+        "error code to kvm_mmu_do_page_fault()",
+    );
 }
 
 #[test]

@@ -17,11 +17,20 @@ fn review(args: &[&str]) -> (i32, Value, String) {
         .output()
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().expect("exited"), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null), stderr)
+    (
+        out.status.code().expect("exited"),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr,
+    )
 }
 
 fn item<'a>(r: &'a Value, op: &str) -> &'a Value {
-    r["items"].as_array().expect("items").iter().find(|i| i["operation"] == op).unwrap_or_else(|| panic!("{op}: {r:#}"))
+    r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["operation"] == op)
+        .unwrap_or_else(|| panic!("{op}: {r:#}"))
 }
 
 /// The review files of the 6.12 tarball, extracted once into a directory.
@@ -32,8 +41,10 @@ fn tree_612() -> &'static Path {
             Path::new(TARBALL).exists(),
             "{TARBALL} is missing: install Debian's linux-source-6.12 (scripts/test.sh does)"
         );
-        let src = gmem_checker::tree::TreeSource::from_arg(Path::new(TARBALL), None).expect("tarball");
-        let tree = gmem_checker::tree::Tree::open(&src, gmem_checker::review::FILES).expect("tarball reads");
+        let src =
+            gmem_checker::tree::TreeSource::from_arg(Path::new(TARBALL), None).expect("tarball");
+        let tree = gmem_checker::tree::Tree::open(&src, gmem_checker::review::FILES)
+            .expect("tarball reads");
         let dir = std::env::temp_dir().join(format!("gmemforge-612-{}", std::process::id()));
         for f in gmem_checker::review::FILES {
             if let Some(text) = tree.file(f) {
@@ -42,7 +53,11 @@ fn tree_612() -> &'static Path {
                 std::fs::write(&p, text).expect("write");
             }
         }
-        std::fs::write(dir.join("Makefile"), "# extracted from linux-source-6.12 for a gmemforge test\n").expect("write");
+        std::fs::write(
+            dir.join("Makefile"),
+            "# extracted from linux-source-6.12 for a gmemforge test\n",
+        )
+        .expect("write");
         dir
     })
 }
@@ -50,7 +65,10 @@ fn tree_612() -> &'static Path {
 /// A copy of the 6.12 files with `edits` (path, from, to) applied.
 fn rewritten(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gmemforge-{name}-{}", std::process::id()));
-    for f in gmem_checker::review::FILES.iter().chain(["Makefile"].iter()) {
+    for f in gmem_checker::review::FILES
+        .iter()
+        .chain(["Makefile"].iter())
+    {
         if let Ok(text) = std::fs::read_to_string(tree_612().join(f)) {
             let mut text = text;
             for (path, from, to) in edits {
@@ -83,17 +101,32 @@ fn the_2023_range_formula_diverges_with_a_counterexample() {
     let dir = rewritten(
         "range2023",
         &[
-            ("virt/kvm/guest_memfd.c", ".start = slot->base_gfn + max(pgoff, start) - pgoff,", ".start = slot->base_gfn + start - pgoff,"),
-            ("virt/kvm/guest_memfd.c", ".end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,", ".end = slot->base_gfn + min(end - pgoff, slot->npages),"),
+            (
+                "virt/kvm/guest_memfd.c",
+                ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
+                ".start = slot->base_gfn + start - pgoff,",
+            ),
+            (
+                "virt/kvm/guest_memfd.c",
+                ".end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,",
+                ".end = slot->base_gfn + min(end - pgoff, slot->npages),",
+            ),
         ],
     );
     let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{err}");
     let inv = item(&r, "invalidate");
     assert_eq!(inv["verdict"], "diverges", "{inv:#}");
-    assert!(inv["function"].as_str().is_some_and(|f| f.contains("kvm_gmem_invalidate_begin")));
+    assert!(
+        inv["function"]
+            .as_str()
+            .is_some_and(|f| f.contains("kvm_gmem_invalidate_begin"))
+    );
     let c = &inv["counterexample"];
-    assert!(c["input"]["slots"].is_array() && c["why"].is_string(), "{c:#}");
+    assert!(
+        c["input"]["slots"].is_array() && c["why"].is_string(),
+        "{c:#}"
+    );
     // The other operations are untouched and still conform.
     assert_eq!(item(&r, "prepare")["verdict"], "conforms");
 }
@@ -102,14 +135,23 @@ fn the_2023_range_formula_diverges_with_a_counterexample() {
 fn the_2023_u32_error_code_diverges() {
     let dir = rewritten(
         "err2023",
-        &[("arch/x86/kvm/mmu/mmu_internal.h", "u64 err, bool prefetch,", "u32 err, bool prefetch,")],
+        &[(
+            "arch/x86/kvm/mmu/mmu_internal.h",
+            "u64 err, bool prefetch,",
+            "u32 err, bool prefetch,",
+        )],
     );
     let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{err}");
     let c = item(&r, "classify");
     assert_eq!(c["verdict"], "diverges", "{c:#}");
     // Any error-code bit above 31 is lost on the way to kvm_mmu_do_page_fault().
-    assert!(c["counterexample"]["why"].as_str().is_some_and(|w| w.contains("error code")), "{c:#}");
+    assert!(
+        c["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("error code")),
+        "{c:#}"
+    );
     assert_eq!(item(&r, "invalidate")["verdict"], "conforms");
 }
 
@@ -124,11 +166,21 @@ fn the_2023_fixture_is_reviewed_with_the_2023_profile() {
     assert_eq!(r["detected"]["profile"], "gmem-solo-2023", "{r:#}");
     assert_eq!(item(&r, "invalidate")["verdict"], "diverges");
     assert_eq!(item(&r, "classify")["verdict"], "diverges");
-    assert_eq!(item(&r, "bind")["verdict"], "conforms", "{:#}", item(&r, "bind"));
+    assert_eq!(
+        item(&r, "bind")["verdict"],
+        "conforms",
+        "{:#}",
+        item(&r, "bind")
+    );
     for op in ["prepare", "gmem-invalidate", "pre-fault"] {
         let i = item(&r, op);
         assert_eq!(i["verdict"], "missing", "{i:#}");
-        assert!(i["error"].as_str().is_some_and(|e| e.contains("arch/x86/kvm/")), "says where it looked: {i:#}");
+        assert!(
+            i["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("arch/x86/kvm/")),
+            "says where it looked: {i:#}"
+        );
     }
 }
 
@@ -136,7 +188,11 @@ fn the_2023_fixture_is_reviewed_with_the_2023_profile() {
 fn a_partial_tree_is_reviewed_for_what_it_holds() {
     let dir = std::env::temp_dir().join(format!("gmemforge-partial-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
-    std::fs::copy(Path::new(&fixture()).join("virt/kvm/guest_mem.c"), dir.join("virt/kvm/guest_mem.c")).expect("copy");
+    std::fs::copy(
+        Path::new(&fixture()).join("virt/kvm/guest_mem.c"),
+        dir.join("virt/kvm/guest_mem.c"),
+    )
+    .expect("copy");
     let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(item(&r, "invalidate")["verdict"], "diverges");
@@ -151,7 +207,10 @@ fn a_tree_without_guest_memfd_is_bad_input() {
     std::fs::write(dir.join("Makefile"), "VERSION = 6\n").expect("write");
     let (code, _, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("looked for") && err.contains("guest_memfd.c"), "{err}");
+    assert!(
+        err.contains("looked for") && err.contains("guest_memfd.c"),
+        "{err}"
+    );
     let (code, _, err) = review(&["--tree", "/nonexistent/linux"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/linux"), "{err}");

@@ -25,7 +25,8 @@ pub type RmpInvalidateFn =
 pub type PrefaultFn =
     unsafe extern "C" fn(*const abi::gmf_prefault_in, *mut abi::gmf_prefault_out) -> c_int;
 /// `gmf_punch_hole`.
-pub type PunchHoleFn = unsafe extern "C" fn(*const abi::gmf_punch_in, *mut abi::gmf_rmp_out) -> c_int;
+pub type PunchHoleFn =
+    unsafe extern "C" fn(*const abi::gmf_punch_in, *mut abi::gmf_rmp_out) -> c_int;
 /// `gmf_bind`.
 pub type BindFn = unsafe extern "C" fn(*const abi::gmf_bind_in, *mut abi::gmf_bind_out) -> c_int;
 

@@ -60,11 +60,20 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
             });
         }
         if src.contains("gmem.pgoff") {
-            return Some(Detected { profile: Profile::Upstream, evidence: "virt/kvm/guest_memfd.c with slot->gmem.pgoff" });
+            return Some(Detected {
+                profile: Profile::Upstream,
+                evidence: "virt/kvm/guest_memfd.c with slot->gmem.pgoff",
+            });
         }
     }
-    if tree.file("virt/kvm/guest_mem.c").is_some_and(|s| s.contains("gmem.index")) {
-        return Some(Detected { profile: Profile::GmemSolo2023, evidence: "virt/kvm/guest_mem.c with slot->gmem.index" });
+    if tree
+        .file("virt/kvm/guest_mem.c")
+        .is_some_and(|s| s.contains("gmem.index"))
+    {
+        return Some(Detected {
+            profile: Profile::GmemSolo2023,
+            evidence: "virt/kvm/guest_mem.c with slot->gmem.index",
+        });
     }
     None
 }
@@ -97,7 +106,10 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
             (SEV, "sev_private_max_mapping_level"),
         ],
         (COp::RmpInvalidate, _) => &[(SEV, "sev_gmem_invalidate")],
-        (COp::Prefault, _) => &[(MMU, "kvm_arch_vcpu_pre_fault_memory"), ("virt/kvm/kvm_main.c", "kvm_vcpu_pre_fault_memory")],
+        (COp::Prefault, _) => &[
+            (MMU, "kvm_arch_vcpu_pre_fault_memory"),
+            ("virt/kvm/kvm_main.c", "kvm_vcpu_pre_fault_memory"),
+        ],
         (COp::PunchHole, Profile::Upstream) => &[
             (SEV, "sev_gmem_invalidate"),
             ("virt/kvm/guest_memfd.c", "kvm_gmem_invalidate_begin"),
@@ -117,8 +129,12 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
 
 /// Optional helpers a tree may define itself (2023 SNP trees carry
 /// kvm_mmu_fault_is_private()).
-const OPTIONAL: &[(COp, &str, &str, &str)] =
-    &[(COp::Classify, "arch/x86/kvm/mmu/mmu_internal.h", "kvm_mmu_fault_is_private", "GMF_HAVE_FAULT_IS_PRIVATE")];
+const OPTIONAL: &[(COp, &str, &str, &str)] = &[(
+    COp::Classify,
+    "arch/x86/kvm/mmu/mmu_internal.h",
+    "kvm_mmu_fault_is_private",
+    "GMF_HAVE_FAULT_IS_PRIVATE",
+)];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -146,7 +162,9 @@ fn extract(tree: &Tree, op: COp, profile: Profile) -> Result<Extracted, String> 
     let mut text = String::new();
     let mut defines = Vec::new();
     for (path, name) in functions_for(op, profile) {
-        let src = tree.file(path).ok_or_else(|| format!("{name}(): {path} is not in the tree"))?;
+        let src = tree
+            .file(path)
+            .ok_or_else(|| format!("{name}(): {path} is not in the tree"))?;
         let f = cparse::find(src, name)
             .map_err(|e| format!("{path}: {e}"))?
             .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
@@ -175,11 +193,23 @@ fn extract(tree: &Tree, op: COp, profile: Profile) -> Result<Extracted, String> 
 
 /// Compiles the extracted functions, adding static callees from the
 /// operation's files when gcc reports them undeclared.
-fn build(tree: &Tree, op: COp, profile: Profile, name: &str, ex: Extracted) -> Result<Library, CompileError> {
+fn build(
+    tree: &Tree,
+    op: COp,
+    profile: Profile,
+    name: &str,
+    ex: Extracted,
+) -> Result<Library, CompileError> {
     let mut text = ex.text;
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        match compile(&CSource { name, profile, text: &text, ops: &[op], defines: &ex.defines }) {
+        match compile(&CSource {
+            name,
+            profile,
+            text: &text,
+            ops: &[op],
+            defines: &ex.defines,
+        }) {
             Ok(path) => return Library::open(&path).map_err(CompileError::Io),
             Err(CompileError::Rejected { unit, log }) => {
                 let mut progress = false;
@@ -205,7 +235,10 @@ fn build(tree: &Tree, op: COp, profile: Profile, name: &str, ex: Extracted) -> R
             Err(e) => return Err(e),
         }
     }
-    Err(CompileError::Io(format!("{name}: callees kept appearing; gave up after {} added", added.len())))
+    Err(CompileError::Io(format!(
+        "{name}: callees kept appearing; gave up after {} added",
+        added.len()
+    )))
 }
 
 /// The whole review.
@@ -229,16 +262,31 @@ pub fn review(
     vectors: &dyn Fn(&str) -> Vec<Value>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Review, String> {
-    let detected = detect(tree).ok_or_else(|| format!("{}: no known guest_memfd generation; looked for {LOOKED_FOR}", tree.describe()))?;
+    let detected = detect(tree).ok_or_else(|| {
+        format!(
+            "{}: no known guest_memfd generation; looked for {LOOKED_FOR}",
+            tree.describe()
+        )
+    })?;
     let started = Instant::now();
     let mut items: Vec<Item> = Vec::new();
     let implementation = tree.describe();
     for op in OPERATIONS {
-        let function = functions_for(op.cop, detected.profile).iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ");
+        let function = functions_for(op.cop, detected.profile)
+            .iter()
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ");
         let ex = match extract(tree, op.cop, detected.profile) {
             Ok(ex) => ex,
             Err(why) => {
-                items.push(not_run(op, &implementation, function, Verdict::Missing, why));
+                items.push(not_run(
+                    op,
+                    &implementation,
+                    function,
+                    Verdict::Missing,
+                    why,
+                ));
                 continue;
             }
         };
@@ -247,12 +295,31 @@ pub fn review(
         match build(tree, op.cop, detected.profile, &name, ex) {
             Ok(lib) => {
                 progress(&format!("{} {}", op.name, function));
-                items.push(run_item(op, &implementation, function, &lib, detected.profile, sources, jobs, vectors));
+                items.push(run_item(
+                    op,
+                    &implementation,
+                    function,
+                    &lib,
+                    detected.profile,
+                    sources,
+                    jobs,
+                    vectors,
+                ));
             }
-            Err(e) => items.push(not_run(op, &implementation, function, Verdict::Error, e.to_string())),
+            Err(e) => items.push(not_run(
+                op,
+                &implementation,
+                function,
+                Verdict::Error,
+                e.to_string(),
+            )),
         }
     }
-    Ok(Review { tree: implementation, detected, report: report(items, started) })
+    Ok(Review {
+        tree: implementation,
+        detected,
+        report: report(items, started),
+    })
 }
 
 /// The operation whose registry entry is `cop`.

@@ -143,8 +143,10 @@ impl TreeSource {
             });
         }
         if meta.is_dir() {
-            let is_repo = path.join(".git").exists()
-                || git2::Repository::open(path).is_ok_and(|r| r.is_bare());
+            // A work tree (has .git), a bare repository or a .git directory;
+            // `open` does not search parent directories, so a plain
+            // directory inside some repository stays a Dir.
+            let is_repo = path.join(".git").exists() || git2::Repository::open(path).is_ok();
             return Ok(if is_repo {
                 TreeSource::Git {
                     repo: path.to_path_buf(),
@@ -248,10 +250,14 @@ fn open_dir(root: &Path, wanted: &[&str]) -> Result<Tree, TreeError> {
         Ok(_) => return err(format!("{shown}: not a directory")),
         Err(e) => return err(format!("{shown}: {}", io_msg(&e))),
     }
-    let looks_kernel = root.join("Makefile").is_file()
-        && (root.join("virt").is_dir() || root.join("arch").is_dir());
+    // A directory may be a partial tree (say, only virt/kvm/guest_mem.c
+    // copied out of a vendor kernel): review takes what it holds, so only
+    // a virt/ or arch/ directory is required here.
+    let looks_kernel = root.join("virt").is_dir() || root.join("arch").is_dir();
     if !looks_kernel {
-        return Err(not_kernel(&shown.to_string()));
+        return Err(TreeError(format!(
+            "{shown}: does not look like a Linux kernel tree (no virt/ or arch/ directory)"
+        )));
     }
     let mut files = BTreeMap::new();
     for w in wanted {
@@ -334,7 +340,8 @@ fn open_git(repo_path: &Path, rev: &str, wanted: &[&str]) -> Result<Tree, TreeEr
             Err(e) => return err(format!("{described}: {w}: {}", e.message())),
         };
         // Regular files only (0o100644, 0o100755); not symlinks or submodules.
-        let regular = entry.kind() == Some(ObjectType::Blob) && entry.filemode() & 0o170000 == 0o100000;
+        let regular =
+            entry.kind() == Some(ObjectType::Blob) && entry.filemode() & 0o170000 == 0o100000;
         if !regular {
             continue;
         }
@@ -371,7 +378,12 @@ fn open_tarball(path: &Path, wanted: &[&str]) -> Result<Tree, TreeError> {
     let named_xz = shown.ends_with(".xz") || shown.ends_with(".txz");
     let files = if is_xz {
         let decoder = xz2::bufread::XzDecoder::new_multi_decoder(input);
-        scan_tar(BufReader::with_capacity(BUF, decoder), &shown, "xz-compressed tar", wanted)?
+        scan_tar(
+            BufReader::with_capacity(BUF, decoder),
+            &shown,
+            "xz-compressed tar",
+            wanted,
+        )?
     } else if named_xz {
         let start: Vec<String> = head.iter().take(6).map(|b| format!("{b:02x}")).collect();
         return err(format!(

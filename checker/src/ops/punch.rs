@@ -14,7 +14,10 @@
 
 use serde_json::{Value, json};
 
-use super::{CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json, vector_inputs};
+use super::{
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
+    vector_inputs,
+};
 use crate::abi;
 use crate::compile::COp;
 use crate::library::Library;
@@ -26,7 +29,12 @@ use gmem_reference::ops::{PunchQuery, punch_hole};
 use gmem_reference::rmp::{PageSize, Rmp, RmpOp, RmpRun};
 
 /// The registry entry.
-pub const OPERATION: Operation = Operation { name: "punch-hole", cop: COp::PunchHole, run, case_json };
+pub const OPERATION: Operation = Operation {
+    name: "punch-hole",
+    cop: COp::PunchHole,
+    run,
+    case_json,
+};
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 const PFN_BASE: u64 = 0x200;
@@ -39,11 +47,27 @@ fn model_events(events: &[TraceEvent]) -> Vec<Ev> {
         .filter_map(|e| match e {
             TraceEvent::InvalidateBegin => Some((abi::GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 1)),
             TraceEvent::InvalidateEnd => Some((abi::GMF_EV_INVALIDATE_END, 0, 0, 0, 1)),
-            TraceEvent::Zap { range, .. } => Some((abi::GMF_EV_UNMAP, range.start, range.end, 0, 1)),
+            TraceEvent::Zap { range, .. } => {
+                Some((abi::GMF_EV_UNMAP, range.start, range.end, 0, 1))
+            }
             TraceEvent::Rmp { event } => Some(match event.op {
-                RmpOp::MakeShared { pfn, level } => (abi::GMF_EV_MAKE_SHARED, pfn, 0, level, u8::from(event.mmu_lock)),
+                RmpOp::MakeShared { pfn, level } => (
+                    abi::GMF_EV_MAKE_SHARED,
+                    pfn,
+                    0,
+                    level,
+                    u8::from(event.mmu_lock),
+                ),
                 RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, u8::from(event.mmu_lock)),
-                RmpOp::MakePrivate { pfn, gpa, level, .. } => (abi::GMF_EV_MAKE_PRIVATE, pfn, gpa, level, u8::from(event.mmu_lock)),
+                RmpOp::MakePrivate {
+                    pfn, gpa, level, ..
+                } => (
+                    abi::GMF_EV_MAKE_PRIVATE,
+                    pfn,
+                    gpa,
+                    level,
+                    u8::from(event.mmu_lock),
+                ),
             }),
             TraceEvent::Map { .. } | TraceEvent::MemoryFaultExit { .. } => None,
         })
@@ -54,10 +78,27 @@ fn c_events(o: &abi::gmf_rmp_out) -> Vec<Ev> {
     o.events[..(o.nevents as usize).min(o.events.len())]
         .iter()
         .map(|e| {
-            let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) { e.arg } else { 0 };
-            let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) { e.level } else { 0 };
-            let begin_end = matches!(e.op, abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END);
-            (e.op, if begin_end { 0 } else { e.pfn }, arg, level, e.mmu_lock_held)
+            let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) {
+                e.arg
+            } else {
+                0
+            };
+            let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) {
+                e.level
+            } else {
+                0
+            };
+            let begin_end = matches!(
+                e.op,
+                abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END
+            );
+            (
+                e.op,
+                if begin_end { 0 } else { e.pfn },
+                arg,
+                level,
+                e.mmu_lock_held,
+            )
         })
         .collect()
 }
@@ -79,12 +120,20 @@ fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
     let mut input: Box<abi::gmf_punch_in> = Box::default();
     input.nbindings = q.bindings.len() as u32;
     for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
-        *d = abi::gmf_binding { id: b.id, base_gfn: b.base_gfn, npages: b.npages, pgoff: b.pgoff };
+        *d = abi::gmf_binding {
+            id: b.id,
+            base_gfn: b.base_gfn,
+            npages: b.npages,
+            pgoff: b.pgoff,
+        };
     }
     input.pfn_base = q.pfn_base;
     input.nfolios = q.folios.len() as u32;
     for (d, f) in input.folios.iter_mut().zip(&q.folios) {
-        *d = abi::gmf_folio { index: f.index, order: f.order as u8 };
+        *d = abi::gmf_folio {
+            index: f.index,
+            order: f.order as u8,
+        };
     }
     input.offset = q.offset;
     input.len = q.len;
@@ -108,11 +157,21 @@ fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
     if o.overflow != 0 {
         why.push("more events than the harness records".into());
     } else if ce != me {
-        let i = ce.iter().zip(&me).position(|(a, b)| a != b).unwrap_or(ce.len().min(me.len()));
-        let violation = ce.get(i).is_some_and(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH));
+        let i = ce
+            .iter()
+            .zip(&me)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ce.len().min(me.len()));
+        let violation = ce.get(i).is_some_and(|e| {
+            e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH)
+        });
         why.push(format!(
             "{}event {i}: C {:?}, model {:?} (op, pfn or gfn, gpa or gfn end, level, mmu_lock)",
-            if violation { "RMP update under mmu_lock (violation): " } else { "" },
+            if violation {
+                "RMP update under mmu_lock (violation): "
+            } else {
+                ""
+            },
             ce.get(i),
             me.get(i)
         ));
@@ -123,9 +182,13 @@ fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
     let after = Rmp::from_runs(true, PFNS, &m.rmp).unwrap_or_default();
     let mut table = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     super::rmp::fill_entries(&after, &mut table);
-    if let Some(p) = (0..PFNS as usize).find(|&p| (o.entries[p].assigned, o.entries[p].pagesize) != (table[p].assigned, table[p].pagesize)) {
-        why.push(format!("RMP entry of pfn {p} after: C assigned {} 2M {}, model assigned {} 2M {}",
-            o.entries[p].assigned, o.entries[p].pagesize, table[p].assigned, table[p].pagesize));
+    if let Some(p) = (0..PFNS as usize).find(|&p| {
+        (o.entries[p].assigned, o.entries[p].pagesize) != (table[p].assigned, table[p].pagesize)
+    }) {
+        why.push(format!(
+            "RMP entry of pfn {p} after: C assigned {} 2M {}, model assigned {} 2M {}",
+            o.entries[p].assigned, o.entries[p].pagesize, table[p].assigned, table[p].pagesize
+        ));
     }
     (!why.is_empty()).then(|| (why.join("; "), c))
 }
@@ -136,8 +199,20 @@ fn prepared(folios: &[Folio]) -> Vec<RmpRun> {
         .iter()
         .map(|f| {
             let pfn = PFN_BASE + f.index;
-            let size = if f.order == 9 { PageSize::M2 } else { PageSize::K4 };
-            RmpRun { pfn, npages: 1 << f.order, size, asid: 1, gpa: (0x800 + f.index) << 12, immutable: false, validated: false }
+            let size = if f.order == 9 {
+                PageSize::M2
+            } else {
+                PageSize::K4
+            };
+            RmpRun {
+                pfn,
+                npages: 1 << f.order,
+                size,
+                asid: 1,
+                gpa: (0x800 + f.index) << 12,
+                immutable: false,
+                validated: false,
+            }
         })
         .collect()
 }
@@ -145,13 +220,57 @@ fn prepared(folios: &[Folio]) -> Vec<RmpRun> {
 fn exhaustive() -> impl Iterator<Item = PunchQuery> {
     let layouts: Vec<Vec<Folio>> = vec![
         vec![Folio { index: 0, order: 9 }],
-        vec![Folio { index: 0, order: 9 }, Folio { index: 512, order: 9 }],
-        vec![Folio { index: 0, order: 9 }, Folio { index: 600, order: 0 }, Folio { index: 601, order: 0 }],
-        vec![Folio { index: 1, order: 0 }, Folio { index: 511, order: 0 }, Folio { index: 512, order: 9 }],
+        vec![
+            Folio { index: 0, order: 9 },
+            Folio {
+                index: 512,
+                order: 9,
+            },
+        ],
+        vec![
+            Folio { index: 0, order: 9 },
+            Folio {
+                index: 600,
+                order: 0,
+            },
+            Folio {
+                index: 601,
+                order: 0,
+            },
+        ],
+        vec![
+            Folio { index: 1, order: 0 },
+            Folio {
+                index: 511,
+                order: 0,
+            },
+            Folio {
+                index: 512,
+                order: 9,
+            },
+        ],
     ];
     let bindings: Vec<Vec<Binding>> = vec![
-        vec![Binding { id: 0, base_gfn: 0x800, npages: 1024, pgoff: 0 }],
-        vec![Binding { id: 0, base_gfn: 0x800, npages: 300, pgoff: 0 }, Binding { id: 1, base_gfn: 0x4000, npages: 500, pgoff: 520 }],
+        vec![Binding {
+            id: 0,
+            base_gfn: 0x800,
+            npages: 1024,
+            pgoff: 0,
+        }],
+        vec![
+            Binding {
+                id: 0,
+                base_gfn: 0x800,
+                npages: 300,
+                pgoff: 0,
+            },
+            Binding {
+                id: 1,
+                base_gfn: 0x4000,
+                npages: 500,
+                pgoff: 520,
+            },
+        ],
     ];
     let points = [0u64, 1, 2, 300, 511, 512, 513, 600, 602, 1023, 1024, 1100];
     layouts.into_iter().flat_map(move |folios| {
@@ -160,15 +279,18 @@ fn exhaustive() -> impl Iterator<Item = PunchQuery> {
             let folios = folios.clone();
             points.into_iter().flat_map(move |start| {
                 let (b, folios) = (b.clone(), folios.clone());
-                points.into_iter().filter(move |&end| end > start).map(move |end| PunchQuery {
-                    bindings: b.clone(),
-                    pfn_base: PFN_BASE,
-                    rmp: prepared(&folios),
-                    folios: folios.clone(),
-                    offset: (start * PAGE_SIZE) as i64,
-                    len: ((end - start) * PAGE_SIZE) as i64,
-                    max_pfn: PFNS,
-                })
+                points
+                    .into_iter()
+                    .filter(move |&end| end > start)
+                    .map(move |end| PunchQuery {
+                        bindings: b.clone(),
+                        pfn_base: PFN_BASE,
+                        rmp: prepared(&folios),
+                        folios: folios.clone(),
+                        offset: (start * PAGE_SIZE) as i64,
+                        len: ((end - start) * PAGE_SIZE) as i64,
+                        max_pfn: PFNS,
+                    })
             })
         })
     })
@@ -179,18 +301,29 @@ fn random_case(rng: &mut Rng) -> PunchQuery {
     let mut next = 0u64;
     while next < 1024 && folios.len() < 40 {
         if next % 512 == 0 && rng.below(3) == 0 {
-            folios.push(Folio { index: next, order: 9 });
+            folios.push(Folio {
+                index: next,
+                order: 9,
+            });
             next += 512;
         } else {
             if rng.below(3) == 0 {
-                folios.push(Folio { index: next, order: 0 });
+                folios.push(Folio {
+                    index: next,
+                    order: 0,
+                });
             }
             next += 1 + rng.below(60);
         }
     }
     let start = rng.below(1100);
     let end = start + 1 + rng.below(600);
-    let b = Binding { id: 0, base_gfn: rng.below(1 << 20), npages: 1 + rng.below(1024), pgoff: rng.below(64) };
+    let b = Binding {
+        id: 0,
+        base_gfn: rng.below(1 << 20),
+        npages: 1 + rng.below(1024),
+        pgoff: rng.below(64),
+    };
     PunchQuery {
         bindings: vec![b],
         pfn_base: PFN_BASE,
@@ -202,7 +335,10 @@ fn random_case(rng: &mut Rng) -> PunchQuery {
     }
 }
 
-fn cases(source: Source, vectors: &dyn Fn(&str) -> Vec<Value>) -> Box<dyn Iterator<Item = PunchQuery>> {
+fn cases(
+    source: Source,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Box<dyn Iterator<Item = PunchQuery>> {
     match source {
         Source::Vectors => Box::new(vector_inputs::<PunchQuery>(vectors, "punch-hole").into_iter()),
         Source::Exhaustive => Box::new(exhaustive()),
@@ -227,7 +363,15 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
         out.push(c);
     }
     let pages = (q.len as u64) / PAGE_SIZE;
-    out.extend(smaller_numbers(pages).into_iter().filter(|&p| p > 0).map(|p| PunchQuery { len: (p * PAGE_SIZE) as i64, ..q.clone() }));
+    out.extend(
+        smaller_numbers(pages)
+            .into_iter()
+            .filter(|&p| p > 0)
+            .map(|p| PunchQuery {
+                len: (p * PAGE_SIZE) as i64,
+                ..q.clone()
+            }),
+    );
     out
 }
 
@@ -245,6 +389,13 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     )
 }
 
-fn case_json(source: Source, index: u64, _p: Profile, vectors: &dyn Fn(&str) -> Vec<Value>) -> Option<Value> {
-    cases(source, vectors).nth(index as usize).map(|q| to_json(&q))
+fn case_json(
+    source: Source,
+    index: u64,
+    _p: Profile,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Option<Value> {
+    cases(source, vectors)
+        .nth(index as usize)
+        .map(|q| to_json(&q))
 }
