@@ -40,7 +40,8 @@ pub struct ReviewArgs {
 
 /// Runs `review`; the exit status follows the verdict.
 pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
-    let src = TreeSource::from_arg(&args.tree, args.rev.as_deref()).map_err(|e| Failure::input(e.to_string()))?;
+    let src = TreeSource::from_arg(&args.tree, args.rev.as_deref())
+        .map_err(|e| Failure::input(e.to_string()))?;
     let tty = std::io::stderr().is_terminal();
     if tty {
         eprint!("\r\x1b[Kreading {}...", args.tree.display());
@@ -48,22 +49,35 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
     let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
     let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
     let vectors = runner::vector_lookup(&files);
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64)).clamp(1, 64);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
+        .clamp(1, 64);
     let sources = runner::sources(true, args.random, args.seed);
     let mut progress = |what: &str| {
         if tty {
             eprint!("\r\x1b[K{what}...");
         }
     };
-    let r = review::review(&tree, &sources, jobs, &vectors, &mut progress).map_err(Failure::input)?;
+    let r =
+        review::review(&tree, &sources, jobs, &vectors, &mut progress).map_err(Failure::input)?;
     if tty {
         eprint!("\r\x1b[K");
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
-        println!("{}: {} ({})", r.tree, r.detected.profile.name(), r.detected.evidence);
+        println!(
+            "{}: {} ({})",
+            r.tree,
+            r.detected.profile.name(),
+            r.detected.evidence
+        );
         print!("{}", human(&r.report));
     }
-    Ok(if r.report.verdict == Verdict::Conforms { 0 } else { 1 })
+    Ok(if r.report.verdict == Verdict::Conforms {
+        0
+    } else {
+        1
+    })
 }
