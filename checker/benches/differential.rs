@@ -20,7 +20,7 @@ use std::time::Instant;
 use gmem_checker::abi;
 use gmem_checker::compile::{CSource, compile};
 use gmem_checker::library::Library;
-use gmem_checker::ops::invalidate::{BOUND_BINDINGS, BOUND_PAGES, bound_ranges, layouts};
+use gmem_checker::ops::invalidate::{BOUND_BINDINGS, BOUND_PAGES, bound_ranges, c_input, layouts};
 use gmem_checker::ops::{OPERATIONS, Source};
 use gmem_checker::runner::{self, Options, unit_defines, unit_ops};
 use gmem_codegen::unit;
@@ -42,20 +42,6 @@ fn load() -> Library {
     })
     .expect("compiles");
     Library::open(&path).expect("loads")
-}
-
-fn c_input(slots: &[Binding]) -> abi::gmf_invalidate_in {
-    let mut input = abi::gmf_invalidate_in::default();
-    input.nbindings = slots.len() as u32;
-    for (d, s) in input.bindings.iter_mut().zip(slots) {
-        *d = abi::gmf_binding {
-            id: s.id,
-            base_gfn: s.base_gfn,
-            npages: s.npages,
-            pgoff: s.pgoff,
-        };
-    }
-    input
 }
 
 /// C and model agree on one case (the property proptest checks).

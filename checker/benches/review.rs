@@ -16,7 +16,11 @@ fn run(src: &TreeSource, what: &str) -> f64 {
     let t = Instant::now();
     let tree = Tree::open(src, FILES).expect("tree opens");
     let read = t.elapsed().as_secs_f64();
-    let files = runner::load_vectors(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors"))).expect("vectors");
+    let files = runner::load_vectors(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors"
+    )))
+    .expect("vectors");
     let vectors = runner::vector_lookup(&files);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let sources = runner::sources(true, 10_000, 1);
@@ -36,7 +40,10 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    assert!(Path::new(TARBALL).exists(), "{TARBALL}: install linux-source-6.12");
+    assert!(
+        Path::new(TARBALL).exists(),
+        "{TARBALL}: install linux-source-6.12"
+    );
     // The source directory: the tarball's review files written out once.
     let tree = Tree::open(&TreeSource::Tarball(TARBALL.into()), FILES).expect("tarball");
     let dir = std::env::temp_dir().join(format!("gmemforge-bench-612-{}", std::process::id()));
@@ -47,7 +54,11 @@ fn main() {
             std::fs::write(&p, text).expect("write");
         }
     }
-    std::fs::write(dir.join("Makefile"), "# linux-source-6.12 files for the gmemforge bench\n").expect("write");
+    std::fs::write(
+        dir.join("Makefile"),
+        "# linux-source-6.12 files for the gmemforge bench\n",
+    )
+    .expect("write");
     run(&TreeSource::Dir(dir.clone()), "directory");
     run(&TreeSource::Tarball(TARBALL.into()), "tarball");
     let _ = std::fs::remove_dir_all(dir);

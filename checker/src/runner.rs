@@ -263,6 +263,7 @@ pub fn sources(exhaustive: bool, random: u64, seed: u64) -> Vec<Source> {
 }
 
 /// Runs `op` on an already loaded library and makes its item.
+#[allow(clippy::too_many_arguments)] // the item's identity plus run_operation's inputs
 pub fn run_item(
     op: &Operation,
     implementation: &str,

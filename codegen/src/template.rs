@@ -162,7 +162,7 @@ fn wrap(line: &str) -> String {
     // top-level operators sit.
     let (start, depth) = if let Some(p) = ["if (", "while (", "} else if ("]
         .iter()
-        .find_map(|k| content.starts_with(k).then(|| k.len()))
+        .find_map(|k| content.starts_with(k).then_some(k.len()))
     {
         (p, 1)
     } else if let Some(p) = content.find(" = ") {

@@ -267,7 +267,11 @@ fn random_case(rng: &mut Rng) -> FaultInput {
     let vm = VmType::ALL[rng.below(6) as usize];
     FaultInput {
         vm_type: vm,
-        error_code: if rng.bool() { rng.next() } else { rng.edgy() },
+        error_code: if rng.bool() {
+            rng.next_u64()
+        } else {
+            rng.edgy()
+        },
         gpa: rng.edgy(),
         attr_private: rng.bool(),
         slot: [SlotKind::Gmem, SlotKind::Plain, SlotKind::None][rng.below(3) as usize],

@@ -72,9 +72,12 @@ pub fn bound_ranges() -> Vec<(u64, u64)> {
     r
 }
 
-fn c_input(slots: &[Binding]) -> abi::gmf_invalidate_in {
-    let mut input = abi::gmf_invalidate_in::default();
-    input.nbindings = slots.len() as u32;
+/// The harness input for a layout (the range is set per case).
+pub fn c_input(slots: &[Binding]) -> abi::gmf_invalidate_in {
+    let mut input = abi::gmf_invalidate_in {
+        nbindings: slots.len() as u32,
+        ..Default::default()
+    };
     for (d, s) in input.bindings.iter_mut().zip(slots) {
         *d = abi::gmf_binding {
             id: s.id,

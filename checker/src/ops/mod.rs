@@ -94,6 +94,7 @@ pub struct Operation {
     /// Runs cases from `source`.
     pub run: fn(&Ctx<'_>, Source) -> Outcome,
     /// Recomputes case `index` of `source`, in JSON, to report a crash.
+    #[allow(clippy::type_complexity)] // a plain fn pointer over the vector lookup
     pub case_json: fn(Source, u64, Profile, &dyn Fn(&str) -> Vec<Value>) -> Option<Value>,
 }
 
@@ -114,7 +115,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// Next value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -124,12 +125,12 @@ impl Rng {
 
     /// Uniform below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     /// A coin.
     pub fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.next_u64() & 1 == 1
     }
 
     /// A u64 biased towards edges: 0, 1, page and 2M boundaries, 2^32,
@@ -149,13 +150,13 @@ impl Rng {
             u64::MAX - 1,
             u64::MAX,
         ];
-        match self.next() % 4 {
+        match self.next_u64() % 4 {
             0 => EDGES[self.below(EDGES.len() as u64) as usize],
             1 => EDGES[self.below(EDGES.len() as u64) as usize]
                 .wrapping_add(self.below(9))
                 .wrapping_sub(4),
             2 => self.below(64),
-            _ => self.next(),
+            _ => self.next_u64(),
         }
     }
 }

@@ -321,7 +321,7 @@ fn random_runs(rng: &mut Rng) -> Vec<RmpRun> {
             npages,
             size,
             asid: rng.below(4) as u32,
-            gpa: rng.next() & 0x000f_ffff_ffff_f000,
+            gpa: rng.next_u64() & 0x000f_ffff_ffff_f000,
             immutable: false,
             validated: rng.bool(),
         };
