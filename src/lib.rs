@@ -7,3 +7,4 @@ pub mod check_cmd;
 pub mod failure;
 pub mod model_cmd;
 pub mod review_cmd;
+pub mod series_cmd;

@@ -11,6 +11,7 @@ use gmemforge::check_cmd::{self, CheckArgs};
 use gmemforge::failure::Failure;
 use gmemforge::model_cmd::{self, ModelOp};
 use gmemforge::review_cmd::{self, ReviewArgs};
+use gmemforge::series_cmd::{self, SeriesArgs};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,14 @@ enum Command {
     /// missing (where it looked), or error (the compiler's message, with
     /// the tree's file and line). Exit 0 only when everything conforms.
     Review(ReviewArgs),
+    /// Generate the patch series for a kernel tree: the model's behaviour,
+    /// as git format-patch files with a cover letter, for what the tree
+    /// does not already do.
+    ///
+    /// Reviews the tree first; a patch whose behaviour the tree already has
+    /// is left out, and the cover letter names the conforming functions.
+    /// Never modifies the tree or its repository.
+    Series(SeriesArgs),
     /// Ask the reference model: one JSON document on stdin, the answer on stdout.
     ///
     /// Example: echo '{"slots":[{"id":0,"base_gfn":256,"npages":4,"pgoff":0}],"start":2,"end":6}' | gmemforge model invalidate
@@ -66,6 +75,7 @@ fn main() -> ExitCode {
     let result: Result<u8, Failure> = match cli.command {
         Command::Check(args) => check_cmd::run_check(args),
         Command::Review(args) => review_cmd::run_review(args),
+        Command::Series(args) => series_cmd::run_series(args),
         Command::Model { op } => model_cmd::run_model(op).map(|()| 0),
     };
     match result {

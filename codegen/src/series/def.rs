@@ -1,0 +1,196 @@
+//! The series definition: `kernel-patches/series/NN-name.txt`.
+//!
+//! ```text
+//! subject: KVM: guest_memfd: ...            (the shortlog)
+//! operation: invalidate                     (the checker operation it fixes)
+//! replace: kvm_gmem_invalidate_begin        (a carried function, whole)
+//! edit: <path> <function | struct NAME> | <old> | <new>   (a targeted edit)
+//!
+//! Changelog paragraphs, in our own words.
+//! ```
+//!
+//! `replace` writes the builtin unit's function of the tree's profile: the
+//! very text the checker compiled. `edit` changes one fragment inside a
+//! function (or struct) of the tree that gmemforge does not own.
+
+use std::fmt;
+
+macro_rules! embed {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_str!(concat!("../../../kernel-patches/series/", $path)))),*]
+    };
+}
+
+/// Every patch definition, in series order.
+pub const PATCH_FILES: &[(&str, &str)] =
+    embed!("01-gmem-invalidate-range.txt", "02-mmu-full-error-code.txt");
+
+/// A targeted edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// File in the tree.
+    pub path: String,
+    /// The function, or `struct NAME`, the edit stays inside.
+    pub within: String,
+    /// Text to find (exactly once inside `within`).
+    pub old: String,
+    /// Replacement.
+    pub new: String,
+}
+
+/// One patch of the series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchDef {
+    /// Definition file name.
+    pub file: &'static str,
+    /// Shortlog.
+    pub subject: String,
+    /// Checker operation whose divergence this patch fixes.
+    pub operation: String,
+    /// Carried functions written whole.
+    pub replace: Vec<String>,
+    /// Targeted edits.
+    pub edits: Vec<Edit>,
+    /// Changelog body (without sign-off).
+    pub changelog: String,
+}
+
+/// A malformed definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefError(pub String);
+
+impl fmt::Display for DefError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DefError {}
+
+/// Parses one definition.
+pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
+    let err = |line: usize, m: &str| DefError(format!("kernel-patches/series/{file}:{line}: {m}"));
+    let (head, body) = text
+        .split_once("\n\n")
+        .ok_or_else(|| err(1, "a header, a blank line, then the changelog"))?;
+    let mut def = PatchDef {
+        file,
+        subject: String::new(),
+        operation: String::new(),
+        replace: Vec::new(),
+        edits: Vec::new(),
+        changelog: body.trim_end().to_owned(),
+    };
+    for (i, line) in head.lines().enumerate() {
+        let (key, value) = line
+            .split_once(": ")
+            .ok_or_else(|| err(i + 1, "`key: value`"))?;
+        match key {
+            "subject" => def.subject = value.to_owned(),
+            "operation" => def.operation = value.to_owned(),
+            "replace" => def.replace.push(value.to_owned()),
+            "edit" => {
+                let parts: Vec<&str> = value.split(" | ").collect();
+                let [place, old, new] = parts[..] else {
+                    return Err(err(i + 1, "`edit: <path> <function> | <old> | <new>`"));
+                };
+                let (path, within) = place
+                    .split_once(' ')
+                    .ok_or_else(|| err(i + 1, "`<path> <function>`"))?;
+                def.edits.push(Edit {
+                    path: path.into(),
+                    within: within.into(),
+                    old: old.into(),
+                    new: new.into(),
+                });
+            }
+            other => return Err(err(i + 1, &format!("unknown key `{other}`"))),
+        }
+    }
+    if def.subject.is_empty()
+        || def.operation.is_empty()
+        || (def.replace.is_empty() && def.edits.is_empty())
+    {
+        return Err(err(
+            1,
+            "needs subject, operation, and at least one replace or edit",
+        ));
+    }
+    // maintainer-kvm-x86.rst: a fixed prefix, capitalised, no period, <= 75.
+    let prefixes = [
+        "KVM: x86/mmu: ",
+        "KVM: SVM: ",
+        "KVM: SEV: ",
+        "KVM: x86: ",
+        "KVM: guest_memfd: ",
+        "KVM: selftests: ",
+        "KVM: ",
+    ];
+    let rest = prefixes
+        .iter()
+        .find_map(|p| def.subject.strip_prefix(p))
+        .ok_or_else(|| err(1, "subject needs a KVM shortlog prefix"))?;
+    if def.subject.len() > 75
+        || def.subject.ends_with('.')
+        || !rest.starts_with(|c: char| c.is_ascii_uppercase())
+    {
+        return Err(err(
+            1,
+            "subject: capitalised after the prefix, no final period, at most 75 characters",
+        ));
+    }
+    if def.changelog.lines().any(|l| l.chars().count() > 75) {
+        return Err(err(1, "changelog lines are wrapped at 75 columns"));
+    }
+    Ok(def)
+}
+
+/// The whole series, in order.
+pub fn series() -> Result<Vec<PatchDef>, DefError> {
+    PATCH_FILES.iter().map(|(f, t)| parse(f, t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_parses() {
+        let s = series().expect("parses");
+        assert_eq!(s.len(), PATCH_FILES.len());
+        assert_eq!(s[0].replace, ["kvm_gmem_invalidate_begin"]);
+        assert_eq!(s[1].edits.len(), 3);
+        assert_eq!(s[1].edits[0].old, "u32 err,");
+    }
+
+    #[test]
+    fn every_definition_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../kernel-patches/series");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = PATCH_FILES.iter().map(|(f, _)| (*f).to_owned()).collect();
+        assert_eq!(on_disk, listed);
+    }
+
+    #[test]
+    fn bad_definitions_are_refused() {
+        assert!(
+            parse(
+                "x",
+                "subject: KVM: x86: fix things.\noperation: a\nreplace: f\n\nBody."
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "x",
+                "subject: Fix things\noperation: a\nreplace: f\n\nBody."
+            )
+            .is_err()
+        );
+        assert!(parse("x", "subject: KVM: x86: Fix things\noperation: a\n\nBody.").is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! Placing a patch's changes in a file, as byte ranges.
+//!
+//! Functions are located with the C parser; a whole-function replacement
+//! swaps exactly the definition's bytes, a targeted edit replaces one
+//! fragment found exactly once inside its function or struct. Everything
+//! else in the file stays byte-identical.
+
+use crate::cparse;
+
+/// Why a change cannot be placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceError(pub String);
+
+impl std::fmt::Display for PlaceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PlaceError {}
+
+/// The byte range of `within` in `src`: a function definition, or
+/// `struct NAME { ... };`.
+pub fn locate(path: &str, src: &str, within: &str) -> Result<(usize, usize), PlaceError> {
+    if let Some(name) = within.strip_prefix("struct ") {
+        let head = format!("struct {name} {{");
+        let mut hits = src
+            .match_indices(&head)
+            .filter(|(i, _)| *i == 0 || src.as_bytes()[i - 1] == b'\n');
+        let (start, _) = hits
+            .next()
+            .ok_or_else(|| PlaceError(format!("{path}: no `{head}` at the start of a line")))?;
+        if hits.next().is_some() {
+            return Err(PlaceError(format!("{path}: `{head}` appears twice")));
+        }
+        let end = src[start..]
+            .find("\n};")
+            .map(|e| start + e + 3)
+            .ok_or_else(|| PlaceError(format!("{path}: `{head}` never closes")))?;
+        return Ok((start, end));
+    }
+    let f = cparse::find(src, within)
+        .map_err(|e| PlaceError(format!("{path}: {e}")))?
+        .ok_or_else(|| PlaceError(format!("{within}(): no single definition in {path}")))?;
+    Ok((f.start, f.end))
+}
+
+/// Replaces function `name`'s definition with `text` (which ends in `}`
+/// plus a newline, as units hold it).
+pub fn replace_function(
+    path: &str,
+    src: &str,
+    name: &str,
+    text: &str,
+) -> Result<String, PlaceError> {
+    let (start, end) = locate(path, src, name)?;
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    Ok(format!("{}{}{}", &src[..start], body, &src[end..]))
+}
+
+/// Applies a targeted edit; `Ok(None)` when `old` is not there (the tree
+/// already has the change, or never had that shape).
+pub fn apply_edit(
+    path: &str,
+    src: &str,
+    within: &str,
+    old: &str,
+    new: &str,
+) -> Result<Option<String>, PlaceError> {
+    let (start, end) = locate(path, src, within)?;
+    let region = &src[start..end];
+    let mut hits = region.match_indices(old);
+    let Some((at, _)) = hits.next() else {
+        return Ok(None);
+    };
+    if hits.next().is_some() {
+        return Err(PlaceError(format!(
+            "{path}: `{old}` appears more than once in {within}"
+        )));
+    }
+    let at = start + at;
+    Ok(Some(format!(
+        "{}{}{}",
+        &src[..at],
+        new,
+        &src[at + old.len()..]
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "/* head */\nstruct s {\n\tconst u32 e;\n};\n\nstatic int f(u32 err, int x)\n{\n\treturn x;\n}\n\nint g(void)\n{\n\treturn 1;\n}\n";
+
+    #[test]
+    fn replaces_only_the_definition() {
+        let out = replace_function(
+            "x.c",
+            SRC,
+            "f",
+            "static int f(u64 err, int x)\n{\n\treturn 2;\n}\n",
+        )
+        .expect("placed");
+        assert_eq!(
+            out,
+            SRC.replace(
+                "u32 err, int x)\n{\n\treturn x;",
+                "u64 err, int x)\n{\n\treturn 2;"
+            )
+        );
+    }
+
+    #[test]
+    fn edits_inside_functions_and_structs() {
+        let out = apply_edit("x.c", SRC, "f", "u32 err,", "u64 err,")
+            .expect("placed")
+            .expect("found");
+        assert!(out.contains("f(u64 err, int x)"));
+        let out = apply_edit("x.c", &out, "struct s", "const u32 e;", "const u64 e;")
+            .expect("placed")
+            .expect("found");
+        assert!(out.contains("const u64 e;"));
+        assert_eq!(
+            apply_edit("x.c", SRC, "g", "u32 err,", "x").expect("placed"),
+            None
+        );
+        assert!(apply_edit("x.c", SRC, "nope", "a", "b").is_err());
+    }
+}

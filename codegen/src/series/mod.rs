@@ -1,0 +1,234 @@
+//! The patch series: definitions → edits on the tree's files → commits in a
+//! private repository → `git format-patch`-style files and a cover letter.
+//!
+//! The user's repository is only ever read: the private repository (a
+//! temporary bare one) borrows its objects through an alternate, and all
+//! commits live there, unreferenced, until the files are written.
+
+pub mod def;
+pub mod edit;
+pub mod email;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use git2::{FileMode, Oid, Repository, Signature, Time, build::TreeUpdateBuilder};
+
+pub use def::PatchDef;
+
+/// What the series is based on.
+#[derive(Debug, Clone)]
+pub enum Base {
+    /// A commit of the user's repository.
+    Git {
+        /// The repository (its objects are borrowed, read-only).
+        repo: PathBuf,
+        /// The base commit.
+        commit: String,
+    },
+    /// Files read from a directory or tarball; a private base commit holds
+    /// them.
+    Files {
+        /// Path → contents.
+        files: BTreeMap<String, String>,
+    },
+}
+
+/// One patch, placed: the full new text of every file it touches.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Its definition.
+    pub def: PatchDef,
+    /// Path → new contents.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Who sends the series, and when.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Name.
+    pub name: String,
+    /// Email address.
+    pub email: String,
+    /// Seconds since the epoch.
+    pub time: i64,
+    /// Offset from UTC in minutes.
+    pub offset: i32,
+}
+
+/// A series failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesError(pub String);
+
+impl fmt::Display for SeriesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SeriesError {}
+
+impl From<git2::Error> for SeriesError {
+    fn from(e: git2::Error) -> Self {
+        SeriesError(format!("git: {}", e.message()))
+    }
+}
+
+/// A committed patch.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The patch's definition.
+    pub def: PatchDef,
+    /// Its commit in the private repository.
+    pub commit: Oid,
+    /// Full message (subject, changelog, sign-off).
+    pub message: String,
+    /// `git diff --stat` of the commit.
+    pub stat: String,
+    /// The diff.
+    pub diff: String,
+}
+
+/// The private repository a series is built in; removed on drop.
+pub struct Workspace {
+    dir: PathBuf,
+    repo: Repository,
+    /// The base commit.
+    pub base: Oid,
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn signature(id: &Identity) -> Result<Signature<'static>, SeriesError> {
+    Ok(Signature::new(
+        &id.name,
+        &id.email,
+        &Time::new(id.time, id.offset),
+    )?)
+}
+
+impl Workspace {
+    /// Creates the private repository over `base`.
+    pub fn new(base: &Base, id: &Identity) -> Result<Workspace, SeriesError> {
+        let dir = std::env::temp_dir().join(format!(
+            "gmemforge-series-{}-{:x}",
+            std::process::id(),
+            id.time
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repo = Repository::init_bare(&dir)?;
+        let base = match base {
+            Base::Git { repo: user, commit } => {
+                // Read-only: the user's objects directory as an alternate.
+                let user = Repository::open(user)?;
+                repo.odb()?
+                    .add_disk_alternate(&user.path().join("objects").display().to_string())?;
+                repo.find_commit(Oid::from_str(commit)?)?.id()
+            }
+            Base::Files { files } => {
+                let sig =
+                    Signature::new("gmemforge", "gmemforge@localhost", &Time::new(id.time, 0))?;
+                let empty = repo.find_tree(repo.treebuilder(None)?.write()?)?;
+                let mut b = TreeUpdateBuilder::new();
+                for (path, text) in files {
+                    b.upsert(path.as_str(), repo.blob(text.as_bytes())?, FileMode::Blob);
+                }
+                let tree = repo.find_tree(b.create_updated(&repo, &empty)?)?;
+                repo.commit(
+                    None,
+                    &sig,
+                    &sig,
+                    "Base: the files read from the tree\n",
+                    &tree,
+                    &[],
+                )?
+            }
+        };
+        Ok(Workspace { dir, repo, base })
+    }
+
+    /// The base commit's version of `path`.
+    pub fn base_file(&self, path: &str) -> Option<String> {
+        let tree = self.repo.find_commit(self.base).ok()?.tree().ok()?;
+        let entry = tree.get_path(Path::new(path)).ok()?;
+        let blob = self.repo.find_blob(entry.id()).ok()?;
+        Some(String::from_utf8_lossy(blob.content()).into_owned())
+    }
+
+    /// Commits `steps` one on top of the other.
+    pub fn commit(&self, steps: &[Step], id: &Identity) -> Result<Vec<Committed>, SeriesError> {
+        let sig = signature(id)?;
+        let mut parent = self.repo.find_commit(self.base)?;
+        let mut out = Vec::new();
+        for step in steps {
+            let mut b = TreeUpdateBuilder::new();
+            for (path, text) in &step.files {
+                b.upsert(
+                    path.as_str(),
+                    self.repo.blob(text.as_bytes())?,
+                    FileMode::Blob,
+                );
+            }
+            let parent_tree = parent.tree()?;
+            let tree = self
+                .repo
+                .find_tree(b.create_updated(&self.repo, &parent_tree)?)?;
+            let message = email::commit_message(&step.def, id);
+            let oid = self
+                .repo
+                .commit(None, &sig, &sig, &message, &tree, &[&parent])?;
+            let mut opts = git2::DiffOptions::new();
+            opts.context_lines(3);
+            let diff =
+                self.repo
+                    .diff_tree_to_tree(Some(&parent_tree), Some(&tree), Some(&mut opts))?;
+            let stat = diff
+                .stats()?
+                .to_buf(
+                    git2::DiffStatsFormat::FULL | git2::DiffStatsFormat::INCLUDE_SUMMARY,
+                    72,
+                )?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let mut text = Vec::new();
+            diff.print(git2::DiffFormat::Patch, |_, _, line| {
+                if matches!(line.origin(), '+' | '-' | ' ') {
+                    text.push(line.origin() as u8);
+                }
+                text.extend_from_slice(line.content());
+                true
+            })?;
+            out.push(Committed {
+                def: step.def.clone(),
+                commit: oid,
+                message,
+                stat,
+                diff: String::from_utf8_lossy(&text).into_owned(),
+            });
+            parent = self.repo.find_commit(oid)?;
+        }
+        Ok(out)
+    }
+
+    /// `git diff --stat` from the base to `commit`.
+    pub fn total_stat(&self, commit: Oid) -> Result<String, SeriesError> {
+        let base = self.repo.find_commit(self.base)?.tree()?;
+        let tip = self.repo.find_commit(commit)?.tree()?;
+        let diff = self.repo.diff_tree_to_tree(Some(&base), Some(&tip), None)?;
+        Ok(diff
+            .stats()?
+            .to_buf(
+                git2::DiffStatsFormat::FULL | git2::DiffStatsFormat::INCLUDE_SUMMARY,
+                72,
+            )?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+}

@@ -1,0 +1,349 @@
+//! `gmemforge series`: the patch series for the user's tree.
+//!
+//! review the tree → for each patch of `kernel-patches/series/`, include it
+//! iff its operation does not conform → place its changes in the tree's
+//! files → commit in a private repository → write format-patch files and a
+//! cover letter, atomically, into --out.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use gmem_checker::review::{self, Review};
+use gmem_checker::runner::{self, Verdict};
+use gmem_checker::tree::{Tree, TreeSource};
+use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, email};
+use gmem_codegen::unit;
+
+use crate::failure::Failure;
+
+/// `series`' arguments.
+#[derive(Debug, clap::Args)]
+pub struct SeriesArgs {
+    /// The kernel tree: a source directory, a git repository (read at
+    /// --rev, never modified), or a linux-source .tar.xz.
+    #[arg(long, value_name = "PATH")]
+    pub tree: PathBuf,
+    /// Revision of a git repository (default HEAD); the series is based on it.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Output directory for the patch files (must not exist, unless --force).
+    #[arg(long, value_name = "DIR", default_value = "gmemforge-series")]
+    pub out: PathBuf,
+    /// Replace an existing output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Mark the series as version N ([PATCH vN m/n], vN- file names).
+    #[arg(long, value_name = "N")]
+    pub reroll: Option<u32>,
+    /// Author and sender, "Name <email>" (default: the repository's or the
+    /// user's git configuration).
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    pub from: Option<String>,
+    /// Directory of shared vectors the review runs.
+    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
+    pub vectors: PathBuf,
+    /// Seeded random vectors per operation in the review.
+    #[arg(long, value_name = "N", default_value_t = 2_000)]
+    pub random: u64,
+}
+
+/// Commit date for non-git bases: fixed, so output is reproducible.
+pub const FIXED_DATE: i64 = 1_767_225_600; // 2026-01-01 00:00:00 UTC
+
+fn parse_from(s: &str) -> Option<(String, String)> {
+    let (name, rest) = s.split_once('<')?;
+    let email = rest.strip_suffix('>')?;
+    (!name.trim().is_empty() && email.contains('@'))
+        .then(|| (name.trim().to_owned(), email.to_owned()))
+}
+
+fn identity(
+    args: &SeriesArgs,
+    src: &TreeSource,
+    time: i64,
+    offset: i32,
+) -> Result<Identity, Failure> {
+    let (name, email) = match &args.from {
+        Some(f) => parse_from(f)
+            .ok_or_else(|| Failure::input(format!("--from {f:?}: expected \"Name <email>\"")))?,
+        None => {
+            let cfg = match src {
+                TreeSource::Git { repo, .. } => {
+                    git2::Repository::open(repo).and_then(|r| r.config())
+                }
+                _ => git2::Config::open_default(),
+            };
+            let get = |k: &str| cfg.as_ref().ok().and_then(|c| c.get_string(k).ok());
+            match (get("user.name"), get("user.email")) {
+                (Some(n), Some(e)) => (n, e),
+                _ => {
+                    return Err(Failure::input(
+                        "no --from and no user.name/user.email in git config: give --from \"Name <email>\"",
+                    ));
+                }
+            }
+        }
+    };
+    Ok(Identity {
+        name,
+        email,
+        time,
+        offset,
+    })
+}
+
+/// Places every included patch; returns the steps and the per-patch notes.
+fn place(
+    tree: &Tree,
+    r: &Review,
+    defs: &[series::PatchDef],
+) -> Result<(Vec<Step>, Vec<(String, String)>, Vec<(String, String)>), Failure> {
+    let profile = r.detected.profile;
+    let unit = unit::builtin(profile).map_err(|e| Failure::input(e.to_string()))?;
+    let mut current: BTreeMap<String, String> = BTreeMap::new();
+    let (mut steps, mut notes, mut omitted) = (Vec::new(), Vec::new(), Vec::new());
+    // Every operation the tree already gets right is named, with its
+    // functions, whether or not a patch of the series targets it.
+    for item in &r.report.items {
+        if item.verdict == Verdict::Conforms {
+            let label = match defs.iter().find(|d| d.operation == item.operation) {
+                Some(d) => d.subject.clone(),
+                None => format!("{} (no patch needed)", item.operation),
+            };
+            omitted.push((label, item.function.clone()));
+        }
+    }
+    for d in defs {
+        let item = r.report.items.iter().find(|i| i.operation == d.operation);
+        let Some(item) = item else { continue };
+        if item.verdict == Verdict::Conforms {
+            continue;
+        }
+        let mut touched: BTreeMap<String, String> = BTreeMap::new();
+        let text_of =
+            |path: &str, touched: &BTreeMap<String, String>, current: &BTreeMap<String, String>| {
+                touched
+                    .get(path)
+                    .or_else(|| current.get(path))
+                    .cloned()
+                    .or_else(|| tree.file(path).map(str::to_owned))
+            };
+        for name in &d.replace {
+            let f = unit
+                .functions
+                .iter()
+                .find(|f| &f.name == name)
+                .ok_or_else(|| {
+                    Failure::input(format!(
+                        "{}: `{name}` is not a builtin {} function",
+                        d.file,
+                        profile.name()
+                    ))
+                })?;
+            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
+                Failure::input(format!(
+                    "{name}(): {} is not in {}",
+                    f.site,
+                    tree.describe()
+                ))
+            })?;
+            let new = edit::replace_function(&f.site, &src, name, &f.text)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            touched.insert(f.site.clone(), new);
+        }
+        for e in &d.edits {
+            let Some(src) = text_of(&e.path, &touched, &current) else {
+                continue;
+            };
+            if let Some(new) = edit::apply_edit(&e.path, &src, &e.within, &e.old, &e.new)
+                .map_err(|e| Failure::input(e.to_string()))?
+            {
+                touched.insert(e.path.clone(), new);
+            }
+        }
+        touched.retain(|p, t| {
+            tree.file(p) != Some(t.as_str()) || current.get(p).is_some_and(|c| c != t)
+        });
+        if touched.is_empty() {
+            return Err(Failure::input(format!(
+                "{}: `{}` does not conform in {}, but this patch's edits find nothing to change: the tree's shape is not one gmemforge knows",
+                d.file,
+                d.operation,
+                tree.describe()
+            )));
+        }
+        let why = match &item.counterexample {
+            Some(c) => format!("{} diverges from the model: {}", d.operation, c.why),
+            None => format!(
+                "{}: {}",
+                d.operation,
+                item.error.clone().unwrap_or_default()
+            ),
+        };
+        notes.push((d.subject.clone(), why));
+        current.extend(touched.clone());
+        steps.push(Step {
+            def: d.clone(),
+            files: touched,
+        });
+    }
+    Ok((steps, notes, omitted))
+}
+
+fn write_out(out: &Path, force: bool, files: &[(String, String)]) -> Result<(), Failure> {
+    if out.exists() && !force {
+        return Err(Failure::input(format!(
+            "--out {}: exists; use --force to replace it",
+            out.display()
+        )));
+    }
+    let tmp = out.with_file_name(format!(
+        ".{}.tmp{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let io = |e: std::io::Error, p: &Path| Failure::input(format!("{}: {e}", p.display()));
+    std::fs::create_dir_all(&tmp).map_err(|e| io(e, &tmp))?;
+    for (name, text) in files {
+        std::fs::write(tmp.join(name), text).map_err(|e| io(e, &tmp.join(name)))?;
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| io(e, out))?;
+    }
+    std::fs::rename(&tmp, out).map_err(|e| io(e, out))
+}
+
+/// Runs `series`.
+pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
+    if args.out.exists() && !args.force {
+        return Err(Failure::input(format!(
+            "--out {}: exists; use --force to replace it",
+            args.out.display()
+        )));
+    }
+    let src = TreeSource::from_arg(&args.tree, args.rev.as_deref())
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |what: &str| {
+        if tty {
+            eprint!("\r\x1b[K{what}...");
+        }
+    };
+    progress(&format!("reading {}", args.tree.display()));
+    let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
+    let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
+    let vectors = runner::vector_lookup(&files);
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let r = review::review(
+        &tree,
+        &runner::sources(true, args.random, 1),
+        jobs,
+        &vectors,
+        &mut progress,
+    )
+    .map_err(Failure::input)?;
+    let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
+    let (steps, notes, omitted) = place(&tree, &r, &defs)?;
+
+    let (base, time, offset, base_line) = match (&src, tree.commit()) {
+        (TreeSource::Git { repo, .. }, Some(commit)) => {
+            let repo_handle = git2::Repository::open(repo)
+                .map_err(|e| Failure::input(format!("{}: {}", repo.display(), e.message())))?;
+            let c = git2::Oid::from_str(&commit)
+                .and_then(|o| repo_handle.find_commit(o))
+                .map_err(|e| Failure::input(e.message().to_owned()))?;
+            let t = c.committer().when();
+            (
+                Base::Git {
+                    repo: repo.clone(),
+                    commit: commit.clone(),
+                },
+                t.seconds(),
+                t.offset_minutes(),
+                format!("base-commit: {commit}"),
+            )
+        }
+        _ => {
+            let files = review::FILES
+                .iter()
+                .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
+                .collect();
+            (
+                Base::Files { files },
+                FIXED_DATE,
+                0,
+                format!(
+                    "Based on {} (not a git tree: no base-commit).",
+                    tree.describe()
+                ),
+            )
+        }
+    };
+    let id = identity(&args, &src, time, offset)?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    let mut out_files = Vec::new();
+    if steps.is_empty() {
+        println!(
+            "{}: {} — every patch of the series is already there; nothing to write.",
+            tree.describe(),
+            r.detected.profile.name()
+        );
+        for (s, f) in &omitted {
+            println!("  left out: {s}\n    conforming: {f}");
+        }
+        return Ok(0);
+    }
+    let ws = Workspace::new(&base, &id).map_err(|e| Failure::input(e.to_string()))?;
+    let committed = ws
+        .commit(&steps, &id)
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let total = committed.len();
+    let last = committed
+        .last()
+        .map(|c| c.commit)
+        .ok_or_else(|| Failure::input("no commits"))?;
+    let stat = ws
+        .total_stat(last)
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let summary = format!(
+        "This series brings the tree in line with the gmemforge reference model of guest_memfd and \
+         its SEV-SNP hooks. Each patch fixes behaviour that the model's differential checker found \
+         diverging in this tree; the C it writes is the C that was compiled and checked against \
+         the model.\n\nTree: {} ({}, {}).",
+        tree.describe(),
+        r.detected.profile.name(),
+        r.detected.evidence
+    );
+    let cover = email::Cover {
+        title: "KVM: guest_memfd, x86/mmu: Match the reference model",
+        summary: &summary,
+        notes: &notes,
+        omitted: &omitted,
+        base: &base_line,
+        stat: &stat,
+    };
+    out_files.push((
+        format!(
+            "{}0000-cover-letter.patch",
+            args.reroll.map(|v| format!("v{v}-")).unwrap_or_default()
+        ),
+        email::cover_letter(&cover, &last.to_string(), &id, args.reroll, total),
+    ));
+    for (i, c) in committed.iter().enumerate() {
+        out_files.push((
+            email::file_name(args.reroll, i + 1, &c.def.subject),
+            email::patch_file(c, &id, args.reroll, i + 1, total),
+        ));
+    }
+    write_out(&args.out, args.force, &out_files)?;
+    for (name, _) in &out_files {
+        println!("{}", args.out.join(name).display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,349 @@
+//! `gmemforge series` on a git repository made at test time from Linux
+//! 6.12's real files with the two 2023 bugs written back (the range formula
+//! and the 32-bit err), and on the team's 2023 fixture tree. Real git and
+//! 6.12's scripts/checkpatch.pl are the oracles.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use gmem_checker::review::FILES;
+use gmem_checker::tree::{Tree, TreeSource};
+
+const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+const FROM: &str = "Ada Lovelace <ada@example.org>";
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "gmemforge-series-test-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// 6.12's review files plus scripts/checkpatch.pl, read once.
+fn linux_612() -> &'static BTreeMap<String, String> {
+    static FILES_612: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    FILES_612.get_or_init(|| {
+        assert!(
+            Path::new(TARBALL).exists(),
+            "{TARBALL} is missing: install linux-source-6.12 (scripts/test.sh does)"
+        );
+        let mut wanted: Vec<&str> = FILES.to_vec();
+        wanted.extend([
+            "scripts/checkpatch.pl",
+            "scripts/spelling.txt",
+            "scripts/const_structs.checkpatch",
+        ]);
+        let tree =
+            Tree::open(&TreeSource::Tarball(TARBALL.into()), &wanted).expect("tarball reads");
+        wanted
+            .iter()
+            .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
+            .collect()
+    })
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    git_as(dir, ("Base Author", "base@example.org"), args)
+}
+
+/// git as `who` (committer and, for format-patch, sender).
+fn git_as(dir: &Path, who: (&str, &str), args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            &format!("user.name={}", who.0),
+            "-c",
+            &format!("user.email={}", who.1),
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+        .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A git repository of the 6.12 review files with the 2023 forms written back.
+fn base_repo(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    for f in FILES {
+        let Some(text) = linux_612().get(*f) else {
+            continue;
+        };
+        let text = match *f {
+            "virt/kvm/guest_memfd.c" => text
+                .replace(
+                    ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
+                    ".start = slot->base_gfn + start - pgoff,",
+                )
+                .replace(
+                    ".end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,",
+                    ".end = slot->base_gfn + min(end - pgoff, slot->npages),",
+                ),
+            "arch/x86/kvm/mmu/mmu_internal.h" => {
+                text.replace("u64 err, bool prefetch,", "u32 err, bool prefetch,")
+            }
+            _ => text.clone(),
+        };
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    std::fs::write(dir.join("Makefile"), "# 6.12 files for a gmemforge test\n").expect("write");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-f", "."]);
+    git(
+        &dir,
+        &["commit", "-q", "-m", "base: 6.12 with the 2023 forms"],
+    );
+    dir
+}
+
+fn series(tree: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args([
+            "series",
+            "--tree",
+            tree.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--from",
+            FROM,
+            "--random",
+            "300",
+        ])
+        .args(extra)
+        .output()
+        .expect("runs");
+    (
+        o.status.code().expect("exited"),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn patches(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Everything of a repository that series must not change.
+fn snapshot(repo: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![repo.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(repo).expect("inside").display().to_string(),
+                    std::fs::read(&p).expect("read"),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn checkpatch(patch: &Path) -> String {
+    let dir = tmp("checkpatch");
+    for f in [
+        "scripts/checkpatch.pl",
+        "scripts/spelling.txt",
+        "scripts/const_structs.checkpatch",
+    ] {
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, &linux_612()[f]).expect("write");
+    }
+    let o = Command::new("perl")
+        .arg(dir.join("scripts/checkpatch.pl"))
+        .args(["--strict", "--no-tree", "--show-types"])
+        .arg(patch)
+        .output()
+        .expect("perl runs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn review_conforms(tree: &Path) -> (i32, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args([
+            "review",
+            "--random",
+            "200",
+            "--tree",
+            tree.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    (
+        o.status.code().expect("exited"),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn series_on_612_with_the_2023_bugs_passes_every_gate() {
+    let repo = base_repo("612");
+    let before = snapshot(&repo);
+    let out = tmp("612-out");
+    let (code, stdout, stderr) = series(&repo, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        snapshot(&repo),
+        before,
+        "the user's repository is byte-identical (refs, HEAD, index, files)"
+    );
+    let files = patches(&out);
+    assert_eq!(files.len(), 3, "cover letter + 2 patches: {stdout}");
+    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    assert!(
+        cover.contains(&format!("base-commit: {}", head.trim())),
+        "{cover}"
+    );
+    // Patches 3-6 are not needed on 6.12: the cover letter says why.
+    assert!(cover.contains("conforming:"), "{cover}");
+
+    // checkpatch --strict: zero errors, warnings and checks on every file.
+    for f in &files {
+        let report = checkpatch(f);
+        assert!(
+            report.contains("total: 0 errors, 0 warnings, 0 checks"),
+            "{}:\n{report}",
+            f.display()
+        );
+    }
+
+    // git am on a fresh clone, one patch at a time; after each, the
+    // changed functions still compile against the shim (no `error`
+    // verdict); after all of them, the tree conforms.
+    let clone = tmp("612-clone");
+    let status = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&repo)
+        .arg(&clone)
+        .status()
+        .expect("git clone");
+    assert!(status.success());
+    for p in &files[1..] {
+        git_as(
+            &clone,
+            ("Ada Lovelace", "ada@example.org"),
+            &[
+                "am",
+                "-q",
+                "--committer-date-is-author-date",
+                p.to_str().expect("utf-8"),
+            ],
+        );
+        let (_, report) = review_conforms(&clone);
+        assert!(
+            !report.contains("ERROR"),
+            "after {}:\n{report}",
+            p.display()
+        );
+    }
+    let (code, report) = review_conforms(&clone);
+    assert_eq!(code, 0, "review after the whole series:\n{report}");
+
+    // The files are what git format-patch writes for the applied commits
+    // (but the signature's version line).
+    let fp = tmp("612-fp");
+    git_as(
+        &clone,
+        ("Ada Lovelace", "ada@example.org"),
+        &[
+            "format-patch",
+            "-q",
+            "--cover-letter",
+            "-o",
+            fp.to_str().expect("utf-8"),
+            "HEAD~2",
+        ],
+    );
+    let theirs = patches(&fp);
+    for (ours, theirs) in files[1..].iter().zip(&theirs[1..]) {
+        assert_eq!(ours.file_name(), theirs.file_name());
+        let strip = |p: &Path| {
+            let t = std::fs::read_to_string(p).expect("read");
+            t[..t.rfind("\n-- \n").expect("signature")].to_owned()
+        };
+        assert_eq!(strip(ours), strip(theirs), "{}", ours.display());
+    }
+
+    // Same tree and options: the same bytes.
+    let again = tmp("612-again");
+    assert_eq!(series(&repo, &again, &[]).0, 0);
+    for (a, b) in files.iter().zip(patches(&again)) {
+        assert_eq!(
+            std::fs::read(a).expect("a"),
+            std::fs::read(&b).expect("b"),
+            "{}",
+            a.display()
+        );
+    }
+}
+
+#[test]
+fn existing_output_is_not_overwritten_without_force() {
+    let repo = base_repo("force");
+    let out = tmp("force-out");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("keep"), "mine").expect("write");
+    let (code, _, stderr) = series(&repo, &out, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep")).expect("kept"),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).expect("dir").count(),
+        1,
+        "nothing written"
+    );
+    let (code, _, stderr) = series(&repo, &out, &["--force", "--reroll", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let names: Vec<String> = patches(&out)
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names[0] == "v2-0000-cover-letter.patch" && names[1].starts_with("v2-0001-"),
+        "{names:?}"
+    );
+    let p1 = std::fs::read_to_string(out.join(&names[1])).expect("read");
+    assert!(p1.contains("Subject: [PATCH v2 1/2]"), "{p1}");
+}
+
+#[test]
+fn a_missing_tree_or_rev_is_bad_input() {
+    let out = tmp("bad-out");
+    let (code, _, stderr) = series(Path::new("/nonexistent/linux"), &out, &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/linux"), "{stderr}");
+    let repo = base_repo("badrev");
+    let (code, _, stderr) = series(&repo, &out, &["--rev", "v9.9-nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("v9.9-nope"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}
