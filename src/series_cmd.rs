@@ -217,6 +217,61 @@ fn write_out(out: &Path, force: bool, files: &[(String, String)]) -> Result<(), 
     std::fs::rename(&tmp, out).map_err(|e| io(e, out))
 }
 
+/// Reviews the tree with every step applied (written to a temporary
+/// directory); returns what does not conform, in words.
+fn review_result(
+    tree: &Tree,
+    steps: &[Step],
+    vectors: &dyn Fn(&str) -> Vec<serde_json::Value>,
+    jobs: u64,
+    random: u64,
+) -> Result<Vec<String>, Failure> {
+    let dir = std::env::temp_dir().join(format!("gmemforge-series-result-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut files: BTreeMap<String, String> = review::FILES
+        .iter()
+        .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
+        .collect();
+    for s in steps {
+        files.extend(s.files.clone());
+    }
+    let io = |e: std::io::Error| Failure::input(format!("{}: {e}", dir.display()));
+    for (path, text) in &files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap_or(&dir)).map_err(io)?;
+        std::fs::write(p, text).map_err(io)?;
+    }
+    let result = Tree::open(&TreeSource::Dir(dir.clone()), review::FILES)
+        .map_err(|e| Failure::input(e.to_string()))
+        .and_then(|t| {
+            review::review(
+                &t,
+                &runner::sources(true, random, 1),
+                jobs,
+                vectors,
+                &mut |_| {},
+            )
+            .map_err(Failure::input)
+        });
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(result?
+        .report
+        .items
+        .iter()
+        .filter(|i| i.verdict != Verdict::Conforms)
+        .map(|i| {
+            format!(
+                "{} {}",
+                i.operation,
+                serde_json::to_value(i.verdict)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )
+        })
+        .collect())
+}
+
 /// Runs `series`.
 pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     if args.out.exists() && !args.force {
@@ -299,6 +354,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         }
         return Ok(0);
     }
+    // Review the result, so the cover letter says what still differs.
+    let after = review_result(&tree, &steps, &vectors, jobs, args.random)?;
     let ws = Workspace::new(&base, &id).map_err(|e| Failure::input(e.to_string()))?;
     let committed = ws
         .commit(&steps, &id)
@@ -320,6 +377,16 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         r.detected.profile.name(),
         r.detected.evidence
     );
+    let summary = if after.is_empty() {
+        format!(
+            "{summary}\n\nWith the series applied, gmemforge review finds every covered function conforming."
+        )
+    } else {
+        format!(
+            "{summary}\n\nWith the series applied, gmemforge review still finds: {}. This version of gmemforge's series does not write those changes yet.",
+            after.join("; ")
+        )
+    };
     let cover = email::Cover {
         title: "KVM: guest_memfd, x86/mmu: Match the reference model",
         summary: &summary,

@@ -347,3 +347,80 @@ fn a_missing_tree_or_rev_is_bad_input() {
     assert!(stderr.contains("v9.9-nope"), "{stderr}");
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
+    // The fixture as a git repository, made at test time.
+    let repo = tmp("fixture");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gmem-solo-2023");
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&fixture)
+        .arg(&repo)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-f", "."]);
+    git(
+        &repo,
+        &["commit", "-q", "-m", "a 2023 kvm_gmem_solo-shaped tree"],
+    );
+    let before = snapshot(&repo);
+    let out = tmp("fixture-out");
+    let (code, _, stderr) = series(&repo, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(snapshot(&repo), before, "the repository is untouched");
+    let files = patches(&out);
+    assert_eq!(files.len(), 3);
+    for f in &files {
+        let report = checkpatch(f);
+        assert!(
+            report.contains("total: 0 errors, 0 warnings, 0 checks"),
+            "{}:\n{report}",
+            f.display()
+        );
+    }
+    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    assert!(cover.contains("still finds: classify diverges"), "{cover}");
+    let clone = tmp("fixture-clone");
+    assert!(
+        Command::new("git")
+            .args(["clone", "-q"])
+            .arg(&repo)
+            .arg(&clone)
+            .status()
+            .expect("clone")
+            .success()
+    );
+    for p in &files[1..] {
+        git_as(
+            &clone,
+            ("Ada Lovelace", "ada@example.org"),
+            &["am", "-q", p.to_str().expect("utf-8")],
+        );
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args([
+            "review",
+            "--json",
+            "--random",
+            "200",
+            "--tree",
+            clone.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("runs");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let verdict = |op: &str| {
+        r["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["operation"] == op)
+            .expect("item")["verdict"]
+            .clone()
+    };
+    assert_eq!(verdict("invalidate"), "conforms", "{r:#}");
+    assert_eq!(verdict("bind"), "conforms");
+}
