@@ -215,3 +215,32 @@ fn a_tree_without_guest_memfd_is_bad_input() {
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/linux"), "{err}");
 }
+
+#[test]
+fn the_618_per_inode_shape_is_detected_and_its_workers_reviewed() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream-6.18");
+    let (_, r, err) = review(&["--tree", fixture]);
+    assert_eq!(r["detected"]["profile"], "upstream", "{err}");
+    assert_eq!(r["detected"]["per_inode"], true);
+    let inv = item(&r, "invalidate");
+    assert_eq!(inv["verdict"], "conforms", "{inv:#}");
+    assert!(
+        inv["function"]
+            .as_str()
+            .is_some_and(|f| f.contains("__kvm_gmem_invalidate_begin"))
+    );
+    // The same shape with the 2023 start formula diverges.
+    let dir = std::env::temp_dir().join(format!("gmemforge-618-bug-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
+    let src =
+        std::fs::read_to_string(Path::new(fixture).join("virt/kvm/guest_memfd.c")).expect("read");
+    let bad = src.replace(
+        ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
+        ".start = slot->base_gfn + start - pgoff,",
+    );
+    assert_ne!(bad, src);
+    std::fs::write(dir.join("virt/kvm/guest_memfd.c"), bad).expect("write");
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(item(&r, "invalidate")["verdict"], "diverges");
+}

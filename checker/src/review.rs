@@ -27,6 +27,9 @@ pub struct Detected {
     /// The model profile it maps to.
     #[serde(serialize_with = "profile_name")]
     pub profile: Profile,
+    /// 6.18+: per-file workers (`__kvm_gmem_invalidate_begin(f, ...)`)
+    /// under per-inode wrappers.
+    pub per_inode: bool,
     /// What was seen, in words.
     pub evidence: &'static str,
 }
@@ -56,12 +59,14 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
         if src.contains("__kvm_gmem_invalidate_begin") || src.contains("struct gmem_file") {
             return Some(Detected {
                 profile: Profile::Upstream,
+                per_inode: true,
                 evidence: "virt/kvm/guest_memfd.c with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)",
             });
         }
         if src.contains("gmem.pgoff") {
             return Some(Detected {
                 profile: Profile::Upstream,
+                per_inode: false,
                 evidence: "virt/kvm/guest_memfd.c with slot->gmem.pgoff",
             });
         }
@@ -72,10 +77,22 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     {
         return Some(Detected {
             profile: Profile::GmemSolo2023,
+            per_inode: false,
             evidence: "virt/kvm/guest_mem.c with slot->gmem.index",
         });
     }
     None
+}
+
+/// The functions one operation needs from a tree of the detected shape.
+pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static str)] {
+    match op {
+        COp::Invalidate if d.per_inode => &[
+            ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_begin"),
+            ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_end"),
+        ],
+        _ => functions_for(op, d.profile),
+    }
 }
 
 /// The functions one operation needs from a tree, callees first.
@@ -158,10 +175,13 @@ struct Extracted {
 
 /// Finds the operation's functions; Err names what is missing and where
 /// it looked.
-fn extract(tree: &Tree, op: COp, profile: Profile) -> Result<Extracted, String> {
+fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
     let mut text = String::new();
     let mut defines = Vec::new();
-    for (path, name) in functions_for(op, profile) {
+    if d.per_inode {
+        defines.push("GMF_GMEM_PER_INODE".to_owned());
+    }
+    for (path, name) in functions_in(op, d) {
         let src = tree
             .file(path)
             .ok_or_else(|| format!("{name}(): {path} is not in the tree"))?;
@@ -196,10 +216,11 @@ fn extract(tree: &Tree, op: COp, profile: Profile) -> Result<Extracted, String> 
 fn build(
     tree: &Tree,
     op: COp,
-    profile: Profile,
+    d: &Detected,
     name: &str,
     ex: Extracted,
 ) -> Result<Library, CompileError> {
+    let profile = d.profile;
     let mut text = ex.text;
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
@@ -217,7 +238,7 @@ fn build(
                     if added.contains(&missing) {
                         continue;
                     }
-                    for (path, _) in functions_for(op, profile) {
+                    for (path, _) in functions_in(op, d) {
                         if let Some(src) = tree.file(path)
                             && let Ok(Some(f)) = cparse::find(src, &missing)
                         {
@@ -272,12 +293,12 @@ pub fn review(
     let mut items: Vec<Item> = Vec::new();
     let implementation = tree.describe();
     for op in OPERATIONS {
-        let function = functions_for(op.cop, detected.profile)
+        let function = functions_in(op.cop, &detected)
             .iter()
             .map(|(_, n)| *n)
             .collect::<Vec<_>>()
             .join(", ");
-        let ex = match extract(tree, op.cop, detected.profile) {
+        let ex = match extract(tree, op.cop, &detected) {
             Ok(ex) => ex,
             Err(why) => {
                 items.push(not_run(
@@ -292,7 +313,7 @@ pub fn review(
         };
         progress(&format!("compiling {} for {}", function, op.name));
         let name = format!("{implementation} {}", op.name);
-        match build(tree, op.cop, detected.profile, &name, ex) {
+        match build(tree, op.cop, &detected, &name, ex) {
             Ok(lib) => {
                 progress(&format!("{} {}", op.name, function));
                 items.push(run_item(

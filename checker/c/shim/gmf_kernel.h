@@ -815,6 +815,12 @@ struct kvm_gmem {
 #endif
 };
 
+/*
+ * 6.18+ splits the per-VM view of a guest_memfd into struct gmem_file (same
+ * members) under a per-inode list; the shim's one struct serves both names.
+ */
+#define gmem_file kvm_gmem
+
 typedef struct {
 	unsigned long pte;
 } pte_t;
