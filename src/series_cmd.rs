@@ -93,12 +93,12 @@ fn identity(
     })
 }
 
+/// The placed series: the steps, a note per included patch (subject,
+/// why), and the conforming operations left alone (label, functions).
+type Placed = (Vec<Step>, Vec<(String, String)>, Vec<(String, String)>);
+
 /// Places every included patch; returns the steps and the per-patch notes.
-fn place(
-    tree: &Tree,
-    r: &Review,
-    defs: &[series::PatchDef],
-) -> Result<(Vec<Step>, Vec<(String, String)>, Vec<(String, String)>), Failure> {
+fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, Failure> {
     let profile = r.detected.profile;
     let unit = unit::builtin(profile).map_err(|e| Failure::input(e.to_string()))?;
     let mut current: BTreeMap<String, String> = BTreeMap::new();
