@@ -244,3 +244,34 @@ fn the_618_per_inode_shape_is_detected_and_its_workers_reviewed() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(item(&r, "invalidate")["verdict"], "diverges");
 }
+
+#[test]
+fn a_function_that_does_not_compile_is_an_error_pointing_at_the_tree() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream-6.18");
+    let dir =
+        std::env::temp_dir().join(format!("gmemforge-618-noncompiling-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
+    let src =
+        std::fs::read_to_string(Path::new(fixture).join("virt/kvm/guest_memfd.c")).expect("read");
+    // A vendor tree calling something the shim (and the kernel) never had.
+    let bad = src.replace(
+        "\t\tflush |= kvm_mmu_unmap_gfn_range(kvm, &gfn_range);",
+        "\t\tflush |= vendor_unmap_fancy(kvm, &gfn_range, 42);",
+    );
+    assert_ne!(bad, src);
+    let line = bad
+        .lines()
+        .position(|l| l.contains("vendor_unmap_fancy"))
+        .expect("there")
+        + 1;
+    std::fs::write(dir.join("virt/kvm/guest_memfd.c"), bad).expect("write");
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    let inv = item(&r, "invalidate");
+    assert_eq!(inv["verdict"], "error", "{inv:#}");
+    let msg = inv["error"].as_str().expect("the compiler's message");
+    assert!(
+        msg.contains(&format!("virt/kvm/guest_memfd.c:{line}:")),
+        "points at the tree's file and line {line}: {msg}"
+    );
+}

@@ -183,7 +183,14 @@ fn compiler() -> Result<Command, CompileError> {
     let tool = b
         .try_get_compiler()
         .map_err(|e| CompileError::NoCompiler(e.to_string()))?;
-    Ok(tool.to_command())
+    // cc spells "warnings(false)" as -w, which would also silence the
+    // -Werror=... diagnostics C_FLAGS relies on: keep everything but it.
+    let mut cmd = std::process::Command::new(tool.path());
+    cmd.args(tool.args().iter().filter(|a| a.to_str() != Some("-w")));
+    for (k, v) in tool.get_envs() {
+        cmd.env(k, v);
+    }
+    Ok(cmd)
 }
 
 /// Flags every build uses: GNU C as the kernel writes it, and the kernel's
@@ -209,8 +216,16 @@ pub const C_FLAGS: &[&str] = &[
 
 /// Compiles `src` (or reuses the cached library) and returns its path.
 pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
+    let mut cmd = compiler()?;
     let mut h = DefaultHasher::new();
+    // The compiler and its arguments are part of the key: a changed
+    // command must not reuse an object built by the old one.
     (
+        format!(
+            "{:?} {:?}",
+            cmd.get_program(),
+            cmd.get_args().collect::<Vec<_>>()
+        ),
         src.text,
         src.profile.name(),
         src.ops,
@@ -236,7 +251,6 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     let unit_path = dir.join("under_test.c");
     write_atomic(&unit_path, src.text.as_bytes())?;
     let tmp_lib = dir.join(format!("impl.so.tmp{}", std::process::id()));
-    let mut cmd = compiler()?;
     cmd.args(C_FLAGS)
         .arg(format!(
             "-DGMF_PROFILE={}",
