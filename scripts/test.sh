@@ -6,6 +6,7 @@
 #   libclang-dev        bindgen, for the test that the committed ABI bindings are fresh
 #   linux-source-6.12   a real upstream tree, and its scripts/checkpatch.pl
 #   perl                runs checkpatch.pl
+#   chromium            renders the --report page for its screenshot test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,8 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v perl >/dev/null 2>&1 || missing+=(perl)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 [ -e /usr/src/linux-source-6.12.tar.xz ] || missing+=(linux-source-6.12)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v git >/dev/null 2>&1 || missing+=(git)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${missing[*]}" >&2

@@ -33,6 +33,10 @@ pub struct CheckArgs {
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML page with every verdict and a
+    /// picture of each counterexample.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Child processes per operation (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<u64>,
@@ -121,6 +125,9 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
     let report = runner::check(&opts, &mut progress).map_err(|e| Failure::input(e.to_string()))?;
     if tty {
         eprint!("\r\x1b[K");
+    }
+    if let Some(path) = &args.report {
+        crate::html_report::write(path, "gmemforge check", &report)?;
     }
     if args.json {
         println!(

@@ -33,6 +33,10 @@ pub struct ReviewArgs {
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML page with every verdict and a
+    /// picture of each counterexample.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Child processes per operation (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub jobs: Option<u64>,
@@ -63,6 +67,14 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
         review::review(&tree, &sources, jobs, &vectors, &mut progress).map_err(Failure::input)?;
     if tty {
         eprint!("\r\x1b[K");
+    }
+    if let Some(path) = &args.report {
+        let title = format!(
+            "gmemforge review of {} ({})",
+            r.tree,
+            r.detected.profile.name()
+        );
+        crate::html_report::write(path, &title, &r.report)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -163,12 +163,17 @@ impl Rng {
 
 /// Greedy shrinking: repeatedly take the first smaller candidate that still
 /// diverges, until none does. `fails` returns the divergence for a case.
-pub fn shrink<C: Clone, D>(
+///
+/// A candidate is taken only if it fails the same way (see
+/// [`failure_kind`]): shrinking a skipped zap must not end at some other,
+/// smaller divergence the same C also has.
+pub fn shrink<C: Clone>(
     mut case: C,
-    mut div: D,
+    mut div: (String, Value),
     candidates: impl Fn(&C) -> Vec<C>,
-    fails: impl Fn(&C) -> Option<D>,
-) -> (C, D, u32) {
+    fails: impl Fn(&C) -> Option<(String, Value)>,
+) -> (C, (String, Value), u32) {
+    let kind = failure_kind(&div.0);
     let mut steps = 0;
     'outer: loop {
         for cand in candidates(&case) {
@@ -176,7 +181,9 @@ pub fn shrink<C: Clone, D>(
             if steps > 10_000 {
                 break 'outer;
             }
-            if let Some(d) = fails(&cand) {
+            if let Some(d) = fails(&cand)
+                && failure_kind(&d.0) == kind
+            {
                 case = cand;
                 div = d;
                 continue 'outer;
@@ -185,6 +192,19 @@ pub fn shrink<C: Clone, D>(
         break;
     }
     (case, div, steps)
+}
+
+/// What kind of divergence an explanation describes: its first two words,
+/// numbers left out ("zap 0: C slot 1 ..." and "zap 3: C slot 0 ..." are
+/// one kind; "kvm_mmu_invalidate_begin/end called 1/0 times" another).
+pub fn failure_kind(why: &str) -> String {
+    why.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_ascii_digit())
+        .collect()
 }
 
 /// Candidates that move a number towards zero (0, halves, minus one).
