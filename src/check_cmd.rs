@@ -1,12 +1,12 @@
 //! `gmemforge check`: the differential checker, for people and for scripts.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use gmem_checker::runner::{self, Item, Options, Report, Verdict};
 use serde_json::Value;
 
 use crate::failure::Failure;
+use crate::progress::Progress;
 
 /// `check`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,9 @@ pub struct CheckArgs {
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// No progress on stderr (it is shown only on a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Also write a self-contained HTML page with every verdict and a
     /// picture of each counterexample.
     #[arg(long, value_name = "FILE.html")]
@@ -116,16 +119,10 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
         implementations: args.implementation,
         jobs,
     };
-    let tty = std::io::stderr().is_terminal();
-    let mut progress = |what: &str| {
-        if tty {
-            eprint!("\r\x1b[K{what}...");
-        }
-    };
-    let report = runner::check(&opts, &mut progress).map_err(|e| Failure::input(e.to_string()))?;
-    if tty {
-        eprint!("\r\x1b[K");
-    }
+    let progress = Progress::new(args.quiet);
+    let report =
+        runner::check(&opts, &mut progress.hook()).map_err(|e| Failure::input(e.to_string()))?;
+    drop(progress);
     if let Some(path) = &args.report {
         crate::html_report::write(path, "gmemforge check", &report)?;
     }

@@ -7,5 +7,6 @@ pub mod check_cmd;
 pub mod failure;
 pub mod html_report;
 pub mod model_cmd;
+pub mod progress;
 pub mod review_cmd;
 pub mod series_cmd;

@@ -1,6 +1,5 @@
 //! `gmemforge review`: a kernel tree's functions against the model.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use gmem_checker::review;
@@ -9,6 +8,7 @@ use gmem_checker::tree::{Tree, TreeSource};
 
 use crate::check_cmd::human;
 use crate::failure::Failure;
+use crate::progress::Progress;
 
 /// `review`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -33,6 +33,9 @@ pub struct ReviewArgs {
     /// Print one JSON document instead of the human report.
     #[arg(long)]
     pub json: bool,
+    /// No progress on stderr (it is shown only on a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Also write a self-contained HTML page with every verdict and a
     /// picture of each counterexample.
     #[arg(long, value_name = "FILE.html")]
@@ -46,10 +49,8 @@ pub struct ReviewArgs {
 pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
     let src = TreeSource::from_arg(&args.tree, args.rev.as_deref())
         .map_err(|e| Failure::input(e.to_string()))?;
-    let tty = std::io::stderr().is_terminal();
-    if tty {
-        eprint!("\r\x1b[Kreading {}...", args.tree.display());
-    }
+    let progress = Progress::new(args.quiet);
+    progress.step(&format!("reading {}", args.tree.display()));
     let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
     let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
     let vectors = runner::vector_lookup(&files);
@@ -58,16 +59,9 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
         .clamp(1, 64);
     let sources = runner::sources(true, args.random, args.seed);
-    let mut progress = |what: &str| {
-        if tty {
-            eprint!("\r\x1b[K{what}...");
-        }
-    };
-    let r =
-        review::review(&tree, &sources, jobs, &vectors, &mut progress).map_err(Failure::input)?;
-    if tty {
-        eprint!("\r\x1b[K");
-    }
+    let r = review::review(&tree, &sources, jobs, &vectors, &mut progress.hook())
+        .map_err(Failure::input)?;
+    drop(progress);
     if let Some(path) = &args.report {
         let title = format!(
             "gmemforge review of {} ({})",

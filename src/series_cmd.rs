@@ -6,7 +6,6 @@
 //! cover letter, atomically, into --out.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use gmem_checker::review::{self, Review};
@@ -16,6 +15,7 @@ use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, ema
 use gmem_codegen::unit;
 
 use crate::failure::Failure;
+use crate::progress::Progress;
 
 /// `series`' arguments.
 #[derive(Debug, clap::Args)]
@@ -43,6 +43,9 @@ pub struct SeriesArgs {
     /// Directory of shared vectors the review runs.
     #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
     pub vectors: PathBuf,
+    /// No progress on stderr (it is shown only on a terminal anyway).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Seeded random vectors per operation in the review.
     #[arg(long, value_name = "N", default_value_t = 2_000)]
     pub random: u64,
@@ -282,13 +285,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     }
     let src = TreeSource::from_arg(&args.tree, args.rev.as_deref())
         .map_err(|e| Failure::input(e.to_string()))?;
-    let tty = std::io::stderr().is_terminal();
-    let mut progress = |what: &str| {
-        if tty {
-            eprint!("\r\x1b[K{what}...");
-        }
-    };
-    progress(&format!("reading {}", args.tree.display()));
+    let progress = Progress::new(args.quiet);
+    progress.step(&format!("reading {}", args.tree.display()));
     let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
     let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
     let vectors = runner::vector_lookup(&files);
@@ -298,7 +296,7 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         &runner::sources(true, args.random, 1),
         jobs,
         &vectors,
-        &mut progress,
+        &mut progress.hook(),
     )
     .map_err(Failure::input)?;
     let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
@@ -339,9 +337,6 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         }
     };
     let id = identity(&args, &src, time, offset)?;
-    if tty {
-        eprint!("\r\x1b[K");
-    }
     let mut out_files = Vec::new();
     if steps.is_empty() {
         println!(
