@@ -15,8 +15,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
-    vector_inputs,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
+    smaller_numbers, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -284,14 +284,7 @@ fn cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = FaultInput>> {
-    match source {
-        Source::Vectors => Box::new(vector_inputs::<FaultInput>(vectors, "classify").into_iter()),
-        Source::Exhaustive => Box::new(exhaustive()),
-        Source::Random { seed, n } => {
-            let mut rng = Rng(seed);
-            Box::new((0..n).map(move |_| random_case(&mut rng)))
-        }
-    }
+    cases_of(source, vectors, "classify", exhaustive, random_case)
 }
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
@@ -314,7 +307,5 @@ fn case_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    cases(source, vectors)
-        .nth(index as usize)
-        .map(|q| to_json(&q))
+    nth_case_json(cases(source, vectors), index)
 }

@@ -266,6 +266,37 @@ pub fn run_cases<Q: Clone + Serialize>(
     outcome
 }
 
+/// The cases of `source` for one operation: the `input`s of its vector
+/// file, its exhaustive bound, or `n` seeded random cases.
+pub fn cases_of<Q, I>(
+    source: Source,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+    name: &str,
+    exhaustive: impl FnOnce() -> I,
+    random: fn(&mut Rng) -> Q,
+) -> Box<dyn Iterator<Item = Q>>
+where
+    Q: serde::de::DeserializeOwned + 'static,
+    I: Iterator<Item = Q> + 'static,
+{
+    match source {
+        Source::Vectors => Box::new(vector_inputs::<Q>(vectors, name).into_iter()),
+        Source::Exhaustive => Box::new(exhaustive()),
+        Source::Random { seed, n } => {
+            let mut rng = Rng(seed);
+            Box::new((0..n).map(move |_| random(&mut rng)))
+        }
+    }
+}
+
+/// Case `index` of a case sequence, as JSON: what a crash report shows.
+pub fn nth_case_json<Q: Serialize>(
+    mut cases: Box<dyn Iterator<Item = Q>>,
+    index: u64,
+) -> Option<Value> {
+    cases.nth(index as usize).map(|q| to_json(&q))
+}
+
 /// The `input`s of an operation's vector file that parse as `Q`.
 pub fn vector_inputs<Q: serde::de::DeserializeOwned>(
     vectors: &dyn Fn(&str) -> Vec<Value>,

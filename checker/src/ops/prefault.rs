@@ -9,8 +9,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
-    vector_inputs,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
+    smaller_numbers, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -220,16 +220,7 @@ fn cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = PreFaultInput>> {
-    match source {
-        Source::Vectors => {
-            Box::new(vector_inputs::<PreFaultInput>(vectors, "pre-fault").into_iter())
-        }
-        Source::Exhaustive => Box::new(exhaustive()),
-        Source::Random { seed, n } => {
-            let mut rng = Rng(seed);
-            Box::new((0..n).map(move |_| random_case(&mut rng)))
-        }
-    }
+    cases_of(source, vectors, "pre-fault", exhaustive, random_case)
 }
 
 fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
@@ -287,7 +278,5 @@ fn case_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    cases(source, vectors)
-        .nth(index as usize)
-        .map(|q| to_json(&q))
+    nth_case_json(cases(source, vectors), index)
 }

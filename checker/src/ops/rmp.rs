@@ -14,8 +14,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, run_cases, smaller_numbers, to_json,
-    vector_inputs,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
+    smaller_numbers, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -334,52 +334,54 @@ fn random_runs(rng: &mut Rng) -> Vec<RmpRun> {
     runs
 }
 
+fn random_prepare(rng: &mut Rng) -> PrepareQuery {
+    PrepareQuery {
+        snp_guest: rng.below(8) != 0,
+        snp_enabled: rng.below(8) != 0,
+        asid: 1 + rng.below(16) as u32,
+        pfn: rng.below(PFNS + 8),
+        gfn: rng.edgy(),
+        max_order: [0, 9, 10, 8, -1][rng.below(5) as usize],
+        max_pfn: PFNS - if rng.below(4) == 0 { rng.below(600) } else { 0 },
+        rmp: random_runs(rng),
+    }
+}
+
+fn random_rmp_invalidate(rng: &mut Rng) -> RmpInvalidateQuery {
+    let start = rng.below(PFNS);
+    RmpInvalidateQuery {
+        snp_enabled: rng.below(8) != 0,
+        start,
+        end: start + rng.below(1100),
+        max_pfn: PFNS,
+        rmp: random_runs(rng),
+    }
+}
+
 fn prepare_cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = PrepareQuery>> {
-    match source {
-        Source::Vectors => Box::new(vector_inputs::<PrepareQuery>(vectors, "prepare").into_iter()),
-        Source::Exhaustive => Box::new(prepare_exhaustive()),
-        Source::Random { seed, n } => {
-            let mut rng = Rng(seed);
-            Box::new((0..n).map(move |_| PrepareQuery {
-                snp_guest: rng.below(8) != 0,
-                snp_enabled: rng.below(8) != 0,
-                asid: 1 + rng.below(16) as u32,
-                pfn: rng.below(PFNS + 8),
-                gfn: rng.edgy(),
-                max_order: [0, 9, 10, 8, -1][rng.below(5) as usize],
-                max_pfn: PFNS - if rng.below(4) == 0 { rng.below(600) } else { 0 },
-                rmp: random_runs(&mut rng),
-            }))
-        }
-    }
+    cases_of(
+        source,
+        vectors,
+        "prepare",
+        prepare_exhaustive,
+        random_prepare,
+    )
 }
 
 fn rmp_invalidate_cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = RmpInvalidateQuery>> {
-    match source {
-        Source::Vectors => {
-            Box::new(vector_inputs::<RmpInvalidateQuery>(vectors, "gmem-invalidate").into_iter())
-        }
-        Source::Exhaustive => Box::new(rmp_invalidate_exhaustive()),
-        Source::Random { seed, n } => {
-            let mut rng = Rng(seed);
-            Box::new((0..n).map(move |_| {
-                let start = rng.below(PFNS);
-                RmpInvalidateQuery {
-                    snp_enabled: rng.below(8) != 0,
-                    start,
-                    end: start + rng.below(1100),
-                    max_pfn: PFNS,
-                    rmp: random_runs(&mut rng),
-                }
-            }))
-        }
-    }
+    cases_of(
+        source,
+        vectors,
+        "gmem-invalidate",
+        rmp_invalidate_exhaustive,
+        random_rmp_invalidate,
+    )
 }
 
 fn prepare_candidates(q: &PrepareQuery) -> Vec<PrepareQuery> {
@@ -457,9 +459,7 @@ fn prepare_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    prepare_cases(source, vectors)
-        .nth(index as usize)
-        .map(|q| to_json(&q))
+    nth_case_json(prepare_cases(source, vectors), index)
 }
 
 fn rmp_invalidate_json(
@@ -468,7 +468,5 @@ fn rmp_invalidate_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    rmp_invalidate_cases(source, vectors)
-        .nth(index as usize)
-        .map(|q| to_json(&q))
+    nth_case_json(rmp_invalidate_cases(source, vectors), index)
 }
