@@ -51,6 +51,13 @@ pub struct SeriesArgs {
     pub random: u64,
 }
 
+/// Files the series reads: review's, plus the headers its patches extend.
+fn series_files() -> Vec<&'static str> {
+    let mut f = review::FILES.to_vec();
+    f.push("arch/x86/include/asm/kvm_host.h");
+    f
+}
+
 /// Commit date for non-git bases: fixed, so output is reproducible.
 pub const FIXED_DATE: i64 = 1_767_225_600; // 2026-01-01 00:00:00 UTC
 
@@ -155,26 +162,77 @@ fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, F
                 .map_err(|e| Failure::input(e.to_string()))?;
             touched.insert(f.site.clone(), new);
         }
-        for e in &d.edits {
-            let Some(src) = text_of(&e.path, &touched, &current) else {
-                continue;
+        // The first targeted edit is the patch's anchor: no match, not
+        // this tree's shape, patch left out.
+        let mut anchored = true;
+        for (k, e) in d.edits.iter().enumerate() {
+            let placed = match text_of(&e.path, &touched, &current) {
+                Some(src) => edit::apply_edit(&e.path, &src, &e.within, &e.old, &e.new)
+                    .map_err(|e| Failure::input(e.to_string()))?,
+                None => None,
             };
-            if let Some(new) = edit::apply_edit(&e.path, &src, &e.within, &e.old, &e.new)
-                .map_err(|e| Failure::input(e.to_string()))?
-            {
-                touched.insert(e.path.clone(), new);
+            match placed {
+                Some(new) => {
+                    touched.insert(e.path.clone(), new);
+                }
+                None if k == 0 => {
+                    anchored = false;
+                    break;
+                }
+                None => {}
             }
+        }
+        if !anchored {
+            continue;
+        }
+        for ins in &d.inserts {
+            let f = unit
+                .functions
+                .iter()
+                .find(|f| f.name == ins.function)
+                .ok_or_else(|| {
+                    Failure::input(format!(
+                        "{}: `{}` is not a builtin {} function",
+                        d.file,
+                        ins.function,
+                        profile.name()
+                    ))
+                })?;
+            let src = text_of(&ins.path, &touched, &current).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}(): {} is not in {}",
+                    ins.function,
+                    ins.path,
+                    tree.describe()
+                ))
+            })?;
+            // Already there (a tree that has the function): nothing to add.
+            if cparse_has(&src, &ins.function) {
+                continue;
+            }
+            let new = edit::insert_before(&ins.path, &src, &ins.before, &f.text)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            touched.insert(ins.path.clone(), new);
+        }
+        for ap in &d.appends {
+            let src = text_of(&ap.path, &touched, &current).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: {} is not in {}; it holds {}",
+                    d.file,
+                    ap.path,
+                    tree.describe(),
+                    ap.within
+                ))
+            })?;
+            let new = edit::append_to_struct(&ap.path, &src, &ap.within, &ap.text)
+                .map_err(|e| Failure::input(e.to_string()))?;
+            touched.insert(ap.path.clone(), new);
         }
         touched.retain(|p, t| {
             tree.file(p) != Some(t.as_str()) || current.get(p).is_some_and(|c| c != t)
         });
         if touched.is_empty() {
-            return Err(Failure::input(format!(
-                "{}: `{}` does not conform in {}, but this patch's edits find nothing to change: the tree's shape is not one gmemforge knows",
-                d.file,
-                d.operation,
-                tree.describe()
-            )));
+            continue;
         }
         let why = match &item.counterexample {
             Some(c) => format!("{} diverges from the model: {}", d.operation, c.why),
@@ -190,6 +248,30 @@ fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, F
             def: d.clone(),
             files: touched,
         });
+    }
+    // A diverging operation that the series targets but no patch could
+    // change: the tree's shape is one gmemforge does not know.
+    for item in &r.report.items {
+        let targeted = defs
+            .iter()
+            .filter(|d| d.operation == item.operation)
+            .collect::<Vec<_>>();
+        let fixed = steps
+            .iter()
+            .any(|s: &Step| s.def.operation == item.operation);
+        if item.verdict != Verdict::Conforms && !targeted.is_empty() && !fixed {
+            return Err(Failure::input(format!(
+                "`{}` does not conform in {}, but no patch of the series finds anything to change there \
+                 (looked for the shapes of {}): the tree's shape is not one gmemforge knows",
+                item.operation,
+                tree.describe(),
+                targeted
+                    .iter()
+                    .map(|d| d.file)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
     }
     Ok((steps, notes, omitted))
 }
@@ -231,7 +313,7 @@ fn review_result(
 ) -> Result<Vec<String>, Failure> {
     let dir = std::env::temp_dir().join(format!("gmemforge-series-result-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut files: BTreeMap<String, String> = review::FILES
+    let mut files: BTreeMap<String, String> = series_files()
         .iter()
         .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
         .collect();
@@ -287,7 +369,7 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::input(e.to_string()))?;
     let progress = Progress::new(args.quiet);
     progress.step(&format!("reading {}", args.tree.display()));
-    let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
+    let tree = Tree::open(&src, &series_files()).map_err(|e| Failure::input(e.to_string()))?;
     let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
     let vectors = runner::vector_lookup(&files);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -321,7 +403,7 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
             )
         }
         _ => {
-            let files = review::FILES
+            let files = series_files()
                 .iter()
                 .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
                 .collect();
@@ -408,4 +490,12 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         println!("{}", args.out.join(name).display());
     }
     Ok(0)
+}
+
+/// Whether `src` defines `name` already.
+fn cparse_has(src: &str, name: &str) -> bool {
+    gmem_codegen::cparse::find(src, name)
+        .ok()
+        .flatten()
+        .is_some()
 }

@@ -350,6 +350,8 @@ fn a_missing_tree_or_rev_is_bad_input() {
 
 #[test]
 fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
+    // Patches 1-3 apply; the SEV-SNP hooks and pre-fault (patches 4-6)
+    // are not written by this version, and the cover letter says so.
     // The fixture as a git repository, made at test time.
     let repo = tmp("fixture");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gmem-solo-2023");
@@ -372,7 +374,7 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(snapshot(&repo), before, "the repository is untouched");
     let files = patches(&out);
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4, "cover letter + patches 1-3");
     for f in &files {
         let report = checkpatch(f);
         assert!(
@@ -382,7 +384,18 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
         );
     }
     let cover = std::fs::read_to_string(&files[0]).expect("cover");
-    assert!(cover.contains("still finds: classify diverges"), "{cover}");
+    // The SEV hooks and pre-fault are not written by this version yet.
+    assert!(cover.contains("still finds: prepare missing"), "{cover}");
+    let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
+    let still = flat
+        .split("still finds:")
+        .nth(1)
+        .and_then(|t| t.split("This version").next())
+        .expect("the sentence");
+    assert!(
+        !still.contains("classify"),
+        "patch 3 fixes the classification chain: {still}"
+    );
     let clone = tmp("fixture-clone");
     assert!(
         Command::new("git")
@@ -422,5 +435,6 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
             .clone()
     };
     assert_eq!(verdict("invalidate"), "conforms", "{r:#}");
+    assert_eq!(verdict("classify"), "conforms", "{r:#}");
     assert_eq!(verdict("bind"), "conforms");
 }

@@ -22,8 +22,11 @@ macro_rules! embed {
 }
 
 /// Every patch definition, in series order.
-pub const PATCH_FILES: &[(&str, &str)] =
-    embed!("01-gmem-invalidate-range.txt", "02-mmu-full-error-code.txt");
+pub const PATCH_FILES: &[(&str, &str)] = embed!(
+    "01-gmem-invalidate-range.txt",
+    "02-mmu-full-error-code.txt",
+    "03-mmu-configurable-private-rule.txt"
+);
 
 /// A targeted edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,28 @@ pub struct Edit {
     pub new: String,
 }
 
+/// A carried function written before an anchor function (a new function).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insert {
+    /// File in the tree.
+    pub path: String,
+    /// The function the new one goes before.
+    pub before: String,
+    /// The builtin unit's function to write.
+    pub function: String,
+}
+
+/// Members appended to a struct, before its closing brace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// File in the tree.
+    pub path: String,
+    /// `struct NAME`.
+    pub within: String,
+    /// The lines (each ending in a newline).
+    pub text: String,
+}
+
 /// One patch of the series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchDef {
@@ -49,8 +74,14 @@ pub struct PatchDef {
     pub operation: String,
     /// Carried functions written whole.
     pub replace: Vec<String>,
-    /// Targeted edits.
+    /// Targeted edits. When a patch has any, the first one is its anchor:
+    /// where it finds nothing, the tree is not of the shape this patch
+    /// changes, and the patch is left out.
     pub edits: Vec<Edit>,
+    /// New functions.
+    pub inserts: Vec<Insert>,
+    /// Struct members.
+    pub appends: Vec<Append>,
     /// Changelog body (without sign-off).
     pub changelog: String,
 }
@@ -79,6 +110,8 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         operation: String::new(),
         replace: Vec::new(),
         edits: Vec::new(),
+        inserts: Vec::new(),
+        appends: Vec::new(),
         changelog: body.trim_end().to_owned(),
     };
     for (i, line) in head.lines().enumerate() {
@@ -100,8 +133,34 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                 def.edits.push(Edit {
                     path: path.into(),
                     within: within.into(),
-                    old: old.into(),
-                    new: new.into(),
+                    old: unescape(old),
+                    new: unescape(new),
+                });
+            }
+            "insert" => {
+                let (place, function) = value
+                    .split_once(" | ")
+                    .ok_or_else(|| err(i + 1, "`insert: <path> <before> | <function>`"))?;
+                let (path, before) = place
+                    .split_once(' ')
+                    .ok_or_else(|| err(i + 1, "`<path> <before>`"))?;
+                def.inserts.push(Insert {
+                    path: path.into(),
+                    before: before.into(),
+                    function: function.into(),
+                });
+            }
+            "struct" => {
+                let (place, text) = value
+                    .split_once(" | ")
+                    .ok_or_else(|| err(i + 1, "`struct: <path> struct NAME | <lines>`"))?;
+                let (path, within) = place
+                    .split_once(' ')
+                    .ok_or_else(|| err(i + 1, "`<path> struct NAME`"))?;
+                def.appends.push(Append {
+                    path: path.into(),
+                    within: within.into(),
+                    text: unescape(text),
                 });
             }
             other => return Err(err(i + 1, &format!("unknown key `{other}`"))),
@@ -109,7 +168,7 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
     }
     if def.subject.is_empty()
         || def.operation.is_empty()
-        || (def.replace.is_empty() && def.edits.is_empty())
+        || (def.replace.is_empty() && def.edits.is_empty() && def.inserts.is_empty())
     {
         return Err(err(
             1,
@@ -143,6 +202,11 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         return Err(err(1, "changelog lines are wrapped at 75 columns"));
     }
     Ok(def)
+}
+
+/// `\n` and `\t` in edit texts (definitions are one line per change).
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n").replace("\\t", "\t")
 }
 
 /// The whole series, in order.

@@ -87,6 +87,31 @@ pub fn apply_edit(
     )))
 }
 
+/// Writes `text` (a whole function) before the definition of `before`,
+/// separated by one blank line.
+pub fn insert_before(
+    path: &str,
+    src: &str,
+    before: &str,
+    text: &str,
+) -> Result<String, PlaceError> {
+    let (start, _) = locate(path, src, before)?;
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    Ok(format!("{}{body}\n\n{}", &src[..start], &src[start..]))
+}
+
+/// Appends `text` to `struct NAME`, before its closing `};`.
+pub fn append_to_struct(
+    path: &str,
+    src: &str,
+    within: &str,
+    text: &str,
+) -> Result<String, PlaceError> {
+    let (_, end) = locate(path, src, within)?;
+    let close = end - "};".len();
+    Ok(format!("{}{text}{}", &src[..close], &src[close..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +133,21 @@ mod tests {
                 "u32 err, int x)\n{\n\treturn x;",
                 "u64 err, int x)\n{\n\treturn 2;"
             )
+        );
+    }
+
+    #[test]
+    fn inserts_functions_and_struct_members() {
+        let out = insert_before("x.c", SRC, "f", "static int h(void)\n{\n\treturn 3;\n}\n")
+            .expect("placed");
+        assert!(
+            out.contains("};\n\nstatic int h(void)\n{\n\treturn 3;\n}\n\nstatic int f(u32 err"),
+            "{out}"
+        );
+        let out = append_to_struct("x.c", SRC, "struct s", "\tu64 m;\n").expect("placed");
+        assert!(
+            out.starts_with("/* head */\nstruct s {\n\tconst u32 e;\n\tu64 m;\n};\n"),
+            "{out}"
         );
     }
 
