@@ -198,11 +198,11 @@ fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, F
                         profile.name()
                     ))
                 })?;
-            let src = text_of(&ins.path, &touched, &current).ok_or_else(|| {
+            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
                 Failure::input(format!(
                     "{}(): {} is not in {}",
                     ins.function,
-                    ins.path,
+                    f.site,
                     tree.describe()
                 ))
             })?;
@@ -210,9 +210,9 @@ fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, F
             if cparse_has(&src, &ins.function) {
                 continue;
             }
-            let new = edit::insert_before(&ins.path, &src, &ins.before, &f.text)
+            let new = edit::insert_before(&f.site, &src, &ins.before, &f.text)
                 .map_err(|e| Failure::input(e.to_string()))?;
-            touched.insert(ins.path.clone(), new);
+            touched.insert(f.site.clone(), new);
         }
         for ap in &d.appends {
             let src = text_of(&ap.path, &touched, &current).ok_or_else(|| {

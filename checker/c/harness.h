@@ -270,6 +270,11 @@ int gmf_rmp_invalidate(const struct gmf_rmp_invalidate_in *in, struct gmf_rmp_ou
 int gmf_prefault(const struct gmf_prefault_in *in, struct gmf_prefault_out *out);
 int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out);
 /* out->ret is kvm_gmem_punch_hole()'s return; out->max_level is 0. */
+/*
+ * The unit's KUnit suite (built with GMF_HAVE_KUNIT): failed expectations,
+ * with the number run in *expectations; -2 when the unit has no suite.
+ */
+int gmf_kunit_run(int *expectations);
 int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out);
 
 /* Which entry points this object implements (bit per GMF_OP_*). */

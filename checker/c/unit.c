@@ -29,6 +29,7 @@
 #include "adapters/prefault.c"
 #include "adapters/bind.c"
 #include "adapters/punch.c"
+#include "adapters/kunit.c"
 
 #ifndef GMF_HAVE_OP_INVALIDATE
 int gmf_invalidate(const struct gmf_invalidate_in *in,

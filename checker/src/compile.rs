@@ -28,6 +28,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "unit.c",
     "shim/gmf_kernel.h",
     "shim/shim.c",
+    "shim/kunit/test.h",
     "adapters/common.h",
     "adapters/invalidate.c",
     "adapters/classify.c",
@@ -35,6 +36,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "adapters/prefault.c",
     "adapters/bind.c",
     "adapters/punch.c",
+    "adapters/kunit.c",
 );
 
 /// One operation of the harness ABI.
@@ -240,7 +242,7 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     if lib.exists() {
         return Ok(lib);
     }
-    std::fs::create_dir_all(dir.join("shim"))
+    std::fs::create_dir_all(dir.join("shim/kunit"))
         .and_then(|()| std::fs::create_dir_all(dir.join("adapters")))
         .map_err(|e| {
             CompileError::Io(format!("cannot create the C cache {}: {e}", dir.display()))
@@ -261,7 +263,9 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
             }
         ))
         .arg(format!("-DGMF_UNIT=\"{}\"", unit_path.display()))
-        .arg(format!("-I{}", dir.display()));
+        .arg(format!("-I{}", dir.display()))
+        // <kunit/test.h> for generated KUnit suites.
+        .arg(format!("-I{}", dir.join("shim").display()));
     for op in src.ops {
         cmd.arg(format!("-D{}", op.macro_name()));
     }

@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod compile;
 pub mod isolate;
+pub mod kunit;
 pub mod library;
 pub mod ops;
 pub mod review;

@@ -27,6 +27,8 @@ pub type PrefaultFn =
 /// `gmf_punch_hole`.
 pub type PunchHoleFn =
     unsafe extern "C" fn(*const abi::gmf_punch_in, *mut abi::gmf_rmp_out) -> c_int;
+/// `gmf_kunit_run`.
+pub type KunitRunFn = unsafe extern "C" fn(*mut c_int) -> c_int;
 /// `gmf_bind`.
 pub type BindFn = unsafe extern "C" fn(*const abi::gmf_bind_in, *mut abi::gmf_bind_out) -> c_int;
 
@@ -47,6 +49,8 @@ pub struct Library {
     pub bind: BindFn,
     /// `gmf_punch_hole`.
     pub punch_hole: PunchHoleFn,
+    /// `gmf_kunit_run`.
+    pub kunit_run: KunitRunFn,
     /// `gmf_ops()`: which entry points are real (the others return -2).
     pub ops: u32,
 }
@@ -115,6 +119,7 @@ impl Library {
                 prefault: std::mem::transmute::<*mut c_void, PrefaultFn>(sym("gmf_prefault")?),
                 bind: std::mem::transmute::<*mut c_void, BindFn>(sym("gmf_bind")?),
                 punch_hole: std::mem::transmute::<*mut c_void, PunchHoleFn>(sym("gmf_punch_hole")?),
+                kunit_run: std::mem::transmute::<*mut c_void, KunitRunFn>(sym("gmf_kunit_run")?),
                 ops: ops_fn(),
             })
         }

@@ -7,6 +7,7 @@
 
 pub mod cexpr;
 pub mod cparse;
+pub mod kunit;
 pub mod series;
 pub mod template;
 pub mod translate;

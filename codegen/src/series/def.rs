@@ -41,11 +41,10 @@ pub struct Edit {
     pub new: String,
 }
 
-/// A carried function written before an anchor function (a new function).
+/// A carried function written before an anchor function (a new function),
+/// in the file the builtin unit's function belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insert {
-    /// File in the tree.
-    pub path: String,
     /// The function the new one goes before.
     pub before: String,
     /// The builtin unit's function to write.
@@ -138,14 +137,10 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                 });
             }
             "insert" => {
-                let (place, function) = value
+                let (before, function) = value
                     .split_once(" | ")
-                    .ok_or_else(|| err(i + 1, "`insert: <path> <before> | <function>`"))?;
-                let (path, before) = place
-                    .split_once(' ')
-                    .ok_or_else(|| err(i + 1, "`<path> <before>`"))?;
+                    .ok_or_else(|| err(i + 1, "`insert: <before> | <function>`"))?;
                 def.inserts.push(Insert {
-                    path: path.into(),
                     before: before.into(),
                     function: function.into(),
                 });

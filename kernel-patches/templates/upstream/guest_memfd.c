@@ -1,3 +1,27 @@
+//@ kvm_gmem_invalidate_gfn_start carried virt/kvm/guest_memfd.c
+/*
+ * First gfn of @slot to zap when file pages [@start, ...) are invalidated:
+ * the range may begin before the binding, so clamp it to the first page
+ * the memslot covers before translating to a gfn.
+ */
+static gfn_t kvm_gmem_invalidate_gfn_start(struct kvm_memory_slot *slot,
+					   pgoff_t start)
+{
+	pgoff_t pgoff = slot->gmem.pgoff;
+
+	return @{gmem_invalidate_gfn_start(base_gfn: slot->base_gfn, pgoff: pgoff, start: start)};
+}
+
+//@ kvm_gmem_invalidate_gfn_end carried virt/kvm/guest_memfd.c
+/* One past the last gfn of @slot to zap: clamped to the binding's end. */
+static gfn_t kvm_gmem_invalidate_gfn_end(struct kvm_memory_slot *slot,
+					 pgoff_t end)
+{
+	pgoff_t pgoff = slot->gmem.pgoff;
+
+	return @{gmem_invalidate_gfn_end(base_gfn: slot->base_gfn, pgoff: pgoff, npages: slot->npages, end: end)};
+}
+
 //@ kvm_gmem_invalidate_begin carried virt/kvm/guest_memfd.c
 static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,
 				      pgoff_t end)
@@ -8,16 +32,9 @@ static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,
 	unsigned long index;
 
 	xa_for_each_range(&gmem->bindings, index, slot, start, end - 1) {
-		pgoff_t pgoff = slot->gmem.pgoff;
-
-		/*
-		 * The range may begin before this binding and end after it:
-		 * clamp it to the file pages the memslot covers, then
-		 * translate those pages to the memslot's gfns.
-		 */
 		struct kvm_gfn_range gfn_range = {
-			.start = @{gmem_invalidate_gfn_start(base_gfn: slot->base_gfn, pgoff: pgoff, start: start)},
-			.end = @{gmem_invalidate_gfn_end(base_gfn: slot->base_gfn, pgoff: pgoff, npages: slot->npages, end: end)},
+			.start = kvm_gmem_invalidate_gfn_start(slot, start),
+			.end = kvm_gmem_invalidate_gfn_end(slot, end),
 			.slot = slot,
 			.may_block = true,
 			/* guest_memfd backs private mappings only. */

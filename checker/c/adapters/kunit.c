@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * gmf_kunit_run(): every case of the unit's KUnit suite (the unit includes
+ * one when built with GMF_HAVE_KUNIT); returns the failed expectations.
+ */
+#ifdef GMF_HAVE_KUNIT
+int gmf_kunit_run(int *expectations)
+{
+	struct kunit test = { 0 };
+	struct kunit_case *c;
+
+	for (c = gmf_kunit_suite->test_cases; c->run_case; c++)
+		c->run_case(&test);
+	*expectations = test.expectations;
+	return test.failures;
+}
+#else
+int gmf_kunit_run(int *expectations)
+{
+	*expectations = 0;
+	return -2;
+}
+#endif

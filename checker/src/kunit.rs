@@ -1,0 +1,73 @@
+//! The KUnit suite of the series, built against the shim: its cases come
+//! from the shared vectors, its C from codegen.
+
+use gmem_codegen::kunit::{self, RangeCase};
+use gmem_codegen::unit::Unit;
+use serde_json::Value;
+
+use crate::compile::{CSource, CompileError, compile};
+use crate::library::Library;
+use crate::runner::{unit_defines, unit_ops};
+
+/// One case per expected zap of each `invalidate` vector (refused vectors
+/// have none), deduplicated, in vector order.
+pub fn range_cases(vectors: &[Value]) -> Vec<RangeCase> {
+    let mut out: Vec<RangeCase> = Vec::new();
+    for v in vectors {
+        let (input, expected) = (&v["input"], &v["expected"]);
+        let (Some(start), Some(end)) = (input["start"].as_u64(), input["end"].as_u64()) else {
+            continue;
+        };
+        for r in expected["ranges"].as_array().into_iter().flatten() {
+            let slot = input["slots"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["id"] == r["slot"]);
+            let (Some(s), Some(gfn_start), Some(gfn_end)) =
+                (slot, r["start"].as_u64(), r["end"].as_u64())
+            else {
+                continue;
+            };
+            let c = RangeCase {
+                base_gfn: s["base_gfn"].as_u64().unwrap_or(0),
+                pgoff: s["pgoff"].as_u64().unwrap_or(0),
+                npages: s["npages"].as_u64().unwrap_or(0),
+                start,
+                end,
+                gfn_start,
+                gfn_end,
+            };
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// `unit` with the suite for `cases` appended (as the kernel includes it at
+/// the end of guest_memfd.c), compiled and loaded.
+pub fn build(unit: &Unit, cases: &[RangeCase]) -> Result<Library, CompileError> {
+    let text = format!("{}\n{}", unit.text(), kunit::suite(unit.profile, cases));
+    let ops = unit_ops(unit);
+    let mut defines = unit_defines(unit);
+    defines.push("GMF_HAVE_KUNIT".into());
+    let name = format!("{} + KUnit", unit.name);
+    let path = compile(&CSource {
+        name: &name,
+        profile: unit.profile,
+        text: &text,
+        ops: &ops,
+        defines: &defines,
+    })?;
+    Library::open(&path).map_err(CompileError::Io)
+}
+
+/// Runs the suite: (failed expectations, expectations run).
+pub fn run(lib: &Library) -> (i32, i32) {
+    let mut n = 0;
+    // SAFETY: gmf_kunit_run writes only through the pointer it is given.
+    let failed = unsafe { (lib.kunit_run)(&mut n) };
+    (failed, n)
+}

@@ -1,0 +1,80 @@
+//! The KUnit suite generated from the shared vectors passes on the C the
+//! series carries (both profiles), fails on a mutant, and is
+//! checkpatch-clean.
+
+use std::path::Path;
+use std::process::Command;
+
+use gmem_checker::kunit::{build, range_cases, run};
+use gmem_checker::tree::{Tree, TreeSource};
+use gmem_codegen::kunit::suite;
+use gmem_codegen::unit;
+use gmem_reference::Profile;
+use serde_json::Value;
+
+fn cases() -> Vec<gmem_codegen::kunit::RangeCase> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/invalidate.json"
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
+    range_cases(file["vectors"].as_array().expect("list"))
+}
+
+#[test]
+fn the_suite_passes_on_builtin_c_and_fails_on_a_mutant() {
+    let cases = cases();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    for p in Profile::ALL {
+        let lib = build(&unit::builtin(p).expect("unit"), &cases).unwrap_or_else(|e| panic!("{e}"));
+        let (failed, n) = run(&lib);
+        assert_eq!((failed, n), (0, 2 * cases.len() as i32), "{}", p.name());
+    }
+    let lib =
+        build(&unit::mutant("no-pgoff").expect("mutant"), &cases).unwrap_or_else(|e| panic!("{e}"));
+    let (failed, _) = run(&lib);
+    assert!(failed > 0, "the no-pgoff mutant fails the suite");
+}
+
+#[test]
+fn the_suite_is_checkpatch_clean() {
+    const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
+    assert!(
+        Path::new(TARBALL).exists(),
+        "{TARBALL}: install linux-source-6.12 (scripts/test.sh does)"
+    );
+    let wanted = [
+        "scripts/checkpatch.pl",
+        "scripts/spelling.txt",
+        "scripts/const_structs.checkpatch",
+    ];
+    let tree = Tree::open(&TreeSource::Tarball(TARBALL.into()), &wanted).expect("tarball");
+    let dir = std::env::temp_dir().join(format!("gmemforge-kunit-{}", std::process::id()));
+    for f in wanted {
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, tree.file(f).expect("in the tarball")).expect("write");
+    }
+    for p in Profile::ALL {
+        let file = dir.join(
+            gmem_codegen::kunit::path(p)
+                .rsplit('/')
+                .next()
+                .expect("name"),
+        );
+        std::fs::write(&file, suite(p, &cases())).expect("write");
+        let out = Command::new("perl")
+            .arg(dir.join("scripts/checkpatch.pl"))
+            .args(["--strict", "--no-tree", "-f"])
+            .arg(&file)
+            .output()
+            .expect("perl");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            report.contains("total: 0 errors, 0 warnings, 0 checks"),
+            "{}:\n{report}",
+            p.name()
+        );
+    }
+}
