@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use gmem_checker::review::{self, Review};
 use gmem_checker::runner::{self, Verdict};
 use gmem_checker::tree::{Tree, TreeSource};
+use gmem_codegen::kunit::{self, RangeCase};
 use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, email};
 use gmem_codegen::unit;
 
@@ -55,6 +56,7 @@ pub struct SeriesArgs {
 fn series_files() -> Vec<&'static str> {
     let mut f = review::FILES.to_vec();
     f.push("arch/x86/include/asm/kvm_host.h");
+    f.push("virt/kvm/Kconfig");
     f
 }
 
@@ -108,7 +110,12 @@ fn identity(
 type Placed = (Vec<Step>, Vec<(String, String)>, Vec<(String, String)>);
 
 /// Places every included patch; returns the steps and the per-patch notes.
-fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, Failure> {
+fn place(
+    tree: &Tree,
+    r: &Review,
+    defs: &[series::PatchDef],
+    kunit_cases: &[RangeCase],
+) -> Result<Placed, Failure> {
     let profile = r.detected.profile;
     let unit = unit::builtin(profile).map_err(|e| Failure::input(e.to_string()))?;
     let mut current: BTreeMap<String, String> = BTreeMap::new();
@@ -213,6 +220,41 @@ fn place(tree: &Tree, r: &Review, defs: &[series::PatchDef]) -> Result<Placed, F
             let new = edit::insert_before(&f.site, &src, &ins.before, &f.text)
                 .map_err(|e| Failure::input(e.to_string()))?;
             touched.insert(f.site.clone(), new);
+        }
+        if let Some(anchor) = &d.kunit {
+            let f = unit
+                .functions
+                .iter()
+                .find(|f| &f.name == anchor)
+                .ok_or_else(|| {
+                    Failure::input(format!(
+                        "{}: `{anchor}` is not a builtin {} function",
+                        d.file,
+                        profile.name()
+                    ))
+                })?;
+            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
+                Failure::input(format!(
+                    "{}: {} is not in {}",
+                    d.file,
+                    f.site,
+                    tree.describe()
+                ))
+            })?;
+            if !src.contains(kunit::CONFIG) {
+                touched.insert(
+                    f.site.clone(),
+                    format!("{src}{}", kunit::embedded(profile, kunit_cases)),
+                );
+            }
+        }
+        for (path, text) in &d.file_appends {
+            let src = text_of(path, &touched, &current).ok_or_else(|| {
+                Failure::input(format!("{}: {path} is not in {}", d.file, tree.describe()))
+            })?;
+            if !src.contains(text.trim()) {
+                touched.insert(path.clone(), format!("{src}{text}"));
+            }
         }
         for ap in &d.appends {
             let src = text_of(&ap.path, &touched, &current).ok_or_else(|| {
@@ -382,7 +424,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     )
     .map_err(Failure::input)?;
     let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
-    let (steps, notes, omitted) = place(&tree, &r, &defs)?;
+    let kunit_cases = gmem_checker::kunit::range_cases(&vectors("invalidate"));
+    let (steps, notes, omitted) = place(&tree, &r, &defs, &kunit_cases)?;
 
     let (base, time, offset, base_line) = match (&src, tree.commit()) {
         (TreeSource::Git { repo, .. }, Some(commit)) => {

@@ -33,6 +33,7 @@ fn linux_612() -> &'static BTreeMap<String, String> {
         );
         let mut wanted: Vec<&str> = FILES.to_vec();
         wanted.extend([
+            "virt/kvm/Kconfig",
             "scripts/checkpatch.pl",
             "scripts/spelling.txt",
             "scripts/const_structs.checkpatch",
@@ -78,7 +79,7 @@ fn git_as(dir: &Path, who: (&str, &str), args: &[&str]) -> String {
 /// A git repository of the 6.12 review files with the 2023 forms written back.
 fn base_repo(name: &str) -> PathBuf {
     let dir = tmp(name);
-    for f in FILES {
+    for f in FILES.iter().chain(&["virt/kvm/Kconfig"]) {
         let Some(text) = linux_612().get(*f) else {
             continue;
         };
@@ -213,7 +214,11 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
         "the user's repository is byte-identical (refs, HEAD, index, files)"
     );
     let files = patches(&out);
-    assert_eq!(files.len(), 3, "cover letter + 2 patches: {stdout}");
+    assert_eq!(
+        files.len(),
+        4,
+        "cover letter + patches 1, 2 and the KUnit tests: {stdout}"
+    );
     let cover = std::fs::read_to_string(&files[0]).expect("cover");
     let head = git(&repo, &["rev-parse", "HEAD"]);
     assert!(
@@ -277,7 +282,7 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
             "--cover-letter",
             "-o",
             fp.to_str().expect("utf-8"),
-            "HEAD~2",
+            "HEAD~3",
         ],
     );
     let theirs = patches(&fp);
@@ -332,7 +337,7 @@ fn existing_output_is_not_overwritten_without_force() {
         "{names:?}"
     );
     let p1 = std::fs::read_to_string(out.join(&names[1])).expect("read");
-    assert!(p1.contains("Subject: [PATCH v2 1/2]"), "{p1}");
+    assert!(p1.contains("Subject: [PATCH v2 1/3]"), "{p1}");
 }
 
 #[test]
@@ -374,7 +379,11 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(snapshot(&repo), before, "the repository is untouched");
     let files = patches(&out);
-    assert_eq!(files.len(), 4, "cover letter + patches 1-3");
+    assert_eq!(
+        files.len(),
+        5,
+        "cover letter + patches 1-3 and the KUnit tests"
+    );
     for f in &files {
         let report = checkpatch(f);
         assert!(

@@ -46,13 +46,14 @@ pub fn range_cases(vectors: &[Value]) -> Vec<RangeCase> {
     out
 }
 
-/// `unit` with the suite for `cases` appended (as the kernel includes it at
-/// the end of guest_memfd.c), compiled and loaded.
+/// `unit` with the suite for `cases` appended exactly as the series
+/// appends it to guest_memfd.c, its config symbol on; compiled and loaded.
 pub fn build(unit: &Unit, cases: &[RangeCase]) -> Result<Library, CompileError> {
-    let text = format!("{}\n{}", unit.text(), kunit::suite(unit.profile, cases));
+    let text = format!("{}{}", unit.text(), kunit::embedded(unit.profile, cases));
     let ops = unit_ops(unit);
     let mut defines = unit_defines(unit);
     defines.push("GMF_HAVE_KUNIT".into());
+    defines.push(format!("CONFIG_{}=1", kunit::CONFIG));
     let name = format!("{} + KUnit", unit.name);
     let path = compile(&CSource {
         name: &name,

@@ -25,7 +25,8 @@ macro_rules! embed {
 pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "01-gmem-invalidate-range.txt",
     "02-mmu-full-error-code.txt",
-    "03-mmu-configurable-private-rule.txt"
+    "03-mmu-configurable-private-rule.txt",
+    "07-gmem-invalidate-kunit.txt"
 );
 
 /// A targeted edit.
@@ -81,6 +82,11 @@ pub struct PatchDef {
     pub inserts: Vec<Insert>,
     /// Struct members.
     pub appends: Vec<Append>,
+    /// Text appended to the end of a file: (path, text).
+    pub file_appends: Vec<(String, String)>,
+    /// A KUnit suite generated from the vectors, appended to the file that
+    /// defines this function.
+    pub kunit: Option<String>,
     /// Changelog body (without sign-off).
     pub changelog: String,
 }
@@ -111,6 +117,8 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         edits: Vec::new(),
         inserts: Vec::new(),
         appends: Vec::new(),
+        file_appends: Vec::new(),
+        kunit: None,
         changelog: body.trim_end().to_owned(),
     };
     for (i, line) in head.lines().enumerate() {
@@ -158,12 +166,22 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     text: unescape(text),
                 });
             }
+            "append" => {
+                let (path, text) = value
+                    .split_once(" | ")
+                    .ok_or_else(|| err(i + 1, "`append: <path> | <text>`"))?;
+                def.file_appends.push((path.into(), unescape(text)));
+            }
+            "kunit" => def.kunit = Some(value.into()),
             other => return Err(err(i + 1, &format!("unknown key `{other}`"))),
         }
     }
     if def.subject.is_empty()
         || def.operation.is_empty()
-        || (def.replace.is_empty() && def.edits.is_empty() && def.inserts.is_empty())
+        || (def.replace.is_empty()
+            && def.edits.is_empty()
+            && def.inserts.is_empty()
+            && def.kunit.is_none())
     {
         return Err(err(
             1,

@@ -187,15 +187,7 @@ impl Workspace {
             let diff =
                 self.repo
                     .diff_tree_to_tree(Some(&parent_tree), Some(&tree), Some(&mut opts))?;
-            let stat = diff
-                .stats()?
-                .to_buf(
-                    git2::DiffStatsFormat::FULL | git2::DiffStatsFormat::INCLUDE_SUMMARY,
-                    72,
-                )?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let stat = diffstat(&diff)?;
             let mut text = Vec::new();
             diff.print(git2::DiffFormat::Patch, |_, _, line| {
                 if matches!(line.origin(), '+' | '-' | ' ') {
@@ -221,14 +213,132 @@ impl Workspace {
         let base = self.repo.find_commit(self.base)?.tree()?;
         let tip = self.repo.find_commit(commit)?.tree()?;
         let diff = self.repo.diff_tree_to_tree(Some(&base), Some(&tip), None)?;
-        Ok(diff
-            .stats()?
-            .to_buf(
-                git2::DiffStatsFormat::FULL | git2::DiffStatsFormat::INCLUDE_SUMMARY,
-                72,
-            )?
-            .as_str()
-            .unwrap_or_default()
-            .to_owned())
+        diffstat(&diff)
     }
+}
+
+/// `git diff --stat --summary` as `git format-patch` prints it (width 72).
+///
+/// libgit2's own stat scales the +/- graph differently from git once it
+/// has to shrink, so the files would not be git's byte for byte; this
+/// follows git's show_stats(): the graph gets what the name and the count
+/// leave of 72 columns (at most 3/8 of them when space is short), and each
+/// file's bar is scaled with 1 + n * (width - 1) / max.
+pub fn diffstat(diff: &git2::Diff<'_>) -> Result<String, SeriesError> {
+    struct File {
+        name: String,
+        add: usize,
+        del: usize,
+        mode: Option<(git2::Delta, u32)>,
+    }
+    let mut files = Vec::new();
+    for i in 0..diff.deltas().len() {
+        let Some(patch) = git2::Patch::from_diff(diff, i)? else {
+            continue;
+        };
+        let (_, add, del) = patch.line_stats()?;
+        let delta = patch.delta();
+        let file = delta.new_file().path().or_else(|| delta.old_file().path());
+        let mode = match delta.status() {
+            git2::Delta::Added => Some((git2::Delta::Added, u32::from(delta.new_file().mode()))),
+            git2::Delta::Deleted => {
+                Some((git2::Delta::Deleted, u32::from(delta.old_file().mode())))
+            }
+            _ => None,
+        };
+        files.push(File {
+            name: file.map(|p| p.display().to_string()).unwrap_or_default(),
+            add,
+            del,
+            mode,
+        });
+    }
+    let max_change = files.iter().map(|f| f.add + f.del).max().unwrap_or(0);
+    let max_len = files.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let width = 72usize;
+    let number_width = max_change.to_string().len();
+    let mut graph_width = max_change;
+    let mut name_width = max_len;
+    if name_width + number_width + 6 + graph_width > width {
+        let room = (width * 3 / 8).saturating_sub(number_width + 6);
+        if graph_width > room {
+            graph_width = room.max(6);
+        }
+        if name_width > width - number_width - 6 - graph_width {
+            name_width = width - number_width - 6 - graph_width;
+        } else {
+            graph_width = width - number_width - 6 - name_width;
+        }
+    }
+    let scale = |n: usize| {
+        if n == 0 {
+            0
+        } else {
+            1 + n * (graph_width - 1) / max_change
+        }
+    };
+    let mut out = String::new();
+    for f in &files {
+        let (mut add, mut del) = (f.add, f.del);
+        if graph_width <= max_change {
+            let mut total = scale(add + del);
+            if total < 2 && add > 0 && del > 0 {
+                total = 2;
+            }
+            if add < del {
+                add = scale(add);
+                del = total - add;
+            } else {
+                del = scale(del);
+                add = total - del;
+            }
+        }
+        let changed = f.add + f.del;
+        out.push_str(&format!(
+            " {:<name_width$} | {:>number_width$}{}{}{}\n",
+            f.name,
+            changed,
+            if changed > 0 { " " } else { "" },
+            "+".repeat(add),
+            "-".repeat(del)
+        ));
+    }
+    let (adds, dels) = files
+        .iter()
+        .fold((0, 0), |(a, d), f| (a + f.add, d + f.del));
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            one.to_owned()
+        } else {
+            many.to_owned()
+        }
+    };
+    out.push_str(&format!(
+        " {} {} changed",
+        files.len(),
+        plural(files.len(), "file", "files")
+    ));
+    if adds > 0 {
+        out.push_str(&format!(
+            ", {adds} {}(+)",
+            plural(adds, "insertion", "insertions")
+        ));
+    }
+    if dels > 0 {
+        out.push_str(&format!(
+            ", {dels} {}(-)",
+            plural(dels, "deletion", "deletions")
+        ));
+    }
+    out.push('\n');
+    for f in &files {
+        match f.mode {
+            Some((git2::Delta::Added, m)) => {
+                out.push_str(&format!(" create mode {m:o} {}\n", f.name))
+            }
+            Some((_, m)) => out.push_str(&format!(" delete mode {m:o} {}\n", f.name)),
+            None => {}
+        }
+    }
+    Ok(out)
 }
