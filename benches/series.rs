@@ -21,6 +21,7 @@ const FILES: &[&str] = &[
     "arch/x86/kvm/mmu/mmu.c",
     "arch/x86/kvm/svm/svm.c",
     "arch/x86/kvm/svm/sev.c",
+    "virt/kvm/Kconfig",
 ];
 
 fn run(cmd: &mut Command) -> f64 {
@@ -136,7 +137,7 @@ fn main() {
     let t_format = run(git(&clone)
         .args(["format-patch", "-q", "--cover-letter", "-o"])
         .arg(root.join("fp"))
-        .arg("HEAD~2"));
+        .arg("HEAD~3"));
 
     // Coccinelle: patch 1's rewrite of guest_memfd.c.
     let cocci = concat!(
@@ -147,9 +148,9 @@ fn main() {
         .args(["--very-quiet", "--sp-file", cocci])
         .arg(base.join("virt/kvm/guest_memfd.c")));
 
-    println!("gmemforge series (review + 2 patches + result review): {t_series:>7.3}s");
+    println!("gmemforge series (review + 3 patches + result review): {t_series:>7.3}s");
     println!("  of which one review of the base (gmemforge review):  {t_review:>7.3}s");
-    println!("git format-patch of the same 2 commits + cover:        {t_format:>7.3}s");
+    println!("git format-patch of the same 3 commits + cover:        {t_format:>7.3}s");
     println!("spatch, patch 1's rewrite of guest_memfd.c only:       {t_spatch:>7.3}s");
     println!();
     println!("series / format-patch: {:>6.1}x", t_series / t_format);
