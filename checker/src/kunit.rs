@@ -1,8 +1,9 @@
 //! The KUnit suite of the series, built against the shim: its cases come
 //! from the shared vectors, its C from codegen.
 
-use gmem_codegen::kunit::{self, RangeCase};
+use gmem_codegen::kunit::{self, RangeCase, RuleCase};
 use gmem_codegen::unit::Unit;
+use gmem_reference::kernel::{PAGE_SHIFT, PFERR_GUEST_ENC_MASK};
 use serde_json::Value;
 
 use crate::compile::{CSource, CompileError, compile};
@@ -71,4 +72,62 @@ pub fn run(lib: &Library) -> (i32, i32) {
     // SAFETY: gmf_kunit_run writes only through the pointer it is given.
     let failed = unsafe { (lib.kunit_run)(&mut n) };
     (failed, n)
+}
+
+/// One case per `classify` vector of an SNP or TDX VM with the platform's
+/// own rule: the masks that platform configures, the fault, and whether
+/// the model calls it private.
+pub fn rule_cases(vectors: &[Value]) -> Vec<RuleCase> {
+    let mut out: Vec<RuleCase> = Vec::new();
+    for v in vectors {
+        let (input, expected) = (&v["input"], &v["expected"]);
+        if !input["rule"].is_null() {
+            continue;
+        }
+        let (Some(err), Some(gpa), Some(private)) = (
+            input["error_code"].as_u64(),
+            input["gpa"].as_u64(),
+            expected["private"].as_bool(),
+        ) else {
+            continue;
+        };
+        let (fault_mask, shared_mask) = match input["vm_type"].as_str() {
+            Some("snp") => (PFERR_GUEST_ENC_MASK, 0),
+            Some("tdx") => match input["tdx_shared_bit"].as_u64().unwrap_or(51) {
+                bit @ (47 | 51) => (0, (1u64 << bit) >> PAGE_SHIFT),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let c = RuleCase {
+            fault_mask,
+            shared_mask,
+            err,
+            gpa,
+            private,
+        };
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `unit` with the fault-rule suite appended as the series appends it to
+/// mmu.c; compiled and loaded.
+pub fn build_rule(unit: &Unit, cases: &[RuleCase]) -> Result<Library, CompileError> {
+    let text = format!("{}{}", unit.text(), kunit::rule_embedded(cases));
+    let ops = unit_ops(unit);
+    let mut defines = unit_defines(unit);
+    defines.push("GMF_HAVE_KUNIT".into());
+    defines.push(format!("CONFIG_{}=1", kunit::RULE_CONFIG));
+    let name = format!("{} + fault-rule KUnit", unit.name);
+    let path = compile(&CSource {
+        name: &name,
+        profile: unit.profile,
+        text: &text,
+        ops: &ops,
+        defines: &defines,
+    })?;
+    Library::open(&path).map_err(CompileError::Io)
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gmem_checker::kunit::{build, range_cases, run};
+use gmem_checker::kunit::{build, build_rule, range_cases, rule_cases, run};
 use gmem_checker::tree::{Tree, TreeSource};
 use gmem_codegen::kunit::suite;
 use gmem_codegen::unit;
@@ -77,4 +77,30 @@ fn the_suite_is_checkpatch_clean() {
             p.name()
         );
     }
+}
+
+#[test]
+fn the_fault_rule_suite_passes_on_the_series_c_and_fails_on_a_u32_rule() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/vectors/classify.json"
+    );
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
+    let cases = rule_cases(file["vectors"].as_array().expect("list"));
+    assert!(
+        cases.len() >= 15 && cases.iter().any(|c| c.private) && cases.iter().any(|c| !c.private),
+        "{cases:?}"
+    );
+    // The rule exists in the 2023 profile (patch 3); upstream decides inline.
+    let lib = build_rule(&unit::builtin(Profile::GmemSolo2023).expect("unit"), &cases)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        run(&lib),
+        (0, cases.len() as i32 + 1),
+        "every case passes (and the allocation check)"
+    );
+    let lib = build_rule(&unit::mutant("u32-rule").expect("mutant"), &cases)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(run(&lib).0 > 0, "the u32-rule mutant fails the suite");
 }

@@ -140,3 +140,98 @@ kunit_test_suite(gmem_test_suite);
 "
     )
 }
+
+/// One fault-rule case: the platform's configuration, the fault, and
+/// whether it is private.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RuleCase {
+    /// `kvm->arch.mmu_private_fault_mask` (SNP: `PFERR_GUEST_ENC_MASK`).
+    pub fault_mask: u64,
+    /// `kvm->arch.gfn_shared_mask` (TDX: the shared GPA bit, as a gfn).
+    pub shared_mask: u64,
+    /// The error code.
+    pub err: u64,
+    /// The GPA.
+    pub gpa: u64,
+    /// Expected: private.
+    pub private: bool,
+}
+
+/// The config symbol of the fault-rule suite.
+pub const RULE_CONFIG: &str = "KVM_X86_MMU_PRIVATE_RULE_KUNIT_TEST";
+
+/// The fault-rule suite, as the series appends it to arch/x86/kvm/mmu/mmu.c.
+pub fn rule_embedded(cases: &[RuleCase]) -> String {
+    format!(
+        "\n#if IS_ENABLED(CONFIG_{RULE_CONFIG})\n{}#endif /* CONFIG_{RULE_CONFIG} */\n",
+        rule_body(cases)
+    )
+}
+
+/// The fault-rule suite itself.
+pub fn rule_body(cases: &[RuleCase]) -> String {
+    let mut rows = String::new();
+    for c in cases {
+        let _ = writeln!(
+            rows,
+            "\t{{ {}, {},\n\t  {}, {}, {} }},",
+            hex(c.fault_mask),
+            hex(c.shared_mask),
+            hex(c.err),
+            hex(c.gpa),
+            c.private
+        );
+    }
+    format!(
+        "#include <kunit/test.h>
+
+/*
+ * kvm_mmu_fault_is_private() under the rule each platform configures:
+ * SNP's error-code mask, TDX's inverted GPA shared bit. The cases come
+ * from gmemforge's shared test vectors.
+ */
+
+struct fault_rule_case {{
+\tu64 fault_mask;
+\tu64 shared_mask;
+\tu64 err;
+\tu64 gpa;
+\tbool private;
+}};
+
+static const struct fault_rule_case fault_rule_cases[] = {{
+{rows}}};
+
+static void fault_rule_test(struct kunit *test)
+{{
+\tconst struct fault_rule_case *c;
+\tstruct kvm *kvm;
+\tint i;
+
+\tkvm = kunit_kzalloc(test, sizeof(*kvm), GFP_KERNEL);
+\tKUNIT_ASSERT_NOT_NULL(test, kvm);
+
+\tfor (i = 0; i < ARRAY_SIZE(fault_rule_cases); i++) {{
+\t\tc = &fault_rule_cases[i];
+\t\tkvm->arch.mmu_private_fault_mask = c->fault_mask;
+\t\tkvm->arch.gfn_shared_mask = c->shared_mask;
+
+\t\tKUNIT_EXPECT_EQ(test, kvm_mmu_fault_is_private(kvm, c->gpa, c->err),
+\t\t\t\tc->private);
+\t}}
+}}
+
+static struct kunit_case fault_rule_test_cases[] = {{
+\tKUNIT_CASE(fault_rule_test),
+\t{{}}
+}};
+
+static struct kunit_suite fault_rule_test_suite = {{
+\t.name = \"kvm_x86_mmu_private_rule\",
+\t.test_cases = fault_rule_test_cases,
+}};
+
+kunit_test_suite(fault_rule_test_suite);
+"
+    )
+}

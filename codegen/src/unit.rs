@@ -42,6 +42,7 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/no-pgoff.c",
     "mutants/u32-error-code.c",
     "mutants/rmp-under-mmu-lock.c",
+    "mutants/u32-rule.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

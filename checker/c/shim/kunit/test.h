@@ -30,6 +30,22 @@ struct kunit_suite {
 		(test)->failures++;				\
 } while (0)
 
+#define KUNIT_ASSERT_NOT_NULL(test, ptr) do {			\
+	(test)->expectations++;					\
+	if (!(ptr)) {						\
+		(test)->failures++;				\
+		return;						\
+	}							\
+} while (0)
+
+/* Test-lifetime memory: the shim never frees it (tests are short). */
+static inline void *kunit_kzalloc(struct kunit *test, size_t size, int gfp)
+{
+	(void)test;
+	(void)gfp;
+	return __builtin_calloc(1, size);
+}
+
 #define kunit_test_suite(suite) \
 	struct kunit_suite *gmf_kunit_suite = &(suite)
 
