@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use gmem_checker::review::{self, Review};
 use gmem_checker::runner::{self, Verdict};
 use gmem_checker::tree::{Tree, TreeSource};
-use gmem_codegen::kunit::{self, RangeCase};
+use gmem_codegen::kunit::{self, RangeCase, RuleCase};
 use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, email};
 use gmem_codegen::unit;
 
@@ -57,6 +57,7 @@ fn series_files() -> Vec<&'static str> {
     let mut f = review::FILES.to_vec();
     f.push("arch/x86/include/asm/kvm_host.h");
     f.push("virt/kvm/Kconfig");
+    f.push("arch/x86/kvm/Kconfig");
     f
 }
 
@@ -105,6 +106,12 @@ fn identity(
     })
 }
 
+/// The cases of the generated KUnit suites, from the vectors.
+struct KunitCases {
+    range: Vec<RangeCase>,
+    rule: Vec<RuleCase>,
+}
+
 /// The placed series: the steps, a note per included patch (subject,
 /// why), and the conforming operations left alone (label, functions).
 type Placed = (Vec<Step>, Vec<(String, String)>, Vec<(String, String)>);
@@ -114,7 +121,7 @@ fn place(
     tree: &Tree,
     r: &Review,
     defs: &[series::PatchDef],
-    kunit_cases: &[RangeCase],
+    cases: &KunitCases,
 ) -> Result<Placed, Failure> {
     let profile = r.detected.profile;
     let unit = unit::builtin(profile).map_err(|e| Failure::input(e.to_string()))?;
@@ -221,31 +228,33 @@ fn place(
                 .map_err(|e| Failure::input(e.to_string()))?;
             touched.insert(f.site.clone(), new);
         }
-        if let Some(anchor) = &d.kunit {
-            let f = unit
-                .functions
-                .iter()
-                .find(|f| &f.name == anchor)
-                .ok_or_else(|| {
-                    Failure::input(format!(
-                        "{}: `{anchor}` is not a builtin {} function",
-                        d.file,
-                        profile.name()
-                    ))
-                })?;
-            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
-                Failure::input(format!(
-                    "{}: {} is not in {}",
-                    d.file,
-                    f.site,
-                    tree.describe()
-                ))
+        if let Some(k) = &d.kunit {
+            // A function only the other profile carries (the 2023 rule
+            // function; upstream decides inline): not this tree's patch.
+            let Some(f) = unit.functions.iter().find(|f| f.name == k.function) else {
+                if any_profile_has(&k.function) {
+                    continue;
+                }
+                return Err(Failure::input(format!(
+                    "{}: `{}` is no builtin function of any profile",
+                    d.file, k.function
+                )));
+            };
+            // The suite tests a function an earlier patch may have added:
+            // without it, the tree is not of this patch's shape.
+            if !text_of(&f.site, &touched, &current).is_some_and(|t| cparse_has(&t, &k.function)) {
+                continue;
+            }
+            let path = k.path.as_deref().unwrap_or(&f.site);
+            let src = text_of(path, &touched, &current).ok_or_else(|| {
+                Failure::input(format!("{}: {path} is not in {}", d.file, tree.describe()))
             })?;
-            if !src.contains(kunit::CONFIG) {
-                touched.insert(
-                    f.site.clone(),
-                    format!("{src}{}", kunit::embedded(profile, kunit_cases)),
-                );
+            let (config, block) = match k.suite {
+                def::Suite::Range => (kunit::CONFIG, kunit::embedded(profile, &cases.range)),
+                def::Suite::Rule => (kunit::RULE_CONFIG, kunit::rule_embedded(&cases.rule)),
+            };
+            if !src.contains(config) {
+                touched.insert(path.to_owned(), format!("{src}{block}"));
             }
         }
         for (path, text) in &d.file_appends {
@@ -253,7 +262,7 @@ fn place(
                 Failure::input(format!("{}: {path} is not in {}", d.file, tree.describe()))
             })?;
             if !src.contains(text.trim()) {
-                touched.insert(path.clone(), format!("{src}{text}"));
+                touched.insert(path.clone(), kconfig_append(&src, text));
             }
         }
         for ap in &d.appends {
@@ -424,8 +433,11 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     )
     .map_err(Failure::input)?;
     let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
-    let kunit_cases = gmem_checker::kunit::range_cases(&vectors("invalidate"));
-    let (steps, notes, omitted) = place(&tree, &r, &defs, &kunit_cases)?;
+    let cases = KunitCases {
+        range: gmem_checker::kunit::range_cases(&vectors("invalidate")),
+        rule: gmem_checker::kunit::rule_cases(&vectors("classify")),
+    };
+    let (steps, notes, omitted) = place(&tree, &r, &defs, &cases)?;
 
     let (base, time, offset, base_line) = match (&src, tree.commit()) {
         (TreeSource::Git { repo, .. }, Some(commit)) => {
@@ -535,10 +547,51 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `text` (a Kconfig entry, starting with a blank line) added at the end
+/// of `src`, but inside a final `endif` block (arch/x86/kvm/Kconfig ends
+/// with `endif # VIRTUALIZATION`), where the file's own entries live.
+fn kconfig_append(src: &str, text: &str) -> String {
+    let body = src.trim_end_matches('\n');
+    let last = body.rfind('\n').map_or(0, |i| i + 1);
+    if body[last..].starts_with("endif") {
+        // Before the blank line that precedes the endif, if any.
+        let at = body[..last].trim_end_matches('\n').len() + 1;
+        let at = at.min(last);
+        format!("{}{text}{}", &src[..at], &src[at..])
+    } else {
+        format!("{src}{text}")
+    }
+}
+
+/// Whether some profile's builtin unit defines `name`.
+fn any_profile_has(name: &str) -> bool {
+    gmem_reference::Profile::ALL
+        .iter()
+        .any(|p| unit::builtin(*p).is_ok_and(|u| u.functions.iter().any(|f| f.name == name)))
+}
+
 /// Whether `src` defines `name` already.
 fn cparse_has(src: &str, name: &str) -> bool {
     gmem_codegen::cparse::find(src, name)
         .ok()
         .flatten()
         .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kconfig_append;
+
+    #[test]
+    fn kconfig_entries_go_inside_a_final_endif_block() {
+        let entry = "\nconfig NEW\n\tbool\n";
+        assert_eq!(
+            kconfig_append("if V\n\nconfig A\n\tbool\n\nendif # V\n", entry),
+            "if V\n\nconfig A\n\tbool\n\nconfig NEW\n\tbool\n\nendif # V\n"
+        );
+        assert_eq!(
+            kconfig_append("config A\n\tbool\n", entry),
+            "config A\n\tbool\n\nconfig NEW\n\tbool\n"
+        );
+    }
 }

@@ -355,8 +355,9 @@ fn a_missing_tree_or_rev_is_bad_input() {
 
 #[test]
 fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
-    // Patches 1-3 apply; the SEV-SNP hooks and pre-fault (patches 4-6)
-    // are not written by this version, and the cover letter says so.
+    // Patches 1-3 and both KUnit patches apply; the SEV-SNP hooks and
+    // pre-fault (patches 4-6) are not written by this version, and the
+    // cover letter says so.
     // The fixture as a git repository, made at test time.
     let repo = tmp("fixture");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gmem-solo-2023");
@@ -381,8 +382,8 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
     let files = patches(&out);
     assert_eq!(
         files.len(),
-        5,
-        "cover letter + patches 1-3 and the KUnit tests"
+        6,
+        "cover letter + patches 1-3 and the two KUnit patches"
     );
     for f in &files {
         let report = checkpatch(f);
@@ -446,4 +447,30 @@ fn series_on_the_2023_fixture_fixes_what_it_covers_and_says_what_remains() {
     assert_eq!(verdict("invalidate"), "conforms", "{r:#}");
     assert_eq!(verdict("classify"), "conforms", "{r:#}");
     assert_eq!(verdict("bind"), "conforms");
+
+    // The fault-rule suite in the applied mmu.c is exactly the block
+    // checker/tests/kunit.rs builds and runs (it passes on the series' C,
+    // fails on the u32-rule mutant), and its Kconfig entry sits inside
+    // the VIRTUALIZATION block.
+    let classify: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/classify.json"),
+        )
+        .expect("vectors"),
+    )
+    .expect("json");
+    let block = gmem_codegen::kunit::rule_embedded(&gmem_checker::kunit::rule_cases(
+        classify["vectors"].as_array().expect("list"),
+    ));
+    let mmu = std::fs::read_to_string(clone.join("arch/x86/kvm/mmu/mmu.c")).expect("mmu.c");
+    assert!(mmu.ends_with(&block), "the suite closes mmu.c");
+    let kconfig = std::fs::read_to_string(clone.join("arch/x86/kvm/Kconfig")).expect("Kconfig");
+    let entry = kconfig
+        .find("config KVM_X86_MMU_PRIVATE_RULE_KUNIT_TEST")
+        .expect("the entry");
+    assert!(
+        entry < kconfig.find("endif # VIRTUALIZATION").expect("endif"),
+        "{kconfig}"
+    );
+    assert!(kconfig.contains("If unsure, say N.\n\nendif"), "{kconfig}");
 }

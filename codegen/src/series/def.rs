@@ -26,7 +26,8 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "01-gmem-invalidate-range.txt",
     "02-mmu-full-error-code.txt",
     "03-mmu-configurable-private-rule.txt",
-    "07-gmem-invalidate-kunit.txt"
+    "07-gmem-invalidate-kunit.txt",
+    "08-mmu-private-rule-kunit.txt"
 );
 
 /// A targeted edit.
@@ -63,6 +64,29 @@ pub struct Append {
     pub text: String,
 }
 
+/// Which generated KUnit suite a patch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// The invalidation range helpers (`kunit::embedded`).
+    Range,
+    /// The configurable private-fault rule (`kunit::rule_embedded`).
+    Rule,
+}
+
+/// `kunit: <range | rule> <function> [<path>]`: the suite, the function it
+/// tests, and the file it is appended to (default: the file of the builtin
+/// unit's function). The function must be in the tree by then (an earlier
+/// patch may add it); where it is not, the patch is left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kunit {
+    /// The suite.
+    pub suite: Suite,
+    /// The function it tests.
+    pub function: String,
+    /// The file it goes to, when not the function's own.
+    pub path: Option<String>,
+}
+
 /// One patch of the series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchDef {
@@ -84,9 +108,8 @@ pub struct PatchDef {
     pub appends: Vec<Append>,
     /// Text appended to the end of a file: (path, text).
     pub file_appends: Vec<(String, String)>,
-    /// A KUnit suite generated from the vectors, appended to the file that
-    /// defines this function.
-    pub kunit: Option<String>,
+    /// A KUnit suite generated from the vectors.
+    pub kunit: Option<Kunit>,
     /// Changelog body (without sign-off).
     pub changelog: String,
 }
@@ -172,7 +195,22 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     .ok_or_else(|| err(i + 1, "`append: <path> | <text>`"))?;
                 def.file_appends.push((path.into(), unescape(text)));
             }
-            "kunit" => def.kunit = Some(value.into()),
+            "kunit" => {
+                let mut words = value.split(' ');
+                let suite = match words.next() {
+                    Some("range") => Suite::Range,
+                    Some("rule") => Suite::Rule,
+                    _ => return Err(err(i + 1, "`kunit: <range | rule> <function> [<path>]`")),
+                };
+                let function = words
+                    .next()
+                    .ok_or_else(|| err(i + 1, "`kunit: <range | rule> <function> [<path>]`"))?;
+                def.kunit = Some(Kunit {
+                    suite,
+                    function: function.into(),
+                    path: words.next().map(str::to_owned),
+                });
+            }
             other => return Err(err(i + 1, &format!("unknown key `{other}`"))),
         }
     }
@@ -238,6 +276,12 @@ mod tests {
         assert_eq!(s[0].replace, ["kvm_gmem_invalidate_begin"]);
         assert_eq!(s[1].edits.len(), 3);
         assert_eq!(s[1].edits[0].old, "u32 err,");
+        let k = s
+            .last()
+            .and_then(|d| d.kunit.clone())
+            .expect("a KUnit patch");
+        assert_eq!(k.suite, Suite::Rule);
+        assert_eq!(k.path.as_deref(), Some("arch/x86/kvm/mmu/mmu.c"));
     }
 
     #[test]
@@ -269,5 +313,12 @@ mod tests {
             .is_err()
         );
         assert!(parse("x", "subject: KVM: x86: Fix things\noperation: a\n\nBody.").is_err());
+        assert!(
+            parse(
+                "x",
+                "subject: KVM: x86: Test things\noperation: a\nkunit: other f\n\nBody."
+            )
+            .is_err()
+        );
     }
 }
