@@ -58,6 +58,13 @@ fn series_files() -> Vec<&'static str> {
     f.push("arch/x86/include/asm/kvm_host.h");
     f.push("virt/kvm/Kconfig");
     f.push("arch/x86/kvm/Kconfig");
+    // The wiring of the SEV-SNP gmem hooks.
+    f.extend([
+        "include/linux/kvm_host.h",
+        "arch/x86/include/asm/kvm-x86-ops.h",
+        "arch/x86/kvm/x86.c",
+        "arch/x86/kvm/svm/svm.h",
+    ]);
     f
 }
 
@@ -275,6 +282,9 @@ fn place(
                     ap.within
                 ))
             })?;
+            if src.contains(ap.text.trim()) {
+                continue;
+            }
             let new = edit::append_to_struct(&ap.path, &src, &ap.within, &ap.text)
                 .map_err(|e| Failure::input(e.to_string()))?;
             touched.insert(ap.path.clone(), new);

@@ -19,9 +19,39 @@ impl std::fmt::Display for PlaceError {
 
 impl std::error::Error for PlaceError {}
 
-/// The byte range of `within` in `src`: a function definition, or
-/// `struct NAME { ... };`.
+/// The byte range of `within` in `src`: a function definition,
+/// `struct NAME { ... };`, a variable's initializer (`var NAME`: a line
+/// declaring NAME and ending in `= {`, through its `};`), or the whole
+/// file (`*`, for wiring in headers and Kconfig-like places that hold no
+/// function).
 pub fn locate(path: &str, src: &str, within: &str) -> Result<(usize, usize), PlaceError> {
+    if within == "*" {
+        return Ok((0, src.len()));
+    }
+    if let Some(name) = within.strip_prefix("var ") {
+        let mut at = 0;
+        let mut found = None;
+        for line in src.split_inclusive('\n') {
+            let l = line.trim_end();
+            let declares = l
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == name);
+            if !l.starts_with(char::is_whitespace) && l.ends_with("= {") && declares {
+                if found.is_some() {
+                    return Err(PlaceError(format!("{path}: `{name} = {{` appears twice")));
+                }
+                found = Some(at);
+            }
+            at += line.len();
+        }
+        let start =
+            found.ok_or_else(|| PlaceError(format!("{path}: no initializer `{name} ... = {{`")))?;
+        let end = src[start..]
+            .find("\n};")
+            .map(|e| start + e + 3)
+            .ok_or_else(|| PlaceError(format!("{path}: `{name}`'s initializer never closes")))?;
+        return Ok((start, end));
+    }
     if let Some(name) = within.strip_prefix("struct ") {
         let head = format!("struct {name} {{");
         let mut hits = src
@@ -87,16 +117,19 @@ pub fn apply_edit(
     )))
 }
 
-/// Writes `text` (a whole function) before the definition of `before`,
-/// separated by one blank line.
+/// Writes `text` (a whole function) before the definition of `before`
+/// (`$`: at the end of the file), separated by one blank line.
 pub fn insert_before(
     path: &str,
     src: &str,
     before: &str,
     text: &str,
 ) -> Result<String, PlaceError> {
-    let (start, _) = locate(path, src, before)?;
     let body = text.strip_suffix('\n').unwrap_or(text);
+    if before == "$" {
+        return Ok(format!("{}\n\n{body}\n", src.trim_end_matches('\n')));
+    }
+    let (start, _) = locate(path, src, before)?;
     Ok(format!("{}{body}\n\n{}", &src[..start], &src[start..]))
 }
 
@@ -147,6 +180,24 @@ mod tests {
         let out = append_to_struct("x.c", SRC, "struct s", "\tu64 m;\n").expect("placed");
         assert!(
             out.starts_with("/* head */\nstruct s {\n\tconst u32 e;\n\tu64 m;\n};\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn initializers_whole_files_and_the_end_of_file() {
+        let src =
+            "static const struct ops my_ops = {\n\t.a = f,\n};\n\nint g(void)\n{\n\treturn 1;\n}\n";
+        let out = append_to_struct("x.c", src, "var my_ops", "\t.b = h,\n").expect("placed");
+        assert!(out.starts_with("static const struct ops my_ops = {\n\t.a = f,\n\t.b = h,\n};\n"));
+        assert!(locate("x.c", src, "var other").is_err());
+        let out = apply_edit("x.c", src, "*", "int g(void)\n", "/* g */\nint g(void)\n")
+            .expect("placed")
+            .expect("found");
+        assert!(out.contains("};\n\n/* g */\nint g(void)\n{"));
+        let out = insert_before("x.c", src, "$", "int h(void)\n{\n}\n").expect("placed");
+        assert!(
+            out.ends_with("\treturn 1;\n}\n\nint h(void)\n{\n}\n"),
             "{out}"
         );
     }
