@@ -12,6 +12,7 @@ pub mod isolate;
 pub mod kunit;
 pub mod library;
 pub mod ops;
+pub mod progress;
 pub mod review;
 pub mod runner;
 pub mod tree;

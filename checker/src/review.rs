@@ -18,6 +18,7 @@ use serde_json::Value;
 use crate::compile::{COp, CSource, CompileError, compile};
 use crate::library::Library;
 use crate::ops::{OPERATIONS, Operation, Source};
+use crate::progress::Event;
 use crate::runner::{Item, Report, Verdict, not_run, report, run_item};
 use crate::tree::Tree;
 
@@ -115,10 +116,9 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
             (MMU, "kvm_mmu_page_fault"),
             ("arch/x86/kvm/svm/svm.c", "npf_interception"),
         ],
+        // Their static helpers (is_large_rmp_possible() in 6.12, inlined
+        // in gmemforge's C) are pulled in as gcc asks for them.
         (COp::Prepare, _) => &[
-            (SEV, "is_pfn_range_shared"),
-            (SEV, "max_level_for_order"),
-            (SEV, "is_large_rmp_possible"),
             (SEV, "sev_gmem_prepare"),
             (SEV, "sev_private_max_mapping_level"),
         ],
@@ -275,13 +275,14 @@ pub struct Review {
 }
 
 /// Reviews `tree`. `Err` when no profile fits (the message says what was
-/// looked for).
+/// looked for). `progress` is told how many items the review makes, then
+/// when each starts and ends (`progress::Event`).
 pub fn review(
     tree: &Tree,
     sources: &[Source],
     jobs: u64,
     vectors: &dyn Fn(&str) -> Vec<Value>,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Review, String> {
     let detected = detect(tree).ok_or_else(|| {
         format!(
@@ -292,49 +293,47 @@ pub fn review(
     let started = Instant::now();
     let mut items: Vec<Item> = Vec::new();
     let implementation = tree.describe();
+    // One unit of work per operation: each makes exactly one item, found,
+    // missing or in error.
+    progress(Event::Total(OPERATIONS.len() as u64));
     for op in OPERATIONS {
         let function = functions_in(op.cop, &detected)
             .iter()
             .map(|(_, n)| *n)
             .collect::<Vec<_>>()
             .join(", ");
-        let ex = match extract(tree, op.cop, &detected) {
-            Ok(ex) => ex,
-            Err(why) => {
-                items.push(not_run(
-                    op,
-                    &implementation,
-                    function,
-                    Verdict::Missing,
-                    why,
-                ));
-                continue;
+        let what = format!("{} {}", op.name, function);
+        progress(Event::Start(&what));
+        let item = match extract(tree, op.cop, &detected) {
+            Err(why) => not_run(op, &implementation, function, Verdict::Missing, why),
+            Ok(ex) => {
+                progress(Event::Step(&format!(
+                    "compiling {} for {}",
+                    function, op.name
+                )));
+                let name = format!("{implementation} {}", op.name);
+                match build(tree, op.cop, &detected, &name, ex) {
+                    Ok(lib) => {
+                        progress(Event::Step(&what));
+                        run_item(
+                            op,
+                            &implementation,
+                            function,
+                            &lib,
+                            detected.profile,
+                            sources,
+                            jobs,
+                            vectors,
+                        )
+                    }
+                    Err(e) => not_run(op, &implementation, function, Verdict::Error, e.to_string()),
+                }
             }
         };
-        progress(&format!("compiling {} for {}", function, op.name));
-        let name = format!("{implementation} {}", op.name);
-        match build(tree, op.cop, &detected, &name, ex) {
-            Ok(lib) => {
-                progress(&format!("{} {}", op.name, function));
-                items.push(run_item(
-                    op,
-                    &implementation,
-                    function,
-                    &lib,
-                    detected.profile,
-                    sources,
-                    jobs,
-                    vectors,
-                ));
-            }
-            Err(e) => items.push(not_run(
-                op,
-                &implementation,
-                function,
-                Verdict::Error,
-                e.to_string(),
-            )),
-        }
+        progress(Event::Done {
+            vectors: item.vectors,
+        });
+        items.push(item);
     }
     Ok(Review {
         tree: implementation,

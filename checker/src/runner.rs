@@ -16,6 +16,7 @@ use crate::compile::{COp, CSource, compile};
 use crate::isolate::{Abnormal, NOT_STARTED, run_sharded};
 use crate::library::Library;
 use crate::ops::{Counterexample, Ctx, OPERATIONS, Operation, Outcome, Source};
+use crate::progress::Event;
 use gmem_codegen::unit::{self, Unit};
 use gmem_reference::Profile;
 
@@ -343,17 +344,23 @@ pub fn vector_lookup(files: &[(String, Vec<Value>)]) -> impl Fn(&str) -> Vec<Val
     }
 }
 
-/// Runs the whole check; `progress` is told what starts.
-pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, CheckError> {
+/// Runs the whole check; `progress` is told how many items the run makes,
+/// then when each starts and ends (`progress::Event`).
+pub fn check(opts: &Options, progress: &mut dyn FnMut(Event<'_>)) -> Result<Report, CheckError> {
     let vector_files = load_vectors(&opts.vectors_dir)?;
     let vectors = vector_lookup(&vector_files);
     let sources = sources(opts.exhaustive, opts.random, opts.seed);
     let started = Instant::now();
+    let units = units(&opts.implementations)?;
+    // One unit of work per item: every operation of every implementation
+    // makes an item (missing and error ones too), so this is the exact
+    // count before anything is compiled.
+    progress(Event::Total((units.len() * OPERATIONS.len()) as u64));
     let mut items = Vec::new();
-    for u in units(&opts.implementations)? {
+    for u in units {
         let ops = unit_ops(&u);
         let text = u.text();
-        progress(&format!("compiling {}", u.name));
+        progress(Event::Step(&format!("compiling {}", u.name)));
         let defines = unit_defines(&u);
         let lib = compile(&CSource {
             name: &u.name,
@@ -365,22 +372,107 @@ pub fn check(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, C
         .map_err(|e| e.to_string())
         .and_then(|path| Library::open(&path));
         for op in OPERATIONS {
+            progress(Event::Start(&format!("{} {}", u.name, op.name)));
             let function = op.cop.needs(u.profile).join(", ");
-            if !ops.contains(&op.cop) {
+            let item = if !ops.contains(&op.cop) {
                 let why = format!("{} does not define {function}", u.name);
-                items.push(not_run(op, &u.name, function, Verdict::Missing, why));
-                continue;
-            }
-            match &lib {
-                Ok(lib) => {
-                    progress(&format!("{} {}", u.name, op.name));
-                    items.push(run_item(
+                not_run(op, &u.name, function, Verdict::Missing, why)
+            } else {
+                match &lib {
+                    Ok(lib) => run_item(
                         op, &u.name, function, lib, u.profile, &sources, opts.jobs, &vectors,
-                    ));
+                    ),
+                    Err(e) => not_run(op, &u.name, function, Verdict::Error, e.clone()),
                 }
-                Err(e) => items.push(not_run(op, &u.name, function, Verdict::Error, e.clone())),
-            }
+            };
+            progress(Event::Done {
+                vectors: item.vectors,
+            });
+            items.push(item);
         }
     }
     Ok(report(items, started))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An owned copy of an event, to look at after the run.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Total(u64),
+        Start(String),
+        Step,
+        Done(u64),
+    }
+
+    /// The progress contract (`progress` module): `Total(n)` once and
+    /// first, then exactly `n` units, each `Start` then `Done`, never two
+    /// open at once; one unit per item; the vectors the events report add
+    /// up to the report's. Both builtin units (two compilations, so a
+    /// `Step` comes between units too), the shared vectors only, so the run
+    /// is short.
+    #[test]
+    fn check_announces_its_total_then_runs_exactly_that_many_units() {
+        let opts = Options {
+            vectors_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").into(),
+            exhaustive: false,
+            random: 0,
+            seed: 0,
+            implementations: vec!["builtin".into()],
+            jobs: 1,
+        };
+        let mut seen = Vec::new();
+        let report = check(&opts, &mut |e| {
+            seen.push(match e {
+                Event::Total(n) => Seen::Total(n),
+                Event::Start(what) => Seen::Start(what.to_owned()),
+                Event::Step(_) => Seen::Step,
+                Event::Done { vectors } => Seen::Done(vectors),
+            })
+        })
+        .expect("check runs");
+
+        let Some(Seen::Total(n)) = seen.first() else {
+            panic!("the first event is not Total: {seen:?}");
+        };
+        let n = *n;
+        assert_eq!(
+            seen.iter().filter(|e| matches!(e, Seen::Total(_))).count(),
+            1,
+            "Total more than once: {seen:?}"
+        );
+        let (mut open, mut starts, mut dones, mut vectors) = (false, 0u64, 0u64, 0u64);
+        for e in &seen[1..] {
+            match e {
+                Seen::Total(_) | Seen::Step => {}
+                Seen::Start(what) => {
+                    assert!(!open, "{what} starts before the last unit is done");
+                    assert!(!what.is_empty());
+                    open = true;
+                    starts += 1;
+                }
+                Seen::Done(v) => {
+                    assert!(open, "Done without a Start: {seen:?}");
+                    open = false;
+                    dones += 1;
+                    vectors += v;
+                }
+            }
+        }
+        assert!(!open, "the last unit never ends");
+        assert_eq!(
+            (starts, dones),
+            (n, n),
+            "Total({n}) but {starts} starts, {dones} dones"
+        );
+        assert_eq!(n, report.items.len() as u64);
+        assert_eq!(n, (Profile::ALL.len() * OPERATIONS.len()) as u64);
+        assert!(report.vectors > 0);
+        assert_eq!(
+            vectors, report.vectors,
+            "the events' vectors are the report's"
+        );
+    }
 }
