@@ -26,6 +26,8 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "01-gmem-invalidate-range.txt",
     "02-mmu-full-error-code.txt",
     "03-mmu-configurable-private-rule.txt",
+    "04a-gmem-prepare-hook.txt",
+    "04b-sev-gmem-prepare.txt",
     "05a-gmem-free-folio-hook.txt",
     "05b-sev-gmem-invalidate.txt",
     "07-gmem-invalidate-kunit.txt",
