@@ -64,6 +64,7 @@ fn series_files() -> Vec<&'static str> {
         "arch/x86/include/asm/kvm-x86-ops.h",
         "arch/x86/kvm/x86.c",
         "arch/x86/kvm/svm/svm.h",
+        "include/uapi/linux/kvm.h",
     ]);
     f
 }
@@ -151,6 +152,17 @@ fn place(
         if item.verdict == Verdict::Conforms {
             continue;
         }
+        // A patch that builds on an earlier one the tree did not get.
+        let met = d.requires.iter().all(|(path, text)| {
+            current
+                .get(path)
+                .map(String::as_str)
+                .or_else(|| tree.file(path))
+                .is_some_and(|t| t.contains(text.as_str()))
+        });
+        if !met {
+            continue;
+        }
         let mut touched: BTreeMap<String, String> = BTreeMap::new();
         let text_of =
             |path: &str, touched: &BTreeMap<String, String>, current: &BTreeMap<String, String>| {
@@ -231,7 +243,11 @@ fn place(
             if cparse_has(&src, &ins.function) {
                 continue;
             }
-            let new = edit::insert_before(&f.site, &src, &ins.before, &f.text)
+            let text = match &ins.guard {
+                Some(g) => format!("#ifdef {g}\n{}#endif\n", f.text),
+                None => f.text.clone(),
+            };
+            let new = edit::insert_before(&f.site, &src, &ins.before, &text)
                 .map_err(|e| Failure::input(e.to_string()))?;
             touched.insert(f.site.clone(), new);
         }

@@ -2,6 +2,7 @@
 //! caught with a counterexample, the exhaustive bound is large, bad input
 //! exits 2.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -96,6 +97,34 @@ fn mutant_u32_error_code_is_caught() {
 #[test]
 fn mutant_rmp_under_mmu_lock_is_caught() {
     caught("rmp-under-mmu-lock", "punch-hole", "under mmu_lock");
+}
+
+#[test]
+fn mutant_u32_rule_is_caught() {
+    caught("u32-rule", "classify", "");
+}
+
+#[test]
+fn mutant_prefault_ignores_rule_is_caught() {
+    // SNP: a private gfn pre-faulted without PFERR_GUEST_ENC is a shared
+    // fault on private memory, which exits to userspace (-EFAULT).
+    caught("prefault-ignores-rule", "pre-fault", "ioctl returned");
+}
+
+#[test]
+fn every_mutant_has_a_test_above() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-patches/mutants");
+    let this = include_str!("cli_check.rs");
+    for e in std::fs::read_dir(dir).expect("mutants") {
+        let name = e.expect("entry").file_name();
+        let name = name.to_string_lossy();
+        let name = name.trim_end_matches(".c");
+        assert!(
+            this.contains(&format!("caught(\n        \"{name}\""))
+                || this.contains(&format!("caught(\"{name}\"")),
+            "mutant {name} has no `caught` test in tests/cli_check.rs"
+        );
+    }
 }
 
 #[test]

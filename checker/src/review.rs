@@ -123,7 +123,15 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
             (SEV, "sev_private_max_mapping_level"),
         ],
         (COp::RmpInvalidate, _) => &[(SEV, "sev_gmem_invalidate")],
-        (COp::Prefault, _) => &[
+        // 6.12's kvm_tdp_map_page() is the shim's; a 2023 tree gets its
+        // own from the series (calling the tree's fault path and rule).
+        (COp::Prefault, Profile::Upstream) => &[
+            (MMU, "kvm_arch_vcpu_pre_fault_memory"),
+            ("virt/kvm/kvm_main.c", "kvm_vcpu_pre_fault_memory"),
+        ],
+        (COp::Prefault, Profile::GmemSolo2023) => &[
+            ("arch/x86/kvm/mmu/mmu_internal.h", "kvm_mmu_do_page_fault"),
+            (MMU, "kvm_tdp_map_page"),
             (MMU, "kvm_arch_vcpu_pre_fault_memory"),
             ("virt/kvm/kvm_main.c", "kvm_vcpu_pre_fault_memory"),
         ],
@@ -146,12 +154,20 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
 
 /// Optional helpers a tree may define itself (2023 SNP trees carry
 /// kvm_mmu_fault_is_private()).
-const OPTIONAL: &[(COp, &str, &str, &str)] = &[(
-    COp::Classify,
-    "arch/x86/kvm/mmu/mmu_internal.h",
-    "kvm_mmu_fault_is_private",
-    "GMF_HAVE_FAULT_IS_PRIVATE",
-)];
+const OPTIONAL: &[(COp, &str, &str, &str)] = &[
+    (
+        COp::Classify,
+        "arch/x86/kvm/mmu/mmu_internal.h",
+        "kvm_mmu_fault_is_private",
+        "GMF_HAVE_FAULT_IS_PRIVATE",
+    ),
+    (
+        COp::Prefault,
+        "arch/x86/kvm/mmu/mmu_internal.h",
+        "kvm_mmu_fault_is_private",
+        "GMF_HAVE_FAULT_IS_PRIVATE",
+    ),
+];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -189,6 +205,9 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             .map_err(|e| format!("{path}: {e}"))?
             .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
         text.push_str(&with_line(path, &f, src));
+        if *name == "kvm_tdp_map_page" {
+            defines.push("GMF_HAVE_TDP_MAP_PAGE".to_owned());
+        }
     }
     for (o, path, name, define) in OPTIONAL {
         if *o != op {

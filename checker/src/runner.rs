@@ -248,6 +248,9 @@ pub fn unit_defines(u: &Unit) -> Vec<String> {
     if u.defines("kvm_mmu_fault_is_private") {
         d.push("GMF_HAVE_FAULT_IS_PRIVATE".to_owned());
     }
+    if u.defines("kvm_tdp_map_page") {
+        d.push("GMF_HAVE_TDP_MAP_PAGE".to_owned());
+    }
     d
 }
 

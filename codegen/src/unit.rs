@@ -24,7 +24,6 @@ macro_rules! embed {
 /// checks this list against the directory.
 pub const TEMPLATE_FILES: &[(&str, &str)] = embed!(
     "templates/common/kvm_main.c",
-    "templates/common/mmu.c",
     "templates/common/sev.c",
     "templates/upstream/guest_memfd.c",
     "templates/upstream/mmu.c",
@@ -43,6 +42,7 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/u32-error-code.c",
     "mutants/rmp-under-mmu-lock.c",
     "mutants/u32-rule.c",
+    "mutants/prefault-ignores-rule.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

@@ -5,7 +5,7 @@
 //@ kvm_mmu_do_page_fault carried arch/x86/kvm/mmu/mmu_internal.h
 static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 					u32 err, bool prefetch,
-					int *emulation_type)
+					int *emulation_type, u8 *level)
 {
 	struct kvm_page_fault fault = {
 		.addr = cr2_or_gpa,
@@ -23,11 +23,16 @@ static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 		.is_private = kvm_mmu_fault_is_private(vcpu->kvm, cr2_or_gpa,
 						       err),
 	};
+	int r;
 
 	fault.gfn = gpa_to_gfn(fault.addr) & ~vcpu->kvm->arch.gfn_shared_mask;
 	fault.slot = kvm_vcpu_gfn_to_memslot(vcpu, fault.gfn);
 
-	return kvm_tdp_page_fault(vcpu, &fault);
+	r = kvm_tdp_page_fault(vcpu, &fault);
+	if (level)
+		*level = fault.goal_level;
+
+	return r;
 }
 
 //@ kvm_mmu_page_fault carried arch/x86/kvm/mmu/mmu.c
@@ -42,7 +47,7 @@ int noinline kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 		return -EFAULT;
 
 	r = kvm_mmu_do_page_fault(vcpu, cr2_or_gpa, lower_32_bits(error_code),
-				  false, &emulation_type);
+				  false, &emulation_type, NULL);
 	if (r < 0)
 		return r;
 

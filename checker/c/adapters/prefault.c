@@ -26,6 +26,17 @@ int gmf_prefault(const struct gmf_prefault_in *in, struct gmf_prefault_out *out)
 	gmf_shim_reset_vcpu();
 	gmf_setup_vm(in->vm_type);
 	kvm->arch.pre_fault_allowed = in->pre_fault_allowed;
+#ifdef GMF_HAVE_FAULT_IS_PRIVATE
+	/*
+	 * A unit with the configurable rule: each platform sets its own, as
+	 * its VM setup does (SNP's error-code bit, TDX's shared GPA bit 51).
+	 * The pre-fault must then reach the gfn as the guest would.
+	 */
+	kvm->arch.mmu_private_fault_mask =
+		in->vm_type == GMF_VM_SNP ? PFERR_GUEST_ENC_MASK : 0;
+	kvm->arch.gfn_shared_mask =
+		in->vm_type == GMF_VM_TDX ? gpa_to_gfn(BIT_ULL(51)) : 0;
+#endif
 	if (!in->tdp)
 		gmf_world.mmu.page_fault = gmf_shadow_page_fault;
 

@@ -1116,8 +1116,11 @@ void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
 int kvm_tdp_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault);
 /* The page_fault hook of a shadow-paging (non-TDP) MMU. */
 int gmf_shadow_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault);
+/* A unit that carries its own (static) kvm_tdp_map_page() says so. */
+#ifndef GMF_HAVE_TDP_MAP_PAGE
 int kvm_tdp_map_page(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code,
 		     u8 *level);
+#endif
 int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa, u64 error_code,
 		       void *insn, int insn_len);
 long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,

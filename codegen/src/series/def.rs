@@ -30,6 +30,8 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "04b-sev-gmem-prepare.txt",
     "05a-gmem-free-folio-hook.txt",
     "05b-sev-gmem-invalidate.txt",
+    "06a-prefault-ioctl.txt",
+    "06b-x86-prefault.txt",
     "07-gmem-invalidate-kunit.txt",
     "08-mmu-private-rule-kunit.txt"
 );
@@ -51,10 +53,13 @@ pub struct Edit {
 /// in the file the builtin unit's function belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Insert {
-    /// The function the new one goes before.
+    /// The function the new one goes before (`$`: the end of the file).
     pub before: String,
     /// The builtin unit's function to write.
     pub function: String,
+    /// A config symbol the function is built under (`#ifdef` around it),
+    /// when its only caller is.
+    pub guard: Option<String>,
 }
 
 /// Members appended to a struct, before its closing brace.
@@ -114,6 +119,9 @@ pub struct PatchDef {
     pub file_appends: Vec<(String, String)>,
     /// A KUnit suite generated from the vectors.
     pub kunit: Option<Kunit>,
+    /// Text an earlier patch (or the tree) must have put in a file for
+    /// this patch to apply: (path, text). Without it, the patch is left out.
+    pub requires: Vec<(String, String)>,
     /// Changelog body (without sign-off).
     pub changelog: String,
 }
@@ -146,6 +154,7 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         appends: Vec::new(),
         file_appends: Vec::new(),
         kunit: None,
+        requires: Vec::new(),
         changelog: body.trim_end().to_owned(),
     };
     for (i, line) in head.lines().enumerate() {
@@ -172,13 +181,28 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                 });
             }
             "insert" => {
-                let (before, function) = value
-                    .split_once(" | ")
-                    .ok_or_else(|| err(i + 1, "`insert: <before> | <function>`"))?;
+                let parts: Vec<&str> = value.split(" | ").collect();
+                let (before, function, guard) = match parts[..] {
+                    [b, f] => (b, f, None),
+                    [b, f, g] => (b, f, Some(g.to_owned())),
+                    _ => {
+                        return Err(err(
+                            i + 1,
+                            "`insert: <before | $> | <function> [| <CONFIG_SYMBOL>]`",
+                        ));
+                    }
+                };
                 def.inserts.push(Insert {
                     before: before.into(),
                     function: function.into(),
+                    guard,
                 });
+            }
+            "requires" => {
+                let (path, text) = value
+                    .split_once(" | ")
+                    .ok_or_else(|| err(i + 1, "`requires: <path> | <text>`"))?;
+                def.requires.push((path.into(), unescape(text)));
             }
             "struct" => {
                 let (place, text) = value

@@ -19,7 +19,7 @@ static inline bool kvm_mmu_fault_is_private(struct kvm *kvm, gpa_t gpa, u64 err)
 //@ kvm_mmu_do_page_fault carried arch/x86/kvm/mmu/mmu_internal.h
 static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 					u64 err, bool prefetch,
-					int *emulation_type)
+					int *emulation_type, u8 *level)
 {
 	struct kvm_page_fault fault = {
 		.addr = cr2_or_gpa,
@@ -37,10 +37,17 @@ static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 		.is_private = kvm_mmu_fault_is_private(vcpu->kvm, cr2_or_gpa,
 						       err),
 	};
+	int r;
 
 	/* The shared bit aliases the same gfn; strip it (no-op without TDX). */
 	fault.gfn = gpa_to_gfn(fault.addr) & ~vcpu->kvm->arch.gfn_shared_mask;
 	fault.slot = kvm_vcpu_gfn_to_memslot(vcpu, fault.gfn);
 
-	return kvm_tdp_page_fault(vcpu, &fault);
+	r = kvm_tdp_page_fault(vcpu, &fault);
+
+	/* The level the fault mapped (pre-fault reports how far it got). */
+	if (level)
+		*level = fault.goal_level;
+
+	return r;
 }
