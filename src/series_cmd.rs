@@ -173,17 +173,7 @@ fn place(
                     .or_else(|| tree.file(path).map(str::to_owned))
             };
         for name in &d.replace {
-            let f = unit
-                .functions
-                .iter()
-                .find(|f| &f.name == name)
-                .ok_or_else(|| {
-                    Failure::input(format!(
-                        "{}: `{name}` is not a builtin {} function",
-                        d.file,
-                        profile.name()
-                    ))
-                })?;
+            let f = builtin_function(&unit, d, name)?;
             let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
                 Failure::input(format!(
                     "{name}(): {} is not in {}",
@@ -219,18 +209,7 @@ fn place(
             continue;
         }
         for ins in &d.inserts {
-            let f = unit
-                .functions
-                .iter()
-                .find(|f| f.name == ins.function)
-                .ok_or_else(|| {
-                    Failure::input(format!(
-                        "{}: `{}` is not a builtin {} function",
-                        d.file,
-                        ins.function,
-                        profile.name()
-                    ))
-                })?;
+            let f = builtin_function(&unit, d, &ins.function)?;
             let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
                 Failure::input(format!(
                     "{}(): {} is not in {}",
@@ -587,6 +566,24 @@ fn kconfig_append(src: &str, text: &str) -> String {
     } else {
         format!("{src}{text}")
     }
+}
+
+/// The builtin unit's function `name`, which patch `d` writes.
+fn builtin_function<'u>(
+    unit: &'u unit::Unit,
+    d: &series::PatchDef,
+    name: &str,
+) -> Result<&'u gmem_codegen::template::Function, Failure> {
+    unit.functions
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| {
+            Failure::input(format!(
+                "{}: `{name}` is not a builtin {} function",
+                d.file,
+                unit.profile.name()
+            ))
+        })
 }
 
 /// Whether some profile's builtin unit defines `name`.
