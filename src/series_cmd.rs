@@ -152,17 +152,6 @@ fn place(
         if item.verdict == Verdict::Conforms {
             continue;
         }
-        // A patch that builds on an earlier one the tree did not get.
-        let met = d.requires.iter().all(|(path, text)| {
-            current
-                .get(path)
-                .map(String::as_str)
-                .or_else(|| tree.file(path))
-                .is_some_and(|t| t.contains(text.as_str()))
-        });
-        if !met {
-            continue;
-        }
         let mut touched: BTreeMap<String, String> = BTreeMap::new();
         let text_of =
             |path: &str, touched: &BTreeMap<String, String>, current: &BTreeMap<String, String>| {
@@ -172,6 +161,13 @@ fn place(
                     .cloned()
                     .or_else(|| tree.file(path).map(str::to_owned))
             };
+        // A patch that builds on an earlier one the tree did not get.
+        let met = d.requires.iter().all(|(path, text)| {
+            text_of(path, &touched, &current).is_some_and(|t| t.contains(text.as_str()))
+        });
+        if !met {
+            continue;
+        }
         for name in &d.replace {
             let f = builtin_function(&unit, d, name)?;
             let src = text_of(&f.site, &touched, &current).ok_or_else(|| {

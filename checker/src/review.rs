@@ -19,7 +19,7 @@ use crate::compile::{COp, CSource, CompileError, compile};
 use crate::library::Library;
 use crate::ops::{OPERATIONS, Operation, Source};
 use crate::progress::Event;
-use crate::runner::{Item, Report, Verdict, not_run, report, run_item};
+use crate::runner::{Item, Report, Verdict, not_run, provides_define, report, run_item};
 use crate::tree::Tree;
 
 /// A generation of guest_memfd, as found in a tree.
@@ -153,21 +153,12 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
 }
 
 /// Optional helpers a tree may define itself (2023 SNP trees carry
-/// kvm_mmu_fault_is_private()).
-const OPTIONAL: &[(COp, &str, &str, &str)] = &[
-    (
-        COp::Classify,
-        "arch/x86/kvm/mmu/mmu_internal.h",
-        "kvm_mmu_fault_is_private",
-        "GMF_HAVE_FAULT_IS_PRIVATE",
-    ),
-    (
-        COp::Prefault,
-        "arch/x86/kvm/mmu/mmu_internal.h",
-        "kvm_mmu_fault_is_private",
-        "GMF_HAVE_FAULT_IS_PRIVATE",
-    ),
-];
+/// kvm_mmu_fault_is_private()): the operations that use one, where it is.
+const OPTIONAL: &[(&[COp], &str, &str)] = &[(
+    &[COp::Classify, COp::Prefault],
+    "arch/x86/kvm/mmu/mmu_internal.h",
+    "kvm_mmu_fault_is_private",
+)];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -205,19 +196,17 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             .map_err(|e| format!("{path}: {e}"))?
             .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
         text.push_str(&with_line(path, &f, src));
-        if *name == "kvm_tdp_map_page" {
-            defines.push("GMF_HAVE_TDP_MAP_PAGE".to_owned());
-        }
+        defines.extend(provides_define(name).map(str::to_owned));
     }
-    for (o, path, name, define) in OPTIONAL {
-        if *o != op {
+    for (ops, path, name) in OPTIONAL {
+        if !ops.contains(&op) {
             continue;
         }
         if let Some(src) = tree.file(path)
             && let Ok(Some(f)) = cparse::find(src, name)
         {
             text = with_line(path, &f, src) + &text;
-            defines.push((*define).to_owned());
+            defines.extend(provides_define(name).map(str::to_owned));
         }
     }
     // The tree's own struct kvm_page_fault decides the error code's width.

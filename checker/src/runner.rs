@@ -242,16 +242,28 @@ pub fn unit_ops(u: &Unit) -> Vec<COp> {
         .collect()
 }
 
+/// Functions the shim otherwise stands in for (or declares), and the `-D`
+/// that tells it C under test brings its own: a builtin unit or a tree.
+const PROVIDES: &[(&str, &str)] = &[
+    ("kvm_mmu_fault_is_private", "GMF_HAVE_FAULT_IS_PRIVATE"),
+    ("kvm_tdp_map_page", "GMF_HAVE_TDP_MAP_PAGE"),
+];
+
+/// The `-D` for C that defines `function` itself, if the shim cares.
+pub fn provides_define(function: &str) -> Option<&'static str> {
+    PROVIDES
+        .iter()
+        .find(|(f, _)| *f == function)
+        .map(|(_, d)| *d)
+}
+
 /// `-D` definitions that tell the shim what the unit brings itself.
 pub fn unit_defines(u: &Unit) -> Vec<String> {
-    let mut d = Vec::new();
-    if u.defines("kvm_mmu_fault_is_private") {
-        d.push("GMF_HAVE_FAULT_IS_PRIVATE".to_owned());
-    }
-    if u.defines("kvm_tdp_map_page") {
-        d.push("GMF_HAVE_TDP_MAP_PAGE".to_owned());
-    }
-    d
+    PROVIDES
+        .iter()
+        .filter(|(f, _)| u.defines(f))
+        .map(|(_, d)| (*d).to_owned())
+        .collect()
 }
 
 /// The sources a run uses.
