@@ -11,24 +11,24 @@ use crate::progress::Progress;
 /// `check`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Directory of shared vectors (<operation>.json).
-    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
-    pub vectors: PathBuf,
+    /// Directory of vector files (<operation>.json) to use instead of the
+    /// ones built into gmemforge.
+    #[arg(long, value_name = "DIR")]
+    pub vectors: Option<PathBuf>,
     /// Also run the exhaustive bound (a 16-page file with up to 3 bindings at
     /// every placement and every range; every error-code bit and pair; every
     /// RMP state of a 2M region; ...). Over a million vectors.
     #[arg(long)]
     pub exhaustive: bool,
     /// Seeded random vectors per operation, beyond the bound.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=gmem_checker::ops::MAX_RANDOM))]
     pub random: u64,
     /// Seed of the random vectors.
     #[arg(long, value_name = "S", default_value_t = 0x6d65_6d66)]
     pub seed: u64,
     /// Implementation under test: `builtin` (the C the series carries, both
-    /// profiles) or `mutant:NAME` (a known bug, to see the checker catch it:
-    /// solo-2023-range, no-pgoff, u32-error-code).
-    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin")]
+    /// profiles) or `mutant:NAME` (a known bug, to see the checker catch it).
+    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin", long_help = impl_help())]
     pub implementation: Vec<String>,
     /// Print one JSON document instead of the human report.
     #[arg(long)]
@@ -40,9 +40,21 @@ pub struct CheckArgs {
     /// picture of each counterexample.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
-    /// Child processes per operation (default: the number of CPUs).
-    #[arg(long, value_name = "N")]
+    /// Child processes per operation, 1 to 64 (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: Option<u64>,
+}
+
+/// `--impl`'s long help: the mutants from their one registry.
+fn impl_help() -> String {
+    let mut s = String::from(
+        "Implementation under test, repeatable: `builtin` (the C the series carries, \
+         both profiles) or `mutant:NAME`, a known bug, to see the checker catch it:\n",
+    );
+    for (name, about) in gmem_codegen::unit::mutant_list() {
+        s.push_str(&format!("\n  {name}: {about}"));
+    }
+    s
 }
 
 /// The human report: items grouped by implementation, then the totals.
@@ -111,8 +123,12 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u64))
         .clamp(1, 64);
+    // The vector files are tests of the model first: a case whose
+    // `expected` the model does not give is reported, and fails the run.
+    let files = crate::vectors::read(args.vectors.as_deref())?;
+    let disagree = crate::vectors::disagreements(&files);
     let opts = Options {
-        vectors_dir: args.vectors,
+        vectors: files,
         exhaustive: args.exhaustive,
         random: args.random,
         seed: args.seed,
@@ -120,23 +136,36 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
         jobs,
     };
     let progress = Progress::new(args.quiet);
-    let report =
-        runner::check(&opts, &mut progress.hook()).map_err(|e| Failure::input(e.to_string()))?;
+    let report = runner::check(&opts, &mut progress.hook()).map_err(Failure::from)?;
     drop(progress);
     if let Some(path) = &args.report {
         crate::html_report::write(path, "gmemforge check", &report)?;
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if let Some(map) = doc.as_object_mut() {
+            if !disagree.is_empty() {
+                map.insert("verdict".into(), Value::from("diverges"));
+            }
+            map.insert("vector_disagreements".into(), Value::from(disagree.clone()));
+        }
+        crate::output::emitln(&serde_json::to_string_pretty(&doc).unwrap_or_default())?;
     } else {
-        print!("{}", human(&report));
+        let mut text = String::new();
+        if !disagree.is_empty() {
+            text.push_str(&format!(
+                "vector files: {} cases disagree with the model\n",
+                disagree.len()
+            ));
+            for d in &disagree {
+                text.push_str(&format!("  {d}\n"));
+            }
+            text.push('\n');
+        }
+        text.push_str(&human(&report));
+        crate::output::emit(&text)?;
     }
-    Ok(if report.verdict == Verdict::Conforms {
-        0
-    } else {
-        1
-    })
+    Ok(u8::from(
+        report.verdict != Verdict::Conforms || !disagree.is_empty(),
+    ))
 }

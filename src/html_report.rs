@@ -312,5 +312,8 @@ pub fn write(path: &Path, title: &str, r: &Report) -> Result<(), Failure> {
     let tmp = path.with_extension(format!("html.tmp{}", std::process::id()));
     std::fs::write(&tmp, render(title, r))
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| Failure::input(format!("--report {}: {e}", path.display())))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Failure::io(format!("--report {}: cannot write it: {e}", path.display()))
+        })
 }

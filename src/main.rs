@@ -3,6 +3,7 @@
 //! The CLI front end: argument parsing, exit status, and dispatch to the
 //! model, the checker and the series builder.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -63,26 +64,46 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug of ours: one line naming it, exit 3, no backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let f = Failure::internal(format!("{info}"));
+        if let Some(m) = f.message() {
+            let _ = writeln!(std::io::stderr(), "{m}");
+        }
+    }));
+    match std::panic::catch_unwind(run) {
+        // The hook has said what happened.
+        Err(_) => ExitCode::from(gmemforge::failure::EXIT_INTERNAL),
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(f)) => {
+            if let Some(m) = f.message() {
+                // stderr may be closed or full too: nothing more to do then.
+                let _ = writeln!(std::io::stderr(), "{m}");
+            }
+            ExitCode::from(f.exit_code())
+        }
+    }
+}
+
+fn run() -> Result<u8, Failure> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are successes; anything else is bad usage.
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            if !e.use_stderr() {
+                // --help into a closed pipe or a full disk: as any output.
+                gmemforge::output::emit(&e.render().to_string())?;
+            } else {
+                let _ = e.print();
+            }
+            return Ok(code);
         }
     };
-    let result: Result<u8, Failure> = match cli.command {
+    match cli.command {
         Command::Check(args) => check_cmd::run_check(args),
         Command::Review(args) => review_cmd::run_review(args),
         Command::Series(args) => series_cmd::run_series(args),
         Command::Model { op } => model_cmd::run_model(op).map(|()| 0),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprintln!("gmemforge: error: {f}");
-            ExitCode::from(f.exit_code())
-        }
     }
 }

@@ -69,18 +69,72 @@ impl ModelOp {
 }
 
 /// Parses `text` as `T`, naming the field at fault on error.
+///
+/// The document must be exactly one JSON object: an array in its place
+/// (which serde would read as the struct's fields in order) and anything
+/// after it are refused. A document that ends early or is not JSON is a
+/// syntax error at a line and column, not a field's fault; an integer too
+/// large for 64 bits is said to be one, not shown as a float.
 pub fn parse<T: DeserializeOwned>(source: &str, text: &str) -> Result<T, Failure> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(de).map_err(|e| {
+    let body = text.trim_start();
+    if !body.starts_with('{') {
+        let what = match body.chars().next() {
+            None => "nothing".to_owned(),
+            Some('[') => "an array".to_owned(),
+            Some(c) => format!("`{c}`"),
+        };
+        return Err(Failure::input(format!(
+            "{source}: expected one JSON object ({{...}}), found {what}"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
-            Failure::input(format!("{source}: {inner}"))
+        let msg = out_of_range(text, &inner).unwrap_or_else(|| inner.to_string());
+        if path == "." || path == "?" || inner.is_syntax() || inner.is_eof() {
+            let kind = if inner.is_eof() {
+                "JSON ends early"
+            } else if inner.is_syntax() {
+                "not valid JSON"
+            } else {
+                "wrong JSON"
+            };
+            Failure::input(format!("{source}: {kind}: {msg}"))
         } else {
-            Failure::input(format!("{source}: field `{path}`: {inner}"))
+            Failure::input(format!("{source}: field `{path}`: {msg}"))
         }
     })?;
+    de.end().map_err(|e| {
+        Failure::input(format!(
+            "{source}: more after the JSON object (line {}, column {}): one document only",
+            e.line(),
+            e.column()
+        ))
+    })?;
     Ok(value)
+}
+
+/// serde_json reads an integer literal beyond 64 bits as a float and then
+/// reports "invalid type: floating point"; say what the user wrote.
+fn out_of_range(text: &str, e: &serde_json::Error) -> Option<String> {
+    if !e.to_string().starts_with("invalid type: floating point") {
+        return None;
+    }
+    let line = text.lines().nth(e.line().checked_sub(1)?)?;
+    let end = e.column().min(line.len());
+    let head = &line[..end];
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .map_or(0, |i| i + 1);
+    let literal = &head[start..];
+    let digits = literal.trim_start_matches('-');
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| {
+        format!(
+            "{literal} is out of range: numbers here are integers from 0 to {}",
+            u64::MAX
+        )
+    })
 }
 
 fn to_value<T: Serialize>(v: &T) -> Value {
@@ -114,6 +168,6 @@ pub fn run_model(op: ModelOp) -> Result<(), Failure> {
         .read_to_string(&mut text)
         .map_err(|e| Failure::input(format!("stdin: cannot read JSON: {e}")))?;
     let out = answer(op, "stdin", &text)?;
-    println!("{out}");
+    crate::output::emitln(&out.to_string())?;
     Ok(())
 }

@@ -20,12 +20,13 @@ pub struct ReviewArgs {
     /// Revision of a git repository (default HEAD).
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
-    /// Directory of shared vectors (<operation>.json).
-    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
-    pub vectors: PathBuf,
+    /// Directory of vector files (<operation>.json) to use instead of the
+    /// ones built into gmemforge.
+    #[arg(long, value_name = "DIR")]
+    pub vectors: Option<PathBuf>,
     /// Seeded random vectors per operation (besides the vectors and the
     /// exhaustive bound).
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=gmem_checker::ops::MAX_RANDOM))]
     pub random: u64,
     /// Seed of the random vectors.
     #[arg(long, value_name = "S", default_value_t = 0x6d65_6d66)]
@@ -40,8 +41,8 @@ pub struct ReviewArgs {
     /// picture of each counterexample.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
-    /// Child processes per operation (default: the number of CPUs).
-    #[arg(long, value_name = "N")]
+    /// Child processes per operation, 1 to 64 (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
     pub jobs: Option<u64>,
 }
 
@@ -52,7 +53,7 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
     let progress = Progress::new(args.quiet);
     progress.step(&format!("reading {}", args.tree.display()));
     let tree = Tree::open(&src, review::FILES).map_err(|e| Failure::input(e.to_string()))?;
-    let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
+    let files = crate::vectors::read(args.vectors.as_deref())?;
     let vectors = runner::vector_lookup(&files);
     let jobs = args
         .jobs
@@ -60,7 +61,7 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
         .clamp(1, 64);
     let sources = runner::sources(true, args.random, args.seed);
     let r = review::review(&tree, &sources, jobs, &vectors, &mut progress.hook())
-        .map_err(Failure::input)?;
+        .map_err(Failure::from)?;
     drop(progress);
     if let Some(path) = &args.report {
         let title = format!(
@@ -71,15 +72,15 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
         crate::html_report::write(path, &title, &r.report)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        crate::output::emitln(&serde_json::to_string_pretty(&r).unwrap_or_default())?;
     } else {
-        println!(
-            "{}: {} ({})",
+        crate::output::emit(&format!(
+            "{}: {} ({})\n{}",
             r.tree,
             r.detected.profile.name(),
-            r.detected.evidence
-        );
-        print!("{}", human(&r.report));
+            r.detected.evidence,
+            human(&r.report)
+        ))?;
     }
     Ok(if r.report.verdict == Verdict::Conforms {
         0

@@ -6,7 +6,7 @@
 //! cover letter, atomically, into --out.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gmem_checker::review::{self, Review};
 use gmem_checker::runner::{self, Verdict};
@@ -41,14 +41,15 @@ pub struct SeriesArgs {
     /// user's git configuration).
     #[arg(long, value_name = "NAME <EMAIL>")]
     pub from: Option<String>,
-    /// Directory of shared vectors the review runs.
-    #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"))]
-    pub vectors: PathBuf,
+    /// Directory of vector files (<operation>.json) to use instead of the
+    /// ones built into gmemforge.
+    #[arg(long, value_name = "DIR")]
+    pub vectors: Option<PathBuf>,
     /// No progress on stderr (it is shown only on a terminal anyway).
     #[arg(long, short)]
     pub quiet: bool,
     /// Seeded random vectors per operation in the review.
-    #[arg(long, value_name = "N", default_value_t = 2_000)]
+    #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=gmem_checker::ops::MAX_RANDOM))]
     pub random: u64,
 }
 
@@ -328,32 +329,6 @@ fn place(
     Ok((steps, notes, omitted))
 }
 
-fn write_out(out: &Path, force: bool, files: &[(String, String)]) -> Result<(), Failure> {
-    if out.exists() && !force {
-        return Err(Failure::input(format!(
-            "--out {}: exists; use --force to replace it",
-            out.display()
-        )));
-    }
-    let tmp = out.with_file_name(format!(
-        ".{}.tmp{}",
-        out.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let io = |e: std::io::Error, p: &Path| Failure::input(format!("{}: {e}", p.display()));
-    std::fs::create_dir_all(&tmp).map_err(|e| io(e, &tmp))?;
-    for (name, text) in files {
-        std::fs::write(tmp.join(name), text).map_err(|e| io(e, &tmp.join(name)))?;
-    }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| io(e, out))?;
-    }
-    std::fs::rename(&tmp, out).map_err(|e| io(e, out))
-}
-
 /// Reviews the tree with every step applied (written to a temporary
 /// directory); returns what does not conform, in words.
 fn review_result(
@@ -388,7 +363,7 @@ fn review_result(
                 vectors,
                 &mut |_| {},
             )
-            .map_err(Failure::input)
+            .map_err(Failure::from)
         });
     let _ = std::fs::remove_dir_all(&dir);
     Ok(result?
@@ -411,18 +386,19 @@ fn review_result(
 
 /// Runs `series`.
 pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
-    if args.out.exists() && !args.force {
-        return Err(Failure::input(format!(
-            "--out {}: exists; use --force to replace it",
-            args.out.display()
-        )));
-    }
+    // Before anything is read or written: --out must keep clear of the
+    // tree, and --force may only replace an earlier series.
+    crate::outdir::check_not_in_tree(&args.out, &crate::outdir::tree_paths(&args.tree))?;
+    crate::outdir::check_replaceable(&args.out, args.force)?;
+    // Temporary directories: leftovers of dead runs go, ours go on ^C.
+    crate::tempdirs::sweep_stale();
+    crate::tempdirs::on_signal_remove_ours();
     let src = TreeSource::from_arg(&args.tree, args.rev.as_deref())
         .map_err(|e| Failure::input(e.to_string()))?;
     let progress = Progress::new(args.quiet);
     progress.step(&format!("reading {}", args.tree.display()));
     let tree = Tree::open(&src, &series_files()).map_err(|e| Failure::input(e.to_string()))?;
-    let files = runner::load_vectors(&args.vectors).map_err(|e| Failure::input(e.to_string()))?;
+    let files = crate::vectors::read(args.vectors.as_deref())?;
     let vectors = runner::vector_lookup(&files);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     let r = review::review(
@@ -432,7 +408,7 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         &vectors,
         &mut progress.hook(),
     )
-    .map_err(Failure::input)?;
+    .map_err(Failure::from)?;
     let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
     let cases = KunitCases {
         range: gmem_checker::kunit::range_cases(&vectors("invalidate")),
@@ -477,14 +453,15 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     let id = identity(&args, &src, time, offset)?;
     let mut out_files = Vec::new();
     if steps.is_empty() {
-        println!(
-            "{}: {} — every patch of the series is already there; nothing to write.",
+        let mut text = format!(
+            "{}: {} — every patch of the series is already there; nothing to write.\n",
             tree.describe(),
             r.detected.profile.name()
         );
         for (s, f) in &omitted {
-            println!("  left out: {s}\n    conforming: {f}");
+            text.push_str(&format!("  left out: {s}\n    conforming: {f}\n"));
         }
+        crate::output::emit(&text)?;
         return Ok(0);
     }
     // Review the result, so the cover letter says what still differs.
@@ -541,10 +518,12 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
             email::patch_file(c, &id, args.reroll, i + 1, total),
         ));
     }
-    write_out(&args.out, args.force, &out_files)?;
-    for (name, _) in &out_files {
-        println!("{}", args.out.join(name).display());
-    }
+    crate::outdir::write(&args.out, args.force, &out_files)?;
+    let listing: String = out_files
+        .iter()
+        .map(|(name, _)| format!("{}\n", args.out.join(name).display()))
+        .collect();
+    crate::output::emit(&listing)?;
     Ok(0)
 }
 

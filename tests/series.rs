@@ -326,6 +326,20 @@ fn existing_output_is_not_overwritten_without_force() {
         1,
         "nothing written"
     );
+    // --force replaces only an earlier series, never a file of the user's.
+    let (code, _, stderr) = series(&repo, &out, &["--force"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a directory of patches"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep")).expect("kept"),
+        "mine"
+    );
+    std::fs::remove_file(out.join("keep")).expect("rm");
+    std::fs::write(
+        out.join("0001-old.patch"),
+        "From 0 Mon Sep 17 00:00:00 2001\n",
+    )
+    .expect("write");
     let (code, _, stderr) = series(&repo, &out, &["--force", "--reroll", "2"]);
     assert_eq!(code, 0, "{stderr}");
     let names: Vec<String> = patches(&out)

@@ -167,7 +167,11 @@ fn main() {
 
     // 5. The whole check, every operation, both profiles, all cores.
     let opts = Options {
-        vectors_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").into(),
+        vectors: runner::load_vectors(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/vectors"
+        )))
+        .expect("the repository's vectors"),
         exhaustive: true,
         random: 0,
         seed: 0,

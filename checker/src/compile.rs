@@ -16,6 +16,9 @@ use std::process::Command;
 
 use gmem_reference::Profile;
 
+use crate::cache;
+use crate::library::Library;
+
 macro_rules! embed {
     ($($path:literal),* $(,)?) => {
         &[$(($path, include_str!(concat!("../c/", $path)))),*]
@@ -117,6 +120,9 @@ pub enum CompileError {
     NoCompiler(String),
     /// The cache directory or a file in it cannot be written.
     Io(String),
+    /// gmemforge's own compiled object does not load, even freshly built:
+    /// an internal failure, never a verdict about the C.
+    Load(String),
     /// The compiler rejected the C; `log` is its output.
     Rejected {
         /// The unit's name.
@@ -131,6 +137,7 @@ impl fmt::Display for CompileError {
         match self {
             CompileError::NoCompiler(m) => write!(f, "no C compiler: {m} (install gcc)"),
             CompileError::Io(m) => write!(f, "{m}"),
+            CompileError::Load(m) => write!(f, "gmemforge's compiled object does not load: {m}"),
             CompileError::Rejected { unit, log } => {
                 write!(f, "{unit} does not compile against the shim:\n{log}")
             }
@@ -239,9 +246,11 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     let key = format!("{:016x}", h.finish());
     let dir = cache_root().join(&key);
     let lib = dir.join("impl.so");
-    if lib.exists() {
+    if cache::verified(&lib) {
         return Ok(lib);
     }
+    // Missing, half of a pair, truncated or overwritten: build it again.
+    cache::forget(&lib);
     std::fs::create_dir_all(dir.join("shim/kunit"))
         .and_then(|()| std::fs::create_dir_all(dir.join("adapters")))
         .map_err(|e| {
@@ -286,7 +295,22 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
             log,
         });
     }
-    std::fs::rename(&tmp_lib, &lib)
-        .map_err(|e| CompileError::Io(format!("{}: {e}", lib.display())))?;
+    cache::seal(&tmp_lib, &lib)?;
+    cache::prune(&cache_root(), &dir);
     Ok(lib)
+}
+
+/// Compiles `src` (or reuses the cached library) and loads it. A cached
+/// object that verifies but still does not load is built once more; if
+/// that does not load either, the failure is gmemforge's, not the C's.
+pub fn load(src: &CSource<'_>) -> Result<Library, CompileError> {
+    let path = compile(src)?;
+    match Library::open(&path) {
+        Ok(lib) => Ok(lib),
+        Err(_) => {
+            cache::forget(&path);
+            let path = compile(src)?;
+            Library::open(&path).map_err(|e| CompileError::Load(format!("{}: {e}", path.display())))
+        }
+    }
 }

@@ -49,7 +49,17 @@ pub enum Abnormal {
         /// Vector index.
         at: u64,
     },
-    /// Exited without a result (status), or the result did not parse.
+    /// The C ended the process itself (`exit()`, `_exit()`) with `status`
+    /// while running vector `at`.
+    Exited {
+        /// Exit status.
+        status: i32,
+        /// Vector index.
+        at: u64,
+    },
+    /// The checker's own work panicked in the child (a bug of ours).
+    Panicked(String),
+    /// No result, or the result did not parse.
     Lost(String),
 }
 
@@ -131,10 +141,8 @@ pub fn run_sharded<T: Serialize + DeserializeOwned>(
                         signal: libc::WTERMSIG(status),
                         at,
                     })
-                } else if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-                    Err(Abnormal::Lost(format!("child exited with status {status}")))
                 } else {
-                    Ok(buf)
+                    decode(&buf, libc::WEXITSTATUS(status), at)
                 });
             } else if at != child.last.0 {
                 child.last = (at, Instant::now());
@@ -169,6 +177,24 @@ pub fn run_sharded<T: Serialize + DeserializeOwned>(
         .collect()
 }
 
+/// First byte of what a child sends: a result follows.
+const TAG_RESULT: u8 = b'R';
+/// First byte of what a child sends: a panic message follows.
+const TAG_PANIC: u8 = b'P';
+
+/// What a child that exited normally sent: its result, its panic, or
+/// nothing — then the C under test ended the process itself.
+fn decode(buf: &[u8], status: i32, at: u64) -> Result<Vec<u8>, Abnormal> {
+    match buf.split_first() {
+        Some((&TAG_RESULT, rest)) if status == 0 => Ok(rest.to_vec()),
+        Some((&TAG_PANIC, rest)) => Err(Abnormal::Panicked(String::from_utf8_lossy(rest).into())),
+        _ if at != NOT_STARTED => Err(Abnormal::Exited { status, at }),
+        _ => Err(Abnormal::Lost(format!(
+            "child exited with status {status} before running any vector"
+        ))),
+    }
+}
+
 fn spawn<T: Serialize>(
     shard: u64,
     progress: &Progress,
@@ -187,11 +213,44 @@ fn spawn<T: Serialize>(
         return Err(Abnormal::Lost("fork failed".into()));
     }
     if pid == 0 {
-        // SAFETY: child side: close the read end; write the result; _exit
-        // without running the parent's destructors or atexit handlers.
+        // SAFETY: child side: close the read end; point stdout and stderr
+        // at /dev/null so C that prints cannot corrupt the checker's
+        // output (`--json`); write a tagged result; _exit without running
+        // the parent's destructors or atexit handlers.
         unsafe {
             libc::close(fds[0]);
-            let out = serde_json::to_vec(&work(shard, progress)).unwrap_or_default();
+            // ^C or a TERM ends the child at once, whatever handler the
+            // parent installed for its own cleanup.
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGUSR2, libc::SIG_DFL);
+            // A child never outlives the checker (killed, ^C).
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if null >= 0 {
+                libc::dup2(null, 1);
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+            let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                work(shard, progress)
+            })) {
+                Ok(r) => {
+                    let mut v = vec![TAG_RESULT];
+                    v.extend(serde_json::to_vec(&r).unwrap_or_default());
+                    v
+                }
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    let mut v = vec![TAG_PANIC];
+                    v.extend(msg.into_bytes());
+                    v
+                }
+            };
             let mut off = 0;
             while off < out.len() {
                 let n = libc::write(fds[1], out[off..].as_ptr().cast(), out.len() - off);
@@ -234,6 +293,41 @@ mod tests {
             }),
             Ok(vec![1, 2, 3])
         );
+    }
+
+    #[test]
+    fn c_that_exits_is_reported_with_its_vector() {
+        let r: Result<u32, _> = run(|p| {
+            p.at(7);
+            // SAFETY: deliberately end the child, as C calling exit() does.
+            unsafe { libc::exit(0) };
+        });
+        assert_eq!(r, Err(Abnormal::Exited { status: 0, at: 7 }));
+    }
+
+    #[test]
+    fn what_the_child_prints_does_not_reach_our_stdout() {
+        // The child's fd 1 is /dev/null: a write there succeeds and goes
+        // nowhere (the parent's stdout is the test harness's).
+        let r = run(|_| {
+            let msg = b"noise\n";
+            // SAFETY: writing a buffer to fd 1.
+            let n = unsafe { libc::write(1, msg.as_ptr().cast(), msg.len()) };
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat on fd 1 into a zeroed stat.
+            unsafe { libc::fstat(1, &mut st) };
+            (n, st.st_mode & libc::S_IFMT == libc::S_IFCHR)
+        });
+        assert_eq!(r, Ok((6, true)));
+    }
+
+    #[test]
+    fn a_panic_in_the_child_is_ours_not_the_cs() {
+        let r: Result<u32, _> = run(|p| {
+            p.at(1);
+            panic!("checker bug");
+        });
+        assert_eq!(r, Err(Abnormal::Panicked("checker bug".into())));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 #[rustfmt::skip]
 pub mod abi;
+pub mod cache;
 pub mod compile;
 pub mod isolate;
 pub mod kunit;

@@ -15,11 +15,13 @@ use gmem_reference::Profile;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compile::{COp, CSource, CompileError, compile};
+use crate::compile::{COp, CSource, CompileError, load};
 use crate::library::Library;
 use crate::ops::{OPERATIONS, Operation, Source};
 use crate::progress::Event;
-use crate::runner::{Item, Report, Verdict, not_run, provides_define, report, run_item};
+use crate::runner::{
+    CheckError, Item, Report, Verdict, not_run, provides_define, report, run_item,
+};
 use crate::tree::Tree;
 
 /// A generation of guest_memfd, as found in a tree.
@@ -232,14 +234,14 @@ fn build(
     let mut text = ex.text;
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        match compile(&CSource {
+        match load(&CSource {
             name,
             profile,
             text: &text,
             ops: &[op],
             defines: &ex.defines,
         }) {
-            Ok(path) => return Library::open(&path).map_err(CompileError::Io),
+            Ok(lib) => return Ok(lib),
             Err(CompileError::Rejected { unit, log }) => {
                 let mut progress = false;
                 for missing in undeclared(&log) {
@@ -291,12 +293,12 @@ pub fn review(
     jobs: u64,
     vectors: &dyn Fn(&str) -> Vec<Value>,
     progress: &mut dyn FnMut(Event<'_>),
-) -> Result<Review, String> {
+) -> Result<Review, CheckError> {
     let detected = detect(tree).ok_or_else(|| {
-        format!(
+        CheckError::BadInput(format!(
             "{}: no known guest_memfd generation; looked for {LOOKED_FOR}",
             tree.describe()
-        )
+        ))
     })?;
     let started = Instant::now();
     let mut items: Vec<Item> = Vec::new();
@@ -333,6 +335,9 @@ pub fn review(
                             jobs,
                             vectors,
                         )
+                    }
+                    Err(e @ CompileError::Load(_)) => {
+                        return Err(CheckError::Internal(e.to_string()));
                     }
                     Err(e) => not_run(op, &implementation, function, Verdict::Error, e.to_string()),
                 }

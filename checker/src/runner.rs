@@ -6,13 +6,13 @@
 //! bound when asked, seeded random) in sharded child processes; shard
 //! results merge into one item per operation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::compile::{COp, CSource, compile};
+use crate::compile::{COp, CSource, CompileError, load};
 use crate::isolate::{Abnormal, NOT_STARTED, run_sharded};
 use crate::library::Library;
 use crate::ops::{Counterexample, Ctx, OPERATIONS, Operation, Outcome, Source};
@@ -78,8 +78,9 @@ pub struct Report {
 /// What to check.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Directory of `<op>.json` vector files.
-    pub vectors_dir: PathBuf,
+    /// The vector files, by operation name (`load_vectors`, or the
+    /// CLI's checked and built-in ones).
+    pub vectors: Vec<(String, Vec<Value>)>,
     /// Run the exhaustive bound.
     pub exhaustive: bool,
     /// Seeded random cases per operation.
@@ -97,12 +98,15 @@ pub struct Options {
 pub enum CheckError {
     /// Bad input (a vector file, an implementation name): exit 2.
     BadInput(String),
+    /// gmemforge's own part failed (its compiled object does not load
+    /// even after a rebuild): never a verdict about the C under test.
+    Internal(String),
 }
 
 impl std::fmt::Display for CheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CheckError::BadInput(m) => f.write_str(m),
+            CheckError::BadInput(m) | CheckError::Internal(m) => f.write_str(m),
         }
     }
 }
@@ -163,6 +167,19 @@ fn merge(into: &mut Outcome, o: Outcome) {
     }
 }
 
+/// A signal, as a reviewer knows it.
+fn signal_name(signal: i32) -> String {
+    let what = match signal {
+        libc::SIGSEGV => "SIGSEGV (a bad memory access)",
+        libc::SIGBUS => "SIGBUS (a bad memory access)",
+        libc::SIGILL => "SIGILL (BUG(): the kernel's ud2, or an invalid instruction)",
+        libc::SIGABRT => "SIGABRT (abort)",
+        libc::SIGFPE => "SIGFPE (division by zero)",
+        _ => return format!("signal {signal}"),
+    };
+    format!("signal {signal}, {what}")
+}
+
 fn abnormal_counterexample(
     op: &Operation,
     source: Source,
@@ -171,7 +188,14 @@ fn abnormal_counterexample(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Counterexample {
     let (at, why) = match a {
-        Abnormal::Crashed { signal, at } => (*at, format!("the C crashed with signal {signal}")),
+        Abnormal::Crashed { signal, at } => {
+            (*at, format!("the C crashed: {}", signal_name(*signal)))
+        }
+        Abnormal::Exited { status, at } => (
+            *at,
+            format!("the C ended the process itself (exit status {status}) instead of returning"),
+        ),
+        Abnormal::Panicked(m) => (NOT_STARTED, format!("the checker's child panicked: {m}")),
         Abnormal::Hung { at } => (
             *at,
             format!(
@@ -362,8 +386,7 @@ pub fn vector_lookup(files: &[(String, Vec<Value>)]) -> impl Fn(&str) -> Vec<Val
 /// Runs the whole check; `progress` is told how many items the run makes,
 /// then when each starts and ends (`progress::Event`).
 pub fn check(opts: &Options, progress: &mut dyn FnMut(Event<'_>)) -> Result<Report, CheckError> {
-    let vector_files = load_vectors(&opts.vectors_dir)?;
-    let vectors = vector_lookup(&vector_files);
+    let vectors = vector_lookup(&opts.vectors);
     let sources = sources(opts.exhaustive, opts.random, opts.seed);
     let started = Instant::now();
     let units = units(&opts.implementations)?;
@@ -377,15 +400,16 @@ pub fn check(opts: &Options, progress: &mut dyn FnMut(Event<'_>)) -> Result<Repo
         let text = u.text();
         progress(Event::Step(&format!("compiling {}", u.name)));
         let defines = unit_defines(&u);
-        let lib = compile(&CSource {
+        let lib = match load(&CSource {
             name: &u.name,
             profile: u.profile,
             text: &text,
             ops: &ops,
             defines: &defines,
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|path| Library::open(&path));
+        }) {
+            Err(e @ CompileError::Load(_)) => return Err(CheckError::Internal(e.to_string())),
+            r => r.map_err(|e| e.to_string()),
+        };
         for op in OPERATIONS {
             progress(Event::Start(&format!("{} {}", u.name, op.name)));
             let function = op.cop.needs(u.profile).join(", ");
@@ -431,7 +455,11 @@ mod tests {
     #[test]
     fn check_announces_its_total_then_runs_exactly_that_many_units() {
         let opts = Options {
-            vectors_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors").into(),
+            vectors: load_vectors(Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/vectors"
+            )))
+            .expect("the repository's vectors"),
             exhaustive: false,
             random: 0,
             seed: 0,

@@ -262,7 +262,7 @@ fn open_dir(root: &Path, wanted: &[&str]) -> Result<Tree, TreeError> {
     let mut files = BTreeMap::new();
     for w in wanted {
         let p = root.join(w);
-        match std::fs::read(&p) {
+        match read_regular(&p) {
             Ok(bytes) => {
                 files.insert(w.to_string(), lossy(bytes));
             }
@@ -282,6 +282,58 @@ fn open_dir(root: &Path, wanted: &[&str]) -> Result<Tree, TreeError> {
         commit: None,
         files,
     })
+}
+
+/// The largest source file read (the largest file of a kernel tree is a
+/// few MiB; a wanted C file is far smaller).
+pub const MAX_FILE: u64 = 32 << 20;
+
+/// Refused with its reason unless `p` is a regular file (after following
+/// links, as the operating system does) of at most [`MAX_FILE`] bytes: a
+/// device would never end (`/dev/zero`), a FIFO would block forever.
+fn read_regular(p: &Path) -> io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(p)?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::IsADirectory));
+    }
+    if !ft.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(io::Error::other(format!(
+            "refused: {what}; only regular files are read"
+        )));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(io::Error::other(format!(
+            "refused: {} bytes, more than the {MAX_FILE} a source file may have",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    File::open(p)?.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(io::Error::other(format!(
+            "refused: grew past {MAX_FILE} bytes while being read"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn too_big(shown: &str, w: &str, size: u64) -> TreeError {
+    TreeError(format!(
+        "{shown}: {w}: refused: {size} bytes, more than the {MAX_FILE} a source file may have"
+    ))
 }
 
 fn lossy(bytes: Vec<u8>) -> String {
@@ -345,6 +397,13 @@ fn open_git(repo_path: &Path, rev: &str, wanted: &[&str]) -> Result<Tree, TreeEr
         if !regular {
             continue;
         }
+        if let Ok(Ok(size)) = repo
+            .odb()
+            .map(|odb| odb.read_header(entry.id()).map(|(size, _)| size as u64))
+            && size > MAX_FILE
+        {
+            return Err(too_big(&described, w, size));
+        }
         let blob = repo.find_blob(entry.id()).map_err(|e| {
             TreeError(format!(
                 "{described}: {w}: cannot read blob {} ({})",
@@ -369,6 +428,16 @@ const BUF: usize = 1 << 20;
 
 fn open_tarball(path: &Path, wanted: &[&str]) -> Result<Tree, TreeError> {
     let shown = path.display().to_string();
+    // Opening a FIFO would block forever; a device would never end.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return err(format!(
+                "{shown}: not a regular file; a tarball must be one"
+            ));
+        }
+        Err(e) => return err(format!("{shown}: {}", io_msg(&e))),
+    }
     let file = File::open(path).map_err(|e| TreeError(format!("{shown}: {}", io_msg(&e))))?;
     let mut input = BufReader::with_capacity(BUF, file);
     let head = input
@@ -460,7 +529,10 @@ fn scan_tar<R: Read>(
             virt_or_arch = true;
         }
         if etype.is_file() && wanted.contains(&rel.as_str()) {
-            let mut bytes = Vec::with_capacity(entry.size().min(64 << 20) as usize);
+            if entry.size() > MAX_FILE {
+                return Err(too_big(shown, &rel, entry.size()));
+            }
+            let mut bytes = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut bytes).map_err(bad)?;
             files.insert(rel, lossy(bytes));
         } else if etype.is_symlink() || etype.is_hard_link() {

@@ -53,7 +53,7 @@ fn a_segfault_in_c_is_a_finding_with_its_vector() {
     let lib = broken("\tif (start == 5 && end == 9)\n\t\t*(volatile int *)NULL = 1;\n\n");
     let o = invalidate_outcome(&lib);
     let c = o.counterexample.expect("the crash is reported");
-    assert!(c.why.contains("crashed with signal 11"), "{}", c.why);
+    assert!(c.why.contains("crashed: signal 11, SIGSEGV"), "{}", c.why);
     assert_eq!(
         (c.input["start"].as_u64(), c.input["end"].as_u64()),
         (Some(5), Some(9)),
@@ -74,6 +74,36 @@ fn a_hang_in_c_is_a_finding_with_its_vector() {
     assert_eq!(
         (c.input["start"].as_u64(), c.input["end"].as_u64()),
         (Some(3), Some(4)),
+        "{}",
+        c.input
+    );
+}
+
+#[test]
+fn bug_on_in_c_is_a_crash_with_its_vector() {
+    let lib = broken("\tBUG_ON(start == 2 && end == 7);\n\n");
+    let o = invalidate_outcome(&lib);
+    let c = o.counterexample.expect("BUG_ON is reported");
+    assert!(c.why.contains("BUG()"), "{}", c.why);
+    assert_eq!(
+        (c.input["start"].as_u64(), c.input["end"].as_u64()),
+        (Some(2), Some(7)),
+        "{}",
+        c.input
+    );
+}
+
+#[test]
+fn c_that_calls_exit_is_a_finding_with_its_vector() {
+    let lib = broken(
+        "\t{\n\t\textern void exit(int);\n\n\t\tif (start == 4 && end == 6)\n\t\t\texit(0);\n\t}\n\n",
+    );
+    let o = invalidate_outcome(&lib);
+    let c = o.counterexample.expect("exit() is reported");
+    assert!(c.why.contains("ended the process itself"), "{}", c.why);
+    assert_eq!(
+        (c.input["start"].as_u64(), c.input["end"].as_u64()),
+        (Some(4), Some(6)),
         "{}",
         c.input
     );

@@ -161,6 +161,25 @@ pub fn mutant_names() -> Vec<&'static str> {
         .collect()
 }
 
+/// Each known mutant with what it breaks, from its file's `//!` lines:
+/// the one list `--help`, the README test and error messages use.
+pub fn mutant_list() -> Vec<(&'static str, String)> {
+    mutant_names()
+        .into_iter()
+        .zip(MUTANT_FILES)
+        .map(|(name, (_, text))| {
+            let about = text
+                .lines()
+                .take_while(|l| l.starts_with("//! "))
+                .filter_map(|l| l.strip_prefix("//! "))
+                .filter(|l| !l.trim().starts_with("profile:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (name, about)
+        })
+        .collect()
+}
+
 /// Mutant `name`: its profile's builtin unit with the mutant's functions
 /// swapped in. The file starts with `//! profile: <profile>` and `//!`
 /// lines describing the bug.

@@ -182,6 +182,13 @@ pub fn classify(q: &FaultInput) -> FaultDecision {
 
 /// `prepare`.
 pub fn prepare(q: &PrepareQuery) -> Result<PrepareAnswer, InputError> {
+    // kvm_gmem_get_pfn() hands the hook the folio's order: 0 or more.
+    if q.max_order < 0 {
+        return Err(InputError::new(
+            "max_order",
+            format!("{} is not a folio order (0 = 4K, 9 = 2M)", q.max_order),
+        ));
+    }
     let mut rmp = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp)?;
     let mut t = HookTrace::default();
     let ret = sev_gmem_prepare(

@@ -112,10 +112,30 @@ impl PreFaultInput {
         self.tdp && (self.launched || !matches!(self.vm_type, VmType::Snp | VmType::Tdx))
     }
 
-    fn slot_of(&self, gfn: u64) -> Option<&PreFaultSlot> {
-        self.slots
-            .iter()
-            .find(|s| gfn >= s.base_gfn && gfn - s.base_gfn < s.npages)
+    /// The memslots ordered by first gfn, checked: each holds a page or
+    /// more, does not wrap, and overlaps no other (KVM refuses an
+    /// overlapping memslot with -EEXIST before it ever exists).
+    fn sorted_slots(&self) -> Result<Vec<&PreFaultSlot>, InputError> {
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.npages == 0 || s.base_gfn.checked_add(s.npages).is_none() {
+                return Err(InputError::new(
+                    format!("slots[{i}]"),
+                    "a memslot holds 1 page or more and does not wrap",
+                ));
+            }
+        }
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by_key(|&i| self.slots[i].base_gfn);
+        for w in order.windows(2) {
+            let (a, b) = (&self.slots[w[0]], &self.slots[w[1]]);
+            if a.base_gfn + a.npages > b.base_gfn {
+                return Err(InputError::new(
+                    format!("slots[{}]", w[1]),
+                    format!("overlaps slots[{}]: memslots never overlap", w[0]),
+                ));
+            }
+        }
+        Ok(order.into_iter().map(|i| &self.slots[i]).collect())
     }
 
     fn is_private(&self, gfn: u64) -> bool {
@@ -124,13 +144,20 @@ impl PreFaultInput {
     }
 
     /// `kvm_arch_vcpu_pre_fault_memory()`: bytes mapped, or -errno.
-    fn arch_call(&self, gpa: u64, size: u64) -> i64 {
+    /// `sorted` is [`Self::sorted_slots`]: a lookup is a binary search, so
+    /// a walk costs O(calls · log slots), never calls × slots.
+    fn arch_call(&self, sorted: &[&PreFaultSlot], gpa: u64, size: u64) -> i64 {
         if !self.allowed() {
             return -i64::from(errno::EOPNOTSUPP);
         }
         let gfn = gpa >> PAGE_SHIFT;
         let private = self.is_private(gfn);
-        let Some(slot) = self.slot_of(gfn) else {
+        let at = sorted.partition_point(|s| s.base_gfn <= gfn);
+        let slot = at
+            .checked_sub(1)
+            .map(|i| sorted[i])
+            .filter(|s| gfn - s.base_gfn < s.npages);
+        let Some(slot) = slot else {
             return -i64::from(if private {
                 errno::EFAULT
             } else {
@@ -167,14 +194,7 @@ impl PreFaultInput {
 
 /// The `KVM_PRE_FAULT_MEMORY` vCPU ioctl.
 pub fn kvm_vcpu_pre_fault_memory(input: &PreFaultInput) -> Result<PreFaultOutcome, InputError> {
-    for (i, s) in input.slots.iter().enumerate() {
-        if s.npages == 0 || s.base_gfn.checked_add(s.npages).is_none() {
-            return Err(InputError::new(
-                format!("slots[{i}]"),
-                "a memslot holds 1 page or more and does not wrap",
-            ));
-        }
-    }
+    let sorted = input.sorted_slots()?;
     let mut out = PreFaultOutcome {
         ret: 0,
         gpa: input.gpa,
@@ -199,7 +219,7 @@ pub fn kvm_vcpu_pre_fault_memory(input: &PreFaultInput) -> Result<PreFaultOutcom
                 format!("more than {MAX_CALLS} pages to pre-fault"),
             ));
         }
-        r = input.arch_call(out.gpa, out.size);
+        r = input.arch_call(&sorted, out.gpa, out.size);
         out.calls += 1;
         if r == 0 || r == -i64::from(errno::EIO) {
             out.warnings += 1;
@@ -221,6 +241,34 @@ pub fn kvm_vcpu_pre_fault_memory(input: &PreFaultInput) -> Result<PreFaultOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlapping_memslots_are_refused() {
+        let slot = |base_gfn, npages| PreFaultSlot {
+            base_gfn,
+            npages,
+            gmem: false,
+            max_level: PageSize::K4,
+        };
+        let input = |slots| PreFaultInput {
+            vm_type: VmType::Default,
+            launched: true,
+            tdp: true,
+            gpa: 0x10 << 12,
+            size: 0x1000,
+            flags: 0,
+            slots,
+            private: None,
+            interrupt_after: None,
+        };
+        let e = kvm_vcpu_pre_fault_memory(&input(vec![slot(0x20, 4), slot(0x10, 0x11)]))
+            .expect_err("overlap");
+        assert_eq!(e.field, "slots[0]");
+        // Adjacent is fine, in any order.
+        let ok = kvm_vcpu_pre_fault_memory(&input(vec![slot(0x20, 4), slot(0x10, 0x10)]))
+            .expect("adjacent");
+        assert_eq!((ok.ret, ok.size), (0, 0));
+    }
 
     /// The 6.12 selftest's layout: a 2M+4K slot, pre-fault past its end.
     #[test]

@@ -274,7 +274,10 @@ void gmf_warn(void);
 	}							\
 	unlikely(__gmf_w); })
 #define WARN_ONCE(cond, fmt, ...) WARN(cond, fmt, ##__VA_ARGS__)
-#define BUG_ON(cond) WARN_ON(cond)
+/* BUG() is the kernel's ud2: an oops. Here it traps (SIGILL), and the
+ * checker reports the crash with the vector that caused it. */
+#define BUG() __builtin_trap()
+#define BUG_ON(cond) do { if (unlikely(cond)) BUG(); } while (0)
 #define KVM_BUG_ON(cond, kvm) ({				\
 	bool __gmf_b = WARN_ON(cond);				\
 	if (__gmf_b)						\

@@ -348,12 +348,13 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
             }
         }
         Source::Vectors | Source::Random { .. } => {
-            let cases = match source {
+            // Streamed: `--random` may ask for many millions.
+            let cases: Box<dyn Iterator<Item = InvalidateQuery>> = match source {
                 Source::Random { seed, n } => {
                     let mut rng = Rng(seed);
-                    (0..n).map(|_| random_case(&mut rng)).collect()
+                    Box::new((0..n).map(move |_| random_case(&mut rng)))
                 }
-                _ => vector_cases(ctx.vectors),
+                _ => Box::new(vector_cases(ctx.vectors).into_iter()),
             };
             for q in cases {
                 if Bindings::new(&q.slots).is_err() || q.start >= q.end {

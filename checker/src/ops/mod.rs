@@ -21,6 +21,11 @@ use crate::isolate::Progress;
 use crate::library::Library;
 use gmem_reference::Profile;
 
+/// The most seeded random cases one operation runs (`--random`): a run
+/// that asks for more is refused up front rather than left to run for
+/// days. Random cases are generated as they are run, never collected.
+pub const MAX_RANDOM: u64 = 100_000_000;
+
 /// Where cases come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
