@@ -6,6 +6,7 @@
 pub mod check_cmd;
 pub mod failure;
 pub mod html_report;
+pub mod kbuild;
 pub mod model_cmd;
 pub mod outdir;
 pub mod output;

@@ -16,6 +16,7 @@ use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, ema
 use gmem_codegen::unit;
 
 use crate::failure::Failure;
+use crate::kbuild;
 use crate::progress::Progress;
 
 /// `series`' arguments.
@@ -48,6 +49,20 @@ pub struct SeriesArgs {
     /// No progress on stderr (it is shown only on a terminal anyway).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Build every prefix of the series with the tree's own Kbuild (x86_64,
+    /// KVM, KVM_AMD, KVM_AMD_SEV and every config symbol the series adds),
+    /// W=1, in a private copy of the tree cached under
+    /// ~/.cache/gmemforge/kbuild; a build error or a new warning fails the
+    /// run (exit 1). Needs a whole kernel source.
+    #[arg(long)]
+    pub build: bool,
+    /// After --build: run the series' KUnit suites with
+    /// tools/testing/kunit/kunit.py under QEMU (qemu-system-x86).
+    #[arg(long, requires = "build")]
+    pub kunit: bool,
+    /// make's parallelism for --build and --kunit (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
     /// Seeded random vectors per operation in the review.
     #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=gmem_checker::ops::MAX_RANDOM))]
     pub random: u64,
@@ -524,7 +539,103 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         .map(|(name, _)| format!("{}\n", args.out.join(name).display()))
         .collect();
     crate::output::emit(&listing)?;
+    if args.build {
+        let patches: Vec<kbuild::Patch<'_>> = steps
+            .iter()
+            .map(|s| kbuild::Patch {
+                subject: &s.def.subject,
+                files: &s.files,
+            })
+            .collect();
+        return prove_in_kernel(&args, &src, tree.commit().as_deref(), &patches);
+    }
     Ok(0)
+}
+
+/// `--build` (and `--kunit`): every prefix built by the kernel's own
+/// Kbuild; exit 1 when a prefix fails or a suite does not pass. The series
+/// written to --out stays as it is either way.
+fn prove_in_kernel(
+    args: &SeriesArgs,
+    src: &TreeSource,
+    commit: Option<&str>,
+    patches: &[kbuild::Patch<'_>],
+) -> Result<u8, Failure> {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+    let progress = Progress::new(args.quiet);
+    let say = |m: &str| progress.step(m);
+    let area = kbuild::Area::open(src, commit, &say)?;
+    let results = kbuild::build_every_prefix(&area, patches, jobs, &say)?;
+    let mut text = String::from("\nkernel build (make W=1 arch/x86/kvm/), every prefix:\n");
+    let mut failed = false;
+    for r in &results {
+        let verdict = if r.error.is_some() {
+            "FAILS"
+        } else if !r.new_warnings.is_empty() {
+            "WARNS"
+        } else {
+            "builds"
+        };
+        text.push_str(&format!(
+            "  {verdict:<6} {:<60} {:>4} objects, {} new warnings, {:.1}s\n",
+            r.label,
+            r.objects,
+            r.new_warnings.len(),
+            r.seconds
+        ));
+        for w in &r.new_warnings {
+            text.push_str(&format!("           {w}\n"));
+        }
+        if let Some(e) = &r.error {
+            text.push_str(&format!("           {e}\n"));
+        }
+        failed |= verdict != "builds";
+    }
+    if results.len() < patches.len() + 1 {
+        text.push_str(&format!(
+            "  not built: patches {}..{} (after the first failure)\n",
+            results.len(),
+            patches.len()
+        ));
+    }
+    if args.kunit && !failed {
+        let suites: std::collections::BTreeSet<String> = patches
+            .iter()
+            .flat_map(|p| p.files.values())
+            .flat_map(|t| t.lines())
+            .filter_map(|l| l.trim().strip_prefix("config "))
+            .filter(|s| s.ends_with("_KUNIT_TEST"))
+            .map(|s| s.trim().to_owned())
+            .collect();
+        say("running the KUnit suites under QEMU (kunit.py)");
+        let k = kbuild::run_kunit(&area, &suites, jobs)?;
+        text.push_str(&format!(
+            "\nKUnit (kunit.py run --arch=x86_64), {:.0}s:\n",
+            k.seconds
+        ));
+        for (suite, (p, f, sk)) in &k.suites {
+            text.push_str(&format!(
+                "  {suite}: {p} passed, {f} failed, {sk} skipped\n"
+            ));
+        }
+        text.push_str(&format!("  {}\n", k.summary.replace('\n', "\n  ")));
+        // Each suite the series adds must have run, not only passed.
+        let mut missing = Vec::new();
+        for (config, suite) in kunit::SUITES {
+            if suites.contains(*config) && !k.suites.contains_key(*suite) {
+                missing.push(*suite);
+            }
+        }
+        if !missing.is_empty() {
+            text.push_str(&format!("  did not run: {}\n", missing.join(", ")));
+        }
+        failed |= !k.passed || !missing.is_empty();
+    }
+    drop(progress);
+    crate::output::emit(&text)?;
+    Ok(u8::from(failed))
 }
 
 /// `text` (a Kconfig entry, starting with a blank line) added at the end

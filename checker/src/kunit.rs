@@ -19,6 +19,8 @@ pub fn range_cases(vectors: &[Value]) -> Vec<RangeCase> {
         let (Some(start), Some(end)) = (input["start"].as_u64(), input["end"].as_u64()) else {
             continue;
         };
+        let id = v["id"].as_str().unwrap_or("vector");
+        let ranges = expected["ranges"].as_array().map_or(0, Vec::len);
         for r in expected["ranges"].as_array().into_iter().flatten() {
             let slot = input["slots"]
                 .as_array()
@@ -31,6 +33,12 @@ pub fn range_cases(vectors: &[Value]) -> Vec<RangeCase> {
                 continue;
             };
             let c = RangeCase {
+                // One vector zapping several slots makes one case each.
+                id: if ranges > 1 {
+                    format!("{id}/slot{}", r["slot"])
+                } else {
+                    id.to_owned()
+                },
                 base_gfn: s["base_gfn"].as_u64().unwrap_or(0),
                 pgoff: s["pgoff"].as_u64().unwrap_or(0),
                 npages: s["npages"].as_u64().unwrap_or(0),
@@ -39,7 +47,12 @@ pub fn range_cases(vectors: &[Value]) -> Vec<RangeCase> {
                 gfn_start,
                 gfn_end,
             };
-            if !out.contains(&c) {
+            // The same binding and range from two vectors: one case.
+            let same = |o: &RangeCase| RangeCase {
+                id: String::new(),
+                ..o.clone()
+            };
+            if !out.iter().any(|o| same(o) == same(&c)) {
                 out.push(c);
             }
         }
@@ -100,13 +113,18 @@ pub fn rule_cases(vectors: &[Value]) -> Vec<RuleCase> {
             _ => continue,
         };
         let c = RuleCase {
+            id: v["id"].as_str().unwrap_or("vector").to_owned(),
             fault_mask,
             shared_mask,
             err,
             gpa,
             private,
         };
-        if !out.contains(&c) {
+        let same = |o: &RuleCase| RuleCase {
+            id: String::new(),
+            ..o.clone()
+        };
+        if !out.iter().any(|o| same(o) == same(&c)) {
             out.push(c);
         }
     }

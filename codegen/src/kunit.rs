@@ -9,8 +9,11 @@ use std::fmt::Write as _;
 use gmem_reference::Profile;
 
 /// One case: a binding, a file range, the expected gfns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RangeCase {
+    /// The vector it comes from (and which of its zaps): the name
+    /// kunit.py reports for the case.
+    pub id: String,
     /// `slot->base_gfn`.
     pub base_gfn: u64,
     /// The binding's file offset in pages.
@@ -46,6 +49,12 @@ fn hex(v: u64) -> String {
 /// The config symbol that builds the suite.
 pub const CONFIG: &str = "KVM_GUEST_MEMFD_KUNIT_TEST";
 
+/// Each suite's config symbol and the name kunit.py reports it under.
+pub const SUITES: &[(&str, &str)] = &[
+    (CONFIG, "kvm_guest_memfd"),
+    (RULE_CONFIG, "kvm_x86_mmu_private_rule"),
+];
+
 /// The suite as the series writes it: at the end of the file it tests
 /// (its helpers are static), under its config symbol. A separate
 /// `_test.c` would be the other usual layout; this one needs no new file.
@@ -74,7 +83,8 @@ pub fn body(profile: Profile, cases: &[RangeCase]) -> String {
     for c in cases {
         let _ = writeln!(
             rows,
-            "\t{{ {}, {}, {},\n\t  {}, {},\n\t  {}, {} }},",
+            "\t{{ \"{}\", {}, {}, {},\n\t  {}, {},\n\t  {}, {} }},",
+            c.id,
             hex(c.base_gfn),
             hex(c.pgoff),
             hex(c.npages),
@@ -84,6 +94,7 @@ pub fn body(profile: Profile, cases: &[RangeCase]) -> String {
             hex(c.gfn_end)
         );
     }
+    let suite = SUITES[0].1;
     format!(
         "#include <kunit/test.h>
 
@@ -94,6 +105,7 @@ pub fn body(profile: Profile, cases: &[RangeCase]) -> String {
  */
 
 struct gmem_range_case {{
+\tconst char *id;
 \tu64 base_gfn;
 \tu64 pgoff;
 \tu64 npages;
@@ -106,33 +118,35 @@ struct gmem_range_case {{
 static const struct gmem_range_case gmem_range_cases[] = {{
 {rows}}};
 
+static void gmem_range_case_desc(const struct gmem_range_case *c, char *desc)
+{{
+\tstrscpy(desc, c->id, KUNIT_PARAM_DESC_SIZE);
+}}
+
+KUNIT_ARRAY_PARAM(gmem_range, gmem_range_cases, gmem_range_case_desc);
+
 static void gmem_invalidate_range_test(struct kunit *test)
 {{
-\tconst struct gmem_range_case *c;
-\tint i;
+\tconst struct gmem_range_case *c = test->param_value;
+\tstruct kvm_memory_slot slot = {{}};
 
-\tfor (i = 0; i < ARRAY_SIZE(gmem_range_cases); i++) {{
-\t\tstruct kvm_memory_slot slot = {{}};
+\tslot.base_gfn = c->base_gfn;
+\tslot.npages = c->npages;
+\tslot.gmem.{field} = c->pgoff;
 
-\t\tc = &gmem_range_cases[i];
-\t\tslot.base_gfn = c->base_gfn;
-\t\tslot.npages = c->npages;
-\t\tslot.gmem.{field} = c->pgoff;
-
-\t\tKUNIT_EXPECT_EQ(test, kvm_gmem_invalidate_gfn_start(&slot, c->start),
-\t\t\t\tc->gfn_start);
-\t\tKUNIT_EXPECT_EQ(test, kvm_gmem_invalidate_gfn_end(&slot, c->end),
-\t\t\t\tc->gfn_end);
-\t}}
+\tKUNIT_EXPECT_EQ(test, kvm_gmem_invalidate_gfn_start(&slot, c->start),
+\t\t\tc->gfn_start);
+\tKUNIT_EXPECT_EQ(test, kvm_gmem_invalidate_gfn_end(&slot, c->end),
+\t\t\tc->gfn_end);
 }}
 
 static struct kunit_case gmem_test_cases[] = {{
-\tKUNIT_CASE(gmem_invalidate_range_test),
+\tKUNIT_CASE_PARAM(gmem_invalidate_range_test, gmem_range_gen_params),
 \t{{}}
 }};
 
 static struct kunit_suite gmem_test_suite = {{
-\t.name = \"kvm_guest_memfd\",
+\t.name = \"{suite}\",
 \t.test_cases = gmem_test_cases,
 }};
 
@@ -143,8 +157,10 @@ kunit_test_suite(gmem_test_suite);
 
 /// One fault-rule case: the platform's configuration, the fault, and
 /// whether it is private.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RuleCase {
+    /// The vector it comes from: the name kunit.py reports for the case.
+    pub id: String,
     /// `kvm->arch.mmu_private_fault_mask` (SNP: `PFERR_GUEST_ENC_MASK`).
     pub fault_mask: u64,
     /// `kvm->arch.gfn_shared_mask` (TDX: the shared GPA bit, as a gfn).
@@ -174,7 +190,8 @@ pub fn rule_body(cases: &[RuleCase]) -> String {
     for c in cases {
         let _ = writeln!(
             rows,
-            "\t{{ {}, {},\n\t  {}, {}, {} }},",
+            "\t{{ \"{}\", {}, {},\n\t  {}, {}, {} }},",
+            c.id,
             hex(c.fault_mask),
             hex(c.shared_mask),
             hex(c.err),
@@ -182,6 +199,7 @@ pub fn rule_body(cases: &[RuleCase]) -> String {
             c.private
         );
     }
+    let suite = SUITES[1].1;
     format!(
         "#include <kunit/test.h>
 
@@ -192,6 +210,7 @@ pub fn rule_body(cases: &[RuleCase]) -> String {
  */
 
 struct fault_rule_case {{
+\tconst char *id;
 \tu64 fault_mask;
 \tu64 shared_mask;
 \tu64 err;
@@ -202,32 +221,34 @@ struct fault_rule_case {{
 static const struct fault_rule_case fault_rule_cases[] = {{
 {rows}}};
 
+static void fault_rule_case_desc(const struct fault_rule_case *c, char *desc)
+{{
+\tstrscpy(desc, c->id, KUNIT_PARAM_DESC_SIZE);
+}}
+
+KUNIT_ARRAY_PARAM(fault_rule, fault_rule_cases, fault_rule_case_desc);
+
 static void fault_rule_test(struct kunit *test)
 {{
-\tconst struct fault_rule_case *c;
+\tconst struct fault_rule_case *c = test->param_value;
 \tstruct kvm *kvm;
-\tint i;
 
 \tkvm = kunit_kzalloc(test, sizeof(*kvm), GFP_KERNEL);
 \tKUNIT_ASSERT_NOT_NULL(test, kvm);
+\tkvm->arch.mmu_private_fault_mask = c->fault_mask;
+\tkvm->arch.gfn_shared_mask = c->shared_mask;
 
-\tfor (i = 0; i < ARRAY_SIZE(fault_rule_cases); i++) {{
-\t\tc = &fault_rule_cases[i];
-\t\tkvm->arch.mmu_private_fault_mask = c->fault_mask;
-\t\tkvm->arch.gfn_shared_mask = c->shared_mask;
-
-\t\tKUNIT_EXPECT_EQ(test, kvm_mmu_fault_is_private(kvm, c->gpa, c->err),
-\t\t\t\tc->private);
-\t}}
+\tKUNIT_EXPECT_EQ(test, kvm_mmu_fault_is_private(kvm, c->gpa, c->err),
+\t\t\tc->private);
 }}
 
 static struct kunit_case fault_rule_test_cases[] = {{
-\tKUNIT_CASE(fault_rule_test),
+\tKUNIT_CASE_PARAM(fault_rule_test, fault_rule_gen_params),
 \t{{}}
 }};
 
 static struct kunit_suite fault_rule_test_suite = {{
-\t.name = \"kvm_x86_mmu_private_rule\",
+\t.name = \"{suite}\",
 \t.test_cases = fault_rule_test_cases,
 }};
 

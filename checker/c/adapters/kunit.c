@@ -8,9 +8,20 @@ int gmf_kunit_run(int *expectations)
 {
 	struct kunit test = { 0 };
 	struct kunit_case *c;
+	char desc[KUNIT_PARAM_DESC_SIZE];
+	const void *p;
 
-	for (c = gmf_kunit_suite->test_cases; c->run_case; c++)
-		c->run_case(&test);
+	for (c = gmf_kunit_suite->test_cases; c->run_case; c++) {
+		if (!c->generate_params) {
+			c->run_case(&test);
+			continue;
+		}
+		for (p = c->generate_params(NULL, desc); p;
+		     p = c->generate_params(p, desc)) {
+			test.param_value = p;
+			c->run_case(&test);
+		}
+	}
 	*expectations = test.expectations;
 	return test.failures;
 }

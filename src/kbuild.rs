@@ -1,0 +1,724 @@
+//! `series --build` / `--kunit`: the series proven by the kernel's own build.
+//!
+//! A maintainer's first question about a series is "does every patch
+//! build?". This module answers it with the tree's own Kbuild, patch by
+//! patch, in a private copy of the tree — never the user's:
+//!
+//! 1. **Work tree.** `$XDG_CACHE_HOME/gmemforge/kbuild/<key>/src`, keyed by
+//!    the base (a git commit, a tarball's path, size and time, or a
+//!    directory's path), made once: a tarball is unpacked with `tar`, a git
+//!    commit's tree is written out through libgit2, a directory is copied.
+//!    Before a file is first patched its base text is saved under `base/`;
+//!    each run starts by putting those back, so a rerun rebuilds only what
+//!    the series changes.
+//! 2. **Configuration.** `x86_64_defconfig`, then KVM, KVM_AMD,
+//!    KVM_AMD_SEV (with what SEV needs: the PSP driver), KUNIT, and every
+//!    `config` symbol a patch adds to a Kconfig file, then `olddefconfig`.
+//!    Objects go to `out/` (`O=`), so the source stays clean for kunit.py.
+//! 3. **Every prefix.** The base, then the base plus patches 1..k for each
+//!    k: `make W=1 arch/x86/kvm/` (which holds virt/kvm's objects on x86).
+//!    A build error names the patch, the file and line. A warning in a file
+//!    the series touched that the base build of that file did not have is
+//!    a failure of the patch that introduced it.
+//! 4. **KUnit** (`--kunit`): `tools/testing/kunit/kunit.py run
+//!    --arch=x86_64` with a kunitconfig of KVM, KVM_AMD_SEV and the suites
+//!    the series adds, in its own build directory, under QEMU; the suite
+//!    results as kunit.py reports them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use gmem_checker::tree::TreeSource;
+
+use crate::failure::Failure;
+
+/// One patch as the build sees it: its subject and the files it leaves.
+pub struct Patch<'a> {
+    /// The subject line.
+    pub subject: &'a str,
+    /// Path → contents after the patch (cumulative texts of its files).
+    pub files: &'a BTreeMap<String, String>,
+}
+
+/// What one prefix's build did.
+#[derive(Debug, Clone)]
+pub struct PrefixResult {
+    /// `base` or the patch's subject.
+    pub label: String,
+    /// Objects compiled.
+    pub objects: usize,
+    /// Warnings in touched files that the base did not have.
+    pub new_warnings: Vec<String>,
+    /// The first build error, if the build failed.
+    pub error: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// What `--kunit` found.
+#[derive(Debug, Clone, Default)]
+pub struct KunitResult {
+    /// Suite → (passed, failed, skipped).
+    pub suites: BTreeMap<String, (u32, u32, u32)>,
+    /// kunit.py's closing line.
+    pub summary: String,
+    /// Whether kunit.py reported success.
+    pub passed: bool,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// The kernel configuration every build starts from, beyond defconfig.
+pub const BASE_CONFIG: &[&str] = &[
+    "KVM",
+    "KVM_AMD",
+    "KVM_AMD_SEV",
+    "CRYPTO_HW",
+    "CRYPTO_DEV_CCP",
+    "CRYPTO_DEV_CCP_DD",
+    "CRYPTO_DEV_SP_PSP",
+    "AMD_MEM_ENCRYPT",
+    "KUNIT",
+];
+
+/// What a kunitconfig needs for KVM_AMD_SEV to be selectable under
+/// kunit.py's UML-less x86_64 QEMU build.
+const KUNIT_CONFIG: &[&str] = &[
+    "KUNIT",
+    "64BIT",
+    "PCI",
+    "ACPI",
+    "IOMMU_SUPPORT",
+    "AMD_IOMMU",
+    "VIRTUALIZATION",
+    "KVM",
+    "KVM_AMD",
+    "KVM_AMD_SEV",
+    "CRYPTO_HW",
+    "CRYPTO_DEV_CCP",
+    "CRYPTO_DEV_CCP_DD",
+    "CRYPTO_DEV_SP_PSP",
+];
+
+/// The private build area of one base tree.
+pub struct Area {
+    root: PathBuf,
+}
+
+fn io(what: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| Failure::io(format!("{}: {e}", what.display()))
+}
+
+fn cache_root() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("gmemforge")
+        .join("kbuild")
+}
+
+/// A stable key for the base: what it is, not where the user ran from.
+fn key_of(src: &TreeSource, commit: Option<&str>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match src {
+        TreeSource::Git { .. } => ("git", commit.unwrap_or("")).hash(&mut h),
+        TreeSource::Tarball(p) | TreeSource::Dir(p) => {
+            let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+            let meta = std::fs::metadata(p).ok();
+            (
+                "path",
+                canon,
+                meta.as_ref().map(|m| m.len()),
+                meta.and_then(|m| m.modified().ok()),
+            )
+                .hash(&mut h);
+        }
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// Whether `dir` is a whole kernel source, as `make` needs it.
+fn is_full_kernel(dir: &Path) -> bool {
+    [
+        "Makefile",
+        "Kconfig",
+        "scripts/Makefile.build",
+        "arch/x86/Makefile",
+        "arch/x86/kvm/Makefile",
+    ]
+    .iter()
+    .all(|p| dir.join(p).is_file())
+}
+
+impl Area {
+    /// The area for `src` (a git commit, tarball or directory), with its
+    /// work tree made if it is not there yet. A tree that cannot be built
+    /// (partial, no Makefile) is bad input.
+    pub fn open(
+        src: &TreeSource,
+        commit: Option<&str>,
+        say: &dyn Fn(&str),
+    ) -> Result<Area, Failure> {
+        let root = cache_root().join(key_of(src, commit));
+        let area = Area { root };
+        let work = area.src();
+        let done = area.root.join("src.complete");
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&work);
+            let _ = std::fs::remove_dir_all(area.root.join("base"));
+            let _ = std::fs::remove_dir_all(area.root.join("out"));
+            std::fs::create_dir_all(&work).map_err(io(&work))?;
+            say("making a private copy of the tree to build in");
+            match src {
+                TreeSource::Tarball(p) => unpack_tarball(p, &work)?,
+                TreeSource::Git { repo, .. } => {
+                    write_git_tree(repo, commit.unwrap_or("HEAD"), &work)?
+                }
+                TreeSource::Dir(d) => copy_dir(d, &work)?,
+            }
+            if !is_full_kernel(&work) {
+                let _ = std::fs::remove_dir_all(&area.root);
+                return Err(Failure::input(format!(
+                    "--build: {} is not a whole kernel source (needs Makefile, Kconfig, scripts/ and \
+                     arch/x86/kvm/Makefile); a partial tree cannot be built",
+                    match src {
+                        TreeSource::Tarball(p) | TreeSource::Dir(p) => p.display().to_string(),
+                        TreeSource::Git { repo, rev } => format!("{}@{rev}", repo.display()),
+                    }
+                )));
+            }
+            std::fs::write(&done, "").map_err(io(&done))?;
+        }
+        Ok(area)
+    }
+
+    fn src(&self) -> PathBuf {
+        self.root.join("src")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.root.join("out")
+    }
+
+    /// Puts back the base text of every file an earlier run patched.
+    fn restore(&self) -> Result<(), Failure> {
+        let base = self.root.join("base");
+        let mut stack = vec![base.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let rel = p.strip_prefix(&base).unwrap_or(&p);
+                let target = self.src().join(rel);
+                let text = std::fs::read(&p).map_err(io(&p))?;
+                if std::fs::read(&target).ok().as_deref() != Some(&text[..]) {
+                    std::fs::write(&target, text).map_err(io(&target))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `files` into the work tree, saving each file's base text
+    /// the first time it is patched.
+    fn apply(&self, files: &BTreeMap<String, String>) -> Result<(), Failure> {
+        for (path, text) in files {
+            let target = self.src().join(path);
+            let saved = self.root.join("base").join(path);
+            if !saved.exists() {
+                let base = std::fs::read(&target).map_err(io(&target))?;
+                std::fs::create_dir_all(saved.parent().unwrap_or(&self.root))
+                    .map_err(io(&saved))?;
+                std::fs::write(&saved, base).map_err(io(&saved))?;
+            }
+            if std::fs::read_to_string(&target).ok().as_deref() != Some(text.as_str()) {
+                std::fs::write(&target, text).map_err(io(&target))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn make(&self, jobs: u32) -> Command {
+        let mut c = Command::new("make");
+        c.current_dir(self.src())
+            .arg(format!("O={}", self.out().display()))
+            .arg(format!("-j{jobs}"))
+            // Cargo's jobserver is not ours to join.
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("CARGO_MAKEFLAGS");
+        c
+    }
+
+    /// Makes sure `out/.config` has the base configuration and `extra`.
+    fn configure(&self, jobs: u32, extra: &BTreeSet<String>) -> Result<(), Failure> {
+        let config = self.out().join(".config");
+        if !config.exists() {
+            std::fs::create_dir_all(self.out()).map_err(io(&self.out()))?;
+            run_quiet(
+                self.make(jobs).arg("x86_64_defconfig"),
+                "make x86_64_defconfig",
+            )?;
+        }
+        let mut cmd = Command::new(self.src().join("scripts/config"));
+        cmd.arg("--file").arg(&config);
+        for sym in BASE_CONFIG
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(extra.iter().cloned())
+        {
+            cmd.arg("-e").arg(sym);
+        }
+        run_quiet(&mut cmd, "scripts/config")?;
+        run_quiet(self.make(jobs).arg("olddefconfig"), "make olddefconfig")?;
+        Ok(())
+    }
+
+    /// `make W=1 arch/x86/kvm/`: objects compiled, warnings and the
+    /// first error, as (path relative to the tree, message) pairs.
+    fn build(&self, jobs: u32) -> Result<Built, Failure> {
+        let mut child = self
+            .make(jobs)
+            .arg("W=1")
+            .arg("arch/x86/kvm/")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Failure::input(format!("--build: cannot run make: {e} (install make)")))?;
+        let stderr = child.stderr.take();
+        let err_lines = std::thread::spawn(move || {
+            stderr
+                .map(|s| {
+                    BufReader::new(s)
+                        .lines()
+                        .map_while(Result::ok)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        });
+        let out_lines: Vec<String> = child
+            .stdout
+            .take()
+            .map(|s| BufReader::new(s).lines().map_while(Result::ok).collect())
+            .unwrap_or_default();
+        let status = child
+            .wait()
+            .map_err(|e| Failure::io(format!("make: {e}")))?;
+        let err_lines = err_lines.join().unwrap_or_default();
+        let src = self.src();
+        let mut built = Built {
+            ok: status.success(),
+            objects: out_lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with("CC"))
+                .count(),
+            ..Built::default()
+        };
+        for l in &err_lines {
+            if let Some(d) = diagnostic(l, &src) {
+                match d.kind {
+                    "warning" => built.warnings.push(d),
+                    _ => built.errors.push(d),
+                }
+            }
+        }
+        if !built.ok && built.errors.is_empty() {
+            let tail: Vec<&str> = err_lines.iter().rev().take(5).map(String::as_str).collect();
+            built.errors.push(Diagnostic {
+                file: String::new(),
+                line: 0,
+                kind: "error",
+                message: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            });
+        }
+        Ok(built)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Built {
+    ok: bool,
+    objects: usize,
+    warnings: Vec<Diagnostic>,
+    errors: Vec<Diagnostic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Diagnostic {
+    file: String,
+    line: u32,
+    kind: &'static str,
+    message: String,
+}
+
+impl Diagnostic {
+    /// What identifies a warning across builds: file and text, not line.
+    fn key(&self) -> (String, String) {
+        (self.file.clone(), self.message.clone())
+    }
+}
+
+/// `path:line:col: warning|error: text` from gcc, with the path made
+/// relative to the tree (Kbuild with O= names sources by absolute or
+/// `../`-relative paths).
+fn diagnostic(line: &str, src: &Path) -> Option<Diagnostic> {
+    let (kind, at) = [
+        ("error", ": error: "),
+        ("warning", ": warning: "),
+        ("error", ": fatal error: "),
+    ]
+    .into_iter()
+    .find_map(|(k, pat)| line.find(pat).map(|i| (k, (i, pat.len()))))?;
+    let (head, message) = (&line[..at.0], &line[at.0 + at.1..]);
+    let mut parts = head.rsplitn(3, ':');
+    let _col = parts.next()?;
+    let line_no: u32 = parts.next()?.parse().ok()?;
+    let file = parts.next()?;
+    let src_s = src.display().to_string();
+    let rel = file
+        .strip_prefix(&src_s)
+        .map(|r| r.trim_start_matches('/').to_owned())
+        .or_else(|| {
+            // `../src/arch/...` seen from out/.
+            file.rfind("/src/").map(|i| file[i + 5..].to_owned())
+        })
+        .unwrap_or_else(|| file.to_owned());
+    Some(Diagnostic {
+        file: rel,
+        line: line_no,
+        kind,
+        message: message.to_owned(),
+    })
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Failure> {
+    let o = cmd
+        .env_remove("MAKEFLAGS")
+        .output()
+        .map_err(|e| Failure::input(format!("--build: cannot run {what}: {e}")))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::io(format!(
+            "--build: {what} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )))
+    }
+}
+
+fn unpack_tarball(p: &Path, into: &Path) -> Result<(), Failure> {
+    let o = Command::new("tar")
+        .arg("-xf")
+        .arg(p)
+        .arg("-C")
+        .arg(into)
+        .arg("--strip-components=1")
+        .output()
+        .map_err(|e| Failure::io(format!("tar: {e}")))?;
+    if !o.status.success() {
+        return Err(Failure::input(format!(
+            "--build: {}: cannot unpack: {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
+    // `cp -a DIR/. TO`: links, modes and times as they are; .git comes
+    // along but is never written.
+    let o = Command::new("cp")
+        .arg("-a")
+        .arg(from.join("."))
+        .arg(to)
+        .output()
+        .map_err(|e| Failure::io(format!("cp: {e}")))?;
+    if !o.status.success() {
+        return Err(Failure::io(format!(
+            "--build: copying {}: {}",
+            from.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the tree of `rev` (blobs, executable bits, symbolic links)
+/// under `into`, reading the repository's objects only.
+fn write_git_tree(repo: &Path, rev: &str, into: &Path) -> Result<(), Failure> {
+    let git = |e: git2::Error| Failure::internal(format!("{}: {}", repo.display(), e.message()));
+    let r = git2::Repository::open(repo).map_err(git)?;
+    let tree = r
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_tree())
+        .map_err(git)?;
+    let mut result = Ok(());
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let Some(name) = entry.name() else {
+            return git2::TreeWalkResult::Ok;
+        };
+        let path = into.join(dir).join(name);
+        let step = || -> Result<(), Failure> {
+            match entry.kind() {
+                Some(git2::ObjectType::Tree) => std::fs::create_dir_all(&path).map_err(io(&path)),
+                Some(git2::ObjectType::Blob) => {
+                    let blob = r.find_blob(entry.id()).map_err(git)?;
+                    if entry.filemode() == 0o120000 {
+                        let target = String::from_utf8_lossy(blob.content()).into_owned();
+                        std::os::unix::fs::symlink(target, &path).map_err(io(&path))
+                    } else {
+                        std::fs::write(&path, blob.content()).map_err(io(&path))?;
+                        if entry.filemode() == 0o100755 {
+                            use std::os::unix::fs::PermissionsExt;
+                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                                .map_err(io(&path))?;
+                        }
+                        Ok(())
+                    }
+                }
+                _ => Ok(()),
+            }
+        };
+        match step() {
+            Ok(()) => git2::TreeWalkResult::Ok,
+            Err(e) => {
+                result = Err(e);
+                git2::TreeWalkResult::Abort
+            }
+        }
+    })
+    .map_err(git)?;
+    result
+}
+
+/// `config FOO` lines a patch adds to Kconfig files (those not in the
+/// base text).
+fn added_symbols(area: &Area, files: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (path, text) in files {
+        if !path.ends_with("Kconfig") {
+            continue;
+        }
+        let saved = area.root.join("base").join(path);
+        let base = std::fs::read_to_string(&saved)
+            .or_else(|_| std::fs::read_to_string(area.src().join(path)))
+            .unwrap_or_default();
+        let syms = |t: &str| -> BTreeSet<String> {
+            t.lines()
+                .filter_map(|l| l.trim().strip_prefix("config "))
+                .map(|s| s.trim().to_owned())
+                .collect()
+        };
+        out.extend(syms(text).difference(&syms(&base)).cloned());
+    }
+    out
+}
+
+/// Builds the base and every prefix of `patches`; one line per prefix
+/// through `say`. `Ok` holds one result per prefix (base first); the run
+/// stops at the first prefix that fails.
+pub fn build_every_prefix(
+    area: &Area,
+    patches: &[Patch<'_>],
+    jobs: u32,
+    say: &dyn Fn(&str),
+) -> Result<Vec<PrefixResult>, Failure> {
+    area.restore()?;
+    let mut symbols = BTreeSet::new();
+    let mut results = Vec::new();
+    // Warnings of the base, by file and text, with how often each showed.
+    let mut base_warnings: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    for k in 0..=patches.len() {
+        let t = Instant::now();
+        let label = if k == 0 {
+            "base".to_owned()
+        } else {
+            let p = &patches[k - 1];
+            symbols.extend(added_symbols(area, p.files));
+            area.apply(p.files)?;
+            touched.extend(p.files.keys().cloned());
+            format!("{}/{} {}", k, patches.len(), p.subject)
+        };
+        say(&format!("building {label}"));
+        area.configure(jobs, &symbols)?;
+        let built = area.build(jobs)?;
+        let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for w in &built.warnings {
+            *counts.entry(w.key()).or_default() += 1;
+        }
+        let new_warnings = if k == 0 {
+            base_warnings = counts;
+            Vec::new()
+        } else {
+            built
+                .warnings
+                .iter()
+                .filter(|w| touched.contains(&w.file))
+                .filter(|w| counts[&w.key()] > base_warnings.get(&w.key()).copied().unwrap_or(0))
+                .map(|w| format!("{}:{}: warning: {}", w.file, w.line, w.message))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        let error = (!built.ok).then(|| {
+            built
+                .errors
+                .first()
+                .map(|e| format!("{}:{}: {}: {}", e.file, e.line, e.kind, e.message))
+                .unwrap_or_else(|| "make failed".into())
+        });
+        let r = PrefixResult {
+            label,
+            objects: built.objects,
+            new_warnings,
+            error,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        let failed = r.error.is_some() || !r.new_warnings.is_empty();
+        results.push(r);
+        if failed {
+            break;
+        }
+    }
+    Ok(results)
+}
+
+/// Runs the series' KUnit suites with kunit.py under QEMU, with the whole
+/// series applied. `suites` are the test config symbols the series adds.
+pub fn run_kunit(
+    area: &Area,
+    suites: &BTreeSet<String>,
+    jobs: u32,
+) -> Result<KunitResult, Failure> {
+    let t = Instant::now();
+    let dir = area.root.join("kunit");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let kunitconfig = dir.join(".kunitconfig");
+    let text: String = KUNIT_CONFIG
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(suites.iter().cloned())
+        .map(|s| format!("CONFIG_{s}=y\n"))
+        .collect();
+    std::fs::write(&kunitconfig, text).map_err(io(&kunitconfig))?;
+    let o = Command::new("python3")
+        .current_dir(area.src())
+        .arg("tools/testing/kunit/kunit.py")
+        .arg("run")
+        .arg("--arch=x86_64")
+        .arg(format!("--build_dir={}", dir.join("build").display()))
+        .arg(format!("--kunitconfig={}", kunitconfig.display()))
+        .arg(format!("--jobs={jobs}"))
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("CARGO_MAKEFLAGS")
+        .output()
+        .map_err(|e| {
+            Failure::input(format!(
+                "--kunit: cannot run kunit.py: {e} (install python3)"
+            ))
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut r = parse_kunit(&text);
+    r.passed = o.status.success() && r.summary.contains("Testing complete");
+    r.seconds = t.elapsed().as_secs_f64();
+    if r.summary.is_empty() {
+        let tail: Vec<&str> = text.lines().rev().take(8).collect();
+        r.summary = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+    }
+    Ok(r)
+}
+
+/// kunit.py's parsed output: `===== suite (N subtests) =====` headers,
+/// `[PASSED] case`, `[FAILED] case`, `[SKIPPED] case`, and the closing
+/// `Testing complete. Ran N tests: ...` line.
+fn parse_kunit(text: &str) -> KunitResult {
+    let mut r = KunitResult::default();
+    let mut suite = String::new();
+    for raw in text.lines() {
+        // kunit.py prefixes lines with a [hh:mm:ss] time stamp.
+        let l = match raw.find("] ") {
+            Some(i) if raw.starts_with('[') => raw[i + 2..].trim(),
+            _ => raw.trim(),
+        };
+        if l.starts_with("=====") && l.contains('(') {
+            let name = l.trim_matches('=').trim();
+            suite = name.split(" (").next().unwrap_or(name).to_owned();
+            r.suites.entry(suite.clone()).or_default();
+        } else if let Some(e) = r.suites.get_mut(&suite) {
+            if l.starts_with("[PASSED]") {
+                e.0 += 1;
+            } else if l.starts_with("[FAILED]") {
+                e.1 += 1;
+            } else if l.starts_with("[SKIPPED]") {
+                e.2 += 1;
+            }
+        }
+        if l.starts_with("Testing complete.") {
+            r.summary = l.to_owned();
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_are_made_tree_relative() {
+        let src = Path::new("/c/kbuild/1/src");
+        let d = diagnostic(
+            "/c/kbuild/1/src/virt/kvm/guest_memfd.c:120:9: warning: unused variable 'x' [-Wunused-variable]",
+            src,
+        )
+        .expect("a warning");
+        assert_eq!(d.file, "virt/kvm/guest_memfd.c");
+        assert_eq!((d.line, d.kind), (120, "warning"));
+        let d = diagnostic(
+            "../src/arch/x86/kvm/mmu/mmu.c:5:1: error: expected ';'",
+            src,
+        )
+        .expect("an error");
+        assert_eq!(
+            (d.file.as_str(), d.kind),
+            ("arch/x86/kvm/mmu/mmu.c", "error")
+        );
+        assert!(diagnostic("  CC      arch/x86/kvm/x86.o", src).is_none());
+    }
+
+    #[test]
+    fn kunit_output_is_read_per_suite() {
+        let out = "\
+[10:00:01] ============ kvm_guest_memfd (2 subtests) ============\n\
+[10:00:01] [PASSED] invalidate-001\n\
+[10:00:01] [FAILED] invalidate-002\n\
+[10:00:01] ============ kvm_mmu_private_rule (1 subtest) ========\n\
+[10:00:01] [PASSED] classify-001\n\
+[10:00:02] Testing complete. Ran 3 tests: passed: 2, failed: 1\n";
+        let r = parse_kunit(out);
+        assert_eq!(r.suites["kvm_guest_memfd"], (1, 1, 0));
+        assert_eq!(r.suites["kvm_mmu_private_rule"], (1, 0, 0));
+        assert!(r.summary.starts_with("Testing complete. Ran 3 tests"));
+    }
+}
