@@ -7,6 +7,8 @@
 #   linux-source-6.12   a real upstream tree, and its scripts/checkpatch.pl
 #   perl                runs checkpatch.pl
 #   chromium            renders the --report page for its screenshot test
+#   make flex bison bc libelf-dev libssl-dev
+#                       the kernel's own build, for `series --build` (tests/kbuild.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,11 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 [ -e /usr/src/linux-source-6.12.tar.xz ] || missing+=(linux-source-6.12)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v git >/dev/null 2>&1 || missing+=(git)
+for tool in make flex bison bc; do
+	command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+dpkg -s libelf-dev >/dev/null 2>&1 || missing+=(libelf-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${missing[*]}" >&2
