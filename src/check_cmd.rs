@@ -68,16 +68,33 @@ pub fn human(r: &Report) -> String {
         }
         out.push_str(&item_line(i));
     }
-    out.push_str(&format!(
-        "\n{}: {} vectors in {:.2}s ({:.0} vectors/s)\n",
-        match r.verdict {
-            Verdict::Conforms => "conforms",
-            _ => "DIVERGES",
-        },
-        r.vectors,
-        r.seconds,
-        r.vectors_per_second
-    ));
+    // A rate means something only when every case ran: an operation that
+    // diverged stopped at its first divergence.
+    let stopped: Vec<String> = r
+        .items
+        .iter()
+        .filter(|i| i.verdict == Verdict::Diverges)
+        .map(|i| format!("{} after {} vectors", i.operation, i.vectors))
+        .collect();
+    if stopped.is_empty() {
+        out.push_str(&format!(
+            "\n{}: {} vectors in {:.2}s ({:.0} vectors/s)\n",
+            match r.verdict {
+                Verdict::Conforms => "conforms",
+                _ => "DIVERGES",
+            },
+            r.vectors,
+            r.seconds,
+            r.vectors_per_second
+        ));
+    } else {
+        out.push_str(&format!(
+            "\nDIVERGES: {} vectors in {:.2}s; stopped at the first divergence ({})\n",
+            r.vectors,
+            r.seconds,
+            stopped.join(", ")
+        ));
+    }
     out
 }
 
@@ -106,12 +123,19 @@ fn item_line(i: &Item) -> String {
     if let Some(c) = &i.counterexample {
         let show = |v: &Value| serde_json::to_string(v).unwrap_or_default();
         s.push_str(&format!(
-            "            why:   {}\n            input: {}\n            model: {}\n            C:     {}\n            (shrunk in {} steps)\n",
+            "            why:   {}\n            input: {}\n            model: {}\n            C:     {}\n            {}\n",
             c.why,
             show(&c.input),
             show(&c.model),
             show(&c.c),
-            c.shrink_steps
+            if c.shrink_steps > gmem_checker::ops::SHRINK_LIMIT {
+                format!(
+                    "(shrinking stopped at its limit of {} steps: smaller cases may exist)",
+                    gmem_checker::ops::SHRINK_LIMIT
+                )
+            } else {
+                format!("(shrunk in {} steps)", c.shrink_steps)
+            }
         ));
     }
     s

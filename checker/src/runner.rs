@@ -52,6 +52,11 @@ pub struct Item {
     /// Minimal counterexample.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
+    /// For a divergence: the operation and the kind of difference
+    /// (`bind:returned-model`), the same for the same bug in any tree, so
+    /// findings across trees can be matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub divergence_id: Option<String>,
     /// Why the item is missing or in error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -315,8 +320,16 @@ pub fn run_item(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Item {
     let t = Instant::now();
-    let o = run_operation(op, lib, profile, sources, jobs, vectors);
+    let mut o = run_operation(op, lib, profile, sources, jobs, vectors);
+    if let Some(c) = &mut o.counterexample {
+        name_errnos(c);
+    }
+    let divergence_id = o
+        .counterexample
+        .as_ref()
+        .map(|c| divergence_id(op.name, &c.why));
     Item {
+        divergence_id,
         function,
         operation: op.name,
         implementation: implementation.to_owned(),
@@ -349,9 +362,73 @@ pub fn not_run(
         vectors: 0,
         model_only: 0,
         counterexample: None,
+        divergence_id: None,
         error: Some(why),
         seconds: 0.0,
     }
+}
+
+/// A stable name for a divergence: the operation and the kind of
+/// difference (its explanation's first words, numbers and errno names
+/// left out), in lower case with dashes.
+pub fn divergence_id(operation: &str, why: &str) -> String {
+    let kind: Vec<String> = why
+        .split(|c: char| c == ':' || c == ';' || c == ',')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|w| !w.starts_with("-E") && !w.chars().any(|c| c.is_ascii_digit()))
+        .take(4)
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .to_ascii_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    format!("{operation}:{}", kind.join("-"))
+}
+
+/// Errnos as people know them: `-22` becomes `-EINVAL` in the
+/// explanation, and every `"ret": -22` of the model's and the C's answer
+/// gains a `"ret_errno": "-EINVAL"` beside it (the number stays).
+pub fn name_errnos(c: &mut Counterexample) {
+    use gmem_reference::kernel::errno;
+    c.why = c
+        .why
+        .split_inclusive(|ch: char| ch.is_whitespace() || ch == ',' || ch == ';' || ch == ')')
+        .map(|piece| {
+            let word = piece.trim_end_matches(|ch: char| {
+                ch.is_whitespace() || ch == ',' || ch == ';' || ch == ')'
+            });
+            match word
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n < 0)
+                .and_then(errno::name)
+            {
+                Some(name) => format!("{name}{}", &piece[word.len()..]),
+                None => piece.to_owned(),
+            }
+        })
+        .collect();
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let name = map
+                    .get("ret")
+                    .and_then(Value::as_i64)
+                    .and_then(gmem_reference::kernel::errno::name);
+                if let Some(n) = name {
+                    map.insert("ret_errno".into(), Value::String(n));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(list) => list.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut c.model);
+    walk(&mut c.c);
 }
 
 /// Sums items into a report.
@@ -452,6 +529,29 @@ mod tests {
     /// up to the report's. Both builtin units (two compilations, so a
     /// `Step` comes between units too), the shared vectors only, so the run
     /// is short.
+    #[test]
+    fn errnos_are_named_and_divergences_have_stable_ids() {
+        let mut c = Counterexample {
+            input: Value::Null,
+            model: serde_json::json!({"ret": -22, "binding": null}),
+            c: serde_json::json!({"ret": 0}),
+            why: "kvm_gmem_bind() returned 0, model -22; slot 3 left set".into(),
+            shrink_steps: 3,
+        };
+        name_errnos(&mut c);
+        assert_eq!(
+            c.why,
+            "kvm_gmem_bind() returned 0, model -EINVAL; slot 3 left set"
+        );
+        assert_eq!(c.model["ret_errno"], "-EINVAL");
+        assert_eq!(c.model["ret"], -22, "the number stays");
+        assert!(c.c.get("ret_errno").is_none(), "0 is no errno");
+        let a = divergence_id("bind", "kvm_gmem_bind() returned 0, model -EINVAL; x");
+        let b = divergence_id("bind", "kvm_gmem_bind() returned 0, model -EINVAL; y");
+        assert_eq!(a, b);
+        assert_eq!(a, "bind:kvm_gmem_bind-returned");
+    }
+
     #[test]
     fn check_announces_its_total_then_runs_exactly_that_many_units() {
         let opts = Options {

@@ -85,4 +85,51 @@ pub mod errno {
     pub const EFBIG: i32 = 27;
     /// `EOPNOTSUPP`
     pub const EOPNOTSUPP: i32 = 95;
+    /// `ENOMEM`
+    pub const ENOMEM: i32 = 12;
+    /// `EAGAIN`
+    pub const EAGAIN: i32 = 11;
+    /// `EBUSY`
+    pub const EBUSY: i32 = 16;
+    /// `ENOSPC`
+    pub const ENOSPC: i32 = 28;
+    /// `E2BIG`
+    pub const E2BIG: i32 = 7;
+    /// `EPERM`
+    pub const EPERM: i32 = 1;
+    /// `ENXIO`
+    pub const ENXIO: i32 = 6;
+    /// `EHWPOISON`
+    pub const EHWPOISON: i32 = 133;
+
+    /// Every errno above with its name, for people reading results.
+    pub const NAMES: &[(i32, &str)] = &[
+        (EPERM, "EPERM"),
+        (ENOENT, "ENOENT"),
+        (EINTR, "EINTR"),
+        (EIO, "EIO"),
+        (ENXIO, "ENXIO"),
+        (E2BIG, "E2BIG"),
+        (EBADF, "EBADF"),
+        (EAGAIN, "EAGAIN"),
+        (ENOMEM, "ENOMEM"),
+        (EFAULT, "EFAULT"),
+        (EBUSY, "EBUSY"),
+        (EEXIST, "EEXIST"),
+        (ENODEV, "ENODEV"),
+        (EINVAL, "EINVAL"),
+        (EFBIG, "EFBIG"),
+        (ENOSPC, "ENOSPC"),
+        (EOPNOTSUPP, "EOPNOTSUPP"),
+        (EHWPOISON, "EHWPOISON"),
+    ];
+
+    /// `-EINVAL` for -22; `None` for what is not a known `-errno`.
+    pub fn name(ret: i64) -> Option<String> {
+        let e = i32::try_from(ret.checked_neg()?).ok()?;
+        NAMES
+            .iter()
+            .find(|(n, _)| *n == e)
+            .map(|(_, name)| format!("-{name}"))
+    }
 }

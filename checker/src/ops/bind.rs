@@ -250,14 +250,23 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
             c
         })
         .collect();
-    out.extend(
-        smaller_numbers(q.new.offset)
+    // The generic memslot code passes bind only page-aligned offsets: an
+    // aligned offset shrinks to aligned ones (whole pages fewer, half,
+    // zero), never to an offset no caller can pass.
+    let offsets: Vec<u64> = if q.new.offset % PAGE_SIZE == 0 {
+        smaller_numbers(q.new.offset / PAGE_SIZE)
             .into_iter()
-            .map(|offset| BindInput {
-                new: NewSlot { offset, ..q.new },
-                ..q.clone()
-            }),
-    );
+            .map(|p| p * PAGE_SIZE)
+            .collect()
+    } else {
+        let mut v = vec![q.new.offset & !(PAGE_SIZE - 1)];
+        v.extend(smaller_numbers(q.new.offset));
+        v
+    };
+    out.extend(offsets.into_iter().map(|offset| BindInput {
+        new: NewSlot { offset, ..q.new },
+        ..q.clone()
+    }));
     out.extend(
         smaller_numbers(q.new.npages)
             .into_iter()
@@ -291,4 +300,35 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shrinking keeps what real callers pass: the generic memslot code
+    /// rejects an unaligned guest_memfd offset before kvm_gmem_bind().
+    #[test]
+    fn an_aligned_offset_shrinks_only_to_aligned_offsets() {
+        let q = BindInput {
+            profile: Profile::GmemSolo2023,
+            files: Vec::new(),
+            slots: Vec::new(),
+            new: NewSlot {
+                id: 1,
+                base_gfn: 512,
+                npages: 4,
+                fd: 3,
+                offset: 12 * PAGE_SIZE,
+            },
+        };
+        let offsets: Vec<u64> = candidates(&q)
+            .iter()
+            .map(|c| c.new.offset)
+            .filter(|&o| o != q.new.offset)
+            .collect();
+        assert!(!offsets.is_empty());
+        assert!(offsets.iter().all(|o| o % PAGE_SIZE == 0), "{offsets:?}");
+        assert!(offsets.contains(&0) && offsets.contains(&(6 * PAGE_SIZE)));
+    }
 }

@@ -166,6 +166,10 @@ impl Rng {
     }
 }
 
+/// Candidates tried at most while shrinking one counterexample; a
+/// counterexample whose `shrink_steps` is above it stopped at the limit.
+pub const SHRINK_LIMIT: u32 = 10_000;
+
 /// Greedy shrinking: repeatedly take the first smaller candidate that still
 /// diverges, until none does. `fails` returns the divergence for a case.
 ///
@@ -183,7 +187,9 @@ pub fn shrink<C: Clone>(
     'outer: loop {
         for cand in candidates(&case) {
             steps += 1;
-            if steps > 10_000 {
+            if steps > SHRINK_LIMIT {
+                // `steps` stays SHRINK_LIMIT + 1: the report says the
+                // limit was hit, not that this is minimal.
                 break 'outer;
             }
             if let Some(d) = fails(&cand)
