@@ -200,6 +200,12 @@ impl Area {
         Ok(area)
     }
 
+    /// A file of the work tree as the last build left it (the whole
+    /// series applied, after `build_every_prefix`).
+    pub fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.src().join(path)).ok()
+    }
+
     fn src(&self) -> PathBuf {
         self.root.join("src")
     }
