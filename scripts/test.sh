@@ -5,6 +5,7 @@
 #   gcc                 compiles the kernel C under test (through the cc crate)
 #   libclang-dev        bindgen, for the test that the committed ABI bindings are fresh
 #   linux-source-6.12   a real upstream tree, and its scripts/checkpatch.pl
+#   linux-source-6.1    a real tree from before guest_memfd (review refuses it)
 #   perl                runs checkpatch.pl
 #   chromium            renders the --report page for its screenshot test
 #   make flex bison bc libelf-dev libssl-dev
@@ -17,6 +18,7 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v perl >/dev/null 2>&1 || missing+=(perl)
 dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 [ -e /usr/src/linux-source-6.12.tar.xz ] || missing+=(linux-source-6.12)
+[ -e /usr/src/linux-source-6.1.tar.xz ] || missing+=(linux-source-6.1)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v git >/dev/null 2>&1 || missing+=(git)
 for tool in make flex bison bc; do

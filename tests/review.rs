@@ -208,12 +208,33 @@ fn a_tree_without_guest_memfd_is_bad_input() {
     let (code, _, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("looked for") && err.contains("guest_memfd.c"),
+        err.contains("the tree has no guest_memfd") && err.contains("guest_memfd.c"),
+        "{err}"
+    );
+    // A guest_memfd.c of a shape no generation has: said as that.
+    std::fs::write(dir.join("virt/kvm/guest_memfd.c"), "int x;\n").expect("write");
+    let (code, _, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no known guest_memfd generation; looked for"),
         "{err}"
     );
     let (code, _, err) = review(&["--tree", "/nonexistent/linux"]);
     assert_eq!(code, 2);
     assert!(err.contains("/nonexistent/linux"), "{err}");
+}
+
+/// Debian's linux-source-6.1: a real kernel from before guest_memfd.
+#[test]
+fn linux_61_has_no_guest_memfd_and_says_so() {
+    let tarball = "/usr/src/linux-source-6.1.tar.xz";
+    assert!(
+        Path::new(tarball).exists(),
+        "{tarball} is missing: install linux-source-6.1 (scripts/test.sh does)"
+    );
+    let (code, _, err) = review(&["--tree", tarball]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the tree has no guest_memfd"), "{err}");
 }
 
 #[test]

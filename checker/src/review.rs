@@ -295,10 +295,21 @@ pub fn review(
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Review, CheckError> {
     let detected = detect(tree).ok_or_else(|| {
-        CheckError::BadInput(format!(
-            "{}: no known guest_memfd generation; looked for {LOOKED_FOR}",
-            tree.describe()
-        ))
+        let holds_gmem = ["virt/kvm/guest_memfd.c", "virt/kvm/guest_mem.c"]
+            .iter()
+            .any(|f| tree.has(f));
+        CheckError::BadInput(if holds_gmem {
+            format!(
+                "{}: no known guest_memfd generation; looked for {LOOKED_FOR}",
+                tree.describe()
+            )
+        } else {
+            format!(
+                "{}: the tree has no guest_memfd (neither virt/kvm/guest_memfd.c nor \
+                 virt/kvm/guest_mem.c): nothing to review",
+                tree.describe()
+            )
+        })
     })?;
     let started = Instant::now();
     let mut items: Vec<Item> = Vec::new();
