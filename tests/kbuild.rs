@@ -81,6 +81,17 @@ fn every_prefix_builds_and_a_breaking_patch_is_named() {
     let out = tmp("out");
     base_612(&tree);
 
+    // What the series touches, before: the user's tree must keep it.
+    let watched = [
+        "virt/kvm/guest_memfd.c",
+        "arch/x86/kvm/mmu/mmu_internal.h",
+        "virt/kvm/Kconfig",
+    ];
+    let before: Vec<Vec<u8>> = watched
+        .iter()
+        .map(|f| std::fs::read(tree.join(f)).expect("read"))
+        .collect();
+
     // The series, built patch by patch by the tree's own Kbuild.
     let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
         .args(["series", "--quiet", "--random", "200", "--build", "--from"])
@@ -149,6 +160,11 @@ fn every_prefix_builds_and_a_breaking_patch_is_named() {
     let e = r[1].error.as_deref().expect("the build error");
     assert!(e.starts_with("virt/kvm/guest_memfd.c:"), "{e}");
     assert!(r[1].label.contains("breaks"), "{r:?}");
+    let after: Vec<Vec<u8>> = watched
+        .iter()
+        .map(|f| std::fs::read(tree.join(f)).expect("read"))
+        .collect();
+    assert!(before == after, "the user's tree was written through");
     let _ = std::fs::remove_dir_all(&tree);
     let _ = std::fs::remove_dir_all(&cache);
 }
