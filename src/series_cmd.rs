@@ -268,7 +268,16 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         for l in &outcomes {
             println!("  {l}");
         }
-        return Ok(u8::from(p.left_out()));
+        // Nothing written: the result is the tree as it is.
+        let diverging: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| matches!(v.state, State::Diverges(_) | State::Error(_)))
+            .map(|v| v.operation.as_str())
+            .collect();
+        if !diverging.is_empty() {
+            println!("  still not conforming: {}", diverging.join(", "));
+        }
+        return Ok(u8::from(p.left_out() || !diverging.is_empty()));
     }
     let (base, time, offset, base_line) = match (&src, tree.commit()) {
         (TreeSource::Git { repo, .. }, Some(commit)) => {

@@ -575,7 +575,7 @@ fn removed(patch: &Path) -> Vec<String> {
     std::fs::read_to_string(patch)
         .expect("patch")
         .lines()
-        .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+        .filter(|l| l.starts_with('-') && !l.starts_with("---") && *l != "-- ")
         .map(|l| l[1..].to_owned())
         .collect()
 }

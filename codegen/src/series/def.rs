@@ -599,6 +599,32 @@ mod tests {
         }
     }
 
+    /// Patch 4a's call finds its place in kvm_gmem_get_pfn() of both 2023
+    /// shapes: with an `r = 0;` before `out_unlock:`, and returning 0
+    /// after unlocking, without a result variable (written here by us in
+    /// that shape, with a stat line of the tree's own).
+    #[test]
+    fn the_prepare_call_has_a_place_in_either_2023_shape() {
+        use crate::series::merge::{Merged, edit};
+        let defs = series().expect("series");
+        let d = defs
+            .iter()
+            .find(|d| d.file == "04a-gmem-prepare-hook.txt")
+            .expect("4a");
+        let e = &d.edits[0];
+        let plain = "{\n\tstruct file *file;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tfput(file);\n\n\treturn 0;\n}";
+        assert!(matches!(edit(plain, &e.old, &e.new), Merged::Unplaced(_)));
+        let Merged::Changed(out) = edit(plain, &e.alts[0].old, &e.alts[0].new) else {
+            panic!("the alternative places");
+        };
+        assert!(out.starts_with("{\n\tstruct file *file;\n\tint r;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\n\t/*"), "{out}");
+        assert!(out.contains("folio_order(folio));\n\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tif (r)\n\t\tfolio_put(folio);\n\tfput(file);\n\n\treturn r;\n}"), "{out}");
+        assert_eq!(
+            edit(&out, &e.alts[0].old, &e.alts[0].new),
+            Merged::AlreadyThere
+        );
+    }
+
     #[test]
     fn blocks_hold_any_c() {
         let d = parse(

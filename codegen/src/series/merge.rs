@@ -194,7 +194,20 @@ pub fn merge(base: &str, ours: &str, theirs: &str) -> Merged {
             before[first].extend_from_slice(new_lines);
             continue;
         }
-        // Only additions: next to the nearest line around them that was found.
+        // Only additions: their nearest non-blank neighbours in base must
+        // both be there (an addition is placed by its context, and all of
+        // it is required); then next to the nearest line before them.
+        let before_it = (0..h.b0).rev().find(|&i| !bn[i].is_empty());
+        let after_it = (h.b1..b.len()).find(|&i| !bn[i].is_empty());
+        if let Some(i) = before_it
+            .filter(|&i| map[i].is_none())
+            .or_else(|| after_it.filter(|&i| map[i].is_none()))
+        {
+            return Merged::Unplaced(format!(
+                "looked for {} (the line next to the addition)",
+                quote(b[i])
+            ));
+        }
         if let Some(j) = (0..h.b0).rev().find_map(|i| map[i]) {
             after[j].extend_from_slice(new_lines);
         } else if let Some(j) = (h.b1..b.len()).find_map(|i| map[i]) {
@@ -440,6 +453,17 @@ mod tests {
         assert_eq!(
             edit(region, "#endif\n", "#endif\n\n/* ours */\nint ours;\n"),
             Merged::AlreadyThere
+        );
+    }
+
+    #[test]
+    fn an_addition_needs_its_context() {
+        let old = "\tdecl;\n\tctx();\n\tend();\n";
+        let new = "\tdecl;\n\tctx();\n\tadded();\n\tend();\n";
+        let theirs = "{\n\tdecl;\n\tother();\n\tend();\n}\n";
+        assert_eq!(
+            merge(old, new, theirs),
+            Merged::Unplaced("looked for `ctx();` (the line next to the addition)".into())
         );
     }
 

@@ -297,14 +297,14 @@ fn place(
         }
     }
     for (k, e) in d.edits.iter().enumerate() {
-        let mut first_why = None;
+        let mut whys: Vec<String> = Vec::new();
         let mut done = false;
         for alt in std::iter::once(e).chain(&e.alts) {
             let src = text_of!(&alt.path);
             let (start, end) = match edit::locate(&alt.path, &src, &alt.within) {
                 Ok(r) => r,
                 Err(err) => {
-                    first_why.get_or_insert(err.0);
+                    whys.push(err.0);
                     continue;
                 }
             };
@@ -317,7 +317,7 @@ fn place(
                 }
                 Merged::AlreadyThere => {}
                 Merged::Unplaced(w) => {
-                    first_why.get_or_insert(format!(
+                    whys.push(format!(
                         "in {} of {}: {w}",
                         within_words(&alt.within),
                         alt.path
@@ -333,7 +333,7 @@ fn place(
                 "change {} of {}: {}",
                 k + 1,
                 d.edits.len(),
-                first_why.unwrap_or_default()
+                whys.join("; nor, the alternative: ")
             )));
         }
     }
