@@ -146,6 +146,12 @@ fn already(base: &str, ours: &str, theirs: &str) -> bool {
 
 /// Merges base → ours onto theirs (see the module documentation).
 pub fn merge(base: &str, ours: &str, theirs: &str) -> Merged {
+    merge_with(base, ours, theirs, false)
+}
+
+/// `merge`; `strict`: every non-blank line of base must be in theirs (a
+/// targeted edit's old text is exactly what it looks for, context and all).
+fn merge_with(base: &str, ours: &str, theirs: &str, strict: bool) -> Merged {
     let (b, o, t) = (lines(base), lines(ours), lines(theirs));
     let (bn, on, tn): (Vec<String>, Vec<String>, Vec<String>) = (
         b.iter().map(|l| norm(l)).collect(),
@@ -160,6 +166,11 @@ pub fn merge(base: &str, ours: &str, theirs: &str) -> Merged {
     let mut map: Vec<Option<usize>> = vec![None; b.len()];
     for (i, j) in align {
         map[i] = Some(j);
+    }
+    if strict {
+        if let Some(i) = (0..b.len()).find(|&i| !bn[i].is_empty() && map[i].is_none()) {
+            return Merged::Unplaced(format!("looked for {}", quote(b[i])));
+        }
     }
     // Per line of theirs: removed?, and the lines to put before / after it.
     let mut removed = vec![false; t.len()];
@@ -194,32 +205,24 @@ pub fn merge(base: &str, ours: &str, theirs: &str) -> Merged {
             before[first].extend_from_slice(new_lines);
             continue;
         }
-        // Only additions: their nearest non-blank neighbours in base must
-        // both be there (an addition is placed by its context, and all of
-        // it is required); then next to the nearest line before them.
+        // Only additions: placed by the lines around them, after the one
+        // before if it is there, else before the one after.
         let before_it = (0..h.b0).rev().find(|&i| !bn[i].is_empty());
         let after_it = (h.b1..b.len()).find(|&i| !bn[i].is_empty());
-        if let Some(i) = before_it
-            .filter(|&i| map[i].is_none())
-            .or_else(|| after_it.filter(|&i| map[i].is_none()))
+        if let Some(j) = before_it
+            .filter(|&k| map[k].is_some())
+            .and_then(|k| (k..h.b0).rev().find_map(|i| map[i]))
         {
-            return Merged::Unplaced(format!(
-                "looked for {} (the line next to the addition)",
-                quote(b[i])
-            ));
-        }
-        if let Some(j) = (0..h.b0).rev().find_map(|i| map[i]) {
             after[j].extend_from_slice(new_lines);
-        } else if let Some(j) = (h.b1..b.len()).find_map(|i| map[i]) {
+        } else if let Some(j) = after_it
+            .filter(|&k| map[k].is_some())
+            .and_then(|k| (h.b1..=k).find_map(|i| map[i]))
+        {
             before[j].extend_from_slice(new_lines);
         } else if t.is_empty() {
             before[0].extend_from_slice(new_lines);
         } else {
-            let around = b
-                .get(h.b0.wrapping_sub(1))
-                .or_else(|| b.get(h.b1))
-                .copied()
-                .unwrap_or_default();
+            let around = before_it.or(after_it).map(|i| b[i]).unwrap_or_default();
             return Merged::Unplaced(format!(
                 "looked for {} (the line next to the addition)",
                 quote(around)
@@ -337,7 +340,7 @@ pub fn edit(region: &str, old: &str, new: &str) -> Merged {
     }
     match region.matches(old).count() {
         1 => Merged::Changed(region.replacen(old, new, 1)),
-        0 if old.contains('\n') => merge(old, new, region),
+        0 if old.contains('\n') => merge_with(old, new, region, true),
         0 => Merged::Unplaced(format!("looked for {}", quote(old))),
         n => Merged::Unplaced(format!(
             "{} appears {n} times, so where the change goes is ambiguous",
@@ -461,9 +464,15 @@ mod tests {
         let old = "\tdecl;\n\tctx();\n\tend();\n";
         let new = "\tdecl;\n\tctx();\n\tadded();\n\tend();\n";
         let theirs = "{\n\tdecl;\n\tother();\n\tend();\n}\n";
+        // An edit's old text is what it looks for, every line of it.
+        assert_eq!(
+            edit(theirs, old, new),
+            Merged::Unplaced("looked for `ctx();`".into())
+        );
+        // A whole function's additions are placed by either neighbour.
         assert_eq!(
             merge(old, new, theirs),
-            Merged::Unplaced("looked for `ctx();` (the line next to the addition)".into())
+            Merged::Changed("{\n\tdecl;\n\tother();\n\tadded();\n\tend();\n}\n".into())
         );
     }
 
