@@ -1,9 +1,9 @@
 //! `gmemforge series`: the patch series for the user's tree.
 //!
-//! review the tree → for each patch of `kernel-patches/series/`, include it
-//! iff its operation does not conform → place its changes in the tree's
-//! files → commit in a private repository → write format-patch files and a
-//! cover letter, atomically, into --out.
+//! Argument handling and IO around the planner (`codegen::series::plan`):
+//! read and review the tree → plan → review the result → commit in a
+//! private repository → write format-patch files and a cover letter,
+//! atomically, into --out.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use gmem_checker::review::{self, Review};
 use gmem_checker::runner::{self, Verdict};
 use gmem_checker::tree::{Tree, TreeSource};
-use gmem_codegen::kunit::{self, RangeCase, RuleCase};
-use gmem_codegen::series::{self, Base, Identity, Step, Workspace, def, edit, email};
-use gmem_codegen::unit;
+use gmem_codegen::kunit;
+use gmem_codegen::series::plan::{self, OpVerdict, Outcome, Plan, State};
+use gmem_codegen::series::{Base, Identity, Step, Workspace, def, email};
 
 use crate::failure::Failure;
 use crate::kbuild;
@@ -68,20 +68,14 @@ pub struct SeriesArgs {
     pub random: u64,
 }
 
-/// Files the series reads: review's, plus the headers its patches extend.
-fn series_files() -> Vec<&'static str> {
-    let mut f = review::FILES.to_vec();
-    f.push("arch/x86/include/asm/kvm_host.h");
-    f.push("virt/kvm/Kconfig");
-    f.push("arch/x86/kvm/Kconfig");
-    // The wiring of the SEV-SNP gmem hooks.
-    f.extend([
-        "include/linux/kvm_host.h",
-        "arch/x86/include/asm/kvm-x86-ops.h",
-        "arch/x86/kvm/x86.c",
-        "arch/x86/kvm/svm/svm.h",
-        "include/uapi/linux/kvm.h",
-    ]);
+/// Files the series reads: review's, plus every file a definition names.
+fn series_files(defs: &[def::PatchDef]) -> Vec<String> {
+    let mut f: Vec<String> = review::FILES.iter().map(|s| (*s).to_owned()).collect();
+    for p in plan::files(defs) {
+        if !f.contains(&p) {
+            f.push(p);
+        }
+    }
     f
 }
 
@@ -130,224 +124,34 @@ fn identity(
     })
 }
 
-/// The cases of the generated KUnit suites, from the vectors.
-struct KunitCases {
-    range: Vec<RangeCase>,
-    rule: Vec<RuleCase>,
-}
-
-/// The placed series: the steps, a note per included patch (subject,
-/// why), and the conforming operations left alone (label, functions).
-type Placed = (Vec<Step>, Vec<(String, String)>, Vec<(String, String)>);
-
-/// Places every included patch; returns the steps and the per-patch notes.
-fn place(
-    tree: &Tree,
-    r: &Review,
-    defs: &[series::PatchDef],
-    cases: &KunitCases,
-) -> Result<Placed, Failure> {
-    let profile = r.detected.profile;
-    let unit = unit::builtin(profile).map_err(|e| Failure::input(e.to_string()))?;
-    let mut current: BTreeMap<String, String> = BTreeMap::new();
-    let (mut steps, mut notes, mut omitted) = (Vec::new(), Vec::new(), Vec::new());
-    // Every operation the tree already gets right is named, with its
-    // functions, whether or not a patch of the series targets it.
-    for item in &r.report.items {
-        if item.verdict == Verdict::Conforms {
-            let label = match defs.iter().find(|d| d.operation == item.operation) {
-                Some(d) => d.subject.clone(),
-                None => format!("{} (no patch needed)", item.operation),
-            };
-            omitted.push((label, item.function.clone()));
-        }
-    }
-    for d in defs {
-        let item = r.report.items.iter().find(|i| i.operation == d.operation);
-        let Some(item) = item else { continue };
-        if item.verdict == Verdict::Conforms {
-            continue;
-        }
-        let mut touched: BTreeMap<String, String> = BTreeMap::new();
-        let text_of =
-            |path: &str, touched: &BTreeMap<String, String>, current: &BTreeMap<String, String>| {
-                touched
-                    .get(path)
-                    .or_else(|| current.get(path))
-                    .cloned()
-                    .or_else(|| tree.file(path).map(str::to_owned))
-            };
-        // A patch that builds on an earlier one the tree did not get.
-        let met = d.requires.iter().all(|(path, text)| {
-            text_of(path, &touched, &current).is_some_and(|t| t.contains(text.as_str()))
-        });
-        if !met {
-            continue;
-        }
-        for name in &d.replace {
-            let f = builtin_function(&unit, d, name)?;
-            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
-                Failure::input(format!(
-                    "{name}(): {} is not in {}",
-                    f.site,
-                    tree.describe()
-                ))
-            })?;
-            let new = edit::replace_function(&f.site, &src, name, &f.text)
-                .map_err(|e| Failure::input(e.to_string()))?;
-            touched.insert(f.site.clone(), new);
-        }
-        // The first targeted edit is the patch's anchor: no match, not
-        // this tree's shape, patch left out.
-        let mut anchored = true;
-        for (k, e) in d.edits.iter().enumerate() {
-            let placed = match text_of(&e.path, &touched, &current) {
-                Some(src) => edit::apply_edit(&e.path, &src, &e.within, &e.old, &e.new)
-                    .map_err(|e| Failure::input(e.to_string()))?,
-                None => None,
-            };
-            match placed {
-                Some(new) => {
-                    touched.insert(e.path.clone(), new);
-                }
-                None if k == 0 => {
-                    anchored = false;
-                    break;
-                }
-                None => {}
-            }
-        }
-        if !anchored {
-            continue;
-        }
-        for ins in &d.inserts {
-            let f = builtin_function(&unit, d, &ins.function)?;
-            let src = text_of(&f.site, &touched, &current).ok_or_else(|| {
-                Failure::input(format!(
-                    "{}(): {} is not in {}",
-                    ins.function,
-                    f.site,
-                    tree.describe()
-                ))
-            })?;
-            // Already there (a tree that has the function): nothing to add.
-            if cparse_has(&src, &ins.function) {
-                continue;
-            }
-            let text = match &ins.guard {
-                Some(g) => format!("#ifdef {g}\n{}#endif\n", f.text),
-                None => f.text.clone(),
-            };
-            let new = edit::insert_before(&f.site, &src, &ins.before, &text)
-                .map_err(|e| Failure::input(e.to_string()))?;
-            touched.insert(f.site.clone(), new);
-        }
-        if let Some(k) = &d.kunit {
-            // A function only the other profile carries (the 2023 rule
-            // function; upstream decides inline): not this tree's patch.
-            let Some(f) = unit.functions.iter().find(|f| f.name == k.function) else {
-                if any_profile_has(&k.function) {
-                    continue;
-                }
-                return Err(Failure::input(format!(
-                    "{}: `{}` is no builtin function of any profile",
-                    d.file, k.function
-                )));
-            };
-            // The suite tests a function an earlier patch may have added:
-            // without it, the tree is not of this patch's shape.
-            if !text_of(&f.site, &touched, &current).is_some_and(|t| cparse_has(&t, &k.function)) {
-                continue;
-            }
-            let path = k.path.as_deref().unwrap_or(&f.site);
-            let src = text_of(path, &touched, &current).ok_or_else(|| {
-                Failure::input(format!("{}: {path} is not in {}", d.file, tree.describe()))
-            })?;
-            let (config, block) = match k.suite {
-                def::Suite::Range => (kunit::CONFIG, kunit::embedded(profile, &cases.range)),
-                def::Suite::Rule => (kunit::RULE_CONFIG, kunit::rule_embedded(&cases.rule)),
-            };
-            if !src.contains(config) {
-                touched.insert(path.to_owned(), format!("{src}{block}"));
-            }
-        }
-        for (path, text) in &d.file_appends {
-            let src = text_of(path, &touched, &current).ok_or_else(|| {
-                Failure::input(format!("{}: {path} is not in {}", d.file, tree.describe()))
-            })?;
-            if !src.contains(text.trim()) {
-                touched.insert(path.clone(), kconfig_append(&src, text));
-            }
-        }
-        for ap in &d.appends {
-            let src = text_of(&ap.path, &touched, &current).ok_or_else(|| {
-                Failure::input(format!(
-                    "{}: {} is not in {}; it holds {}",
-                    d.file,
-                    ap.path,
-                    tree.describe(),
-                    ap.within
-                ))
-            })?;
-            if src.contains(ap.text.trim()) {
-                continue;
-            }
-            let new = edit::append_to_struct(&ap.path, &src, &ap.within, &ap.text)
-                .map_err(|e| Failure::input(e.to_string()))?;
-            touched.insert(ap.path.clone(), new);
-        }
-        touched.retain(|p, t| {
-            tree.file(p) != Some(t.as_str()) || current.get(p).is_some_and(|c| c != t)
-        });
-        if touched.is_empty() {
-            continue;
-        }
-        let why = match &item.counterexample {
-            Some(c) => format!("{} diverges from the model: {}", d.operation, c.why),
-            None => format!(
-                "{}: {}",
-                d.operation,
-                item.error.clone().unwrap_or_default()
-            ),
-        };
-        notes.push((d.subject.clone(), why));
-        current.extend(touched.clone());
-        steps.push(Step {
-            def: d.clone(),
-            files: touched,
-        });
-    }
-    // A diverging operation that the series targets but no patch could
-    // change: the tree's shape is one gmemforge does not know.
-    for item in &r.report.items {
-        let targeted = defs
-            .iter()
-            .filter(|d| d.operation == item.operation)
-            .collect::<Vec<_>>();
-        let fixed = steps
-            .iter()
-            .any(|s: &Step| s.def.operation == item.operation);
-        if item.verdict != Verdict::Conforms && !targeted.is_empty() && !fixed {
-            return Err(Failure::input(format!(
-                "`{}` does not conform in {}, but no patch of the series finds anything to change there \
-                 (looked for the shapes of {}): the tree's shape is not one gmemforge knows",
-                item.operation,
-                tree.describe(),
-                targeted
-                    .iter()
-                    .map(|d| d.file)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    Ok((steps, notes, omitted))
+/// The review's verdicts, as the planner takes them.
+fn verdicts(r: &Review) -> Vec<OpVerdict> {
+    r.report
+        .items
+        .iter()
+        .map(|i| OpVerdict {
+            operation: i.operation.to_owned(),
+            state: match i.verdict {
+                Verdict::Conforms => State::Conforms,
+                Verdict::Diverges => State::Diverges(
+                    i.counterexample
+                        .as_ref()
+                        .map(|c| c.why.clone())
+                        .or_else(|| i.error.clone())
+                        .unwrap_or_default(),
+                ),
+                Verdict::Missing => State::Missing(i.error.clone().unwrap_or_default()),
+                Verdict::Error => State::Error(i.error.clone().unwrap_or_default()),
+            },
+            functions: i.function.clone(),
+        })
+        .collect()
 }
 
 /// Reviews the tree with every step applied (written to a temporary
 /// directory); returns what does not conform, in words.
 fn review_result(
-    tree: &Tree,
+    tree_files: &BTreeMap<String, String>,
     steps: &[Step],
     vectors: &dyn Fn(&str) -> Vec<serde_json::Value>,
     jobs: u64,
@@ -355,14 +159,11 @@ fn review_result(
 ) -> Result<Vec<String>, Failure> {
     let dir = std::env::temp_dir().join(format!("gmemforge-series-result-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut files: BTreeMap<String, String> = series_files()
-        .iter()
-        .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
-        .collect();
+    let mut files = tree_files.clone();
     for s in steps {
         files.extend(s.files.clone());
     }
-    let io = |e: std::io::Error| Failure::input(format!("{}: {e}", dir.display()));
+    let io = |e: std::io::Error| Failure::io(format!("{}: {e}", dir.display()));
     for (path, text) in &files {
         let p = dir.join(path);
         std::fs::create_dir_all(p.parent().unwrap_or(&dir)).map_err(io)?;
@@ -385,7 +186,8 @@ fn review_result(
         .report
         .items
         .iter()
-        .filter(|i| i.verdict != Verdict::Conforms)
+        // Operations the tree does not hold stay missing: not a divergence.
+        .filter(|i| !matches!(i.verdict, Verdict::Conforms | Verdict::Missing))
         .map(|i| {
             format!(
                 "{} {}",
@@ -412,7 +214,14 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::input(e.to_string()))?;
     let progress = Progress::new(args.quiet);
     progress.step(&format!("reading {}", args.tree.display()));
-    let tree = Tree::open(&src, &series_files()).map_err(|e| Failure::input(e.to_string()))?;
+    let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
+    let wanted = series_files(&defs);
+    let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let tree = Tree::open(&src, &wanted_refs).map_err(|e| Failure::input(e.to_string()))?;
+    let tree_files: BTreeMap<String, String> = wanted
+        .iter()
+        .filter_map(|f| tree.file(f).map(|t| (f.clone(), t.to_owned())))
+        .collect();
     let files = crate::vectors::read(args.vectors.as_deref())?;
     let vectors = runner::vector_lookup(&files);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
@@ -424,13 +233,47 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         &mut progress.hook(),
     )
     .map_err(Failure::from)?;
-    let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
-    let cases = KunitCases {
-        range: gmem_checker::kunit::range_cases(&vectors("invalidate")),
-        rule: gmem_checker::kunit::rule_cases(&vectors("classify")),
+    let profile = r.detected.profile;
+    let suites = plan::Suites {
+        range: kunit::embedded(
+            profile,
+            &gmem_checker::kunit::range_cases(&vectors("invalidate")),
+        ),
+        rule: kunit::rule_embedded(&gmem_checker::kunit::rule_cases(&vectors("classify"))),
     };
-    let (steps, notes, omitted) = place(&tree, &r, &defs, &cases)?;
+    let verdicts = verdicts(&r);
+    let view = plan::TreeView {
+        profile,
+        files: &tree_files,
+        verdicts: &verdicts,
+    };
+    let p = plan::plan(&view, &defs, &suites).map_err(|e| Failure::input(e.to_string()))?;
+    let outcomes = outcome_lines(&p, profile.name());
 
+    if p.steps.is_empty() {
+        let mut text = format!(
+            "{}: {} — no patch to write.\n",
+            tree.describe(),
+            profile.name()
+        );
+        for l in &outcomes {
+            text.push_str(&format!("  {l}\n"));
+        }
+        // Nothing written: the result is the tree as it is.
+        let diverging: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| matches!(v.state, State::Diverges(_) | State::Error(_)))
+            .map(|v| v.operation.as_str())
+            .collect();
+        if !diverging.is_empty() {
+            text.push_str(&format!(
+                "  still not conforming: {}\n",
+                diverging.join(", ")
+            ));
+        }
+        crate::output::emit(&text)?;
+        return Ok(u8::from(p.left_out() || !diverging.is_empty()));
+    }
     let (base, time, offset, base_line) = match (&src, tree.commit()) {
         (TreeSource::Git { repo, .. }, Some(commit)) => {
             let repo_handle = git2::Repository::open(repo)
@@ -449,41 +292,24 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
                 format!("base-commit: {commit}"),
             )
         }
-        _ => {
-            let files = series_files()
-                .iter()
-                .filter_map(|f| tree.file(f).map(|t| ((*f).to_owned(), t.to_owned())))
-                .collect();
-            (
-                Base::Files { files },
-                FIXED_DATE,
-                0,
-                format!(
-                    "Based on {} (not a git tree: no base-commit).",
-                    tree.describe()
-                ),
-            )
-        }
+        _ => (
+            Base::Files {
+                files: tree_files.clone(),
+            },
+            FIXED_DATE,
+            0,
+            format!(
+                "Based on {} (not a git tree: no base-commit).",
+                tree.describe()
+            ),
+        ),
     };
     let id = identity(&args, &src, time, offset)?;
-    let mut out_files = Vec::new();
-    if steps.is_empty() {
-        let mut text = format!(
-            "{}: {} — every patch of the series is already there; nothing to write.\n",
-            tree.describe(),
-            r.detected.profile.name()
-        );
-        for (s, f) in &omitted {
-            text.push_str(&format!("  left out: {s}\n    conforming: {f}\n"));
-        }
-        crate::output::emit(&text)?;
-        return Ok(0);
-    }
     // Review the result, so the cover letter says what still differs.
-    let after = review_result(&tree, &steps, &vectors, jobs, args.random)?;
+    let after = review_result(&tree_files, &p.steps, &vectors, jobs, args.random)?;
     let ws = Workspace::new(&base, &id).map_err(|e| Failure::input(e.to_string()))?;
     let committed = ws
-        .commit(&steps, &id)
+        .commit(&p.steps, &id)
         .map_err(|e| Failure::input(e.to_string()))?;
     let total = committed.len();
     let last = committed
@@ -495,31 +321,55 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::input(e.to_string()))?;
     let summary = format!(
         "This series brings the tree in line with the gmemforge reference model of guest_memfd and \
-         its SEV-SNP hooks. Each patch fixes behaviour that the model's differential checker found \
-         diverging in this tree; the C it writes is the C that was compiled and checked against \
-         the model.\n\nTree: {} ({}, {}).",
+         its SEV-SNP hooks. The C it carries whole is the C that was compiled and checked against \
+         the model; inside the tree's own functions it changes only the lines each fix names.\n\n\
+         Tree: {} ({}, {}).",
         tree.describe(),
-        r.detected.profile.name(),
+        profile.name(),
         r.detected.evidence
     );
-    let summary = if after.is_empty() {
-        format!(
-            "{summary}\n\nWith the series applied, gmemforge review finds every covered function conforming."
-        )
-    } else {
-        format!(
-            "{summary}\n\nWith the series applied, gmemforge review still finds: {}. This version of gmemforge's series does not write those changes yet.",
+    let mut result = Vec::new();
+    if !after.is_empty() {
+        result.push(format!(
+            "With the series applied, gmemforge review still finds: {}.",
             after.join("; ")
-        )
-    };
+        ));
+    }
+    if p.left_out() {
+        result.push(
+            "Patches this tree needs are not written (listed below), so it still differs from the model there."
+                .to_owned(),
+        );
+    }
+    if result.is_empty() {
+        result.push(
+            "With the series applied, gmemforge review finds every operation the tree holds conforming."
+                .to_owned(),
+        );
+    }
+    let summary = format!("{summary}\n\n{}", result.join(" "));
+    let notes: Vec<(String, String)> = p
+        .steps
+        .iter()
+        .filter_map(|s| {
+            p.patches.iter().find_map(|(d, o)| match o {
+                Outcome::Written(why) if d.file == s.def.file => {
+                    Some((d.subject.clone(), why.clone()))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    let sections = sections(&p, &verdicts, profile.name());
     let cover = email::Cover {
         title: "KVM: guest_memfd, x86/mmu: Match the reference model",
         summary: &summary,
         notes: &notes,
-        omitted: &omitted,
+        sections: &sections,
         base: &base_line,
         stat: &stat,
     };
+    let mut out_files = Vec::new();
     out_files.push((
         format!(
             "{}0000-cover-letter.patch",
@@ -534,22 +384,117 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         ));
     }
     crate::outdir::write(&args.out, args.force, &out_files)?;
-    let listing: String = out_files
+    let mut listing: String = out_files
         .iter()
         .map(|(name, _)| format!("{}\n", args.out.join(name).display()))
         .collect();
+    for l in outcomes.iter().filter(|l| !l.starts_with("written")) {
+        listing.push_str(&format!("  {l}\n"));
+    }
     crate::output::emit(&listing)?;
+    let mut code = u8::from(p.left_out() || !after.is_empty());
     if args.build {
-        let patches: Vec<kbuild::Patch<'_>> = steps
+        let patches: Vec<kbuild::Patch<'_>> = p
+            .steps
             .iter()
             .map(|s| kbuild::Patch {
                 subject: &s.def.subject,
                 files: &s.files,
             })
             .collect();
-        return prove_in_kernel(&args, &src, tree.commit().as_deref(), &patches);
+        code = code.max(prove_in_kernel(
+            &args,
+            &src,
+            tree.commit().as_deref(),
+            &patches,
+        )?);
     }
-    Ok(0)
+    Ok(code)
+}
+
+/// One line per patch: what became of it (stdout).
+fn outcome_lines(p: &Plan, profile: &str) -> Vec<String> {
+    p.patches
+        .iter()
+        .map(|(d, o)| {
+            let s = &d.subject;
+            match o {
+                Outcome::Written(_) => format!("written: {s}"),
+                Outcome::AlreadyApplied => format!("already applied: {s}"),
+                Outcome::NotNeeded(f) => format!("not needed (conforming: {f}): {s}"),
+                Outcome::OtherProfile => format!("not for {profile} trees: {s}"),
+                Outcome::Unplaced(w) => format!("NOT WRITTEN: {s}: {w}"),
+                Outcome::NoFile(f) => {
+                    format!("NOT WRITTEN: {s}: changes {f}, which the tree does not hold")
+                }
+                Outcome::Depends(on) => {
+                    format!("NOT WRITTEN: {s}: builds on \"{on}\", which is not written")
+                }
+            }
+        })
+        .collect()
+}
+
+/// The cover letter's lists besides the per-patch notes.
+fn sections(p: &Plan, verdicts: &[OpVerdict], profile: &str) -> Vec<email::Section> {
+    let mut not_written = Vec::new();
+    let mut applied = Vec::new();
+    let mut not_needed = Vec::new();
+    let mut other = Vec::new();
+    for (d, o) in &p.patches {
+        let s = d.subject.clone();
+        match o {
+            Outcome::Unplaced(w) => {
+                not_written.push((s, Some(format!("{}: not placed: {w}", d.file))))
+            }
+            Outcome::NoFile(f) => not_written.push((
+                s,
+                Some(format!(
+                    "{}: changes {f}, which the tree does not hold",
+                    d.file
+                )),
+            )),
+            Outcome::Depends(on) => not_written.push((
+                s,
+                Some(format!(
+                    "{}: builds on \"{on}\", which is not written",
+                    d.file
+                )),
+            )),
+            Outcome::AlreadyApplied => applied.push((s, None)),
+            Outcome::NotNeeded(f) => not_needed.push((s, Some(format!("conforming: {f}")))),
+            Outcome::OtherProfile => other.push((s, None)),
+            Outcome::Written(_) => {}
+        }
+    }
+    // Per operation: conforms (the functions review ran) or missing (what
+    // it looked for); diverging ones have their patches' notes.
+    let ops: Vec<(String, Option<String>)> = verdicts
+        .iter()
+        .filter_map(|v| match &v.state {
+            State::Conforms => Some((
+                format!("{}: conforms", v.operation),
+                Some(v.functions.clone()),
+            )),
+            State::Missing(m) => Some((format!("{}: missing", v.operation), Some(m.clone()))),
+            _ => None,
+        })
+        .collect();
+    [
+        ("Not written, although this tree needs them:".to_owned(), not_written),
+        ("Already applied in this tree:".to_owned(), applied),
+        (
+            "Left out because this tree already behaves as the model requires (checked by gmemforge review):"
+                .to_owned(),
+            not_needed,
+        ),
+        (format!("Not for {profile} trees:"), other),
+        ("Operations reviewed in the tree before the series:".to_owned(), ops),
+    ]
+    .into_iter()
+    .filter(|(_, items)| !items.is_empty())
+    .map(|(heading, items)| email::Section { heading, items })
+    .collect()
 }
 
 /// `--build` (and `--kunit`): every prefix built by the kernel's own
@@ -636,71 +581,4 @@ fn prove_in_kernel(
     drop(progress);
     crate::output::emit(&text)?;
     Ok(u8::from(failed))
-}
-
-/// `text` (a Kconfig entry, starting with a blank line) added at the end
-/// of `src`, but inside a final `endif` block (arch/x86/kvm/Kconfig ends
-/// with `endif # VIRTUALIZATION`), where the file's own entries live.
-fn kconfig_append(src: &str, text: &str) -> String {
-    let body = src.trim_end_matches('\n');
-    let last = body.rfind('\n').map_or(0, |i| i + 1);
-    if body[last..].starts_with("endif") {
-        // Before the blank line that precedes the endif, if any.
-        let at = body[..last].trim_end_matches('\n').len() + 1;
-        let at = at.min(last);
-        format!("{}{text}{}", &src[..at], &src[at..])
-    } else {
-        format!("{src}{text}")
-    }
-}
-
-/// The builtin unit's function `name`, which patch `d` writes.
-fn builtin_function<'u>(
-    unit: &'u unit::Unit,
-    d: &series::PatchDef,
-    name: &str,
-) -> Result<&'u gmem_codegen::template::Function, Failure> {
-    unit.functions
-        .iter()
-        .find(|f| f.name == name)
-        .ok_or_else(|| {
-            Failure::input(format!(
-                "{}: `{name}` is not a builtin {} function",
-                d.file,
-                unit.profile.name()
-            ))
-        })
-}
-
-/// Whether some profile's builtin unit defines `name`.
-fn any_profile_has(name: &str) -> bool {
-    gmem_reference::Profile::ALL
-        .iter()
-        .any(|p| unit::builtin(*p).is_ok_and(|u| u.functions.iter().any(|f| f.name == name)))
-}
-
-/// Whether `src` defines `name` already.
-fn cparse_has(src: &str, name: &str) -> bool {
-    gmem_codegen::cparse::find(src, name)
-        .ok()
-        .flatten()
-        .is_some()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kconfig_append;
-
-    #[test]
-    fn kconfig_entries_go_inside_a_final_endif_block() {
-        let entry = "\nconfig NEW\n\tbool\n";
-        assert_eq!(
-            kconfig_append("if V\n\nconfig A\n\tbool\n\nendif # V\n", entry),
-            "if V\n\nconfig A\n\tbool\n\nconfig NEW\n\tbool\n\nendif # V\n"
-        );
-        assert_eq!(
-            kconfig_append("config A\n\tbool\n", entry),
-            "config A\n\tbool\n\nconfig NEW\n\tbool\n"
-        );
-    }
 }

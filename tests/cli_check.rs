@@ -79,6 +79,11 @@ fn mutant_solo_2023_range_is_caught() {
 }
 
 #[test]
+fn mutant_upstream_range_is_caught() {
+    caught("upstream-range", "invalidate", "");
+}
+
+#[test]
 fn mutant_no_pgoff_is_caught() {
     caught("no-pgoff", "invalidate", "zap 0");
 }

@@ -25,6 +25,9 @@ pub enum Role {
     Carried,
     /// Stand-in for kernel code, used only to run the chain.
     Context,
+    /// The tree's own function, which the series changes with targeted
+    /// edits (`edit:`): the text is what those edits make of it.
+    Edited,
 }
 
 /// One function of a template, placeholders expanded.
@@ -73,16 +76,17 @@ pub fn expand_file(file: &str, text: &str, rules: &Rules) -> Result<Vec<Function
             let [name, role, site] = words[..] else {
                 return Err(err(
                     i + 1,
-                    "directive is `//@ <function> <carried|context> <path>`".into(),
+                    "directive is `//@ <function> <carried|context|edited> <path>`".into(),
                 ));
             };
             let role = match role {
                 "carried" => Role::Carried,
                 "context" => Role::Context,
+                "edited" => Role::Edited,
                 other => {
                     return Err(err(
                         i + 1,
-                        format!("role `{other}` is neither carried nor context"),
+                        format!("role `{other}` is not carried, context or edited"),
                     ));
                 }
             };

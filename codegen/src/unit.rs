@@ -43,6 +43,7 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/rmp-under-mmu-lock.c",
     "mutants/u32-rule.c",
     "mutants/prefault-ignores-rule.c",
+    "mutants/upstream-range.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

@@ -29,7 +29,8 @@ static void kvm_gmem_invalidate_begin(struct kvm *kvm, struct kvm_gmem *gmem,
 				 end > slot->gmem.index + slot->npages))
 			continue;
 
-		kvm_mmu_invalidate_range_add(kvm, gfn_range.start, gfn_range.end);
+		kvm_mmu_invalidate_range_add(kvm, gfn_range.start,
+					     gfn_range.end);
 
 		flush |= kvm_unmap_gfn_range(kvm, &gfn_range);
 	}

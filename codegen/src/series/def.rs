@@ -3,15 +3,31 @@
 //! ```text
 //! subject: KVM: guest_memfd: ...            (the shortlog)
 //! operation: invalidate                     (the checker operation it fixes)
-//! replace: kvm_gmem_invalidate_begin        (a carried function, whole)
-//! edit: <path> <function | struct NAME> | <old> | <new>   (a targeted edit)
+//! profile: gmem-solo-2023                   (only for trees of this generation)
+//! depends: 04a-gmem-prepare-hook            (an earlier patch it builds on)
+//! was: solo-2023-range                      (a mutant: the replaced function before the fix)
+//! replace: kvm_gmem_invalidate_begin        (a carried function)
+//! edit: <path> <function | struct NAME | var NAME | *> | <old> | <new>
+//! edit: <path> <function | ...>             (the same, any C, as blocks:)
+//! -old line                                 (every `-` line: old text)
+//! +new line                                 (every `+` line: new text)
+//! \                                         (the block before has no final newline)
+//! alt: <path> <function>                    (an alternative to the edit before)
 //!
 //! Changelog paragraphs, in our own words.
 //! ```
 //!
-//! `replace` writes the builtin unit's function of the tree's profile: the
-//! very text the checker compiled. `edit` changes one fragment inside a
-//! function (or struct) of the tree that gmemforge does not own.
+//! A block line is its prefix character and then the C line exactly, so a
+//! block holds any C (` | `, backslashes, `\n` in strings). The one-line
+//! form is literal too (no escapes); it cannot hold ` | ` or a newline.
+//!
+//! `replace` changes the tree's function by merging the mutant's function
+//! (`was`, of the tree's profile) → the builtin unit's, so only the lines
+//! the fix names change (`merge.rs`); the builtin text is written whole
+//! only where the tree has no such function. `edit` changes one fragment
+//! inside a function (or struct, initializer, file) of the tree. Every
+//! edit is required, unless it has `alt`ernatives: then the first that
+//! places is.
 
 use std::fmt;
 
@@ -36,6 +52,19 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "08-mmu-private-rule-kunit.txt"
 );
 
+/// The operations the checker registers (`gmem_checker::ops::OPERATIONS`;
+/// a test holds the two lists equal). An `operation:` not in it is a
+/// parse error, not a patch that never applies.
+pub const OPERATIONS: &[&str] = &[
+    "invalidate",
+    "classify",
+    "prepare",
+    "gmem-invalidate",
+    "pre-fault",
+    "bind",
+    "punch-hole",
+];
+
 /// A targeted edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edit {
@@ -47,6 +76,8 @@ pub struct Edit {
     pub old: String,
     /// Replacement.
     pub new: String,
+    /// Alternatives (`alt:`), tried in order when this one does not place.
+    pub alts: Vec<Edit>,
 }
 
 /// A carried function written before an anchor function (a new function),
@@ -105,11 +136,18 @@ pub struct PatchDef {
     pub subject: String,
     /// Checker operation whose divergence this patch fixes.
     pub operation: String,
+    /// Profiles (tree generations) the patch is for; empty: every one.
+    pub profiles: Vec<String>,
+    /// Earlier patches (definition file names without `.txt`) it builds on:
+    /// where one of them is not in the tree and cannot be written, this
+    /// one is not written either.
+    pub depends: Vec<String>,
+    /// Mutants holding the `replace`d functions as they were before the
+    /// fix, one per profile: the merge's base.
+    pub was: Vec<String>,
     /// Carried functions written whole.
     pub replace: Vec<String>,
-    /// Targeted edits. When a patch has any, the first one is its anchor:
-    /// where it finds nothing, the tree is not of the shape this patch
-    /// changes, and the patch is left out.
+    /// Targeted edits, every one required.
     pub edits: Vec<Edit>,
     /// New functions.
     pub inserts: Vec<Insert>,
@@ -148,6 +186,9 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         file,
         subject: String::new(),
         operation: String::new(),
+        profiles: Vec::new(),
+        depends: Vec::new(),
+        was: Vec::new(),
         replace: Vec::new(),
         edits: Vec::new(),
         inserts: Vec::new(),
@@ -157,28 +198,116 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         requires: Vec::new(),
         changelog: body.trim_end().to_owned(),
     };
-    for (i, line) in head.lines().enumerate() {
+    let lines: Vec<&str> = head.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let n = i + 1;
+        i += 1;
         let (key, value) = line
             .split_once(": ")
-            .ok_or_else(|| err(i + 1, "`key: value`"))?;
+            .ok_or_else(|| err(n, "`key: value`, or a `-`/`+` block line after a key"))?;
+        // The `-` (old) and `+` (new) block lines after this key, if any.
+        let mut old: Option<String> = None;
+        let mut new: Option<String> = None;
+        let mut last: Option<char> = None;
+        while i < lines.len() {
+            let l = lines[i];
+            let Some(c) = l.chars().next().filter(|c| matches!(c, '-' | '+' | '\\')) else {
+                break;
+            };
+            i += 1;
+            let slot = match (c, last) {
+                ('\\', Some('-')) => {
+                    pop_newline(&mut old);
+                    continue;
+                }
+                ('\\', Some('+')) => {
+                    pop_newline(&mut new);
+                    continue;
+                }
+                ('\\', _) => return Err(err(i, "`\\` follows a `-` or `+` line")),
+                ('-', Some('+')) => return Err(err(i, "`-` lines come before `+` lines")),
+                ('-', _) => &mut old,
+                _ => &mut new,
+            };
+            let s = slot.get_or_insert_with(String::new);
+            s.push_str(&l[1..]);
+            s.push('\n');
+            last = Some(c);
+        }
+        let block = old.is_some() || new.is_some();
+        // `<place> | <a> | <b>` on one line, or `<place>` and a block.
+        let split = |parts: usize| -> Result<Vec<String>, DefError> {
+            if block {
+                Ok(vec![value.to_owned()])
+            } else {
+                let v: Vec<String> = value.splitn(parts, " | ").map(str::to_owned).collect();
+                if v.len() == parts {
+                    Ok(v)
+                } else {
+                    Err(err(
+                        n,
+                        &format!("`{key}:` needs {parts} parts separated by ` | `, or a block"),
+                    ))
+                }
+            }
+        };
         match key {
             "subject" => def.subject = value.to_owned(),
-            "operation" => def.operation = value.to_owned(),
+            "operation" => {
+                if !OPERATIONS.contains(&value) {
+                    return Err(err(
+                        n,
+                        &format!(
+                            "`{value}` is no checker operation (one of {})",
+                            OPERATIONS.join(", ")
+                        ),
+                    ));
+                }
+                def.operation = value.to_owned();
+            }
+            "profile" => {
+                if !gmem_reference::Profile::ALL
+                    .iter()
+                    .any(|p| p.name() == value)
+                {
+                    return Err(err(n, &format!("`{value}` is no profile")));
+                }
+                def.profiles.push(value.to_owned());
+            }
+            "depends" => def.depends.push(value.to_owned()),
+            "was" => def.was.push(value.to_owned()),
             "replace" => def.replace.push(value.to_owned()),
-            "edit" => {
-                let parts: Vec<&str> = value.split(" | ").collect();
-                let [place, old, new] = parts[..] else {
-                    return Err(err(i + 1, "`edit: <path> <function> | <old> | <new>`"));
+            "edit" | "alt" => {
+                let v = split(3)?;
+                let (old, new) = if block {
+                    match (&old, &new) {
+                        (Some(o), Some(w)) => (o.clone(), w.clone()),
+                        _ => return Err(err(n, "an edit block needs `-` and `+` lines")),
+                    }
+                } else {
+                    (v[1].clone(), v[2].clone())
                 };
-                let (path, within) = place
+                let (path, within) = v[0]
                     .split_once(' ')
-                    .ok_or_else(|| err(i + 1, "`<path> <function>`"))?;
-                def.edits.push(Edit {
+                    .ok_or_else(|| err(n, "`<path> <function>`"))?;
+                let e = Edit {
                     path: path.into(),
                     within: within.into(),
-                    old: unescape(old),
-                    new: unescape(new),
-                });
+                    old,
+                    new,
+                    alts: Vec::new(),
+                };
+                if key == "alt" {
+                    def.edits
+                        .last_mut()
+                        .ok_or_else(|| err(n, "`alt:` follows an `edit:`"))?
+                        .alts
+                        .push(e);
+                } else {
+                    def.edits.push(e);
+                }
             }
             "insert" => {
                 let parts: Vec<&str> = value.split(" | ").collect();
@@ -187,7 +316,7 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     [b, f, g] => (b, f, Some(g.to_owned())),
                     _ => {
                         return Err(err(
-                            i + 1,
+                            n,
                             "`insert: <before | $> | <function> [| <CONFIG_SYMBOL>]`",
                         ));
                     }
@@ -198,48 +327,52 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     guard,
                 });
             }
-            "requires" => {
-                let (path, text) = value
-                    .split_once(" | ")
-                    .ok_or_else(|| err(i + 1, "`requires: <path> | <text>`"))?;
-                def.requires.push((path.into(), unescape(text)));
-            }
-            "struct" => {
-                let (place, text) = value
-                    .split_once(" | ")
-                    .ok_or_else(|| err(i + 1, "`struct: <path> struct NAME | <lines>`"))?;
-                let (path, within) = place
-                    .split_once(' ')
-                    .ok_or_else(|| err(i + 1, "`<path> struct NAME`"))?;
-                def.appends.push(Append {
-                    path: path.into(),
-                    within: within.into(),
-                    text: unescape(text),
-                });
-            }
-            "append" => {
-                let (path, text) = value
-                    .split_once(" | ")
-                    .ok_or_else(|| err(i + 1, "`append: <path> | <text>`"))?;
-                def.file_appends.push((path.into(), unescape(text)));
+            "requires" | "struct" | "append" => {
+                let v = split(2)?;
+                let text = if block {
+                    match (&old, &new) {
+                        (None, Some(w)) => w.clone(),
+                        _ => return Err(err(n, &format!("a `{key}:` block has `+` lines only"))),
+                    }
+                } else {
+                    v[1].clone()
+                };
+                let place = v[0].clone();
+                match key {
+                    "requires" => def.requires.push((place, text)),
+                    "append" => def.file_appends.push((place, text)),
+                    _ => {
+                        let (path, within) = place
+                            .split_once(' ')
+                            .ok_or_else(|| err(n, "`<path> struct NAME`"))?;
+                        def.appends.push(Append {
+                            path: path.into(),
+                            within: within.into(),
+                            text,
+                        });
+                    }
+                }
             }
             "kunit" => {
                 let mut words = value.split(' ');
                 let suite = match words.next() {
                     Some("range") => Suite::Range,
                     Some("rule") => Suite::Rule,
-                    _ => return Err(err(i + 1, "`kunit: <range | rule> <function> [<path>]`")),
+                    _ => return Err(err(n, "`kunit: <range | rule> <function> [<path>]`")),
                 };
                 let function = words
                     .next()
-                    .ok_or_else(|| err(i + 1, "`kunit: <range | rule> <function> [<path>]`"))?;
+                    .ok_or_else(|| err(n, "`kunit: <range | rule> <function> [<path>]`"))?;
                 def.kunit = Some(Kunit {
                     suite,
                     function: function.into(),
                     path: words.next().map(str::to_owned),
                 });
             }
-            other => return Err(err(i + 1, &format!("unknown key `{other}`"))),
+            other => return Err(err(n, &format!("unknown key `{other}`"))),
+        }
+        if block && !matches!(key, "edit" | "alt" | "requires" | "struct" | "append") {
+            return Err(err(n, &format!("`{key}:` takes no block")));
         }
     }
     if def.subject.is_empty()
@@ -252,6 +385,12 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         return Err(err(
             1,
             "needs subject, operation, and at least one replace or edit",
+        ));
+    }
+    if !def.replace.is_empty() && def.was.is_empty() {
+        return Err(err(
+            1,
+            "`replace:` needs `was:` (the function before the fix)",
         ));
     }
     // maintainer-kvm-x86.rst: a fixed prefix, capitalised, no period, <= 75.
@@ -283,14 +422,46 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
     Ok(def)
 }
 
-/// `\n` and `\t` in edit texts (definitions are one line per change).
-fn unescape(s: &str) -> String {
-    s.replace("\\n", "\n").replace("\\t", "\t")
+fn pop_newline(s: &mut Option<String>) {
+    if let Some(s) = s {
+        if s.ends_with('\n') {
+            s.pop();
+        }
+    }
 }
 
-/// The whole series, in order.
+/// The definition's name: its file name without `.txt`.
+pub fn stem(file: &str) -> &str {
+    file.strip_suffix(".txt").unwrap_or(file)
+}
+
+/// The whole series, in order. `depends` must name an earlier patch, and
+/// `was` a known mutant.
 pub fn series() -> Result<Vec<PatchDef>, DefError> {
-    PATCH_FILES.iter().map(|(f, t)| parse(f, t)).collect()
+    let defs: Vec<PatchDef> = PATCH_FILES
+        .iter()
+        .map(|(f, t)| parse(f, t))
+        .collect::<Result<_, _>>()?;
+    let mutants = crate::unit::mutant_names();
+    for (k, d) in defs.iter().enumerate() {
+        for dep in &d.depends {
+            if !defs[..k].iter().any(|e| stem(e.file) == dep) {
+                return Err(DefError(format!(
+                    "kernel-patches/series/{}: depends on `{dep}`, which is no earlier patch",
+                    d.file
+                )));
+            }
+        }
+        for m in &d.was {
+            if !mutants.contains(&m.as_str()) {
+                return Err(DefError(format!(
+                    "kernel-patches/series/{}: was: `{m}` is no mutant",
+                    d.file
+                )));
+            }
+        }
+    }
+    Ok(defs)
 }
 
 #[cfg(test)]
@@ -322,6 +493,156 @@ mod tests {
         on_disk.sort();
         let listed: Vec<String> = PATCH_FILES.iter().map(|(f, _)| (*f).to_owned()).collect();
         assert_eq!(on_disk, listed);
+    }
+
+    /// Definitions and template roles agree: each `carried` function is
+    /// written by exactly one patch (common templates serve both profiles:
+    /// one patch, for the profiles it is for), each `edited` one is changed
+    /// by some edit and written by none, a `context` one by none; every
+    /// function a patch writes is `carried` in the profiles it is for, and
+    /// a replaced function has its shape before the fix there.
+    #[test]
+    fn definitions_and_template_roles_agree() {
+        use crate::template::Role;
+        let defs = series().expect("series");
+        let for_profile = |d: &PatchDef, p: gmem_reference::Profile| {
+            d.profiles.is_empty() || d.profiles.iter().any(|x| x == p.name())
+        };
+        let mut carried = std::collections::BTreeSet::new();
+        for p in gmem_reference::Profile::ALL {
+            let unit = crate::unit::builtin(p).expect("unit");
+            let mine: Vec<&PatchDef> = defs.iter().filter(|d| for_profile(d, p)).collect();
+            for f in &unit.functions {
+                let writers: Vec<&str> = mine
+                    .iter()
+                    .filter(|d| {
+                        d.replace.contains(&f.name)
+                            || d.inserts.iter().any(|i| i.function == f.name)
+                    })
+                    .map(|d| d.file)
+                    .collect();
+                let edited = mine.iter().any(|d| {
+                    d.edits
+                        .iter()
+                        .flat_map(|e| std::iter::once(e).chain(&e.alts))
+                        .any(|e| e.within == f.name)
+                });
+                match f.role {
+                    Role::Carried => {
+                        carried.insert(f.name.clone());
+                        assert!(
+                            writers.len() <= 1,
+                            "{}: carried {}() is written by {writers:?}",
+                            p.name(),
+                            f.name
+                        );
+                    }
+                    Role::Edited => assert!(
+                        edited && writers.is_empty(),
+                        "{}: edited {}(): edited {edited}, written by {writers:?}",
+                        p.name(),
+                        f.name
+                    ),
+                    Role::Context => assert!(
+                        writers.is_empty(),
+                        "{}: context {}() is written by {writers:?}",
+                        p.name(),
+                        f.name
+                    ),
+                }
+            }
+            for d in &mine {
+                for name in d
+                    .replace
+                    .iter()
+                    .chain(d.inserts.iter().map(|i| &i.function))
+                {
+                    assert!(
+                        unit.functions
+                            .iter()
+                            .any(|f| &f.name == name && f.role == Role::Carried),
+                        "{}: {} writes {name}(), no carried {} function",
+                        d.file,
+                        p.name(),
+                        p.name()
+                    );
+                }
+                for name in &d.replace {
+                    let before = d.was.iter().any(|m| {
+                        crate::unit::mutant(m).is_ok_and(|u| u.profile == p && u.defines(name))
+                    });
+                    assert!(
+                        before,
+                        "{}: no `was:` mutant of {} defines {name}()",
+                        d.file,
+                        p.name()
+                    );
+                }
+                if let Some(k) = &d.kunit {
+                    assert!(unit.defines(&k.function), "{}: {}", d.file, k.function);
+                }
+            }
+        }
+        for name in &carried {
+            let writers: Vec<&str> = defs
+                .iter()
+                .filter(|d| {
+                    d.replace.contains(name) || d.inserts.iter().any(|i| &i.function == name)
+                })
+                .map(|d| d.file)
+                .collect();
+            assert_eq!(
+                writers.len(),
+                1,
+                "carried {name}() is written by {writers:?}"
+            );
+        }
+    }
+
+    /// Patch 4a's call finds its place in kvm_gmem_get_pfn() of both 2023
+    /// shapes: with an `r = 0;` before `out_unlock:`, and returning 0
+    /// after unlocking, without a result variable (written here by us in
+    /// that shape, with a stat line of the tree's own).
+    #[test]
+    fn the_prepare_call_has_a_place_in_either_2023_shape() {
+        use crate::series::merge::{Merged, edit};
+        let defs = series().expect("series");
+        let d = defs
+            .iter()
+            .find(|d| d.file == "04a-gmem-prepare-hook.txt")
+            .expect("4a");
+        let e = &d.edits[0];
+        let plain = "{\n\tstruct file *file;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tfput(file);\n\n\treturn 0;\n}";
+        assert!(matches!(edit(plain, &e.old, &e.new), Merged::Unplaced(_)));
+        let Merged::Changed(out) = edit(plain, &e.alts[0].old, &e.alts[0].new) else {
+            panic!("the alternative places");
+        };
+        assert!(out.starts_with("{\n\tstruct file *file;\n\tint r;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\n\t/*"), "{out}");
+        assert!(out.contains("folio_order(folio));\n\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tif (r)\n\t\tfolio_put(folio);\n\tfput(file);\n\n\treturn r;\n}"), "{out}");
+        assert_eq!(
+            edit(&out, &e.alts[0].old, &e.alts[0].new),
+            Merged::AlreadyThere
+        );
+    }
+
+    #[test]
+    fn blocks_hold_any_c() {
+        let d = parse(
+            "x",
+            "subject: KVM: x86: Test things\noperation: classify\nedit: a.c f\n-\tx = a | b;\n+\tpr_info(\"a | b\\n\");\n\\\nalt: a.c g\n-y\n+z\nstruct: a.h struct s\n+\tint m;\n\nBody.",
+        )
+        .expect("parses");
+        assert_eq!(d.edits[0].old, "\tx = a | b;\n");
+        assert_eq!(d.edits[0].new, "\tpr_info(\"a | b\\n\");");
+        assert_eq!(d.edits[0].alts[0].within, "g");
+        assert_eq!(d.appends[0].text, "\tint m;\n");
+        // An operation the checker does not register is a parse error.
+        let e = parse(
+            "x",
+            "subject: KVM: x86: Test things\noperation: clasify\nedit: a.c f | a | b\n\nBody.",
+        )
+        .expect_err("refused");
+        assert!(e.0.contains("`clasify` is no checker operation"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Placing a patch's changes in a file, as byte ranges.
+//! Where a patch's changes go in a file, as byte ranges.
 //!
-//! Functions are located with the C parser; a whole-function replacement
-//! swaps exactly the definition's bytes, a targeted edit replaces one
-//! fragment found exactly once inside its function or struct. Everything
-//! else in the file stays byte-identical.
+//! Functions are located with the C parser, structs and initializers by
+//! their opening line; the change inside a range is `merge.rs`'s. New
+//! functions go before a function (or at the end of the file), struct
+//! members before the closing brace. Everything else in the file stays
+//! byte-identical.
 
 use crate::cparse;
 
@@ -75,48 +76,6 @@ pub fn locate(path: &str, src: &str, within: &str) -> Result<(usize, usize), Pla
     Ok((f.start, f.end))
 }
 
-/// Replaces function `name`'s definition with `text` (which ends in `}`
-/// plus a newline, as units hold it).
-pub fn replace_function(
-    path: &str,
-    src: &str,
-    name: &str,
-    text: &str,
-) -> Result<String, PlaceError> {
-    let (start, end) = locate(path, src, name)?;
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    Ok(format!("{}{}{}", &src[..start], body, &src[end..]))
-}
-
-/// Applies a targeted edit; `Ok(None)` when `old` is not there (the tree
-/// already has the change, or never had that shape).
-pub fn apply_edit(
-    path: &str,
-    src: &str,
-    within: &str,
-    old: &str,
-    new: &str,
-) -> Result<Option<String>, PlaceError> {
-    let (start, end) = locate(path, src, within)?;
-    let region = &src[start..end];
-    let mut hits = region.match_indices(old);
-    let Some((at, _)) = hits.next() else {
-        return Ok(None);
-    };
-    if hits.next().is_some() {
-        return Err(PlaceError(format!(
-            "{path}: `{old}` appears more than once in {within}"
-        )));
-    }
-    let at = start + at;
-    Ok(Some(format!(
-        "{}{}{}",
-        &src[..at],
-        new,
-        &src[at + old.len()..]
-    )))
-}
-
 /// Writes `text` (a whole function) before the definition of `before`
 /// (`$`: at the end of the file), separated by one blank line.
 pub fn insert_before(
@@ -152,24 +111,6 @@ mod tests {
     const SRC: &str = "/* head */\nstruct s {\n\tconst u32 e;\n};\n\nstatic int f(u32 err, int x)\n{\n\treturn x;\n}\n\nint g(void)\n{\n\treturn 1;\n}\n";
 
     #[test]
-    fn replaces_only_the_definition() {
-        let out = replace_function(
-            "x.c",
-            SRC,
-            "f",
-            "static int f(u64 err, int x)\n{\n\treturn 2;\n}\n",
-        )
-        .expect("placed");
-        assert_eq!(
-            out,
-            SRC.replace(
-                "u32 err, int x)\n{\n\treturn x;",
-                "u64 err, int x)\n{\n\treturn 2;"
-            )
-        );
-    }
-
-    #[test]
     fn inserts_functions_and_struct_members() {
         let out = insert_before("x.c", SRC, "f", "static int h(void)\n{\n\treturn 3;\n}\n")
             .expect("placed");
@@ -191,10 +132,7 @@ mod tests {
         let out = append_to_struct("x.c", src, "var my_ops", "\t.b = h,\n").expect("placed");
         assert!(out.starts_with("static const struct ops my_ops = {\n\t.a = f,\n\t.b = h,\n};\n"));
         assert!(locate("x.c", src, "var other").is_err());
-        let out = apply_edit("x.c", src, "*", "int g(void)\n", "/* g */\nint g(void)\n")
-            .expect("placed")
-            .expect("found");
-        assert!(out.contains("};\n\n/* g */\nint g(void)\n{"));
+        assert_eq!(locate("x.c", src, "*").expect("placed"), (0, src.len()));
         let out = insert_before("x.c", src, "$", "int h(void)\n{\n}\n").expect("placed");
         assert!(
             out.ends_with("\treturn 1;\n}\n\nint h(void)\n{\n}\n"),
@@ -203,19 +141,11 @@ mod tests {
     }
 
     #[test]
-    fn edits_inside_functions_and_structs() {
-        let out = apply_edit("x.c", SRC, "f", "u32 err,", "u64 err,")
-            .expect("placed")
-            .expect("found");
-        assert!(out.contains("f(u64 err, int x)"));
-        let out = apply_edit("x.c", &out, "struct s", "const u32 e;", "const u64 e;")
-            .expect("placed")
-            .expect("found");
-        assert!(out.contains("const u64 e;"));
-        assert_eq!(
-            apply_edit("x.c", SRC, "g", "u32 err,", "x").expect("placed"),
-            None
-        );
-        assert!(apply_edit("x.c", SRC, "nope", "a", "b").is_err());
+    fn functions_and_structs_are_located() {
+        let (s, e) = locate("x.c", SRC, "f").expect("found");
+        assert!(SRC[s..e].starts_with("static int f(u32 err") && SRC[s..e].ends_with("}"));
+        let (s, e) = locate("x.c", SRC, "struct s").expect("found");
+        assert_eq!(&SRC[s..e], "struct s {\n\tconst u32 e;\n};");
+        assert!(locate("x.c", SRC, "nope").is_err());
     }
 }

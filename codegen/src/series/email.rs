@@ -136,6 +136,15 @@ pub fn patch_file(
     )
 }
 
+/// A heading and its items: a line each (a subject), with an optional
+/// indented detail.
+pub struct Section {
+    /// The heading.
+    pub heading: String,
+    /// (line, detail).
+    pub items: Vec<(String, Option<String>)>,
+}
+
 /// What the cover letter says besides the patches.
 pub struct Cover<'a> {
     /// Title after `[PATCH 0/N]`.
@@ -144,8 +153,9 @@ pub struct Cover<'a> {
     pub summary: &'a str,
     /// Per-patch notes: (shortlog, why it is in).
     pub notes: &'a [(String, String)],
-    /// Patches left out, with the functions that already conform.
-    pub omitted: &'a [(String, String)],
+    /// Lists after the notes: patches not written, already applied, not
+    /// needed; the operations reviewed.
+    pub sections: &'a [Section],
     /// `base-commit:` (git sources) or a line naming the non-git base.
     pub base: &'a str,
     /// Diffstat of the whole series.
@@ -196,12 +206,20 @@ pub fn cover_letter(
         body.push_str(&wrap75(&format!("Patch {}/{total}: {why}", i + 1), ""));
         body.push('\n');
     }
-    if !cv.omitted.is_empty() {
-        body.push_str(&wrap75("Left out because this tree already behaves as the model requires (checked by gmemforge review):", ""));
+    for s in cv.sections {
+        body.push_str(&wrap75(&s.heading, ""));
         body.push('\n');
-        for (subject, functions) in cv.omitted {
-            body.push_str(&format!("{subject}\n"));
-            body.push_str(&wrap75(&format!("conforming: {functions}"), "  "));
+        for (line, detail) in &s.items {
+            // Subjects stand whole (they are at most 75 columns); other
+            // lines are prose.
+            if line.len() <= 75 {
+                body.push_str(&format!("{line}\n"));
+            } else {
+                body.push_str(&wrap75(line, ""));
+            }
+            if let Some(d) = detail {
+                body.push_str(&wrap75(d, "  "));
+            }
         }
         body.push('\n');
     }

@@ -8,6 +8,8 @@
 pub mod def;
 pub mod edit;
 pub mod email;
+pub mod merge;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,4 +1,4 @@
-//@ is_pfn_range_shared context arch/x86/kvm/svm/sev.c
+//@ is_pfn_range_shared carried arch/x86/kvm/svm/sev.c
 static bool is_pfn_range_shared(kvm_pfn_t start, kvm_pfn_t end)
 {
 	kvm_pfn_t pfn;
@@ -107,7 +107,7 @@ next_pfn:
 	}
 }
 
-//@ sev_private_max_mapping_level context arch/x86/kvm/svm/sev.c
+//@ sev_private_max_mapping_level carried arch/x86/kvm/svm/sev.c
 int sev_private_max_mapping_level(struct kvm *kvm, kvm_pfn_t pfn)
 {
 	int level, rc;

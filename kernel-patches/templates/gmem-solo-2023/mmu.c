@@ -1,4 +1,4 @@
-//@ kvm_mmu_page_fault carried arch/x86/kvm/mmu/mmu.c
+//@ kvm_mmu_page_fault edited arch/x86/kvm/mmu/mmu.c
 int noinline kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 				u64 error_code, void *insn, int insn_len)
 {

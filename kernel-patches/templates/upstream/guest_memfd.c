@@ -58,7 +58,7 @@ static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,
 		KVM_MMU_UNLOCK(kvm);
 }
 
-//@ kvm_gmem_invalidate_end carried virt/kvm/guest_memfd.c
+//@ kvm_gmem_invalidate_end context virt/kvm/guest_memfd.c
 static void kvm_gmem_invalidate_end(struct kvm_gmem *gmem, pgoff_t start,
 				    pgoff_t end)
 {
@@ -128,7 +128,7 @@ err:
 	return r;
 }
 
-//@ kvm_gmem_free_folio carried virt/kvm/guest_memfd.c
+//@ kvm_gmem_free_folio context virt/kvm/guest_memfd.c
 static void kvm_gmem_free_folio(struct folio *folio)
 {
 	struct page *page = folio_page(folio, 0);

@@ -23,7 +23,7 @@ int noinline kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 	return 1;
 }
 
-//@ kvm_arch_vcpu_pre_fault_memory carried arch/x86/kvm/mmu/mmu.c
+//@ kvm_arch_vcpu_pre_fault_memory context arch/x86/kvm/mmu/mmu.c
 long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,
 				    struct kvm_pre_fault_memory *range)
 {

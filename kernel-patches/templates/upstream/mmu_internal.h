@@ -1,4 +1,4 @@
-//@ kvm_mmu_do_page_fault carried arch/x86/kvm/mmu/mmu_internal.h
+//@ kvm_mmu_do_page_fault edited arch/x86/kvm/mmu/mmu_internal.h
 static inline int kvm_mmu_do_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 					u64 err, bool prefetch,
 					int *emulation_type, u8 *level)
