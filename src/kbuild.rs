@@ -86,6 +86,9 @@ pub const BASE_CONFIG: &[&str] = &[
     "KUNIT",
 ];
 
+/// Symbols turned off for the build: warnings stay warnings.
+const NO_WERROR: &[&str] = &["WERROR", "KVM_WERROR"];
+
 /// What a kunitconfig needs for KVM_AMD_SEV to be selectable under
 /// kunit.py's UML-less x86_64 QEMU build.
 const KUNIT_CONFIG: &[&str] = &[
@@ -291,6 +294,12 @@ impl Area {
         {
             cmd.arg("-e").arg(sym);
         }
+        // A new warning is told apart from the base's by comparing the
+        // two builds: -Werror (KVM_WERROR, default y on x86_64) would turn
+        // it into an error that hides which patch brought what.
+        for sym in NO_WERROR {
+            cmd.arg("-d").arg(sym);
+        }
         run_quiet(&mut cmd, "scripts/config")?;
         run_quiet(self.make(jobs).arg("olddefconfig"), "make olddefconfig")?;
         Ok(())
@@ -400,17 +409,31 @@ fn diagnostic(line: &str, src: &Path) -> Option<Diagnostic> {
     let rel = file
         .strip_prefix(&src_s)
         .map(|r| r.trim_start_matches('/').to_owned())
-        .or_else(|| {
-            // `../src/arch/...` seen from out/.
-            file.rfind("/src/").map(|i| file[i + 5..].to_owned())
-        })
+        // `../src/arch/...`: out/ and src/ are siblings in the area.
+        .or_else(|| file.strip_prefix("../src/").map(str::to_owned))
         .unwrap_or_else(|| file.to_owned());
     Some(Diagnostic {
-        file: rel,
+        file: lexical(&rel),
         line: line_no,
         kind,
         message: message.to_owned(),
     })
+}
+
+/// `arch/x86/kvm/../../../virt/kvm/x.c` as `virt/kvm/x.c` (Kbuild names
+/// virt/kvm's sources from arch/x86/kvm/ on x86).
+fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            _ => parts.push(c),
+        }
+    }
+    parts.join("/")
 }
 
 fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Failure> {
@@ -743,6 +766,12 @@ mod tests {
             ("arch/x86/kvm/mmu/mmu.c", "error")
         );
         assert!(diagnostic("  CC      arch/x86/kvm/x86.o", src).is_none());
+        let d = diagnostic(
+            "../src/arch/x86/kvm/../../../virt/kvm/guest_memfd.c:145:13: warning: unused variable 'x'",
+            src,
+        )
+        .expect("a warning");
+        assert_eq!(d.file, "virt/kvm/guest_memfd.c");
     }
 
     #[test]
