@@ -142,6 +142,22 @@ fn exhaustive_bound_conforms_over_a_million_vectors() {
         "{}",
         r["vectors"]
     );
+    // The RMP operations' bound (ARCHITECTURE.md) on its own, per profile.
+    for op in ["prepare", "gmem-invalidate", "punch-hole"] {
+        let per_profile: Vec<&Value> = r["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|i| i["operation"] == op)
+            .collect();
+        assert_eq!(per_profile.len(), 2, "{op} on both profiles");
+        for i in per_profile {
+            assert!(
+                i["vectors"].as_u64().is_some_and(|n| n >= 1_000_000),
+                "{op}: {i}"
+            );
+        }
+    }
 }
 
 #[test]

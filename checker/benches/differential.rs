@@ -1,18 +1,26 @@
 //! `cargo bench -p gmem-checker`: throughput of the differential checker.
 //!
-//! In one run, on the invalidation operation and its exhaustive bound
-//! (a 16-page file, up to 3 bindings at every placement, every range):
+//! In one run:
 //!
-//! - the full differential path (C through the harness ABI + model +
-//!   comparison), one core, as `check` runs it (forked child);
-//! - the C alone (harness calls, no model);
-//! - the model alone (no C);
-//! - a proptest harness of the same property (generated layouts and ranges,
-//!   C versus model), the baseline;
+//! - for every operation, over its exhaustive bound on the upstream
+//!   profile, one core: the full differential path (C through the harness
+//!   ABI + model + comparison, in a forked child, as `check` runs it), the
+//!   C alone (harness input and call), the model alone, and the ratio of
+//!   the differential rate to the C-alone rate;
+//! - on the invalidation operation's bound (a 16-page file, up to 3
+//!   bindings at every placement, every range), a proptest harness of the
+//!   same property (generated layouts and ranges, C versus model), the
+//!   baseline;
 //! - the whole `check --exhaustive` (every operation, both profiles, all
 //!   cores), wall time.
 //!
-//! Figures vary with the machine's load; compare ratios from one run.
+//! `cargo bench -p gmem-checker --bench differential -- NAME` runs only
+//! the operations whose name contains NAME (and skips the rest).
+//!
+//! Per-operation rates are per CPU second (the bench process and its
+//! children: time spent waiting for a core on a shared machine is left
+//! out); the proptest comparison and `check --exhaustive` are wall time.
+//! Figures still vary with the machine's load; compare ratios from one run.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -21,7 +29,7 @@ use gmem_checker::abi;
 use gmem_checker::compile::{CSource, compile};
 use gmem_checker::library::Library;
 use gmem_checker::ops::invalidate::{BOUND_BINDINGS, BOUND_PAGES, bound_ranges, c_input, layouts};
-use gmem_checker::ops::{OPERATIONS, Source};
+use gmem_checker::ops::{OPERATIONS, Source, Split, cpu_seconds, punch, rmp};
 use gmem_checker::runner::{self, Options, unit_defines, unit_ops};
 use gmem_codegen::unit;
 use gmem_reference::Profile;
@@ -64,45 +72,33 @@ fn rate(n: u64, t: Instant) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-fn main() {
-    // `cargo test --all-targets` runs benches as tests with no arguments;
-    // only `cargo bench` passes --bench.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
+/// Per CPU second since `t` (`cpu_seconds()`, children included).
+fn cpu_rate(n: u64, t: f64) -> f64 {
+    n as f64 / (cpu_seconds() - t).max(1e-9)
+}
+
+/// The C-alone and model-alone passes of each operation (same cases as
+/// its exhaustive bound).
+fn split(name: &str, lib: &Library, layouts: &[Vec<Binding>], ranges: &[(u64, u64)]) -> Split {
+    match name {
+        "invalidate" => invalidate_split(lib, layouts, ranges),
+        "classify" => gmem_checker::ops::classify::split(lib, Profile::Upstream),
+        "prepare" => rmp::split_prepare(lib),
+        "gmem-invalidate" => rmp::split_rmp_invalidate(lib),
+        "pre-fault" => gmem_checker::ops::prefault::split(lib),
+        "bind" => gmem_checker::ops::bind::split(lib, Profile::Upstream),
+        "punch-hole" => punch::split(lib),
+        _ => Split::default(),
     }
-    let lib = load();
-    let layouts = layouts(BOUND_PAGES, BOUND_BINDINGS);
-    let ranges = bound_ranges();
+}
+
+fn invalidate_split(lib: &Library, layouts: &[Vec<Binding>], ranges: &[(u64, u64)]) -> Split {
     let cases = (layouts.len() * ranges.len()) as u64;
-    println!(
-        "exhaustive invalidation bound: {} layouts x {} ranges = {cases} vectors",
-        layouts.len(),
-        ranges.len()
-    );
-
-    // 1. The full differential path, one core, as `check` runs it.
-    let op = OPERATIONS
-        .iter()
-        .find(|o| o.name == "invalidate")
-        .expect("registered");
-    let t = Instant::now();
-    let o = runner::run_operation(
-        op,
-        &lib,
-        Profile::Upstream,
-        &[Source::Exhaustive],
-        1,
-        &|_| Vec::<Value>::new(),
-    );
-    assert!(o.counterexample.is_none(), "builtin C conforms");
-    let differential = rate(o.vectors, t);
-
-    // 2. C alone.
-    let t = Instant::now();
+    let t = cpu_seconds();
     let mut out = abi::gmf_invalidate_out::default();
-    for slots in &layouts {
+    for slots in layouts {
         let mut input = c_input(slots);
-        for &(start, end) in &ranges {
+        for &(start, end) in ranges {
             input.start = start;
             input.end = end;
             // SAFETY: valid pointers for the call.
@@ -110,23 +106,94 @@ fn main() {
             black_box(&out);
         }
     }
-    let c_alone = rate(cases, t);
-
-    // 3. Model alone.
-    let t = Instant::now();
+    let c_rate = cpu_rate(cases, t);
+    let t = cpu_seconds();
     let mut zaps = 0u64;
-    for slots in &layouts {
+    for slots in layouts {
         let b = Bindings::new(slots).expect("valid");
-        for &(start, end) in &ranges {
+        for &(start, end) in ranges {
             zaps += invalidate_ranges(black_box(&b), start, end)
                 .map(|r| r.end ^ r.start)
                 .sum::<u64>();
         }
     }
     black_box(zaps);
-    let model_alone = rate(cases, t);
+    Split {
+        cases,
+        c_rate,
+        model_rate: cpu_rate(cases, t),
+    }
+}
 
-    // 4. proptest baseline: the same property on generated cases.
+fn main() {
+    // `cargo test --all-targets` runs benches as tests with no arguments;
+    // only `cargo bench` passes --bench.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let lib = load();
+    let layouts = layouts(BOUND_PAGES, BOUND_BINDINGS);
+    let ranges = bound_ranges();
+
+    // 1. Every operation: differential (one core, forked child, as `check`
+    //    runs it), C alone, model alone; per CPU second (this process and
+    //    its children), so other work on a shared machine does not count.
+    println!(
+        "{:<16} {:>10} {:>16} {:>16} {:>16} {:>8}",
+        "operation", "vectors", "differential/s", "C alone/s", "model alone/s", "diff/C"
+    );
+    for op in OPERATIONS.iter().filter(|o| o.name.contains(&filter)) {
+        let t = cpu_seconds();
+        let o = runner::run_operation(
+            op,
+            &lib,
+            Profile::Upstream,
+            &[Source::Exhaustive],
+            1,
+            &|_| Vec::<Value>::new(),
+        );
+        assert!(
+            o.counterexample.is_none(),
+            "builtin C conforms on {}",
+            op.name
+        );
+        let differential = cpu_rate(o.vectors, t);
+        let s = split(op.name, &lib, &layouts, &ranges);
+        println!(
+            "{:<16} {:>10} {:>16.0} {:>16.0} {:>16.0} {:>8.2}",
+            op.name,
+            o.vectors,
+            differential,
+            s.c_rate,
+            s.model_rate,
+            differential / s.c_rate
+        );
+    }
+    if !filter.is_empty() {
+        return;
+    }
+
+    // 2. proptest baseline: the invalidation property on generated cases.
+    let differential = {
+        let op = OPERATIONS
+            .iter()
+            .find(|o| o.name == "invalidate")
+            .expect("registered");
+        let t = Instant::now();
+        let o = runner::run_operation(
+            op,
+            &lib,
+            Profile::Upstream,
+            &[Source::Exhaustive],
+            1,
+            &|_| Vec::<Value>::new(),
+        );
+        rate(o.vectors, t)
+    };
     let n = 200_000u32;
     let strategy = (
         proptest::collection::vec((0u64..6, 1u64..6, 0u64..0x1000), 0..=BOUND_BINDINGS),
@@ -165,7 +232,7 @@ fn main() {
         .expect("the property holds");
     let proptest_rate = rate(u64::from(n), t);
 
-    // 5. The whole check, every operation, both profiles, all cores.
+    // 3. The whole check, every operation, both profiles, all cores.
     let opts = Options {
         vectors: runner::load_vectors(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -182,32 +249,9 @@ fn main() {
 
     println!();
     println!(
-        "differential (C + model + compare), 1 core: {:>14.0} vectors/s",
-        differential
-    );
-    println!(
-        "C alone, 1 core:                             {:>14.0} calls/s",
-        c_alone
-    );
-    println!(
-        "model alone, 1 core:                         {:>14.0} calls/s",
-        model_alone
-    );
-    println!(
-        "proptest harness, same property, 1 core:     {:>14.0} cases/s",
-        proptest_rate
-    );
-    println!();
-    println!(
-        "differential / proptest:  {:>8.1}x",
+        "invalidation: differential {differential:.0} vectors/s, proptest harness of the same property {proptest_rate:.0} cases/s: {:.1}x",
         differential / proptest_rate
     );
-    println!("differential / C alone:   {:>8.2}", differential / c_alone);
-    println!(
-        "differential / model:     {:>8.2}",
-        differential / model_alone
-    );
-    println!();
     println!(
         "check --exhaustive (all operations, both profiles, {} jobs): {} vectors in {:.2}s, verdict {:?}",
         opts.jobs, report.vectors, report.seconds, report.verdict

@@ -17,13 +17,14 @@
 
 #include <stdint.h>
 
-#define GMF_ABI_VERSION 1
+#define GMF_ABI_VERSION 2
 
 /* Bounds of the fixed-size arrays below (the checker never exceeds them). */
 #define GMF_MAX_BINDINGS 8
 #define GMF_MAX_RANGES 16
 #define GMF_MAX_EVENTS 2112 /* a 2M region walked 4K at a time, and more */
 #define GMF_MAX_RMP_PFNS 2048 /* RMP entries the shim models: 4 x 2M */
+#define GMF_MAX_RMP_RUNS 128 /* runs of assigned entries in an RMP state */
 #define GMF_MAX_SLOTS 4
 #define GMF_MAX_FILES 4
 #define GMF_MAX_FOLIOS 64
@@ -149,12 +150,33 @@ struct gmf_event {
 	int32_t ret;		/* what the RMP instruction returned */
 };
 
+/*
+ * A run of assigned RMP entries: npages 4K entries from pfn, gpa + 4K per
+ * page, or (pagesize 1, npages 512, pfn 2M aligned) one 2M entry.  The
+ * state is sparse so that a vector costs what it describes, not the table.
+ */
+struct gmf_rmp_run {
+	uint64_t pfn;
+	uint64_t npages;
+	uint64_t gpa;
+	uint32_t asid;
+	uint8_t pagesize;	/* 0 = 4K entries, 1 = one 2M entry */
+	uint8_t immutable;
+	uint8_t validated;
+};
+
 struct gmf_rmp_state {
 	uint8_t snp_enabled;		/* cc_platform_has(CC_ATTR_HOST_SEV_SNP) */
 	uint64_t max_pfn;		/* lookups at or above fail (<= GMF_MAX_RMP_PFNS) */
-	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
+	uint32_t nruns;			/* every other entry is shared (all zero) */
+	struct gmf_rmp_run runs[GMF_MAX_RMP_RUNS];
 };
 
+/*
+ * Only what the call wrote is copied out: events up to nevents, and the
+ * table's entries in [rmp_lo, rmp_hi), the span of every entry the call
+ * wrote (empty: rmp_lo == rmp_hi).  Every other entry is as loaded.
+ */
 struct gmf_rmp_out {
 	int32_t ret;
 	int32_t max_level;	/* the private max mapping level hook, after the op */
@@ -162,6 +184,8 @@ struct gmf_rmp_out {
 	struct gmf_event events[GMF_MAX_EVENTS];
 	uint32_t warnings;
 	uint8_t overflow;
+	uint64_t rmp_lo;
+	uint64_t rmp_hi;
 	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
 };
 

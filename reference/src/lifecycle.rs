@@ -168,6 +168,10 @@ struct Vm<'a> {
     private: BTreeSet<u64>,
     /// Allocated folios by first file index: (order, prepared).
     folios: BTreeMap<u64, (u32, bool)>,
+    /// Whether the page cache matters after this step: a lone punch hole
+    /// drops it, so a split folio's surviving pages (up to 511 entries)
+    /// are not recorded.
+    keep_page_cache: bool,
     rmp: Rmp,
     events: Vec<TraceEvent>,
     warnings: u32,
@@ -288,14 +292,23 @@ impl Vm<'_> {
                 self.free_folio(f);
                 continue;
             }
-            // Partly covered large folio: split, then free the covered pages.
+            // Partly covered large folio: split, then free the covered pages
+            // (each its own 4K folio, in index order).
             self.folios.remove(&f);
-            for i in f..f + (1 << order) {
-                self.folios.insert(i, (0, prepared));
-                if i >= start && i < end {
-                    self.free_folio(i);
+            let (lo, hi) = (f.max(start), (f + (1 << order)).min(end));
+            if self.keep_page_cache {
+                for i in (f..lo).chain(hi..f + (1 << order)) {
+                    self.folios.insert(i, (0, prepared));
                 }
             }
+            // One hook call per freed 4K page; run as one call over the
+            // pages, which is the same: fewer than 512 pages never allow a
+            // 2M update, so each pfn is looked up, PSMASHed if its region
+            // is 2M, and made shared 4K, in order, either way.
+            let mut t = HookTrace::default();
+            let pfn = self.s.pfn_base + lo;
+            sev_gmem_invalidate(&mut self.rmp, pfn, pfn + (hi - lo), false, &mut t);
+            self.rmp_hook(t);
         }
     }
 
@@ -445,6 +458,7 @@ pub fn punch_hole(
         bindings: Bindings::new(bindings)?,
         private: BTreeSet::new(),
         folios: BTreeMap::new(),
+        keep_page_cache: false,
         rmp,
         events: Vec::new(),
         warnings: 0,
@@ -525,6 +539,7 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
         bindings,
         private: BTreeSet::new(),
         folios: BTreeMap::new(),
+        keep_page_cache: true,
         rmp: Rmp::new(true, max_pfn),
         events: Vec::new(),
         warnings: 0,

@@ -118,14 +118,33 @@ fn one() -> u64 {
 pub const MAX_INPUT_ENTRIES: u64 = 1 << 20;
 
 /// The RMP table plus the platform state the hooks consult.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Assigned entries are kept as runs ([`RmpRun`], the JSON form), sorted by
+/// pfn and disjoint, so a query costs what it describes: a 2M entry is one
+/// run, not 512 entries, and the checker builds one table per vector,
+/// millions of times. A run emptied by an update stays in place with
+/// `npages == 0` (a hole: it describes nothing) so that removing one never
+/// shifts the others; [`Rmp::runs`] leaves holes out.
+#[derive(Debug, Clone, Default)]
 pub struct Rmp {
-    entries: BTreeMap<u64, RmpEntry>,
+    runs: Vec<RmpRun>,
     /// `cc_platform_has(CC_ATTR_HOST_SEV_SNP)`.
     pub snp_enabled: bool,
     /// Size of the table in pfns: lookups at or beyond fail (-EFAULT, WARN).
     pub max_pfn: u64,
 }
+
+/// Two tables are equal when they hold the same entries, however their
+/// runs happen to be split.
+impl PartialEq for Rmp {
+    fn eq(&self, other: &Rmp) -> bool {
+        self.snp_enabled == other.snp_enabled
+            && self.max_pfn == other.max_pfn
+            && self.runs() == other.runs()
+    }
+}
+
+impl Eq for Rmp {}
 
 /// An RMP operation as the hooks issue it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,133 +193,100 @@ impl Rmp {
     /// An empty (all shared) table of `max_pfn` pfns.
     pub fn new(snp_enabled: bool, max_pfn: u64) -> Rmp {
         Rmp {
-            entries: BTreeMap::new(),
+            runs: Vec::new(),
             snp_enabled,
             max_pfn,
         }
     }
 
     /// Builds a table from runs, checking they describe a possible RMP.
+    ///
+    /// Runs may come in any order; the error names the first run (in input
+    /// order) that is malformed or overlaps an earlier one, and the first
+    /// pfn where it does.
     pub fn from_runs(snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> Result<Rmp, InputError> {
         let mut rmp = Rmp::new(snp_enabled, max_pfn);
         let mut total = 0u64;
+        // Ascending input (the usual case) is checked against its
+        // predecessor alone; anything else goes through an interval map.
+        let mut sorted = true;
         for (i, r) in runs.iter().enumerate() {
-            let field = |f: &str| format!("rmp[{i}].{f}");
-            let n = match r.size {
-                PageSize::M2 => {
-                    if r.pfn % PTRS_PER_PMD != 0 {
-                        return Err(InputError::new(
-                            field("pfn"),
-                            "a 2M entry starts 2M aligned",
-                        ));
-                    }
-                    if r.npages != 1 && r.npages != PTRS_PER_PMD {
-                        return Err(InputError::new(
-                            field("npages"),
-                            "a 2M entry covers 512 pages",
-                        ));
-                    }
-                    PTRS_PER_PMD
-                }
-                PageSize::K4 => r.npages,
-            };
-            total = total.saturating_add(n);
-            if n == 0 || total > MAX_INPUT_ENTRIES {
-                return Err(InputError::new(
-                    field("npages"),
-                    format!("runs hold 1 to {MAX_INPUT_ENTRIES} entries in all"),
-                ));
+            let run = checked_run(i, r, max_pfn, &mut total)?;
+            if let Some(last) = rmp.runs.last()
+                && run.pfn < last.pfn + last.npages
+            {
+                sorted = false;
+                break;
             }
-            if r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
-                return Err(InputError::new(
-                    field("pfn"),
-                    format!("run ends past max_pfn {max_pfn}"),
-                ));
-            }
-            for k in 0..n {
-                let pfn = r.pfn + k;
-                if rmp.entries.contains_key(&pfn) {
-                    return Err(InputError::new(
-                        field("pfn"),
-                        format!("pfn {pfn} listed twice"),
-                    ));
-                }
-                // A 4K entry inside another 2M entry is impossible, and a 2M
-                // entry needs its whole region free.
-                let clash = match r.size {
-                    PageSize::K4 => rmp.region_is_2m(pfn),
-                    PageSize::M2 => k == 0 && rmp.any_assigned(pfn),
-                };
-                if clash {
-                    return Err(InputError::new(
-                        field("pfn"),
-                        format!("pfn {pfn} overlaps a 2M entry"),
-                    ));
-                }
-                rmp.entries.insert(
-                    pfn,
-                    RmpEntry {
-                        assigned: true,
-                        size: if k == 0 { r.size } else { PageSize::K4 },
-                        immutable: r.immutable,
-                        asid: r.asid,
-                        gpa: r.gpa.wrapping_add(k << PAGE_SHIFT),
-                        validated: r.validated,
-                    },
-                );
-            }
+            rmp.runs.push(run);
+        }
+        if !sorted {
+            rmp.runs = unsorted_runs(max_pfn, runs)?;
         }
         Ok(rmp)
     }
 
-    /// The table as runs (the JSON output form), in pfn order.
+    /// The table as runs (the JSON output form), in pfn order: 4K entries
+    /// that continue one another (pfn, gpa, attributes) form one run.
     pub fn runs(&self) -> Vec<RmpRun> {
-        let mut out: Vec<RmpRun> = Vec::new();
-        let mut it = self.entries.iter().peekable();
-        while let Some((&pfn, e)) = it.next() {
-            if e.size == PageSize::M2 {
-                // The 511 tail entries belong to the 2M run.
-                for _ in 1..PTRS_PER_PMD {
-                    it.next();
-                }
-                out.push(RmpRun {
-                    pfn,
-                    npages: PTRS_PER_PMD,
-                    size: PageSize::M2,
-                    asid: e.asid,
-                    gpa: e.gpa,
-                    immutable: e.immutable,
-                    validated: e.validated,
-                });
-                continue;
-            }
-            if let Some(last) = out.last_mut()
+        let mut out: Vec<RmpRun> = Vec::with_capacity(self.runs.len());
+        for r in self.runs.iter().filter(|r| r.npages > 0) {
+            if r.size == PageSize::K4
+                && let Some(last) = out.last_mut()
                 && last.size == PageSize::K4
-                && last.pfn + last.npages == pfn
-                && last.asid == e.asid
-                && last.immutable == e.immutable
-                && last.validated == e.validated
-                && last.gpa.wrapping_add(last.npages << PAGE_SHIFT) == e.gpa
+                && last.pfn + last.npages == r.pfn
+                && last.asid == r.asid
+                && last.immutable == r.immutable
+                && last.validated == r.validated
+                && last.gpa.wrapping_add(last.npages << PAGE_SHIFT) == r.gpa
             {
-                last.npages += 1;
+                last.npages += r.npages;
                 continue;
             }
-            out.push(RmpRun {
-                pfn,
-                npages: 1,
-                size: PageSize::K4,
-                asid: e.asid,
-                gpa: e.gpa,
-                immutable: e.immutable,
-                validated: e.validated,
-            });
+            out.push(*r);
         }
         out
     }
 
+    /// The assigned entries as they are held: disjoint runs in pfn order,
+    /// not merged (cheaper than [`Rmp::runs`] for a caller that only walks
+    /// them).
+    pub fn held_runs(&self) -> impl Iterator<Item = &RmpRun> {
+        self.runs.iter().filter(|r| r.npages > 0)
+    }
+
+    /// Index of the run holding `pfn`, if any.
+    fn find(&self, pfn: u64) -> Option<usize> {
+        let i = self.runs.partition_point(|r| r.pfn <= pfn);
+        let r = self.runs.get(i.checked_sub(1)?)?;
+        (pfn - r.pfn < r.npages).then(|| i - 1)
+    }
+
+    /// The first assigned pfn at or after `pfn`.
+    fn next_assigned(&self, pfn: u64) -> Option<u64> {
+        let i = self.runs.partition_point(|r| r.pfn <= pfn);
+        if let Some(r) = i.checked_sub(1).map(|j| &self.runs[j])
+            && pfn - r.pfn < r.npages
+        {
+            return Some(pfn);
+        }
+        self.runs[i..].iter().find(|r| r.npages > 0).map(|r| r.pfn)
+    }
+
     /// The entry of `pfn` (all-zero when absent).
     pub fn entry(&self, pfn: u64) -> RmpEntry {
-        self.entries.get(&pfn).copied().unwrap_or_default()
+        let Some(i) = self.find(pfn) else {
+            return RmpEntry::default();
+        };
+        let r = &self.runs[i];
+        RmpEntry {
+            assigned: true,
+            size: if pfn == r.pfn { r.size } else { PageSize::K4 },
+            immutable: r.immutable,
+            asid: r.asid,
+            gpa: r.gpa.wrapping_add((pfn - r.pfn) << PAGE_SHIFT),
+            validated: r.validated,
+        }
     }
 
     fn head(pfn: u64) -> u64 {
@@ -312,10 +298,8 @@ impl Rmp {
     }
 
     fn any_assigned(&self, head: u64) -> bool {
-        self.entries
-            .range(head..head.saturating_add(PTRS_PER_PMD))
-            .next()
-            .is_some()
+        self.next_assigned(head)
+            .is_some_and(|p| p < head.saturating_add(PTRS_PER_PMD))
     }
 
     /// `snp_lookup_rmpentry(pfn, &assigned, &level)`: Ok((assigned, level)).
@@ -356,27 +340,73 @@ impl Rmp {
             if self.any_assigned(head) {
                 return RMP_HW_FAIL;
             }
-            for k in 0..PTRS_PER_PMD {
-                let size = if k == 0 { PageSize::M2 } else { PageSize::K4 };
-                let gpa = new.gpa.wrapping_add(k << PAGE_SHIFT);
-                self.set(head + k, RmpEntry { size, gpa, ..new });
-            }
+            self.insert(RmpRun {
+                pfn: head,
+                npages: PTRS_PER_PMD,
+                size: PageSize::M2,
+                asid: new.asid,
+                gpa: new.gpa,
+                immutable: new.immutable,
+                validated: new.validated,
+            });
         } else {
             if !self.region_is_2m(head) {
                 return RMP_HW_FAIL;
             }
-            for k in 0..PTRS_PER_PMD {
-                self.entries.remove(&(head + k));
+            // The 2M entry is the one run of its region.
+            if let Some(i) = self.find(head) {
+                self.runs[i].npages = 0;
             }
         }
         0
     }
 
+    /// Inserts a run over pfns no run holds.
+    fn insert(&mut self, run: RmpRun) {
+        let i = self.runs.partition_point(|r| r.pfn <= run.pfn);
+        self.runs.insert(i, run);
+    }
+
+    /// Writes one 4K entry (the region is not a 2M entry).
     fn set(&mut self, pfn: u64, e: RmpEntry) {
+        if let Some(i) = self.find(pfn) {
+            // Cut pfn out of its run: trim an end, or split in two.
+            let r = self.runs[i];
+            let off = pfn - r.pfn;
+            if off == 0 {
+                let rest = &mut self.runs[i];
+                rest.npages -= 1;
+                if rest.npages > 0 {
+                    rest.pfn += 1;
+                    rest.gpa = rest.gpa.wrapping_add(1 << PAGE_SHIFT);
+                    rest.size = PageSize::K4;
+                }
+            } else {
+                self.runs[i].npages = off;
+                if off + 1 < r.npages {
+                    self.runs.insert(
+                        i + 1,
+                        RmpRun {
+                            pfn: pfn + 1,
+                            npages: r.npages - off - 1,
+                            size: PageSize::K4,
+                            gpa: r.gpa.wrapping_add((off + 1) << PAGE_SHIFT),
+                            ..r
+                        },
+                    );
+                }
+            }
+        }
         if e.assigned {
-            self.entries.insert(pfn, e);
-        } else {
-            self.entries.remove(&pfn);
+            self.insert(RmpRun {
+                pfn,
+                npages: 1,
+                size: PageSize::K4,
+                asid: e.asid,
+                gpa: e.gpa,
+                immutable: e.immutable,
+                validated: e.validated,
+            });
         }
     }
 
@@ -435,19 +465,87 @@ impl Rmp {
             return -errno::EINVAL;
         }
         let head = Self::head(pfn);
-        let h = self.entry(head);
-        if !(h.assigned && h.size == PageSize::M2) {
-            return RMP_HW_FAIL;
+        match self.find(head) {
+            // 512 4K entries that keep every field: the same run, 4K.
+            Some(i) if self.runs[i].pfn == head && self.runs[i].size == PageSize::M2 => {
+                self.runs[i].size = PageSize::K4;
+                0
+            }
+            _ => RMP_HW_FAIL,
         }
-        self.set(
-            head,
-            RmpEntry {
-                size: PageSize::K4,
-                ..h
-            },
-        );
-        0
     }
+}
+
+/// Run `i` of an input, checked on its own; a 2M run always covers 512.
+fn checked_run(i: usize, r: &RmpRun, max_pfn: u64, total: &mut u64) -> Result<RmpRun, InputError> {
+    let field = |f: &str| format!("rmp[{i}].{f}");
+    let n = match r.size {
+        PageSize::M2 => {
+            if r.pfn % PTRS_PER_PMD != 0 {
+                return Err(InputError::new(
+                    field("pfn"),
+                    "a 2M entry starts 2M aligned",
+                ));
+            }
+            if r.npages != 1 && r.npages != PTRS_PER_PMD {
+                return Err(InputError::new(
+                    field("npages"),
+                    "a 2M entry covers 512 pages",
+                ));
+            }
+            PTRS_PER_PMD
+        }
+        PageSize::K4 => r.npages,
+    };
+    *total = total.saturating_add(n);
+    if n == 0 || *total > MAX_INPUT_ENTRIES {
+        return Err(InputError::new(
+            field("npages"),
+            format!("runs hold 1 to {MAX_INPUT_ENTRIES} entries in all"),
+        ));
+    }
+    if r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
+        return Err(InputError::new(
+            field("pfn"),
+            format!("run ends past max_pfn {max_pfn}"),
+        ));
+    }
+    Ok(RmpRun { npages: n, ..*r })
+}
+
+/// [`Rmp::from_runs`] for runs in any order: each run against the earlier
+/// ones through a map of their extents, then sorted.
+fn unsorted_runs(max_pfn: u64, runs: &[RmpRun]) -> Result<Vec<RmpRun>, InputError> {
+    // start -> (end, index into out)
+    let mut map: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut out: Vec<RmpRun> = Vec::with_capacity(runs.len());
+    let mut total = 0u64;
+    for (i, r) in runs.iter().enumerate() {
+        let run = checked_run(i, r, max_pfn, &mut total)?;
+        let (lo, hi) = (run.pfn, run.pfn + run.npages);
+        // The first pfn of [lo, hi) an earlier run holds.
+        let holder = map
+            .range(..=lo)
+            .next_back()
+            .filter(|&(_, &end)| end > lo)
+            .map(|_| lo)
+            .or_else(|| map.range(lo..hi).next().map(|(&s, _)| s));
+        let clash = match (run.size, holder) {
+            (_, Some(p)) if run.size == PageSize::K4 || p == lo => {
+                Some(format!("pfn {p} listed twice"))
+            }
+            // A 2M entry needs its whole region free.
+            (PageSize::M2, Some(_)) => Some(format!("pfn {lo} overlaps a 2M entry")),
+            _ => None,
+        };
+        if let Some(msg) = clash {
+            return Err(InputError::new(format!("rmp[{i}].pfn"), msg));
+        }
+        map.insert(lo, hi);
+        out.push(run);
+    }
+    out.sort_unstable_by_key(|r| r.pfn);
+    Ok(out)
 }
 
 /// What a hook did.
@@ -472,15 +570,31 @@ impl HookTrace {
 }
 
 /// `is_pfn_range_shared()`: every pfn of `[start, end)` looks up unassigned.
+///
+/// The kernel looks up one pfn at a time; a lookup of a shared pfn below
+/// `max_pfn` has no effect, so the model goes straight to the first pfn
+/// whose lookup does something (assigned, or past the table: WARN).
 fn is_pfn_range_shared(rmp: &Rmp, start: u64, end: u64, trace: &mut HookTrace) -> bool {
     let mut pfn = start;
     while pfn < end {
         match rmp.lookup(pfn, &mut trace.warnings) {
-            Ok((false, _)) => pfn += 1,
+            Ok((false, _)) => pfn = rmp.skip_shared(pfn, end),
             _ => return false,
         }
     }
     true
+}
+
+impl Rmp {
+    /// After a lookup found `pfn` shared: the next pfn below `end` whose
+    /// lookup can differ (the next assigned one, or `max_pfn`), else `end`.
+    fn skip_shared(&self, pfn: u64, end: u64) -> u64 {
+        let stop = self
+            .next_assigned(pfn.saturating_add(1))
+            .unwrap_or(u64::MAX)
+            .min(self.max_pfn.max(pfn.saturating_add(1)));
+        stop.min(end)
+    }
 }
 
 /// `sev_gmem_prepare(kvm, pfn, gfn, max_order)`: make a freshly allocated
@@ -572,6 +686,18 @@ pub fn sev_gmem_invalidate(
         match pfn.checked_add(step) {
             Some(next) => pfn = next,
             None => break,
+        }
+        // Shared pfns below max_pfn do nothing but a lookup; past max_pfn
+        // each lookup WARNs and nothing is assigned: count them at once.
+        if pfn < end && pfn >= rmp.max_pfn {
+            let n = end - pfn;
+            trace.warnings = trace
+                .warnings
+                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            break;
+        }
+        if pfn < end && !rmp.entry(pfn).assigned {
+            pfn = rmp.skip_shared(pfn, end);
         }
     }
 }

@@ -67,17 +67,19 @@ static __always_inline int gmf_gmem_bind_slots(struct kvm_gmem *gmem,
 	return gmem->bindings.nr == n ? 0 : -1;
 }
 
-/* The RMP ops' answer: the recorded events, WARNs and the table after. */
+/*
+ * The RMP ops' answer: the recorded events, WARNs and the entries the
+ * call wrote (harness.h: nothing past nevents or outside the written span
+ * is copied, so a vector costs what it did, not the table's size).
+ */
 static inline void gmf_rmp_out_fill(struct gmf_rmp_out *out, int ret,
 				    int max_level)
 {
 	out->ret = ret;
 	out->max_level = max_level;
 	gmf_copy_events(out->events, &out->nevents, &out->overflow);
-	__builtin_memset(&out->events[out->nevents], 0,
-			 (GMF_MAX_EVENTS - out->nevents) * sizeof(out->events[0]));
 	out->warnings = gmf_rec.warnings;
-	__builtin_memcpy(out->entries, gmf_rmp.entries, sizeof(out->entries));
+	gmf_rmp_store(out);
 }
 
 #endif /* GMF_ADAPTERS_COMMON_H */

@@ -1293,10 +1293,16 @@ struct gmf_recorder {
 	struct gmf_event events[GMF_MAX_EVENTS];
 };
 
-/* The RMP table the hardware model updates. */
+/*
+ * The RMP table the hardware model updates.  Entries outside
+ * [dirty_lo, dirty_hi) are all zero, so a load clears only that span;
+ * [written_lo, written_hi) is what the current vector's updates touched.
+ */
 struct gmf_rmp_table {
 	uint8_t snp_enabled;
 	uint64_t max_pfn;
+	uint64_t dirty_lo, dirty_hi;
+	uint64_t written_lo, written_hi;
 	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
 };
 
@@ -1327,8 +1333,13 @@ extern struct gmf_world gmf_world;
 void gmf_shim_reset(void);
 /* A fresh vCPU of the VM, with a loaded TDP MMU (classify, prefault). */
 void gmf_shim_reset_vcpu(void);
-/* Load the RMP table from a harness state (the RMP ops only). */
+/*
+ * Load the RMP table from a harness state (the RMP ops only): 0, or -1
+ * for a run outside the table.
+ */
 int gmf_rmp_load(const struct gmf_rmp_state *st);
+/* Copy the entries the vector's updates wrote to out->entries. */
+void gmf_rmp_store(struct gmf_rmp_out *out);
 /* The mmu_lock state of gmf_world.vm, for the recorder. */
 static inline bool gmf_mmu_lock_held(void)
 {

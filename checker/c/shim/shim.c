@@ -396,8 +396,13 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
 			continue;
 		}
 		if (first < start || last > last_in) {
-			/* Look at the head again, now an order-0 folio. */
 			gmf_split_folio(folio);
+			/*
+			 * Go on at the first piece inside the hole (the pieces
+			 * before it are order-0 folios outside it: skipped).
+			 */
+			if (first < start)
+				pos = &((struct folio *)folio_page(folio, start - first))->lru;
 			continue;
 		}
 		pos = pos->next;
@@ -730,14 +735,76 @@ bool cc_platform_has(enum cc_attr attr)
 	return attr == CC_ATTR_HOST_SEV_SNP && gmf_rmp.snp_enabled;
 }
 
+/* Widen [*lo, *hi) to cover [lo, hi). */
+static inline void rmp_span_add(uint64_t *span_lo, uint64_t *span_hi,
+				uint64_t lo, uint64_t hi)
+{
+	if (lo < *span_lo)
+		*span_lo = lo;
+	if (hi > *span_hi)
+		*span_hi = hi;
+}
+
+/* Every write to the table goes through here (or rmp_span_add first). */
+static inline void rmp_written(uint64_t lo, uint64_t hi)
+{
+	rmp_span_add(&gmf_rmp.written_lo, &gmf_rmp.written_hi, lo, hi);
+	rmp_span_add(&gmf_rmp.dirty_lo, &gmf_rmp.dirty_hi, lo, hi);
+}
+
+/*
+ * Costs the entries the state describes plus the ones the last vector
+ * left, never the whole table: the RMP ops run millions of vectors.
+ */
 int gmf_rmp_load(const struct gmf_rmp_state *st)
 {
-	if (st->max_pfn > GMF_MAX_RMP_PFNS)
+	struct gmf_rmp_entry *e = gmf_rmp.entries;
+	uint32_t i;
+	uint64_t k;
+
+	if (st->max_pfn > GMF_MAX_RMP_PFNS || st->nruns > GMF_MAX_RMP_RUNS)
 		return -1;
+	if (gmf_rmp.dirty_lo < gmf_rmp.dirty_hi)
+		__builtin_memset(&e[gmf_rmp.dirty_lo], 0,
+				 (gmf_rmp.dirty_hi - gmf_rmp.dirty_lo) * sizeof(*e));
+	gmf_rmp.dirty_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.dirty_hi = 0;
 	gmf_rmp.snp_enabled = st->snp_enabled;
 	gmf_rmp.max_pfn = st->max_pfn;
-	__builtin_memcpy(gmf_rmp.entries, st->entries, sizeof(gmf_rmp.entries));
+	for (i = 0; i < st->nruns; i++) {
+		const struct gmf_rmp_run *r = &st->runs[i];
+
+		if (r->pfn >= GMF_MAX_RMP_PFNS || !r->npages ||
+		    r->npages > GMF_MAX_RMP_PFNS - r->pfn)
+			return -1;
+		rmp_span_add(&gmf_rmp.dirty_lo, &gmf_rmp.dirty_hi, r->pfn,
+			     r->pfn + r->npages);
+		for (k = 0; k < r->npages; k++) {
+			e[r->pfn + k] = (struct gmf_rmp_entry){
+				.assigned = 1,
+				.pagesize = r->pagesize && !k,
+				.immutable = r->immutable,
+				.validated = r->validated,
+				.asid = r->asid,
+				.gpa = r->gpa + (k << PAGE_SHIFT),
+			};
+		}
+	}
+	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.written_hi = 0;
 	return 0;
+}
+
+void gmf_rmp_store(struct gmf_rmp_out *out)
+{
+	uint64_t lo = gmf_rmp.written_lo, hi = gmf_rmp.written_hi;
+
+	if (lo >= hi)
+		lo = hi = 0;
+	out->rmp_lo = lo;
+	out->rmp_hi = hi;
+	__builtin_memcpy(&out->entries[lo], &gmf_rmp.entries[lo],
+			 (hi - lo) * sizeof(out->entries[0]));
 }
 
 static inline u64 rmp_head(u64 pfn)
@@ -771,6 +838,7 @@ static int rmpupdate_hw(u64 pfn, int level, const struct gmf_rmp_entry *new)
 	if (level == PG_LEVEL_4K) {
 		if (rmp_region_is_2m(pfn))
 			return FAIL_INPUT;
+		rmp_written(pfn, pfn + 1);
 		e[pfn] = *new;
 		return 0;
 	}
@@ -782,6 +850,7 @@ static int rmpupdate_hw(u64 pfn, int level, const struct gmf_rmp_entry *new)
 			if (e[pfn + i].assigned)
 				return FAIL_INPUT;
 		}
+		rmp_written(pfn, pfn + PTRS_PER_PMD);
 		for (i = 0; i < PTRS_PER_PMD; i++) {
 			e[pfn + i] = *new;
 			e[pfn + i].pagesize = i ? RMP_PG_SIZE_4K : RMP_PG_SIZE_2M;
@@ -791,6 +860,7 @@ static int rmpupdate_hw(u64 pfn, int level, const struct gmf_rmp_entry *new)
 	}
 	if (!rmp_region_is_2m(pfn))
 		return FAIL_INPUT;
+	rmp_written(pfn, pfn + PTRS_PER_PMD);
 	__builtin_memset(&e[pfn], 0, PTRS_PER_PMD * sizeof(e[0]));
 	return 0;
 }
@@ -844,6 +914,7 @@ static int psmash_insn(u64 pfn)
 	head = &gmf_rmp.entries[rmp_head(pfn)];
 	if (!head->assigned || head->pagesize != RMP_PG_SIZE_2M)
 		return FAIL_INPUT;
+	rmp_written(rmp_head(pfn), rmp_head(pfn) + 1);
 	head->pagesize = RMP_PG_SIZE_4K;
 	return 0;
 }

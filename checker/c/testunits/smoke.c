@@ -222,11 +222,44 @@ static void test_classify(int upstream)
 
 static struct gmf_rmp_out rmp_out;
 
+/*
+ * An entry of the table after the last call on state *in: what the call
+ * wrote (rmp_out carries its span), else what *in loaded.
+ */
+static struct gmf_rmp_entry rmp_after(const struct gmf_rmp_state *in,
+				      uint64_t pfn)
+{
+	struct gmf_rmp_entry none = { 0 };
+	uint32_t i;
+
+	if (pfn >= rmp_out.rmp_lo && pfn < rmp_out.rmp_hi)
+		return rmp_out.entries[pfn];
+	for (i = 0; i < in->nruns; i++) {
+		const struct gmf_rmp_run *r = &in->runs[i];
+
+		if (pfn >= r->pfn && pfn - r->pfn < r->npages)
+			return (struct gmf_rmp_entry){
+				.assigned = 1,
+				.pagesize = r->pagesize && pfn == r->pfn,
+				.immutable = r->immutable,
+				.validated = r->validated,
+				.asid = r->asid,
+				.gpa = r->gpa + ((pfn - r->pfn) << 12),
+			};
+	}
+	return none;
+}
+
+/* The 2M entry sev_gmem_prepare(pfn 515, gfn 0x1003, order 9) makes. */
+static const struct gmf_rmp_run prepared_2m = {
+	.pfn = 512, .npages = 512, .gpa = 0x1000ull << 12, .asid = 1,
+	.pagesize = 1,
+};
+
 static void test_rmp(void)
 {
 	static struct gmf_prepare_in pin;
 	static struct gmf_rmp_invalidate_in iin;
-	const struct gmf_rmp_entry *e = rmp_out.entries;
 	const struct gmf_event *ev = rmp_out.events;
 	unsigned int i;
 
@@ -244,10 +277,14 @@ static void test_rmp(void)
 	      ev[0].pfn == 512 && ev[0].arg == 0x1000ull << 12 &&
 	      ev[0].level == 2 && ev[0].asid == 1 && ev[0].ret == 0 &&
 	      !ev[0].mmu_lock_held);
-	CHECK(e[512].assigned && e[512].pagesize == 1 && e[512].asid == 1);
-	CHECK(e[515].assigned && e[515].pagesize == 0 &&
-	      e[515].gpa == 0x1003ull << 12);
-	CHECK(!e[511].assigned && !e[1024].assigned && e[1023].assigned);
+#define E(pfn) rmp_after(&pin.rmp, pfn)
+	CHECK(E(512).assigned && E(512).pagesize == 1 && E(512).asid == 1);
+	CHECK(E(515).assigned && E(515).pagesize == 0 &&
+	      E(515).gpa == 0x1003ull << 12);
+	CHECK(!E(511).assigned && !E(1024).assigned && E(1023).assigned);
+	CHECK(rmp_out.rmp_lo == 512 && rmp_out.rmp_hi == 1024);
+#undef E
+#define E(pfn) rmp_after(&iin.rmp, pfn)
 
 	/* Free two 4K pages inside the 2M entry: PSMASH, then 4K updates. */
 	memset(&iin, 0, sizeof(iin));
@@ -255,28 +292,27 @@ static void test_rmp(void)
 	iin.end = 518;
 	iin.rmp.snp_enabled = 1;
 	iin.rmp.max_pfn = GMF_MAX_RMP_PFNS;
-	memcpy(iin.rmp.entries, rmp_out.entries, sizeof(iin.rmp.entries));
+	iin.rmp.nruns = 1;
+	iin.rmp.runs[0] = prepared_2m;
 	CHECK(p_rmp_invalidate(&iin, &rmp_out) == 0);
 	CHECK(rmp_out.nevents == 3 && rmp_out.warnings == 0);
 	CHECK(ev[0].op == GMF_EV_PSMASH && ev[0].pfn == 516 && ev[0].ret == 0);
 	CHECK(ev[1].op == GMF_EV_MAKE_SHARED && ev[1].pfn == 516 &&
 	      ev[1].level == 1 && ev[1].ret == 0);
 	CHECK(ev[2].op == GMF_EV_MAKE_SHARED && ev[2].pfn == 517);
-	CHECK(e[512].assigned && e[512].pagesize == 0);
-	CHECK(!e[516].assigned && !e[517].assigned && e[515].assigned &&
-	      e[518].assigned && e[518].gpa == 0x1006ull << 12);
+	CHECK(E(512).assigned && E(512).pagesize == 0);
+	CHECK(!E(516).assigned && !E(517).assigned && E(515).assigned &&
+	      E(518).assigned && E(518).gpa == 0x1006ull << 12);
 
 	/* Whole 2M freed at once: one 2M update. */
-	memcpy(iin.rmp.entries, pin.rmp.entries, sizeof(iin.rmp.entries));
-	CHECK(p_prepare(&pin, &rmp_out) == 0);
-	memcpy(iin.rmp.entries, rmp_out.entries, sizeof(iin.rmp.entries));
 	iin.start = 512;
 	iin.end = 1024;
 	CHECK(p_rmp_invalidate(&iin, &rmp_out) == 0);
 	CHECK(rmp_out.nevents == 1 && ev[0].op == GMF_EV_MAKE_SHARED &&
 	      ev[0].pfn == 512 && ev[0].level == 2 && ev[0].ret == 0);
 	for (i = 0; i < GMF_MAX_RMP_PFNS; i++)
-		CHECK(!e[i].assigned && !e[i].pagesize);
+		CHECK(!E(i).assigned && !E(i).pagesize);
+#undef E
 
 	/* A lookup past the table WARNs; prepare fails with -ENOENT. */
 	pin.pfn = GMF_MAX_RMP_PFNS;
@@ -298,8 +334,7 @@ static struct gmf_punch_in punch_in;
 
 static void punch_setup(void)
 {
-	struct gmf_rmp_entry *e = punch_in.rmp.entries;
-	unsigned int i;
+	struct gmf_rmp_run *r = punch_in.rmp.runs;
 
 	memset(&punch_in, 0, sizeof(punch_in));
 	punch_in.nbindings = 1;
@@ -312,14 +347,14 @@ static void punch_setup(void)
 	punch_in.folios[1] = (struct gmf_folio){ .index = 600, .order = 0 };
 	punch_in.rmp.snp_enabled = 1;
 	punch_in.rmp.max_pfn = GMF_MAX_RMP_PFNS;
-	for (i = 0; i < 512; i++) {
-		e[PUNCH_PFN + i] = (struct gmf_rmp_entry){
-			.assigned = 1, .pagesize = i == 0, .asid = 1,
-			.gpa = (PUNCH_GFN + i) << 12,
-		};
-	}
-	e[PUNCH_PFN + 600] = (struct gmf_rmp_entry){
-		.assigned = 1, .asid = 1, .gpa = (PUNCH_GFN + 600) << 12,
+	punch_in.rmp.nruns = 2;
+	r[0] = (struct gmf_rmp_run){
+		.pfn = PUNCH_PFN, .npages = 512, .pagesize = 1, .asid = 1,
+		.gpa = PUNCH_GFN << 12,
+	};
+	r[1] = (struct gmf_rmp_run){
+		.pfn = PUNCH_PFN + 600, .npages = 1, .asid = 1,
+		.gpa = (PUNCH_GFN + 600) << 12,
 	};
 }
 
@@ -347,9 +382,9 @@ static int ev_is(unsigned int i, uint32_t op, uint64_t pfn, uint64_t arg,
  */
 static void test_punch(int sev, int rmp_locked)
 {
-	const struct gmf_rmp_entry *e = rmp_out.entries;
 	unsigned int n;
 
+#define E(pfn) rmp_after(&punch_in.rmp, pfn)
 	/* Page 0: zap one gfn, split the 2M folio, free its first page. */
 	punch_setup();
 	CHECK(punch(0, 1) == 0);
@@ -364,12 +399,12 @@ static void test_punch(int sev, int rmp_locked)
 	}
 	CHECK(ev_is(sev ? 4 : 2, GMF_EV_INVALIDATE_END, 0, 0, 0, 1));
 	if (sev) {
-		CHECK(!e[PUNCH_PFN].assigned && !e[PUNCH_PFN].pagesize);
-		CHECK(e[PUNCH_PFN + 1].assigned && e[PUNCH_PFN + 511].assigned);
+		CHECK(!E(PUNCH_PFN).assigned && !E(PUNCH_PFN).pagesize);
+		CHECK(E(PUNCH_PFN + 1).assigned && E(PUNCH_PFN + 511).assigned);
 	} else {
-		CHECK(e[PUNCH_PFN].assigned && e[PUNCH_PFN].pagesize == 1);
+		CHECK(E(PUNCH_PFN).assigned && E(PUNCH_PFN).pagesize == 1);
 	}
-	CHECK(e[PUNCH_PFN + 600].assigned);
+	CHECK(E(PUNCH_PFN + 600).assigned);
 
 	/*
 	 * The whole file: the 2M folio goes whole (one 2M update), then the
@@ -384,7 +419,7 @@ static void test_punch(int sev, int rmp_locked)
 		CHECK(ev_is(2, GMF_EV_MAKE_SHARED, PUNCH_PFN, 0, 2, rmp_locked));
 		CHECK(ev_is(3, GMF_EV_MAKE_SHARED, PUNCH_PFN + 600, 0, 1,
 			    rmp_locked));
-		CHECK(!e[PUNCH_PFN + 511].assigned && !e[PUNCH_PFN + 600].assigned);
+		CHECK(!E(PUNCH_PFN + 511).assigned && !E(PUNCH_PFN + 600).assigned);
 	}
 	CHECK(rmp_out.events[n].op == GMF_EV_INVALIDATE_END);
 
@@ -396,9 +431,11 @@ static void test_punch(int sev, int rmp_locked)
 		CHECK(ev_is(3, GMF_EV_MAKE_SHARED, PUNCH_PFN + 2, 0, 1, rmp_locked));
 		CHECK(ev_is(512, GMF_EV_MAKE_SHARED, PUNCH_PFN + 511, 0, 1,
 			    rmp_locked));
-		CHECK(e[PUNCH_PFN + 1].assigned && !e[PUNCH_PFN + 2].assigned &&
-		      !e[PUNCH_PFN + 511].assigned);
+		CHECK(E(PUNCH_PFN + 1).assigned && !E(PUNCH_PFN + 2).assigned &&
+		      !E(PUNCH_PFN + 511).assigned);
 	}
+
+	#undef E
 
 	/* Inputs the kernel cannot produce are refused. */
 	punch_in.folios[1] = (struct gmf_folio){ .index = 256, .order = 0 };

@@ -11,8 +11,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -38,8 +38,8 @@ fn applicable(profile: Profile, q: &BindInput) -> bool {
         && matches!(memslot_checks(q), Ok(None))
 }
 
-fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
-    let m = kvm_gmem_bind(q).ok()?;
+/// The harness input of a case.
+fn bind_input(q: &BindInput) -> abi::gmf_bind_in {
     let existing = bindings_of(q, q.new.fd);
     let mut input = abi::gmf_bind_in {
         nfiles: q.files.len() as u32,
@@ -67,6 +67,13 @@ fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
             pgoff: b.pgoff,
         };
     }
+    input
+}
+
+fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
+    let m = kvm_gmem_bind(q).ok()?;
+    let existing = bindings_of(q, q.new.fd);
+    let input = bind_input(q);
     let mut o = abi::gmf_bind_out::default();
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.bind)(&input, &mut o) };
@@ -300,6 +307,25 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+/// The exhaustive cases timed apart (the bench).
+pub fn split(lib: &Library, profile: Profile) -> Split {
+    let none = |_: &str| Vec::new();
+    time_split(
+        || cases(Source::Exhaustive, &none),
+        |q| applicable(profile, q),
+        |q| {
+            let input = bind_input(q);
+            let mut o = abi::gmf_bind_out::default();
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.bind)(&input, &mut o) };
+            std::hint::black_box(&o);
+        },
+        |q| {
+            std::hint::black_box(kvm_gmem_bind(q).ok());
+        },
+    )
 }
 
 #[cfg(test)]

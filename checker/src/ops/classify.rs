@@ -15,8 +15,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -308,4 +308,23 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+/// The exhaustive cases timed apart (the bench).
+pub fn split(lib: &Library, profile: Profile) -> Split {
+    let none = |_: &str| Vec::new();
+    time_split(
+        || cases(Source::Exhaustive, &none),
+        |q| applicable(profile, q),
+        |q| {
+            let input = c_input(q);
+            let mut o = abi::gmf_fault_out::default();
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.classify)(&input, &mut o) };
+            std::hint::black_box(&o);
+        },
+        |q| {
+            std::hint::black_box(classify_fault(q));
+        },
+    )
 }

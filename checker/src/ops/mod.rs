@@ -323,3 +323,61 @@ pub fn vector_inputs<Q: serde::de::DeserializeOwned>(
 pub fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
+
+/// One operation's cases run through the C alone and through the model
+/// alone: what the bench sets the differential rate against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Split {
+    /// Cases timed (the applicable ones).
+    pub cases: u64,
+    /// C calls per CPU second, harness input included.
+    pub c_rate: f64,
+    /// Model answers per CPU second.
+    pub model_rate: f64,
+}
+
+/// CPU seconds this process and its finished children have used: on a
+/// shared machine, time spent waiting for a core is not the code's.
+pub fn cpu_seconds() -> f64 {
+    let mut total = 0.0;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `who` is a valid selector.
+        if unsafe { libc::getrusage(who, &mut r) } == 0 {
+            for t in [r.ru_utime, r.ru_stime] {
+                total += t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+            }
+        }
+    }
+    total
+}
+
+/// Times `c` and `model` over the same cases, those `applicable` (the
+/// same test `check` applies) accepts; each pass generates and filters
+/// them afresh as `check` does, so both rates include that. Rates are per
+/// CPU second ([`cpu_seconds`]).
+pub fn time_split<Q>(
+    cases: impl Fn() -> Box<dyn Iterator<Item = Q>>,
+    applicable: impl Fn(&Q) -> bool,
+    mut c: impl FnMut(&Q),
+    mut model: impl FnMut(&Q),
+) -> Split {
+    let rate = |n: u64, t: f64| n as f64 / (cpu_seconds() - t).max(1e-9);
+    let t = cpu_seconds();
+    let mut n = 0u64;
+    for q in cases().filter(|q| applicable(q)) {
+        c(&q);
+        n += 1;
+    }
+    let c_rate = rate(n, t);
+    let t = cpu_seconds();
+    for q in cases().filter(|q| applicable(q)) {
+        model(&q);
+    }
+    Split {
+        cases: n,
+        c_rate,
+        model_rate: rate(n, t),
+    }
+}

@@ -9,8 +9,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -36,14 +36,18 @@ const MAX_C_PAGES: u64 = 1 << 14;
 /// in C quickly, and a signal pending before the first call (the harness
 /// spells "never" as 0).
 fn applicable(q: &PreFaultInput) -> bool {
+    fits(q) && kvm_vcpu_pre_fault_memory(q).is_ok()
+}
+
+/// Whether the harness can express the case.
+fn fits(q: &PreFaultInput) -> bool {
     q.slots.len() <= abi::GMF_MAX_SLOTS as usize
         && q.interrupt_after != Some(0)
         && (q.size >> PAGE_SHIFT) <= MAX_C_PAGES
-        && kvm_vcpu_pre_fault_memory(q).is_ok()
 }
 
-fn check(lib: &Library, q: &PreFaultInput) -> Option<(String, Value)> {
-    let m = kvm_vcpu_pre_fault_memory(q).ok()?;
+/// The harness input of a case.
+fn prefault_input(q: &PreFaultInput) -> abi::gmf_prefault_in {
     let mut input = abi::gmf_prefault_in {
         vm_type: match q.vm_type {
             VmType::Default => abi::GMF_VM_DEFAULT,
@@ -78,6 +82,12 @@ fn check(lib: &Library, q: &PreFaultInput) -> Option<(String, Value)> {
             },
         };
     }
+    input
+}
+
+fn check(lib: &Library, q: &PreFaultInput) -> Option<(String, Value)> {
+    let m = kvm_vcpu_pre_fault_memory(q).ok()?;
+    let input = prefault_input(q);
     let mut o = abi::gmf_prefault_out::default();
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.prefault)(&input, &mut o) };
@@ -279,4 +289,23 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+/// The exhaustive cases timed apart (the bench).
+pub fn split(lib: &Library) -> Split {
+    let none = |_: &str| Vec::new();
+    time_split(
+        || cases(Source::Exhaustive, &none),
+        fits,
+        |q| {
+            let input = prefault_input(q);
+            let mut o = abi::gmf_prefault_out::default();
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.prefault)(&input, &mut o) };
+            std::hint::black_box(&o);
+        },
+        |q| {
+            std::hint::black_box(kvm_vcpu_pre_fault_memory(q).ok());
+        },
+    )
 }

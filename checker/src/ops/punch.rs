@@ -7,16 +7,21 @@
 //! invalidate end. An RMP update under `mmu_lock` differs from the model
 //! (which never holds it there) and is reported as the violation it is.
 //!
-//! Exhaustive bound: a 1024-page file at pfn 0x200 (two 2M regions), one
-//! or two bindings, folio layouts of 2M and 4K folios whose RMP state is
-//! what `sev_gmem_prepare()` leaves (a 2M entry for a 2M folio, 4K
-//! entries otherwise), every hole between boundary pages.
+//! Exhaustive bound (ARCHITECTURE.md says why it is enough): a file at pfn
+//! 0x200 whose first 512 pages are the RMP bound's region, in every state
+//! of [`super::rmp::region_states`], × page cache (a 2M folio over the
+//! region, or 4K folios at its probe pages) × one or two bindings × every
+//! hole of [`holes`].
+
+use std::cell::RefCell;
 
 use serde_json::{Value, json};
 
+use super::rmp::{Fields, Scratch, op_span, runs_state};
+
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -24,7 +29,7 @@ use crate::library::Library;
 use gmem_reference::Profile;
 use gmem_reference::invalidate::Binding;
 use gmem_reference::kernel::PAGE_SIZE;
-use gmem_reference::lifecycle::{Folio, TraceEvent};
+use gmem_reference::lifecycle::{Folio, LifecycleTrace, TraceEvent};
 use gmem_reference::ops::{PunchQuery, punch_hole};
 use gmem_reference::rmp::{PageSize, Rmp, RmpOp, RmpRun};
 
@@ -103,8 +108,10 @@ fn c_events(o: &abi::gmf_rmp_out) -> Vec<Ev> {
         .collect()
 }
 
-fn applicable(q: &PunchQuery) -> bool {
+/// Whether the harness can express the case.
+fn fits(q: &PunchQuery) -> bool {
     q.max_pfn <= PFNS
+        && q.rmp.len() <= abi::GMF_MAX_RMP_RUNS as usize
         && q.bindings.len() <= abi::GMF_MAX_BINDINGS as usize
         && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
         && q.folios.iter().all(|f| {
@@ -112,12 +119,10 @@ fn applicable(q: &PunchQuery) -> bool {
             // Like any buddy allocation, a folio's pfns are 2^order aligned.
             f.order < 64 && pfn.saturating_add(1 << f.order) <= PFNS && pfn % (1 << f.order) == 0
         })
-        && punch_hole(q).is_ok()
 }
 
-fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
-    let m = punch_hole(q).ok()?;
-    let mut input: Box<abi::gmf_punch_in> = Box::default();
+/// The harness input of a case; `None` when it does not fit.
+fn fill_input(q: &PunchQuery, input: &mut abi::gmf_punch_in) -> Option<()> {
     input.nbindings = q.bindings.len() as u32;
     for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
         *d = abi::gmf_binding {
@@ -137,16 +142,23 @@ fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
     }
     input.offset = q.offset;
     input.len = q.len;
-    let rmp = Rmp::from_runs(true, q.max_pfn, &q.rmp).ok()?;
-    input.rmp.snp_enabled = 1;
-    input.rmp.max_pfn = q.max_pfn;
-    super::rmp::fill_entries(&rmp, &mut input.rmp.entries);
-    let mut o: Box<abi::gmf_rmp_out> = Box::default();
+    runs_state(true, q.max_pfn, &q.rmp, &mut input.rmp)?;
+    Some(())
+}
+
+fn check(
+    lib: &Library,
+    scratch: &mut Scratch,
+    input: &mut abi::gmf_punch_in,
+    q: &PunchQuery,
+    m: Option<LifecycleTrace>,
+) -> Option<(String, Value)> {
+    let m = m.or_else(|| punch_hole(q).ok())?;
+    fill_input(q, input)?;
     // SAFETY: valid pointers for the call.
-    let r = unsafe { (lib.punch_hole)(&*input, &mut *o) };
+    let r = unsafe { (lib.punch_hole)(&*input, &mut *scratch.out) };
+    let o = &scratch.out;
     let (ce, me) = (c_events(&o), model_events(&m.events));
-    let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
-        "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count()});
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_punch_hole returned {r}"));
@@ -180,17 +192,23 @@ fn check(lib: &Library, q: &PunchQuery) -> Option<(String, Value)> {
         why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
     }
     let after = Rmp::from_runs(true, PFNS, &m.rmp).unwrap_or_default();
-    let mut table = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
-    super::rmp::fill_entries(&after, &mut table);
-    if let Some(p) = (0..PFNS as usize).find(|&p| {
-        (o.entries[p].assigned, o.entries[p].pagesize) != (table[p].assigned, table[p].pagesize)
-    }) {
-        why.push(format!(
-            "RMP entry of pfn {p} after: C assigned {} 2M {}, model assigned {} 2M {}",
-            o.entries[p].assigned, o.entries[p].pagesize, table[p].assigned, table[p].pagesize
-        ));
+    let span = m
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            TraceEvent::Rmp { event } => Some(op_span(&event.op)),
+            _ => None,
+        })
+        .fold((PFNS, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
+    if let Some(d) = scratch.table_differs(&input.rmp, &after, span, Fields::State) {
+        why.push(d);
     }
-    (!why.is_empty()).then(|| (why.join("; "), c))
+    (!why.is_empty()).then(|| {
+        let o = &scratch.out;
+        let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
+            "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count()});
+        (why.join("; "), c)
+    })
 }
 
 /// RMP runs for folios as `sev_gmem_prepare()` leaves them.
@@ -217,38 +235,37 @@ fn prepared(folios: &[Folio]) -> Vec<RmpRun> {
         .collect()
 }
 
+/// The holes of the bound, in file pages (page `i` is pfn 0x200 + i, so
+/// pages 0..512 are the RMP bound's region): every hole within the first
+/// four pages, within the last four of the region and the first after it,
+/// one in the middle, and three over the region: whole (the 2M folio goes
+/// at once), from its second page, and to its last but one.
+pub fn holes() -> Vec<(u64, u64)> {
+    let clusters: [&[u64]; 3] = [&[0, 1, 2, 3], &[256, 257], &[509, 510, 511, 512]];
+    let mut out = Vec::new();
+    for c in clusters {
+        for (i, &start) in c.iter().enumerate() {
+            out.extend(c[i + 1..].iter().map(|&end| (start, end)));
+        }
+    }
+    out.extend([(0, 512), (1, 512), (0, 511)]);
+    out
+}
+
+/// Every RMP state of the bound's region ([`super::rmp::region_states`])
+/// × page cache (one 2M folio over the region, or 4K folios at its probe
+/// pages) × bindings (one over the file; two, the second at a file offset)
+/// × hole ([`holes`]).
 fn exhaustive() -> impl Iterator<Item = PunchQuery> {
     let layouts: Vec<Vec<Folio>> = vec![
         vec![Folio { index: 0, order: 9 }],
-        vec![
-            Folio { index: 0, order: 9 },
-            Folio {
-                index: 512,
-                order: 9,
-            },
-        ],
-        vec![
-            Folio { index: 0, order: 9 },
-            Folio {
-                index: 600,
+        super::rmp::PROBES
+            .iter()
+            .map(|&p| Folio {
+                index: p - PFN_BASE,
                 order: 0,
-            },
-            Folio {
-                index: 601,
-                order: 0,
-            },
-        ],
-        vec![
-            Folio { index: 1, order: 0 },
-            Folio {
-                index: 511,
-                order: 0,
-            },
-            Folio {
-                index: 512,
-                order: 9,
-            },
-        ],
+            })
+            .collect(),
     ];
     let bindings: Vec<Vec<Binding>> = vec![
         vec![Binding {
@@ -272,28 +289,28 @@ fn exhaustive() -> impl Iterator<Item = PunchQuery> {
             },
         ],
     ];
-    let points = [0u64, 1, 2, 300, 511, 512, 513, 600, 602, 1023, 1024, 1100];
-    layouts.into_iter().flat_map(move |folios| {
-        let bindings = bindings.clone();
-        bindings.into_iter().flat_map(move |b| {
-            let folios = folios.clone();
-            points.into_iter().flat_map(move |start| {
-                let (b, folios) = (b.clone(), folios.clone());
-                points
-                    .into_iter()
-                    .filter(move |&end| end > start)
-                    .map(move |end| PunchQuery {
-                        bindings: b.clone(),
-                        pfn_base: PFN_BASE,
-                        rmp: prepared(&folios),
-                        folios: folios.clone(),
-                        offset: (start * PAGE_SIZE) as i64,
-                        len: ((end - start) * PAGE_SIZE) as i64,
-                        max_pfn: PFNS,
-                    })
-            })
+    let holes = holes();
+    super::rmp::region_states()
+        .into_iter()
+        .flat_map(move |rmp| {
+            let mut out = Vec::with_capacity(layouts.len() * bindings.len() * holes.len());
+            for folios in &layouts {
+                for b in &bindings {
+                    for &(start, end) in &holes {
+                        out.push(PunchQuery {
+                            bindings: b.clone(),
+                            pfn_base: PFN_BASE,
+                            rmp: rmp.clone(),
+                            folios: folios.clone(),
+                            offset: (start * PAGE_SIZE) as i64,
+                            len: ((end - start) * PAGE_SIZE) as i64,
+                            max_pfn: PFNS,
+                        });
+                    }
+                }
+            }
+            out
         })
-    })
 }
 
 fn random_case(rng: &mut Rng) -> PunchQuery {
@@ -370,12 +387,32 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
+    let scratch = RefCell::new(Scratch::default());
+    let input: RefCell<Box<abi::gmf_punch_in>> = RefCell::default();
+    let answer: RefCell<Option<LifecycleTrace>> = RefCell::default();
     run_cases(
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
-            applicable: &applicable,
-            check: &|q| check(lib, q),
+            // The model's answer, computed once: `applicable` needs it to
+            // know the model accepts the case, and `check` (always called
+            // next, on the same case) compares with it.
+            applicable: &|q| {
+                let m = if fits(q) { punch_hole(q).ok() } else { None };
+                let ok = m.is_some();
+                *answer.borrow_mut() = m;
+                ok
+            },
+            check: &|q| {
+                let m = answer.borrow_mut().take();
+                check(
+                    lib,
+                    &mut scratch.borrow_mut(),
+                    &mut input.borrow_mut(),
+                    q,
+                    m,
+                )
+            },
             candidates: &candidates,
             model_json: &|q| punch_hole(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
         },
@@ -389,4 +426,25 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+/// The exhaustive cases timed apart (the bench).
+pub fn split(lib: &Library) -> Split {
+    let mut out: Box<abi::gmf_rmp_out> = Box::default();
+    let mut input: Box<abi::gmf_punch_in> = Box::default();
+    let none = |_: &str| Vec::new();
+    time_split(
+        || cases(Source::Exhaustive, &none),
+        fits,
+        |q| {
+            if fill_input(q, &mut input).is_some() {
+                // SAFETY: valid pointers for the call.
+                unsafe { (lib.punch_hole)(&*input, &mut *out) };
+            }
+            std::hint::black_box(&out);
+        },
+        |q| {
+            std::hint::black_box(punch_hole(q).ok());
+        },
+    )
 }

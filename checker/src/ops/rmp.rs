@@ -1,28 +1,38 @@
 //! `prepare` and `gmem-invalidate`: the SEV-SNP RMP hooks.
 //!
 //! The shim models an RMP of [`abi::GMF_MAX_RMP_PFNS`] entries (four 2M
-//! regions); cases outside it are model-only. Both sides' whole tables are
-//! compared after the call, with every RMP operation in order (pfn, level,
-//! gpa, asid, whether mmu_lock was held, its return) and the WARN count.
+//! regions); cases outside it are model-only. The state goes in as runs;
+//! every RMP operation in order (pfn, level, gpa, asid, whether mmu_lock was
+//! held, its return), the WARN count and the whole table after are compared
+//! (the table over the entries either side wrote: elsewhere both hold what
+//! was loaded).
 //!
-//! Exhaustive bound, on the 2M region at pfns 512..1024: the region
-//! unassigned, one 2M entry, or 4K entries at any subset of five probe
-//! pfns (its first, second, middle and last pfn, and the pfn under test);
-//! for prepare every probe pfn × folio order 0/9 × guest/host SNP flags; for
-//! gmem-invalidate every `[start, end)` over boundary pfns around the region.
+//! Exhaustive bound (ARCHITECTURE.md says why it is enough): every state of
+//! [`region_states`] — seven probe pages of the 2M region at pfns 512..1024
+//! in every page state, the region assigned 4K with holes or immutable
+//! probes, one 2M entry — for prepare × pfn × folio order × gfn × table
+//! size, for gmem-invalidate × `[start, end)` around the region's head,
+//! middle and tail and across it × table size.
+
+use std::cell::RefCell;
 
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
 use crate::library::Library;
 use gmem_reference::Profile;
-use gmem_reference::ops::{PrepareQuery, RmpInvalidateQuery, prepare, rmp_invalidate};
-use gmem_reference::rmp::{PageSize, Rmp, RmpEvent, RmpOp, RmpRun};
+use gmem_reference::ops::{
+    MAX_RMP_INVALIDATE_PFNS, PrepareQuery, RmpInvalidateQuery, prepare, rmp_invalidate,
+};
+use gmem_reference::rmp::{
+    HookTrace, PageSize, Rmp, RmpEvent, RmpOp, RmpRun, sev_gmem_invalidate, sev_gmem_prepare,
+    sev_private_max_mapping_level,
+};
 
 /// The `prepare` registry entry.
 pub const PREPARE: Operation = Operation {
@@ -41,31 +51,206 @@ pub const RMP_INVALIDATE: Operation = Operation {
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 
+/// Whether the harness can express the state: inside the shim's table,
+/// within its run count.
 fn fits(max_pfn: u64, runs: &[RmpRun]) -> bool {
-    max_pfn <= PFNS && runs.iter().all(|r| r.pfn < PFNS)
+    max_pfn <= PFNS
+        && runs.len() <= abi::GMF_MAX_RMP_RUNS as usize
+        && runs.iter().all(|r| r.pfn < PFNS)
 }
 
-fn c_state(snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> Option<Box<abi::gmf_rmp_state>> {
-    let rmp = Rmp::from_runs(snp_enabled, max_pfn, runs).ok()?;
-    let mut s: Box<abi::gmf_rmp_state> = Box::default();
-    s.snp_enabled = u8::from(snp_enabled);
-    s.max_pfn = max_pfn;
-    fill_entries(&rmp, &mut s.entries);
-    Some(s)
+/// Writes the entries `runs` describe into `tab`, which covers pfns
+/// `[lo, lo + tab.len())` and starts all shared.
+fn fill_span<'a>(
+    runs: impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)>,
+    lo: u64,
+    tab: &mut [abi::gmf_rmp_entry],
+) {
+    let hi = lo + tab.len() as u64;
+    for (pfn, npages, head_2m, e) in runs {
+        let (a, b) = (pfn.max(lo), (pfn + npages).min(hi));
+        for p in a..b {
+            let k = p - pfn;
+            tab[(p - lo) as usize] = abi::gmf_rmp_entry {
+                pagesize: u8::from(head_2m && k == 0),
+                gpa: e.gpa.wrapping_add(k << 12),
+                ..e
+            };
+        }
+    }
 }
 
-/// Writes the model's table into the harness's entry array.
-pub fn fill_entries(rmp: &Rmp, entries: &mut [abi::gmf_rmp_entry]) {
-    for (pfn, e) in entries.iter_mut().enumerate() {
-        let m = rmp.entry(pfn as u64);
-        *e = abi::gmf_rmp_entry {
-            assigned: u8::from(m.assigned),
-            pagesize: u8::from(m.size == PageSize::M2),
-            immutable: u8::from(m.immutable),
-            validated: u8::from(m.validated),
-            asid: m.asid,
-            gpa: m.gpa,
+fn held<'a>(
+    runs: impl Iterator<Item = &'a RmpRun> + 'a,
+) -> impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)> + 'a {
+    runs.map(|r| {
+        (
+            r.pfn,
+            r.npages,
+            r.size == PageSize::M2,
+            abi::gmf_rmp_entry {
+                assigned: 1,
+                pagesize: 0,
+                immutable: u8::from(r.immutable),
+                validated: u8::from(r.validated),
+                asid: r.asid,
+                gpa: r.gpa,
+            },
+        )
+    })
+}
+
+fn loaded(
+    s: &abi::gmf_rmp_state,
+) -> impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)> + '_ {
+    s.runs[..s.nruns as usize].iter().map(|r| {
+        (
+            r.pfn,
+            r.npages,
+            r.pagesize != 0,
+            abi::gmf_rmp_entry {
+                assigned: 1,
+                pagesize: 0,
+                immutable: r.immutable,
+                validated: r.validated,
+                asid: r.asid,
+                gpa: r.gpa,
+            },
+        )
+    })
+}
+
+/// The pfns an RMP operation may write: its 2M region for a 2M update or
+/// a PSMASH, else its own pfn.
+pub fn op_span(op: &RmpOp) -> (u64, u64) {
+    let (pfn, whole) = match *op {
+        RmpOp::MakePrivate { pfn, level, .. } | RmpOp::MakeShared { pfn, level } => {
+            (pfn, level != gmem_reference::kernel::PG_LEVEL_4K)
+        }
+        RmpOp::Psmash { pfn } => (pfn, true),
+    };
+    if whole {
+        let head = pfn & !511;
+        (head, head.saturating_add(512))
+    } else {
+        (pfn, pfn.saturating_add(1))
+    }
+}
+
+/// Buffers one worker reuses for every vector: the harness structs are
+/// large (events, a table's worth of entries), and a vector must cost what
+/// it touches, not their size.
+pub struct Scratch {
+    /// The harness's answer.
+    pub out: Box<abi::gmf_rmp_out>,
+    c_tab: Vec<abi::gmf_rmp_entry>,
+    m_tab: Vec<abi::gmf_rmp_entry>,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            out: Box::default(),
+            c_tab: vec![abi::gmf_rmp_entry::default(); PFNS as usize],
+            m_tab: vec![abi::gmf_rmp_entry::default(); PFNS as usize],
+        }
+    }
+}
+
+/// Which fields of an entry a comparison looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fields {
+    /// Every field.
+    All,
+    /// Assigned and page size only.
+    State,
+}
+
+impl Scratch {
+    /// Compares the table after the call, whole: the C's is the loaded
+    /// state with the entries it wrote (`out.entries` over its written
+    /// span) on top, the model's is `after`; both equal the loaded state
+    /// wherever neither wrote, so only the union of the C's written span
+    /// and `model_span` (where the model's operations may have written) is
+    /// compared, entry by entry. The first difference, in words.
+    pub fn table_differs(
+        &mut self,
+        state: &abi::gmf_rmp_state,
+        after: &Rmp,
+        model_span: (u64, u64),
+        fields: Fields,
+    ) -> Option<String> {
+        let o = &self.out;
+        if o.rmp_lo > o.rmp_hi || o.rmp_hi > PFNS {
+            return Some(format!(
+                "the C reported RMP writes over pfns [{}, {}), outside the table",
+                o.rmp_lo, o.rmp_hi
+            ));
+        }
+        let (mut lo, mut hi) = (o.rmp_lo, o.rmp_hi);
+        if lo == hi {
+            (lo, hi) = (PFNS, 0);
+        }
+        if model_span.0 < model_span.1 {
+            lo = lo.min(model_span.0);
+            hi = hi.max(model_span.1.min(PFNS));
+        }
+        if lo >= hi {
+            return None;
+        }
+        let n = (hi - lo) as usize;
+        let m = &mut self.m_tab[..n];
+        m.fill(abi::gmf_rmp_entry::default());
+        fill_span(held(after.held_runs()), lo, m);
+        let key = |e: &abi::gmf_rmp_entry| match fields {
+            Fields::All => (
+                e.assigned,
+                e.pagesize,
+                e.immutable,
+                e.validated,
+                e.asid,
+                e.gpa,
+            ),
+            Fields::State => (e.assigned, e.pagesize, 0, 0, 0, 0),
         };
+        // The C's table: what it wrote where it wrote (compared in place),
+        // the loaded state around that.
+        let (a, b) = if o.rmp_lo < o.rmp_hi {
+            (o.rmp_lo, o.rmp_hi)
+        } else {
+            (lo, lo)
+        };
+        let c = &mut self.c_tab[..n];
+        for (from, to) in [(lo, a), (b, hi)] {
+            if from < to {
+                let part = &mut c[(from - lo) as usize..(to - lo) as usize];
+                part.fill(abi::gmf_rmp_entry::default());
+                fill_span(loaded(state), from, part);
+            }
+        }
+        let c_at = |p: u64| {
+            if (a..b).contains(&p) {
+                &o.entries[p as usize]
+            } else {
+                &c[(p - lo) as usize]
+            }
+        };
+        let differs = |p: u64| key(c_at(p)) != key(&m[(p - lo) as usize]);
+        let in_c = o.entries[a as usize..b as usize]
+            .iter()
+            .zip(&m[(a - lo) as usize..(b - lo) as usize])
+            .position(|(x, y)| key(x) != key(y))
+            .map(|k| a + k as u64);
+        let first = (lo..a)
+            .find(|&p| differs(p))
+            .or(in_c)
+            .or_else(|| (b..hi).find(|&p| differs(p)))?;
+        let k = (first - lo) as usize;
+        let (a, b) = (c_at(first), &m[k]);
+        Some(format!(
+            "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
+            first, a.assigned, a.pagesize, a.asid, a.gpa, b.assigned, b.pagesize, b.asid, b.gpa
+        ))
     }
 }
 
@@ -94,13 +279,19 @@ fn c_event_tuple(e: &abi::gmf_event) -> (u32, u64, u64, i32, u32, u8, i32) {
     (e.op, e.pfn, arg, level, asid, e.mmu_lock_held, e.ret)
 }
 
-fn c_json(o: &abi::gmf_rmp_out) -> Value {
+fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     let events: Vec<Value> = o.events[..(o.nevents as usize).min(o.events.len())]
         .iter()
         .map(|e| json!({"op": e.op, "pfn": e.pfn, "arg": e.arg, "level": e.level, "mmu_lock": e.mmu_lock_held != 0, "ret": e.ret}))
         .collect();
-    let assigned: Vec<u64> = o
-        .entries
+    // The table after: the loaded state with the written span on top.
+    let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
+    fill_span(loaded(state), 0, &mut tab);
+    let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
+    if a < b {
+        tab[a..b].copy_from_slice(&o.entries[a..b]);
+    }
+    let assigned: Vec<u64> = tab
         .iter()
         .enumerate()
         .filter(|(_, e)| e.assigned != 0)
@@ -112,190 +303,276 @@ fn c_json(o: &abi::gmf_rmp_out) -> Value {
 
 /// Compares events, warnings and the final table.
 fn compare(
-    events: &[RmpEvent],
-    warnings: u32,
-    runs: &[RmpRun],
-    o: &abi::gmf_rmp_out,
-) -> Vec<String> {
-    let mut why = Vec::new();
-    let c_events: Vec<_> = o.events[..(o.nevents as usize).min(o.events.len())]
-        .iter()
-        .map(c_event_tuple)
-        .collect();
-    let m_events: Vec<_> = events.iter().map(event_tuple).collect();
+    scratch: &mut Scratch,
+    state: &abi::gmf_rmp_state,
+    t: &HookTrace,
+    after: &Rmp,
+    why: &mut Vec<String>,
+) {
+    let o = &scratch.out;
+    let c_events = &o.events[..(o.nevents as usize).min(o.events.len())];
     if o.overflow != 0 {
         why.push("the C made more RMP operations than the harness records".into());
-    } else if c_events != m_events {
+    } else if c_events.len() != t.events.len()
+        || c_events
+            .iter()
+            .zip(&t.events)
+            .any(|(c, m)| c_event_tuple(c) != event_tuple(m))
+    {
         let i = c_events
             .iter()
-            .zip(&m_events)
-            .position(|(a, b)| a != b)
-            .unwrap_or(c_events.len().min(m_events.len()));
+            .zip(&t.events)
+            .position(|(c, m)| c_event_tuple(c) != event_tuple(m))
+            .unwrap_or(c_events.len().min(t.events.len()));
         why.push(format!(
             "RMP operation {i}: C {:?}, model {:?} (op, pfn, gpa, level, asid, mmu_lock, ret)",
-            c_events.get(i),
-            m_events.get(i)
+            c_events.get(i).map(c_event_tuple),
+            t.events.get(i).map(event_tuple)
         ));
     }
-    if o.warnings != warnings {
-        why.push(format!("WARNs: C {}, model {warnings}", o.warnings));
+    if o.warnings != t.warnings {
+        why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
     }
-    let rmp = Rmp::from_runs(true, PFNS, runs).unwrap_or_default();
-    let mut model_table = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
-    fill_entries(&rmp, &mut model_table);
-    if let Some(p) = (0..PFNS as usize).find(|&p| {
-        let (a, b) = (&o.entries[p], &model_table[p]);
-        (
-            a.assigned,
-            a.pagesize,
-            a.immutable,
-            a.validated,
-            a.asid,
-            a.gpa,
-        ) != (
-            b.assigned,
-            b.pagesize,
-            b.immutable,
-            b.validated,
-            b.asid,
-            b.gpa,
-        )
-    }) {
-        let (a, b) = (&o.entries[p], &model_table[p]);
-        why.push(format!(
-            "RMP entry of pfn {p} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
-            a.assigned, a.pagesize, a.asid, a.gpa, b.assigned, b.pagesize, b.asid, b.gpa
-        ));
+    let span = t
+        .events
+        .iter()
+        .map(|e| op_span(&e.op))
+        .fold((PFNS, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
+    if let Some(d) = scratch.table_differs(state, after, span, Fields::All) {
+        why.push(d);
     }
-    why
 }
 
-fn check_prepare(lib: &Library, q: &PrepareQuery) -> Option<(String, Value)> {
-    let m = prepare(q).ok()?;
-    let mut input: Box<abi::gmf_prepare_in> = Box::default();
+/// The model's and the C's answers to one `prepare` case: the model's
+/// table after, its trace and return values; the C's in `scratch.out`.
+fn check_prepare(
+    lib: &Library,
+    scratch: &mut Scratch,
+    input: &mut abi::gmf_prepare_in,
+    q: &PrepareQuery,
+    rmp: Option<Rmp>,
+) -> Option<(String, Value)> {
     input.snp_guest = u8::from(q.snp_guest);
     input.asid = q.asid;
     input.pfn = q.pfn;
     input.gfn = q.gfn;
     input.max_order = q.max_order;
-    input.rmp = *c_state(q.snp_enabled, q.max_pfn, &q.rmp)?;
-    let mut o: Box<abi::gmf_rmp_out> = Box::default();
+    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
-    let r = unsafe { (lib.prepare)(&*input, &mut *o) };
+    let r = unsafe { (lib.prepare)(input, &mut *scratch.out) };
+    let (rmp, t, ret, max_level) = prepare_model(q, rmp)?;
+    let o = &scratch.out;
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_prepare returned {r}"));
     }
-    if o.ret != m.ret {
+    if o.ret != ret {
         why.push(format!(
-            "sev_gmem_prepare() returned {}, model {}",
-            o.ret, m.ret
+            "sev_gmem_prepare() returned {}, model {ret}",
+            o.ret
         ));
     }
-    if o.max_level != m.max_level {
+    if o.max_level != max_level {
         why.push(format!(
-            "max mapping level after: C {}, model {}",
-            o.max_level, m.max_level
+            "max mapping level after: C {}, model {max_level}",
+            o.max_level
         ));
     }
-    why.extend(compare(&m.events, m.warnings, &m.rmp, &o));
-    (!why.is_empty()).then(|| (why.join("; "), c_json(&o)))
+    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
-fn check_rmp_invalidate(lib: &Library, q: &RmpInvalidateQuery) -> Option<(String, Value)> {
-    let m = rmp_invalidate(q).ok()?;
-    let mut input: Box<abi::gmf_rmp_invalidate_in> = Box::default();
+fn check_rmp_invalidate(
+    lib: &Library,
+    scratch: &mut Scratch,
+    input: &mut abi::gmf_rmp_invalidate_in,
+    q: &RmpInvalidateQuery,
+    rmp: Option<Rmp>,
+) -> Option<(String, Value)> {
+    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
     input.start = q.start;
     input.end = q.end;
-    input.rmp = *c_state(q.snp_enabled, q.max_pfn, &q.rmp)?;
-    let mut o: Box<abi::gmf_rmp_out> = Box::default();
+    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
-    let r = unsafe { (lib.rmp_invalidate)(&*input, &mut *o) };
+    let r = unsafe { (lib.rmp_invalidate)(input, &mut *scratch.out) };
+    let mut t = HookTrace::default();
+    sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_rmp_invalidate returned {r}"));
     }
-    why.extend(compare(&m.events, m.warnings, &m.rmp, &o));
-    (!why.is_empty()).then(|| (why.join("; "), c_json(&o)))
+    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
-const REGION: u64 = 512;
-const PROBES: [u64; 4] = [512, 513, 768, 1023];
+/// The exhaustive bound's 2M region (pfns 512..1024, the table's second).
+pub const REGION: u64 = 512;
+/// Its probe pages: the head and the two after it (a 2M decision happens
+/// only at an aligned pfn; the next two are unaligned, one of them the
+/// neighbour of an unaligned pfn), one in the middle, and the last three
+/// (where a walk over the region ends).
+pub const PROBES: [u64; 7] = [512, 513, 514, 768, 1021, 1022, 1023];
+/// What a probe page holds: shared, assigned, assigned and validated,
+/// assigned and immutable (firmware's).
+const PAGE_STATES: u32 = 4;
+/// Table sizes: the whole table, one ending with the region (the next
+/// region's pfns WARN), one ending inside it (a 2M update cannot fit).
+pub const MAX_PFNS: [u64; 3] = [PFNS, 2 * REGION, 2 * REGION - 1];
 
-/// Region states: none, one 2M entry, or 4K entries at a subset of probes.
-fn region_states(extra: u64) -> Vec<Vec<RmpRun>> {
-    let run = |pfn: u64, size: PageSize| RmpRun {
+fn page(pfn: u64, npages: u64, state: u32) -> RmpRun {
+    RmpRun {
         pfn,
-        npages: 1,
-        size,
+        npages,
+        size: PageSize::K4,
         asid: 7,
         gpa: (pfn + 0x40000) << 12,
-        immutable: false,
-        validated: pfn % 2 == 0,
-    };
-    let mut probes: Vec<u64> = PROBES.to_vec();
-    if !probes.contains(&extra) && (REGION..2 * REGION).contains(&extra) {
-        probes.push(extra);
+        immutable: state == 3,
+        validated: state == 2,
     }
-    let mut states = vec![
-        vec![],
-        vec![RmpRun {
+}
+
+/// Every region state of the bound, as runs in pfn order:
+///
+/// - the seven probe pages each in one of the four page states over a
+///   shared region (16384 states);
+/// - the region assigned 4K (as a PSMASHed 2M entry leaves it) with each
+///   probe either a hole or immutable (128 states);
+/// - one 2M entry, plain, validated or immutable (3 states).
+pub fn region_states() -> Vec<Vec<RmpRun>> {
+    let mut states = Vec::new();
+    for code in 0..PAGE_STATES.pow(PROBES.len() as u32) {
+        let mut runs = Vec::new();
+        let mut c = code;
+        for &p in &PROBES {
+            if c % PAGE_STATES != 0 {
+                runs.push(page(p, 1, c % PAGE_STATES));
+            }
+            c /= PAGE_STATES;
+        }
+        states.push(runs);
+    }
+    for mask in 0u32..(1 << PROBES.len()) {
+        let mut runs = Vec::new();
+        let mut next = REGION;
+        for (i, &p) in PROBES.iter().enumerate() {
+            if p > next {
+                runs.push(page(next, p - next, 1));
+            }
+            if mask & (1 << i) != 0 {
+                runs.push(page(p, 1, 3));
+            }
+            next = p + 1;
+        }
+        if next < 2 * REGION {
+            runs.push(page(next, 2 * REGION - next, 1));
+        }
+        states.push(runs);
+    }
+    for state in [1, 2, 3] {
+        states.push(vec![RmpRun {
             npages: 512,
-            ..run(REGION, PageSize::M2)
-        }],
-    ];
-    for mask in 1u32..(1 << probes.len()) {
-        states.push(
-            probes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(_, &p)| run(p, PageSize::K4))
-                .collect(),
-        );
+            size: PageSize::M2,
+            ..page(REGION, 1, state)
+        }]);
     }
     states
 }
 
+/// Whether every run of a state ends within a table of `max_pfn` pfns
+/// (the bound never generates a state its table size makes impossible).
+fn within(runs: &[RmpRun], max_pfn: u64) -> bool {
+    runs.iter().all(|r| r.pfn + r.npages <= max_pfn)
+}
+
+/// `prepare`'s pfns: every probe page and one interior page that is not.
+pub const PREPARE_PFNS: [u64; 8] = [512, 513, 514, 600, 768, 1021, 1022, 1023];
+/// Folio orders: 4K, the two sides of `order >= PMD_ORDER`, and above.
+pub const PREPARE_ORDERS: [i32; 4] = [0, 8, 9, 10];
+
+/// `prepare`: every region state × pfn × folio order × gfn (2M-aligned
+/// with the pfn, or not) × table size (whole, or ending inside the
+/// region), for an SNP guest on an SNP host; then the early returns (no SNP
+/// guest, no host SNP) over the shared region, each 2M state and one
+/// state of every probe page assigned.
 fn prepare_exhaustive() -> impl Iterator<Item = PrepareQuery> {
-    let pfns = [512u64, 513, 700, 1023];
-    pfns.into_iter().flat_map(|pfn| {
-        region_states(pfn).into_iter().flat_map(move |rmp| {
-            [0i32, 9].into_iter().flat_map(move |max_order| {
-                let rmp = rmp.clone();
-                [(true, true), (false, true), (true, false)]
-                    .into_iter()
-                    .map(move |(snp_guest, snp_enabled)| PrepareQuery {
-                        snp_guest,
-                        snp_enabled,
-                        asid: 7,
-                        pfn,
-                        gfn: 0x1000 + pfn - REGION + 3,
-                        max_order,
-                        max_pfn: PFNS,
-                        rmp: rmp.clone(),
-                    })
-            })
-        })
+    let states = region_states();
+    let early: Vec<Vec<RmpRun>> = [0, 1, states.len() - 1]
+        .into_iter()
+        .map(|i| states[i].clone())
+        .chain(states[states.len() - 3..].iter().cloned())
+        .collect();
+    let main = states.into_iter().map(|rmp| (true, true, rmp));
+    let early = [(false, true), (true, false)]
+        .into_iter()
+        .flat_map(move |(g, e)| early.clone().into_iter().map(move |rmp| (g, e, rmp)));
+    main.chain(early).flat_map(|(snp_guest, snp_enabled, rmp)| {
+        let mut out = Vec::with_capacity(128);
+        for pfn in PREPARE_PFNS {
+            for max_pfn in [PFNS, 2 * REGION - 1]
+                .into_iter()
+                .filter(|&m| within(&rmp, m))
+            {
+                for max_order in PREPARE_ORDERS {
+                    for gfn_off in [0u64, 3] {
+                        out.push(PrepareQuery {
+                            snp_guest,
+                            snp_enabled,
+                            asid: 7,
+                            pfn,
+                            gfn: 0x1000 + pfn - REGION + gfn_off,
+                            max_order,
+                            max_pfn,
+                            rmp: rmp.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
     })
 }
 
+/// `gmem-invalidate`'s ranges: every `[start, end)` within the points
+/// around the region's head, its middle and its tail, and the walks over
+/// the region from its head (aligned: a 2M update is possible) or the pfn
+/// after, to the pfn before its end (a 2M update is not), its end, or past
+/// it into the next region.
+pub fn invalidate_ranges() -> Vec<(u64, u64)> {
+    let clusters: [&[u64]; 3] = [
+        &[511, 512, 513, 514, 515],
+        &[767, 768, 769],
+        &[1021, 1022, 1023, 1024, 1025],
+    ];
+    let mut out = Vec::new();
+    for c in clusters {
+        for (i, &start) in c.iter().enumerate() {
+            out.extend(c[i + 1..].iter().map(|&end| (start, end)));
+        }
+    }
+    for start in [512, 513] {
+        out.extend([1023, 1024, 1536].map(|end| (start, end)));
+    }
+    out
+}
+
+/// `gmem-invalidate`: every region state × every range of
+/// [`invalidate_ranges`] × table size.
 fn rmp_invalidate_exhaustive() -> impl Iterator<Item = RmpInvalidateQuery> {
-    let points = [0u64, 511, 512, 513, 700, 1023, 1024, 1025, 1536];
-    region_states(700).into_iter().flat_map(move |rmp| {
-        points.into_iter().flat_map(move |start| {
-            let rmp = rmp.clone();
-            points
-                .into_iter()
-                .filter(move |&end| end > start)
-                .map(move |end| RmpInvalidateQuery {
+    let ranges = invalidate_ranges();
+    region_states().into_iter().flat_map(move |rmp| {
+        let mut out = Vec::with_capacity(3 * ranges.len());
+        for max_pfn in MAX_PFNS.into_iter().filter(|&m| within(&rmp, m)) {
+            for &(start, end) in &ranges {
+                out.push(RmpInvalidateQuery {
                     snp_enabled: true,
                     start,
                     end,
-                    max_pfn: PFNS,
+                    max_pfn,
                     rmp: rmp.clone(),
-                })
-        })
+                });
+            }
+        }
+        out
     })
 }
 
@@ -423,12 +700,32 @@ fn rmp_invalidate_candidates(q: &RmpInvalidateQuery) -> Vec<RmpInvalidateQuery> 
 
 fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
+    let scratch = RefCell::new(Scratch::default());
+    let input: RefCell<Box<abi::gmf_prepare_in>> = RefCell::default();
+    let table: RefCell<Option<Rmp>> = RefCell::default();
     run_cases(
         ctx,
         prepare_cases(source, ctx.vectors),
         &CaseOps {
-            applicable: &|q| fits(q.max_pfn, &q.rmp) && prepare(q).is_ok(),
-            check: &|q| check_prepare(lib, q),
+            // The model's table, built once (as for gmem-invalidate).
+            applicable: &|q| {
+                let rmp = fits(q.max_pfn, &q.rmp)
+                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
+                    .flatten();
+                let ok = rmp.is_some();
+                *table.borrow_mut() = rmp;
+                ok
+            },
+            check: &|q| {
+                let rmp = table.borrow_mut().take();
+                check_prepare(
+                    lib,
+                    &mut scratch.borrow_mut(),
+                    &mut input.borrow_mut(),
+                    q,
+                    rmp,
+                )
+            },
             candidates: &prepare_candidates,
             model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
         },
@@ -437,12 +734,35 @@ fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
 
 fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
+    let scratch = RefCell::new(Scratch::default());
+    let input: RefCell<Box<abi::gmf_rmp_invalidate_in>> = RefCell::default();
+    let table: RefCell<Option<Rmp>> = RefCell::default();
     run_cases(
         ctx,
         rmp_invalidate_cases(source, ctx.vectors),
         &CaseOps {
-            applicable: &|q| fits(q.max_pfn, &q.rmp) && rmp_invalidate(q).is_ok(),
-            check: &|q| check_rmp_invalidate(lib, q),
+            // The model's table, built once: `applicable` needs it to know
+            // the model accepts the case, `check` (always called next, on
+            // the same case) runs the hook on it.
+            applicable: &|q| {
+                let rmp = (fits(q.max_pfn, &q.rmp)
+                    && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS)
+                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
+                    .flatten();
+                let ok = rmp.is_some();
+                *table.borrow_mut() = rmp;
+                ok
+            },
+            check: &|q| {
+                let rmp = table.borrow_mut().take();
+                check_rmp_invalidate(
+                    lib,
+                    &mut scratch.borrow_mut(),
+                    &mut input.borrow_mut(),
+                    q,
+                    rmp,
+                )
+            },
             candidates: &rmp_invalidate_candidates,
             model_json: &|q| {
                 rmp_invalidate(q)
@@ -469,4 +789,177 @@ fn rmp_invalidate_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(rmp_invalidate_cases(source, vectors), index)
+}
+
+/// `prepare`'s exhaustive cases timed apart (the bench).
+pub fn split_prepare(lib: &Library) -> Split {
+    let mut out: Box<abi::gmf_rmp_out> = Box::default();
+    let mut input: Box<abi::gmf_prepare_in> = Box::default();
+    let none = |_: &str| Vec::new();
+    time_split(
+        || prepare_cases(Source::Exhaustive, &none),
+        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+        |q| {
+            input.snp_guest = u8::from(q.snp_guest);
+            input.asid = q.asid;
+            input.pfn = q.pfn;
+            input.gfn = q.gfn;
+            input.max_order = q.max_order;
+            let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.prepare)(&*input, &mut *out) };
+            std::hint::black_box(&out);
+        },
+        |q| {
+            std::hint::black_box(prepare_model(q, None));
+        },
+    )
+}
+
+/// `gmem-invalidate`'s exhaustive cases timed apart (the bench).
+pub fn split_rmp_invalidate(lib: &Library) -> Split {
+    let mut out: Box<abi::gmf_rmp_out> = Box::default();
+    let mut input: Box<abi::gmf_rmp_invalidate_in> = Box::default();
+    let none = |_: &str| Vec::new();
+    time_split(
+        || rmp_invalidate_cases(Source::Exhaustive, &none),
+        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+        |q| {
+            input.start = q.start;
+            input.end = q.end;
+            let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.rmp_invalidate)(&*input, &mut *out) };
+            std::hint::black_box(&out);
+        },
+        |q| {
+            let Ok(mut rmp) = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp) else {
+                return;
+            };
+            let mut t = HookTrace::default();
+            sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
+            std::hint::black_box((rmp, t));
+        },
+    )
+}
+
+/// The model's side of one `prepare` case as the checker runs it (on
+/// `rmp`, the case's table when the caller has built it already).
+fn prepare_model(q: &PrepareQuery, rmp: Option<Rmp>) -> Option<(Rmp, HookTrace, i32, i32)> {
+    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
+    let mut t = HookTrace::default();
+    let ret = sev_gmem_prepare(
+        &mut rmp,
+        q.snp_guest,
+        q.asid,
+        q.pfn,
+        q.gfn,
+        q.max_order,
+        false,
+        &mut t,
+    );
+    let max_level = sev_private_max_mapping_level(&rmp, q.snp_guest, q.pfn, &mut t);
+    Some((rmp, t, ret, max_level))
+}
+
+/// A harness state straight from (valid) input runs; `None` when there are
+/// more runs than the harness holds.
+pub fn runs_state(
+    snp_enabled: bool,
+    max_pfn: u64,
+    runs: &[RmpRun],
+    s: &mut abi::gmf_rmp_state,
+) -> Option<()> {
+    if runs.len() > s.runs.len() {
+        return None;
+    }
+    s.snp_enabled = u8::from(snp_enabled);
+    s.max_pfn = max_pfn;
+    s.nruns = 0;
+    for (d, r) in s.runs.iter_mut().zip(runs) {
+        *d = abi::gmf_rmp_run {
+            pfn: r.pfn,
+            npages: if r.size == PageSize::M2 {
+                512
+            } else {
+                r.npages
+            },
+            gpa: r.gpa,
+            asid: r.asid,
+            pagesize: u8::from(r.size == PageSize::M2),
+            immutable: u8::from(r.immutable),
+            validated: u8::from(r.validated),
+        };
+        s.nruns += 1;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(runs: &[RmpRun]) -> Box<abi::gmf_rmp_state> {
+        let mut s: Box<abi::gmf_rmp_state> = Box::default();
+        runs_state(true, PFNS, runs, &mut s).expect("fits");
+        s
+    }
+
+    #[test]
+    fn table_compare_sees_writes_on_either_side() {
+        let runs = [page(600, 2, 2)];
+        let s = state(&runs);
+        let before = Rmp::from_runs(true, PFNS, &runs).expect("valid");
+        let mut scratch = Scratch::default();
+        // Nobody wrote: the tables agree.
+        scratch.out.rmp_lo = 0;
+        scratch.out.rmp_hi = 0;
+        assert_eq!(
+            scratch.table_differs(&s, &before, (PFNS, 0), Fields::All),
+            None
+        );
+        // The model made pfn 600 shared, the C wrote nothing.
+        let mut after = before.clone();
+        assert_eq!(after.make_shared(600, 1), 0);
+        let d = scratch.table_differs(&s, &after, (600, 601), Fields::All);
+        assert!(d.as_deref().is_some_and(|d| d.contains("pfn 600")), "{d:?}");
+        // The C wrote pfn 601's validated bit away, the model did nothing.
+        scratch.out.rmp_lo = 601;
+        scratch.out.rmp_hi = 602;
+        scratch.out.entries[601] = abi::gmf_rmp_entry {
+            assigned: 1,
+            asid: 7,
+            gpa: (601 + 0x40000) << 12,
+            ..Default::default()
+        };
+        let d = scratch.table_differs(&s, &before, (PFNS, 0), Fields::All);
+        assert!(d.as_deref().is_some_and(|d| d.contains("pfn 601")), "{d:?}");
+        // ... which a state-only comparison (punch-hole's) does not look at.
+        assert_eq!(
+            scratch.table_differs(&s, &before, (PFNS, 0), Fields::State),
+            None
+        );
+        // A span outside the table is a finding, not a panic.
+        scratch.out.rmp_hi = PFNS + 1;
+        assert!(
+            scratch
+                .table_differs(&s, &before, (PFNS, 0), Fields::All)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn bound_states_are_valid_and_distinct() {
+        let states = region_states();
+        assert_eq!(states.len(), 16384 + 128 + 3);
+        for runs in &states {
+            assert!(Rmp::from_runs(true, PFNS, runs).is_ok(), "{runs:?}");
+            assert!(fits(PFNS, runs));
+        }
+        let tables: std::collections::HashSet<Vec<RmpRun>> = states
+            .iter()
+            .map(|r| Rmp::from_runs(true, PFNS, r).expect("valid").runs())
+            .collect();
+        assert_eq!(tables.len(), states.len());
+    }
 }
