@@ -37,6 +37,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "adapters/bind.c",
     "adapters/punch.c",
     "adapters/kunit.c",
+    "adapters/getpfn.c",
 );
 
 /// One operation of the harness ABI.
@@ -56,11 +57,13 @@ pub enum COp {
     Bind,
     /// `gmf_punch_hole`.
     PunchHole,
+    /// `gmf_get_pfn`.
+    GetPfn,
 }
 
 impl COp {
     /// Every operation.
-    pub const ALL: [COp; 7] = [
+    pub const ALL: [COp; 8] = [
         COp::Invalidate,
         COp::Classify,
         COp::Prepare,
@@ -68,6 +71,7 @@ impl COp {
         COp::Prefault,
         COp::Bind,
         COp::PunchHole,
+        COp::GetPfn,
     ];
 
     /// The `-DGMF_HAVE_OP_*` macro.
@@ -80,6 +84,7 @@ impl COp {
             COp::Prefault => "GMF_HAVE_OP_PREFAULT",
             COp::Bind => "GMF_HAVE_OP_BIND",
             COp::PunchHole => "GMF_HAVE_OP_PUNCH_HOLE",
+            COp::GetPfn => "GMF_HAVE_OP_GET_PFN",
         }
     }
 
@@ -106,6 +111,7 @@ impl COp {
                 "kvm_gmem_invalidate_end",
                 "sev_gmem_invalidate",
             ],
+            (COp::GetPfn, _) => &["kvm_gmem_get_pfn"],
         }
     }
 }

@@ -43,6 +43,9 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/rmp-under-mmu-lock.c",
     "mutants/u32-rule.c",
     "mutants/prefault-ignores-rule.c",
+    "mutants/prepare-unwired.c",
+    "mutants/prepare-every-fault.c",
+    "mutants/free-folio-unregistered.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

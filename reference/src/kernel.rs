@@ -85,4 +85,8 @@ pub mod errno {
     pub const EFBIG: i32 = 27;
     /// `EOPNOTSUPP`
     pub const EOPNOTSUPP: i32 = 95;
+    /// `ENOMEM`
+    pub const ENOMEM: i32 = 12;
+    /// `EHWPOISON`
+    pub const EHWPOISON: i32 = 133;
 }
