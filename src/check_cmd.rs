@@ -25,10 +25,8 @@ pub struct CheckArgs {
     /// Seed of the random vectors.
     #[arg(long, value_name = "S", default_value_t = 0x6d65_6d66)]
     pub seed: u64,
-    /// Implementation under test: `builtin` (the C the series carries, both
-    /// profiles) or `mutant:NAME` (a known bug, to see the checker catch it:
-    /// solo-2023-range, no-pgoff, u32-error-code).
-    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin")]
+    /// Implementation under test (help text from the mutant registry).
+    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin", help = impl_help())]
     pub implementation: Vec<String>,
     /// Print one JSON document instead of the human report.
     #[arg(long)]
@@ -139,4 +137,14 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
     } else {
         1
     })
+}
+
+/// `--impl`'s help: the mutants listed from the registry
+/// (`gmem_codegen::unit::mutant_names()`), never by hand.
+fn impl_help() -> String {
+    format!(
+        "Implementation under test: `builtin` (the C the series carries, both profiles) \
+         or `mutant:NAME` (a known bug, to see the checker catch it: {})",
+        gmem_codegen::unit::mutant_names().join(", ")
+    )
 }

@@ -146,6 +146,20 @@ fn every_mutant_has_a_test_above() {
 }
 
 #[test]
+fn help_and_readme_list_every_mutant() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args(["check", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = include_str!("../README.md");
+    for m in gmem_codegen::unit::mutant_names() {
+        assert!(help.contains(m), "check --help lacks {m}:\n{help}");
+        assert!(readme.contains(&format!("`{m}`")), "README.md lacks `{m}`");
+    }
+}
+
+#[test]
 fn exhaustive_bound_conforms_over_a_million_vectors() {
     let (code, r, err) = check(&["--exhaustive", "--random", "0"]);
     assert_eq!(code, 0, "{err}");

@@ -330,16 +330,33 @@ fn linux_612_without_free_folio_in_its_aops_diverges_on_punch_hole() {
 }
 
 #[test]
-fn linux_612_without_gmem_prepare_in_svm_x86_ops_diverges_on_get_pfn() {
+fn linux_612_without_its_svm_x86_ops_hooks_diverges_on_get_pfn_and_prepare() {
+    // sev.c still defines both: only the vendor table lost them.
     let dir = rewritten(
         "noop612",
-        &[(
-            "arch/x86/kvm/svm/svm.c",
-            "\t.gmem_prepare = sev_gmem_prepare,\n",
-            "",
-        )],
+        &[
+            (
+                "arch/x86/kvm/svm/svm.c",
+                "\t.gmem_prepare = sev_gmem_prepare,\n",
+                "",
+            ),
+            (
+                "arch/x86/kvm/svm/svm.c",
+                "\t.private_max_mapping_level = sev_private_max_mapping_level,\n",
+                "",
+            ),
+        ],
     );
     let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(item(&r, "get-pfn")["verdict"], "diverges", "{r:#}");
+    let p = item(&r, "prepare");
+    assert_eq!(p["verdict"], "diverges", "{p:#}");
+    assert!(
+        p["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("level")),
+        "{p:#}"
+    );
+    assert_eq!(item(&r, "punch-hole")["verdict"], "conforms");
 }

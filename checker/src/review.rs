@@ -174,6 +174,7 @@ pub fn tables_for(
     const SVM: &str = "arch/x86/kvm/svm/svm.c";
     match (op, profile) {
         (COp::GetPfn, _) => &[(SVM, "svm_x86_ops", &["gmem_prepare"])],
+        (COp::Prepare, _) => &[(SVM, "svm_x86_ops", &["private_max_mapping_level"])],
         (COp::PunchHole, Profile::Upstream) => &[
             ("virt/kvm/guest_memfd.c", "kvm_gmem_aops", &[]),
             (SVM, "svm_x86_ops", &["gmem_invalidate"]),
