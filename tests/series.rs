@@ -488,3 +488,46 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
     );
     assert!(kconfig.contains("If unsure, say N.\n\nendif"), "{kconfig}");
 }
+
+#[test]
+fn a_series_whose_prepare_call_cannot_be_placed_does_not_end_conforming() {
+    // The fixture with kvm_gmem_get_pfn() in a shape patch 4a does not
+    // anchor on: the SEV side (4b) still applies, but nothing calls it, and
+    // the review of the result sees that through get-pfn.
+    let dir = tmp("fixture-unanchored");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gmem-solo-2023");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&fixture)
+            .arg(&dir)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    let path = dir.join("virt/kvm/guest_mem.c");
+    let src = std::fs::read_to_string(&path).expect("read");
+    let moved = src.replace("\tr = 0;\n\nout_unlock:", "\tr = 0;\nout_unlock:");
+    assert_ne!(moved, src);
+    std::fs::write(&path, moved).expect("write");
+    let out = tmp("fixture-unanchored-out");
+    let (_, _, stderr) = series(&dir, &out, &[]);
+    let files = patches(&out);
+    let cover = std::fs::read_to_string(files.first().expect("a cover letter")).expect("cover");
+    let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        !flat.contains("finds every covered function conforming"),
+        "{stderr}\n{cover}"
+    );
+    assert!(
+        flat.contains("still finds") && flat.contains("get-pfn"),
+        "{cover}"
+    );
+    assert!(
+        !files.iter().any(|f| f
+            .display()
+            .to_string()
+            .contains("Prepare-private-memory-at-first-use")),
+        "patch 4a is left out: {files:?}"
+    );
+}

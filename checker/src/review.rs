@@ -493,3 +493,60 @@ pub fn review(
 pub fn operation(cop: COp) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.cop == cop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVM: &str = "\
+static int npf(void) { return 0; }
+
+static struct kvm_x86_ops svm_x86_ops __initdata = {
+\t.name = KBUILD_MODNAME,
+\t.vcpu_create = svm_vcpu_create,
+
+#ifdef CONFIG_KVM_AMD_SEV
+\t.mem_enc_ioctl = sev_mem_enc_ioctl,
+\t.gmem_prepare = sev_gmem_prepare,
+\t.gmem_invalidate = sev_gmem_invalidate,
+#endif
+};
+";
+
+    #[test]
+    fn a_vendor_table_is_reduced_to_the_members_kept() {
+        let (t, line) = initializer(SVM, "svm_x86_ops").expect("found");
+        assert_eq!(line, 3);
+        assert!(t.ends_with("#endif\n};"), "{t}");
+        let out = table_text("svm.c", t, line, &["gmem_prepare"]);
+        let code: Vec<&str> = out.lines().filter(|l| !l.starts_with("#line")).collect();
+        assert_eq!(
+            code,
+            [
+                "static struct kvm_x86_ops svm_x86_ops __initdata = {",
+                "#ifdef CONFIG_KVM_AMD_SEV",
+                "\t.gmem_prepare = sev_gmem_prepare,",
+                "#endif",
+                "};"
+            ]
+        );
+        // Each kept line keeps its own line number in the tree.
+        assert!(out.contains("#line 9 \"svm.c\"\n\t.gmem_prepare"), "{out}");
+        // Whole: unchanged.
+        assert!(table_text("svm.c", t, line, &[]).contains(t));
+        assert_eq!(initializer(SVM, "kvm_gmem_aops"), None);
+    }
+
+    #[test]
+    fn gcc_names_undeclared_callees_and_table_members() {
+        let log = "x.c:3:5: error: implicit declaration of function 'kvm_gmem_get_index' [-Werror=implicit-function-declaration]\n\
+                   x.c:9:20: error: 'kvm_gmem_error_folio' undeclared here (not in a function)\n";
+        assert_eq!(
+            undeclared(log),
+            [
+                ("kvm_gmem_get_index".to_owned(), false),
+                ("kvm_gmem_error_folio".to_owned(), true)
+            ]
+        );
+    }
+}
