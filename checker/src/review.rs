@@ -519,7 +519,10 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
         assert_eq!(line, 3);
         assert!(t.ends_with("#endif\n};"), "{t}");
         let out = table_text("svm.c", t, line, &["gmem_prepare"]);
-        let code: Vec<&str> = out.lines().filter(|l| !l.starts_with("#line")).collect();
+        let code: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with("#line") && !l.is_empty())
+            .collect();
         assert_eq!(
             code,
             [
