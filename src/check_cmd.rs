@@ -28,7 +28,7 @@ pub struct CheckArgs {
     pub seed: u64,
     /// Implementation under test: `builtin` (the C the series carries, both
     /// profiles) or `mutant:NAME` (a known bug, to see the checker catch it).
-    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin", long_help = impl_help())]
+    #[arg(long = "impl", value_name = "IMPL", default_value = "builtin", help = impl_short_help(), long_help = impl_help())]
     pub implementation: Vec<String>,
     /// Print one JSON document instead of the human report.
     #[arg(long)]
@@ -192,4 +192,14 @@ pub fn run_check(args: CheckArgs) -> Result<u8, Failure> {
     Ok(u8::from(
         report.verdict != Verdict::Conforms || !disagree.is_empty(),
     ))
+}
+
+/// `--impl`'s short help (`-h`): the mutants' names from the registry
+/// (`gmem_codegen::unit::mutant_names()`), never by hand.
+fn impl_short_help() -> String {
+    format!(
+        "Implementation under test: `builtin` (the C the series carries, both profiles) \
+         or `mutant:NAME` (a known bug, to see the checker catch it: {})",
+        gmem_codegen::unit::mutant_names().join(", ")
+    )
 }

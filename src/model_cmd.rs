@@ -36,11 +36,13 @@ pub enum ModelOp {
     Lifecycle,
     /// kvm_gmem_punch_hole() on a file with folios: zaps, RMP updates, locks.
     PunchHole,
+    /// kvm_gmem_get_pfn(): the fault path, its errnos and the prepare hook's calls.
+    GetPfn,
 }
 
 impl ModelOp {
     /// Every operation, in a fixed order.
-    pub const ALL: [ModelOp; 9] = [
+    pub const ALL: [ModelOp; 10] = [
         ModelOp::Invalidate,
         ModelOp::Classify,
         ModelOp::Prepare,
@@ -50,6 +52,7 @@ impl ModelOp {
         ModelOp::Fallocate,
         ModelOp::Lifecycle,
         ModelOp::PunchHole,
+        ModelOp::GetPfn,
     ];
 
     /// The name on the command line and of the vector file.
@@ -64,6 +67,7 @@ impl ModelOp {
             ModelOp::Fallocate => "fallocate",
             ModelOp::Lifecycle => "lifecycle",
             ModelOp::PunchHole => "punch-hole",
+            ModelOp::GetPfn => "get-pfn",
         }
     }
 }
@@ -158,6 +162,7 @@ pub fn answer(op: ModelOp, source: &str, text: &str) -> Result<Value, Failure> {
         ModelOp::Fallocate => to_value(&ops::fallocate(&parse(source, text)?)),
         ModelOp::Lifecycle => to_value(&ops::lifecycle(&parse(source, text)?).map_err(refused)?),
         ModelOp::PunchHole => to_value(&ops::punch_hole(&parse(source, text)?).map_err(refused)?),
+        ModelOp::GetPfn => to_value(&ops::get_pfn(&parse(source, text)?).map_err(refused)?),
     })
 }
 

@@ -117,6 +117,24 @@ fn mutant_prefault_ignores_rule_is_caught() {
 }
 
 #[test]
+fn mutant_prepare_unwired_is_caught() {
+    // A fresh folio's first fault must reach kvm_x86_ops.gmem_prepare.
+    caught("prepare-unwired", "get-pfn", "hook event 0: C nothing");
+}
+
+#[test]
+fn mutant_prepare_every_fault_is_caught() {
+    // Upstream prepares a folio once: a second hook call is the bug.
+    caught("prepare-every-fault", "get-pfn", ", model nothing");
+}
+
+#[test]
+fn mutant_free_folio_unregistered_is_caught() {
+    // Without .free_folio in kvm_gmem_aops nothing makes freed pages shared.
+    caught("free-folio-unregistered", "punch-hole", "event");
+}
+
+#[test]
 fn every_mutant_has_a_test_above() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-patches/mutants");
     let this = include_str!("cli_check.rs");
@@ -129,6 +147,20 @@ fn every_mutant_has_a_test_above() {
                 || this.contains(&format!("caught(\"{name}\"")),
             "mutant {name} has no `caught` test in tests/cli_check.rs"
         );
+    }
+}
+
+#[test]
+fn help_and_readme_list_every_mutant() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args(["check", "--help"])
+        .output()
+        .expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = include_str!("../README.md");
+    for m in gmem_codegen::unit::mutant_names() {
+        assert!(help.contains(m), "check --help lacks {m}:\n{help}");
+        assert!(readme.contains(&format!("`{m}`")), "README.md lacks `{m}`");
     }
 }
 

@@ -172,6 +172,15 @@ fn the_2023_fixture_is_reviewed_with_the_2023_profile() {
         "{:#}",
         item(&r, "bind")
     );
+    // It holds kvm_gmem_get_pfn(), which reaches no prepare hook.
+    let g = item(&r, "get-pfn");
+    assert_eq!(g["verdict"], "diverges", "{g:#}");
+    assert!(
+        g["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("C nothing, model gmem_prepare")),
+        "{g:#}"
+    );
     for op in ["prepare", "gmem-invalidate", "pre-fault"] {
         let i = item(&r, op);
         assert_eq!(i["verdict"], "missing", "{i:#}");
@@ -295,4 +304,80 @@ fn a_function_that_does_not_compile_is_an_error_pointing_at_the_tree() {
         msg.contains(&format!("virt/kvm/guest_memfd.c:{line}:")),
         "points at the tree's file and line {line}: {msg}"
     );
+}
+
+#[test]
+fn linux_612_without_the_prepare_call_diverges_on_get_pfn() {
+    // The 2023 failure: the SEV side exists, the fault path never calls it.
+    let dir = rewritten(
+        "unwired612",
+        &[(
+            "virt/kvm/guest_memfd.c",
+            "\tif (!is_prepared)\n\t\tr = kvm_gmem_prepare_folio(kvm, slot, gfn, folio);\n",
+            "",
+        )],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    let g = item(&r, "get-pfn");
+    assert_eq!(g["verdict"], "diverges", "{g:#}");
+    assert!(
+        g["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("C nothing, model gmem_prepare")),
+        "{g:#}"
+    );
+    // sev_gmem_prepare() itself is untouched: its own operation conforms.
+    assert_eq!(item(&r, "prepare")["verdict"], "conforms");
+}
+
+#[test]
+fn linux_612_without_free_folio_in_its_aops_diverges_on_punch_hole() {
+    let dir = rewritten(
+        "unregistered612",
+        &[(
+            "virt/kvm/guest_memfd.c",
+            "#ifdef CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE\n\t.free_folio = kvm_gmem_free_folio,\n#endif\n",
+            "",
+        )],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    let p = item(&r, "punch-hole");
+    assert_eq!(p["verdict"], "diverges", "{p:#}");
+    // kvm_gmem_free_folio() is still defined: the body is fine, the wiring is not.
+    assert_eq!(item(&r, "gmem-invalidate")["verdict"], "conforms");
+    assert_eq!(item(&r, "get-pfn")["verdict"], "conforms");
+}
+
+#[test]
+fn linux_612_without_its_svm_x86_ops_hooks_diverges_on_get_pfn_and_prepare() {
+    // sev.c still defines both: only the vendor table lost them.
+    let dir = rewritten(
+        "noop612",
+        &[
+            (
+                "arch/x86/kvm/svm/svm.c",
+                "\t.gmem_prepare = sev_gmem_prepare,\n",
+                "",
+            ),
+            (
+                "arch/x86/kvm/svm/svm.c",
+                "\t.private_max_mapping_level = sev_private_max_mapping_level,\n",
+                "",
+            ),
+        ],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(item(&r, "get-pfn")["verdict"], "diverges", "{r:#}");
+    let p = item(&r, "prepare");
+    assert_eq!(p["verdict"], "diverges", "{p:#}");
+    assert!(
+        p["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("level")),
+        "{p:#}"
+    );
+    assert_eq!(item(&r, "punch-hole")["verdict"], "conforms");
 }

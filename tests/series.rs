@@ -473,6 +473,10 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
     // Patch 4: the RMP make-private hook and the max mapping level.
     assert_eq!(verdict("prepare"), "conforms", "{r:#}");
     assert_eq!(verdict("punch-hole"), "conforms", "{r:#}");
+    // The wiring: kvm_gmem_get_pfn() now calls kvm_arch_gmem_prepare(),
+    // which reaches sev_gmem_prepare() through the tree's own svm_x86_ops;
+    // .free_folio sits in the tree's kvm_gmem_aops.
+    assert_eq!(verdict("get-pfn"), "conforms", "{r:#}");
 
     // The fault-rule suite in the applied mmu.c is exactly the block
     // checker/tests/kunit.rs builds and runs (it passes on the series' C,

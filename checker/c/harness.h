@@ -137,6 +137,9 @@ enum gmf_event_op {
 	GMF_EV_UNMAP = 3,	/* an SPTE zap (kvm_[mmu_]unmap_gfn_range) */
 	GMF_EV_INVALIDATE_BEGIN = 4,
 	GMF_EV_INVALIDATE_END = 5,
+	/* kvm_x86_ops.gmem_prepare reached through the table: pfn, arg = gfn,
+	 * level = max_order, ret = the hook's return */
+	GMF_EV_GMEM_PREPARE = 6,
 };
 
 /* An event in the order the shim saw it, with the lock context. */
@@ -228,6 +231,58 @@ struct gmf_punch_in {
 	struct gmf_rmp_state rmp;
 };
 
+/* Bounds of the get-pfn operation. */
+#define GMF_MAX_FAULTS 4
+#define GMF_MAX_GETPFN_EVENTS 32
+
+/* A folio of the get-pfn file: a gmf_folio plus its page flags. */
+struct gmf_pc_folio {
+	uint64_t index;
+	uint8_t order;		/* 0 or 9 */
+	uint8_t prepared;	/* uptodate, and its RMP entries assigned */
+	uint8_t hwpoison;
+};
+
+/*
+ * kvm_gmem_get_pfn(kvm, slot, gfn, &pfn, &max_order) once per fault, on one
+ * guest_memfd whose bindings are the memslots; the page cache holds the
+ * folios, file page i is pfn pfn_base + i (a missing folio is allocated
+ * there, order 0).  The arch prepare hook is reached as the kernel reaches
+ * it: kvm_arch_gmem_prepare() -> kvm_x86_ops.gmem_prepare, the member the
+ * C under test registered in its own kvm_x86_ops table.
+ */
+struct gmf_getpfn_in {
+	uint32_t nbindings;
+	struct gmf_binding bindings[GMF_MAX_BINDINGS];
+	uint32_t slot;		/* faulting memslot: bindings[slot]; >= nbindings:
+				 * a guest_memfd slot whose file is gone */
+	uint64_t pfn_base;
+	uint32_t nfolios;
+	struct gmf_pc_folio folios[GMF_MAX_FOLIOS];
+	uint8_t snp;		/* SNP guest on an SNP host */
+	uint32_t asid;
+	uint64_t max_pfn;	/* RMP lookups at or above fail */
+	uint32_t nfaults;
+	uint64_t gfns[GMF_MAX_FAULTS];
+};
+
+struct gmf_getpfn_result {
+	int32_t ret;
+	uint8_t pfn_set;	/* *pfn written */
+	uint64_t pfn;
+	uint8_t order_set;	/* *max_order written */
+	int32_t max_order;
+};
+
+struct gmf_getpfn_out {
+	struct gmf_getpfn_result results[GMF_MAX_FAULTS];
+	uint32_t nevents;	/* GMEM_PREPARE calls and RMP updates, in order */
+	struct gmf_event events[GMF_MAX_GETPFN_EVENTS];
+	uint32_t warnings;
+	uint8_t overflow;
+	uint8_t lock_balanced;	/* mmu_lock released as often as taken */
+};
+
 struct gmf_prefault_slot {
 	uint64_t base_gfn;
 	uint64_t npages;
@@ -300,6 +355,7 @@ int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out);
  */
 int gmf_kunit_run(int *expectations);
 int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out);
+int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out);
 
 /* Which entry points this object implements (bit per GMF_OP_*). */
 #define GMF_OP_INVALIDATE (1u << 0)
@@ -309,6 +365,7 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out);
 #define GMF_OP_PREFAULT (1u << 4)
 #define GMF_OP_BIND (1u << 5)
 #define GMF_OP_PUNCH_HOLE (1u << 6)
+#define GMF_OP_GET_PFN (1u << 7)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

@@ -30,6 +30,7 @@
 #include "adapters/bind.c"
 #include "adapters/punch.c"
 #include "adapters/kunit.c"
+#include "adapters/getpfn.c"
 
 #ifndef GMF_HAVE_OP_INVALIDATE
 int gmf_invalidate(const struct gmf_invalidate_in *in,
@@ -96,6 +97,15 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 }
 #endif
 
+#ifndef GMF_HAVE_OP_GET_PFN
+int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
+{
+	(void)in;
+	(void)out;
+	return -2;
+}
+#endif
+
 uint32_t gmf_ops(void)
 {
 	uint32_t ops = 0;
@@ -120,6 +130,9 @@ uint32_t gmf_ops(void)
 #endif
 #ifdef GMF_HAVE_OP_PUNCH_HOLE
 	ops |= GMF_OP_PUNCH_HOLE;
+#endif
+#ifdef GMF_HAVE_OP_GET_PFN
+	ops |= GMF_OP_GET_PFN;
 #endif
 	return ops;
 }

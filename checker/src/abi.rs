@@ -12,6 +12,8 @@ pub const GMF_MAX_RMP_RUNS: u32 = 128;
 pub const GMF_MAX_SLOTS: u32 = 4;
 pub const GMF_MAX_FILES: u32 = 4;
 pub const GMF_MAX_FOLIOS: u32 = 64;
+pub const GMF_MAX_FAULTS: u32 = 4;
+pub const GMF_MAX_GETPFN_EVENTS: u32 = 32;
 pub const GMF_OP_INVALIDATE: u32 = 1;
 pub const GMF_OP_CLASSIFY: u32 = 2;
 pub const GMF_OP_PREPARE: u32 = 4;
@@ -19,6 +21,7 @@ pub const GMF_OP_RMP_INVALIDATE: u32 = 8;
 pub const GMF_OP_PREFAULT: u32 = 16;
 pub const GMF_OP_BIND: u32 = 32;
 pub const GMF_OP_PUNCH_HOLE: u32 = 64;
+pub const GMF_OP_GET_PFN: u32 = 128;
 pub const GMF_PROFILE_UPSTREAM: gmf_profile = 0;
 pub const GMF_PROFILE_SOLO2023: gmf_profile = 1;
 pub type gmf_profile = ::std::os::raw::c_uint;
@@ -233,6 +236,7 @@ pub const GMF_EV_PSMASH: gmf_event_op = 2;
 pub const GMF_EV_UNMAP: gmf_event_op = 3;
 pub const GMF_EV_INVALIDATE_BEGIN: gmf_event_op = 4;
 pub const GMF_EV_INVALIDATE_END: gmf_event_op = 5;
+pub const GMF_EV_GMEM_PREPARE: gmf_event_op = 6;
 pub type gmf_event_op = ::std::os::raw::c_uint;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -470,6 +474,126 @@ impl Default for gmf_punch_in {
         }
     }
 }
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct gmf_pc_folio {
+    pub index: u64,
+    pub order: u8,
+    pub prepared: u8,
+    pub hwpoison: u8,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_pc_folio"][::std::mem::size_of::<gmf_pc_folio>() - 16usize];
+    ["Alignment of gmf_pc_folio"][::std::mem::align_of::<gmf_pc_folio>() - 8usize];
+    ["Offset of field: gmf_pc_folio::index"][::std::mem::offset_of!(gmf_pc_folio, index) - 0usize];
+    ["Offset of field: gmf_pc_folio::order"][::std::mem::offset_of!(gmf_pc_folio, order) - 8usize];
+    ["Offset of field: gmf_pc_folio::prepared"]
+        [::std::mem::offset_of!(gmf_pc_folio, prepared) - 9usize];
+    ["Offset of field: gmf_pc_folio::hwpoison"]
+        [::std::mem::offset_of!(gmf_pc_folio, hwpoison) - 10usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct gmf_getpfn_in {
+    pub nbindings: u32,
+    pub bindings: [gmf_binding; 8usize],
+    pub slot: u32,
+    pub pfn_base: u64,
+    pub nfolios: u32,
+    pub folios: [gmf_pc_folio; 64usize],
+    pub snp: u8,
+    pub asid: u32,
+    pub max_pfn: u64,
+    pub nfaults: u32,
+    pub gfns: [u64; 4usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_getpfn_in"][::std::mem::size_of::<gmf_getpfn_in>() - 1368usize];
+    ["Alignment of gmf_getpfn_in"][::std::mem::align_of::<gmf_getpfn_in>() - 8usize];
+    ["Offset of field: gmf_getpfn_in::nbindings"]
+        [::std::mem::offset_of!(gmf_getpfn_in, nbindings) - 0usize];
+    ["Offset of field: gmf_getpfn_in::bindings"]
+        [::std::mem::offset_of!(gmf_getpfn_in, bindings) - 8usize];
+    ["Offset of field: gmf_getpfn_in::slot"]
+        [::std::mem::offset_of!(gmf_getpfn_in, slot) - 264usize];
+    ["Offset of field: gmf_getpfn_in::pfn_base"]
+        [::std::mem::offset_of!(gmf_getpfn_in, pfn_base) - 272usize];
+    ["Offset of field: gmf_getpfn_in::nfolios"]
+        [::std::mem::offset_of!(gmf_getpfn_in, nfolios) - 280usize];
+    ["Offset of field: gmf_getpfn_in::folios"]
+        [::std::mem::offset_of!(gmf_getpfn_in, folios) - 288usize];
+    ["Offset of field: gmf_getpfn_in::snp"][::std::mem::offset_of!(gmf_getpfn_in, snp) - 1312usize];
+    ["Offset of field: gmf_getpfn_in::asid"]
+        [::std::mem::offset_of!(gmf_getpfn_in, asid) - 1316usize];
+    ["Offset of field: gmf_getpfn_in::max_pfn"]
+        [::std::mem::offset_of!(gmf_getpfn_in, max_pfn) - 1320usize];
+    ["Offset of field: gmf_getpfn_in::nfaults"]
+        [::std::mem::offset_of!(gmf_getpfn_in, nfaults) - 1328usize];
+    ["Offset of field: gmf_getpfn_in::gfns"]
+        [::std::mem::offset_of!(gmf_getpfn_in, gfns) - 1336usize];
+};
+impl Default for gmf_getpfn_in {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct gmf_getpfn_result {
+    pub ret: i32,
+    pub pfn_set: u8,
+    pub pfn: u64,
+    pub order_set: u8,
+    pub max_order: i32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_getpfn_result"][::std::mem::size_of::<gmf_getpfn_result>() - 24usize];
+    ["Alignment of gmf_getpfn_result"][::std::mem::align_of::<gmf_getpfn_result>() - 8usize];
+    ["Offset of field: gmf_getpfn_result::ret"]
+        [::std::mem::offset_of!(gmf_getpfn_result, ret) - 0usize];
+    ["Offset of field: gmf_getpfn_result::pfn_set"]
+        [::std::mem::offset_of!(gmf_getpfn_result, pfn_set) - 4usize];
+    ["Offset of field: gmf_getpfn_result::pfn"]
+        [::std::mem::offset_of!(gmf_getpfn_result, pfn) - 8usize];
+    ["Offset of field: gmf_getpfn_result::order_set"]
+        [::std::mem::offset_of!(gmf_getpfn_result, order_set) - 16usize];
+    ["Offset of field: gmf_getpfn_result::max_order"]
+        [::std::mem::offset_of!(gmf_getpfn_result, max_order) - 20usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct gmf_getpfn_out {
+    pub results: [gmf_getpfn_result; 4usize],
+    pub nevents: u32,
+    pub events: [gmf_event; 32usize],
+    pub warnings: u32,
+    pub overflow: u8,
+    pub lock_balanced: u8,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of gmf_getpfn_out"][::std::mem::size_of::<gmf_getpfn_out>() - 1392usize];
+    ["Alignment of gmf_getpfn_out"][::std::mem::align_of::<gmf_getpfn_out>() - 8usize];
+    ["Offset of field: gmf_getpfn_out::results"]
+        [::std::mem::offset_of!(gmf_getpfn_out, results) - 0usize];
+    ["Offset of field: gmf_getpfn_out::nevents"]
+        [::std::mem::offset_of!(gmf_getpfn_out, nevents) - 96usize];
+    ["Offset of field: gmf_getpfn_out::events"]
+        [::std::mem::offset_of!(gmf_getpfn_out, events) - 104usize];
+    ["Offset of field: gmf_getpfn_out::warnings"]
+        [::std::mem::offset_of!(gmf_getpfn_out, warnings) - 1384usize];
+    ["Offset of field: gmf_getpfn_out::overflow"]
+        [::std::mem::offset_of!(gmf_getpfn_out, overflow) - 1388usize];
+    ["Offset of field: gmf_getpfn_out::lock_balanced"]
+        [::std::mem::offset_of!(gmf_getpfn_out, lock_balanced) - 1389usize];
+};
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct gmf_prefault_slot {

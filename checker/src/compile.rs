@@ -40,6 +40,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "adapters/bind.c",
     "adapters/punch.c",
     "adapters/kunit.c",
+    "adapters/getpfn.c",
 );
 
 /// One operation of the harness ABI.
@@ -59,11 +60,13 @@ pub enum COp {
     Bind,
     /// `gmf_punch_hole`.
     PunchHole,
+    /// `gmf_get_pfn`.
+    GetPfn,
 }
 
 impl COp {
     /// Every operation.
-    pub const ALL: [COp; 7] = [
+    pub const ALL: [COp; 8] = [
         COp::Invalidate,
         COp::Classify,
         COp::Prepare,
@@ -71,6 +74,7 @@ impl COp {
         COp::Prefault,
         COp::Bind,
         COp::PunchHole,
+        COp::GetPfn,
     ];
 
     /// The `-DGMF_HAVE_OP_*` macro.
@@ -83,6 +87,7 @@ impl COp {
             COp::Prefault => "GMF_HAVE_OP_PREFAULT",
             COp::Bind => "GMF_HAVE_OP_BIND",
             COp::PunchHole => "GMF_HAVE_OP_PUNCH_HOLE",
+            COp::GetPfn => "GMF_HAVE_OP_GET_PFN",
         }
     }
 
@@ -109,6 +114,7 @@ impl COp {
                 "kvm_gmem_invalidate_end",
                 "sev_gmem_invalidate",
             ],
+            (COp::GetPfn, _) => &["kvm_gmem_get_pfn"],
         }
     }
 }

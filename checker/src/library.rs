@@ -24,6 +24,9 @@ pub type RmpInvalidateFn =
 /// `gmf_prefault`.
 pub type PrefaultFn =
     unsafe extern "C" fn(*const abi::gmf_prefault_in, *mut abi::gmf_prefault_out) -> c_int;
+/// `gmf_get_pfn`.
+pub type GetPfnFn =
+    unsafe extern "C" fn(*const abi::gmf_getpfn_in, *mut abi::gmf_getpfn_out) -> c_int;
 /// `gmf_punch_hole`.
 pub type PunchHoleFn =
     unsafe extern "C" fn(*const abi::gmf_punch_in, *mut abi::gmf_rmp_out) -> c_int;
@@ -49,6 +52,8 @@ pub struct Library {
     pub bind: BindFn,
     /// `gmf_punch_hole`.
     pub punch_hole: PunchHoleFn,
+    /// `gmf_get_pfn`.
+    pub get_pfn: GetPfnFn,
     /// `gmf_kunit_run`.
     pub kunit_run: KunitRunFn,
     /// `gmf_ops()`: which entry points are real (the others return -2).
@@ -119,6 +124,7 @@ impl Library {
                 prefault: std::mem::transmute::<*mut c_void, PrefaultFn>(sym("gmf_prefault")?),
                 bind: std::mem::transmute::<*mut c_void, BindFn>(sym("gmf_bind")?),
                 punch_hole: std::mem::transmute::<*mut c_void, PunchHoleFn>(sym("gmf_punch_hole")?),
+                get_pfn: std::mem::transmute::<*mut c_void, GetPfnFn>(sym("gmf_get_pfn")?),
                 kunit_run: std::mem::transmute::<*mut c_void, KunitRunFn>(sym("gmf_kunit_run")?),
                 ops: ops_fn(),
             })

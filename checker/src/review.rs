@@ -50,6 +50,7 @@ pub const FILES: &[&str] = &[
     "arch/x86/kvm/mmu/mmu.c",
     "arch/x86/kvm/svm/svm.c",
     "arch/x86/kvm/svm/sev.c",
+    "arch/x86/kvm/x86.c",
 ];
 
 /// What profile detection looks for, for the message when nothing fits.
@@ -151,16 +152,110 @@ pub fn functions_for(op: COp, profile: Profile) -> &'static [(&'static str, &'st
             ("virt/kvm/guest_mem.c", "kvm_gmem_free_folio"),
             ("virt/kvm/guest_mem.c", "kvm_gmem_punch_hole"),
         ],
+        // Its static helpers (kvm_gmem_prepare_folio() and below in 6.12,
+        // kvm_gmem_get_folio() in 2023) are pulled in as gcc asks. The hook
+        // behind it is optional: a tree whose fault path reaches no hook is
+        // reviewed (and diverges), not missing.
+        (COp::GetPfn, Profile::Upstream) => &[("virt/kvm/guest_memfd.c", "kvm_gmem_get_pfn")],
+        (COp::GetPfn, Profile::GmemSolo2023) => &[("virt/kvm/guest_mem.c", "kvm_gmem_get_pfn")],
     }
+}
+
+/// The tables through which the kernel reaches an operation's hooks, as
+/// (file, table, members kept). The adapters register them as the kernel
+/// does (`mapping->a_ops`, `kvm_ops_update()`), so a hook the tree's table
+/// lacks is not called. An empty member list compiles the initializer
+/// unchanged (its other members' functions are pulled in like callees);
+/// otherwise only the listed members' lines and the preprocessor lines
+/// around them are kept, because a vendor table names hundreds of
+/// functions the shim has no business compiling.
+pub fn tables_for(
+    op: COp,
+    profile: Profile,
+) -> &'static [(&'static str, &'static str, &'static [&'static str])] {
+    const SVM: &str = "arch/x86/kvm/svm/svm.c";
+    match (op, profile) {
+        (COp::GetPfn, _) => &[(SVM, "svm_x86_ops", &["gmem_prepare"])],
+        (COp::Prepare, _) => &[(SVM, "svm_x86_ops", &["private_max_mapping_level"])],
+        (COp::PunchHole, Profile::Upstream) => &[
+            ("virt/kvm/guest_memfd.c", "kvm_gmem_aops", &[]),
+            (SVM, "svm_x86_ops", &["gmem_invalidate"]),
+        ],
+        (COp::PunchHole, Profile::GmemSolo2023) => &[
+            ("virt/kvm/guest_mem.c", "kvm_gmem_aops", &[]),
+            (SVM, "svm_x86_ops", &["gmem_invalidate"]),
+        ],
+        _ => &[],
+    }
+}
+
+/// A variable's initializer in `src`: from the unindented line declaring
+/// `name` and ending in `= {` through the `};` that closes it, with the
+/// 1-based line it starts on. None when absent or declared twice.
+pub fn initializer<'s>(src: &'s str, name: &str) -> Option<(&'s str, usize)> {
+    let mut found = None;
+    let mut at = 0;
+    for (n, line) in src.split_inclusive('\n').enumerate() {
+        let l = line.trim_end();
+        let declares = l
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w == name);
+        if !l.starts_with(char::is_whitespace) && l.ends_with("= {") && declares {
+            if found.is_some() {
+                return None;
+            }
+            found = Some((at, n + 1));
+        }
+        at += line.len();
+    }
+    let (start, line) = found?;
+    let end = src[start..].find("\n};").map(|e| start + e + 3)?;
+    Some((&src[start..end], line))
+}
+
+/// A table's text for the unit: whole (`keep` empty) or reduced to the
+/// `keep` members and preprocessor lines, each with a `#line` into the tree.
+fn table_text(path: &str, text: &str, line: usize, keep: &[&str]) -> String {
+    if keep.is_empty() {
+        return format!("#line {line} \"{path}\"\n{text}\n\n");
+    }
+    let mut out = String::new();
+    let last = text.lines().count().saturating_sub(1);
+    for (k, l) in text.lines().enumerate() {
+        let t = l.trim_start();
+        let member = t.strip_prefix('.').and_then(|m| {
+            m.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+        });
+        if k == 0 || k == last || t.starts_with('#') || member.is_some_and(|m| keep.contains(&m)) {
+            out.push_str(&format!("#line {} \"{path}\"\n{l}\n", line + k));
+        }
+    }
+    out + "\n"
 }
 
 /// Optional helpers a tree may define itself (2023 SNP trees carry
 /// kvm_mmu_fault_is_private()): the operations that use one, where it is.
-const OPTIONAL: &[(&[COp], &str, &str)] = &[(
-    &[COp::Classify, COp::Prefault],
-    "arch/x86/kvm/mmu/mmu_internal.h",
-    "kvm_mmu_fault_is_private",
-)];
+/// x86.c's wrappers of the generic gmem hooks (the shim's stand-ins for
+/// them dispatch through kvm_x86_ops the same way) too.
+const OPTIONAL: &[(&[COp], &str, &str)] = &[
+    (
+        &[COp::Classify, COp::Prefault],
+        "arch/x86/kvm/mmu/mmu_internal.h",
+        "kvm_mmu_fault_is_private",
+    ),
+    (&[COp::GetPfn], "arch/x86/kvm/svm/sev.c", "sev_gmem_prepare"),
+    (
+        &[COp::GetPfn],
+        "arch/x86/kvm/x86.c",
+        "kvm_arch_gmem_prepare",
+    ),
+    (
+        &[COp::PunchHole],
+        "arch/x86/kvm/x86.c",
+        "kvm_arch_gmem_invalidate",
+    ),
+];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -168,17 +263,29 @@ fn with_line(path: &str, f: &cparse::CFunction, src: &str) -> String {
     format!("#line {} \"{}\"\n{}\n\n", f.line, path, f.text(src))
 }
 
-/// The names gcc says are undeclared functions.
-fn undeclared(log: &str) -> Vec<String> {
+/// The names gcc says are undeclared functions: called (false), or named
+/// in a table's initializer (true).
+fn undeclared(log: &str) -> Vec<(String, bool)> {
     log.lines()
-        .filter_map(|l| l.split("implicit declaration of function '").nth(1))
-        .filter_map(|rest| rest.split('\'').next())
-        .map(str::to_owned)
+        .filter_map(|l| {
+            l.split("implicit declaration of function '")
+                .nth(1)
+                .map(|r| (r, false))
+                .or_else(|| {
+                    l.contains("' undeclared")
+                        .then(|| l.split("error: '").nth(1))
+                        .flatten()
+                        .map(|r| (r, true))
+                })
+        })
+        .filter_map(|(rest, table)| rest.split('\'').next().map(|n| (n.to_owned(), table)))
         .collect()
 }
 
 struct Extracted {
     text: String,
+    /// The tables, compiled after every function.
+    tables: String,
     defines: Vec<String>,
 }
 
@@ -211,6 +318,16 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             defines.extend(provides_define(name).map(str::to_owned));
         }
     }
+    // Tables last: they name the functions above (static ones included).
+    let mut tables = String::new();
+    for (path, name, keep) in tables_for(op, d.profile) {
+        if let Some(src) = tree.file(path)
+            && let Some((t, line)) = initializer(src, name)
+        {
+            tables.push_str(&table_text(path, t, line, keep));
+            defines.extend(provides_define(name).map(str::to_owned));
+        }
+    }
     // The tree's own struct kvm_page_fault decides the error code's width.
     if op == COp::Classify
         && let Some(h) = tree.file("arch/x86/kvm/mmu/mmu_internal.h")
@@ -218,7 +335,11 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
     {
         defines.push("GMF_FAULT_ERROR_CODE_T=u32".into());
     }
-    Ok(Extracted { text, defines })
+    Ok(Extracted {
+        text,
+        tables,
+        defines,
+    })
 }
 
 /// Compiles the extracted functions, adding static callees from the
@@ -232,27 +353,45 @@ fn build(
 ) -> Result<Library, CompileError> {
     let profile = d.profile;
     let mut text = ex.text;
+    // Functions only a table names (kvm_gmem_aops' other members): after
+    // the operation's functions, which they may call, before the tables.
+    let mut for_tables = String::new();
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
+        let whole = format!("{text}{for_tables}{}", ex.tables);
         match load(&CSource {
             name,
             profile,
-            text: &text,
+            text: &whole,
             ops: &[op],
             defines: &ex.defines,
         }) {
             Ok(lib) => return Ok(lib),
             Err(CompileError::Rejected { unit, log }) => {
                 let mut progress = false;
-                for missing in undeclared(&log) {
+                for (missing, in_table) in undeclared(&log) {
                     if added.contains(&missing) {
                         continue;
                     }
-                    for (path, _) in functions_in(op, d) {
+                    let optional = OPTIONAL
+                        .iter()
+                        .filter(|(ops, ..)| ops.contains(&op))
+                        .map(|(_, p, _)| p);
+                    let tables = tables_for(op, d.profile).iter().map(|(p, ..)| p);
+                    for path in functions_in(op, d)
+                        .iter()
+                        .map(|(p, _)| p)
+                        .chain(optional)
+                        .chain(tables)
+                    {
                         if let Some(src) = tree.file(path)
                             && let Ok(Some(f)) = cparse::find(src, &missing)
                         {
-                            text = with_line(path, &f, src) + &text;
+                            if in_table {
+                                for_tables.push_str(&with_line(path, &f, src));
+                            } else {
+                                text = with_line(path, &f, src) + &text;
+                            }
                             added.push(missing.clone());
                             progress = true;
                             break;
@@ -369,4 +508,64 @@ pub fn review(
 /// The operation whose registry entry is `cop`.
 pub fn operation(cop: COp) -> Option<&'static Operation> {
     OPERATIONS.iter().find(|o| o.cop == cop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVM: &str = "\
+static int npf(void) { return 0; }
+
+static struct kvm_x86_ops svm_x86_ops __initdata = {
+\t.name = KBUILD_MODNAME,
+\t.vcpu_create = svm_vcpu_create,
+
+#ifdef CONFIG_KVM_AMD_SEV
+\t.mem_enc_ioctl = sev_mem_enc_ioctl,
+\t.gmem_prepare = sev_gmem_prepare,
+\t.gmem_invalidate = sev_gmem_invalidate,
+#endif
+};
+";
+
+    #[test]
+    fn a_vendor_table_is_reduced_to_the_members_kept() {
+        let (t, line) = initializer(SVM, "svm_x86_ops").expect("found");
+        assert_eq!(line, 3);
+        assert!(t.ends_with("#endif\n};"), "{t}");
+        let out = table_text("svm.c", t, line, &["gmem_prepare"]);
+        let code: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with("#line") && !l.is_empty())
+            .collect();
+        assert_eq!(
+            code,
+            [
+                "static struct kvm_x86_ops svm_x86_ops __initdata = {",
+                "#ifdef CONFIG_KVM_AMD_SEV",
+                "\t.gmem_prepare = sev_gmem_prepare,",
+                "#endif",
+                "};"
+            ]
+        );
+        // Each kept line keeps its own line number in the tree.
+        assert!(out.contains("#line 9 \"svm.c\"\n\t.gmem_prepare"), "{out}");
+        // Whole: unchanged.
+        assert!(table_text("svm.c", t, line, &[]).contains(t));
+        assert_eq!(initializer(SVM, "kvm_gmem_aops"), None);
+    }
+
+    #[test]
+    fn gcc_names_undeclared_callees_and_table_members() {
+        let log = "x.c:3:5: error: implicit declaration of function 'kvm_gmem_get_index' [-Werror=implicit-function-declaration]\n\
+                   x.c:9:20: error: 'kvm_gmem_error_folio' undeclared here (not in a function)\n";
+        assert_eq!(
+            undeclared(log),
+            [
+                ("kvm_gmem_get_index".to_owned(), false),
+                ("kvm_gmem_error_folio".to_owned(), true)
+            ]
+        );
+    }
 }

@@ -276,6 +276,10 @@ pub fn unit_ops(u: &Unit) -> Vec<COp> {
 const PROVIDES: &[(&str, &str)] = &[
     ("kvm_mmu_fault_is_private", "GMF_HAVE_FAULT_IS_PRIVATE"),
     ("kvm_tdp_map_page", "GMF_HAVE_TDP_MAP_PAGE"),
+    // Tables, not functions: the adapters register these (the kernel's
+    // a_ops and kvm_ops_update()), so hooks are reached through them.
+    ("svm_x86_ops", "GMF_HAVE_SVM_X86_OPS"),
+    ("kvm_gmem_aops", "GMF_HAVE_GMEM_AOPS"),
 ];
 
 /// The `-D` for C that defines `function` itself, if the shim cares.

@@ -44,6 +44,9 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/u32-rule.c",
     "mutants/prefault-ignores-rule.c",
     "mutants/upstream-range.c",
+    "mutants/prepare-unwired.c",
+    "mutants/prepare-every-fault.c",
+    "mutants/free-folio-unregistered.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

@@ -18,6 +18,7 @@
 //! | [`fault`] | `npf_interception()` → `kvm_mmu_do_page_fault()` → `kvm_faultin_pfn()` |
 //! | [`rmp`] | `sev_gmem_prepare()`, `sev_gmem_invalidate()`, `sev_private_max_mapping_level()` |
 //! | [`prefault`] | `KVM_PRE_FAULT_MEMORY` |
+//! | [`getpfn`] | `kvm_gmem_get_pfn()`: the fault path and its prepare hook |
 //! | [`lifecycle`] | when RMP updates happen, and under which lock |
 //! | [`rules`] | the formulas shared with the generated C |
 
@@ -28,6 +29,7 @@ pub mod binding;
 pub mod error;
 pub mod fallocate;
 pub mod fault;
+pub mod getpfn;
 pub mod invalidate;
 pub mod kernel;
 pub mod lifecycle;

@@ -248,3 +248,53 @@ pub fn fallocate(q: &FallocateInput) -> FallocateOutcome {
 pub fn lifecycle(q: &Scenario) -> Result<LifecycleTrace, InputError> {
     crate::lifecycle::run(q)
 }
+
+/// `get-pfn` input: `kvm_gmem_get_pfn()` once per fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct GetPfnQuery {
+    /// Generation of the fault path.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub profile: crate::Profile,
+    /// SNP guest on an SNP host.
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub snp: bool,
+    /// The guest's ASID.
+    #[cfg_attr(feature = "serde", serde(default = "one"))]
+    pub asid: u32,
+    /// RMP table size in pfns.
+    #[cfg_attr(feature = "serde", serde(default = "default_max_pfn"))]
+    pub max_pfn: u64,
+    /// Pfns the host has (a new folio past them: -ENOMEM).
+    #[cfg_attr(feature = "serde", serde(default = "default_max_pfn"))]
+    pub nr_pfns: u64,
+    /// The file's bindings.
+    pub bindings: Vec<Binding>,
+    /// The faulting memslot: an index into `bindings`, or null for a
+    /// guest_memfd memslot whose file is gone.
+    pub slot: Option<u32>,
+    /// Pfn of file page 0.
+    pub pfn_base: u64,
+    /// The page cache before.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub folios: Vec<crate::getpfn::PcFolio>,
+    /// gfns faulted, in order.
+    pub faults: Vec<u64>,
+}
+
+/// `get-pfn`.
+pub fn get_pfn(q: &GetPfnQuery) -> Result<crate::getpfn::GetPfnTrace, InputError> {
+    crate::getpfn::kvm_gmem_get_pfn(&crate::getpfn::GetPfnScenario {
+        profile: q.profile,
+        snp: q.snp,
+        asid: q.asid,
+        max_pfn: q.max_pfn,
+        nr_pfns: q.nr_pfns,
+        bindings: &q.bindings,
+        slot: q.slot.map(|s| s as usize),
+        pfn_base: q.pfn_base,
+        folios: &q.folios,
+        faults: &q.faults,
+    })
+}

@@ -364,3 +364,39 @@ fn lifecycle_never_panics() {
         });
     }
 }
+
+#[test]
+fn get_pfn_never_panics() {
+    use gmem_reference::getpfn::{GetPfnScenario, PcFolio, kvm_gmem_get_pfn};
+    let mut g = Gen(7);
+    for _ in 0..ROUNDS / 10 {
+        let bindings = valid_layout(&mut g);
+        let folios: Vec<PcFolio> = (0..g.small(5))
+            .map(|_| PcFolio {
+                index: if g.bool() { 512 * g.small(4) } else { g.u64() },
+                order: if g.bool() { 9 } else { g.small(12) as u32 },
+                prepared: g.bool(),
+                hwpoison: g.small(5) == 0,
+            })
+            .collect();
+        let faults: Vec<u64> = (0..g.small(5)).map(|_| g.u64()).collect();
+        let slot =
+            (!bindings.is_empty() && g.bool()).then(|| g.small(bindings.len() as u64 + 1) as usize);
+        let _ = kvm_gmem_get_pfn(&GetPfnScenario {
+            profile: if g.bool() {
+                Profile::Upstream
+            } else {
+                Profile::GmemSolo2023
+            },
+            snp: g.bool(),
+            asid: g.next() as u32,
+            max_pfn: if g.bool() { g.small(4096) } else { g.u64() },
+            nr_pfns: if g.bool() { 2048 } else { g.u64() },
+            bindings: &bindings,
+            slot,
+            pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
+            folios: &folios,
+            faults: &faults,
+        });
+    }
+}

@@ -82,4 +82,33 @@ static inline void gmf_rmp_out_fill(struct gmf_rmp_out *out, int ret,
 	gmf_rmp_store(out);
 }
 
+/*
+ * kvm_ops_update(): the vendor's table becomes kvm_x86_ops.  Only the
+ * table the C under test brings (GMF_HAVE_SVM_X86_OPS: svm.c's
+ * svm_x86_ops, as the tree has it) is registered, so a hook the table
+ * lacks is not reached, as in the kernel.
+ */
+static inline void gmf_x86_ops_register(void)
+{
+#ifdef GMF_HAVE_SVM_X86_OPS
+	kvm_x86_ops = svm_x86_ops;
+#else
+	__builtin_memset(&kvm_x86_ops, 0, sizeof(kvm_x86_ops));
+#endif
+}
+
+/*
+ * The guest_memfd inode's a_ops: the C under test's own kvm_gmem_aops
+ * (GMF_HAVE_GMEM_AOPS), so the page cache frees folios through whatever
+ * that table registered; without one, through nothing.
+ */
+static inline const struct address_space_operations *gmf_gmem_aops(void)
+{
+#ifdef GMF_HAVE_GMEM_AOPS
+	return &kvm_gmem_aops;
+#else
+	return NULL;
+#endif
+}
+
 #endif /* GMF_ADAPTERS_COMMON_H */

@@ -3,18 +3,14 @@
  * gmf_punch_hole(): fallocate(PUNCH_HOLE | KEEP_SIZE) on one guest_memfd
  * whose page cache holds the harness's folios, through the unit's
  * kvm_gmem_punch_hole().  The shim's truncate_inode_pages_range() frees
- * the covered folios through the unit's kvm_gmem_free_folio(), whose
- * kvm_arch_gmem_invalidate() runs the unit's sev_gmem_invalidate() on the
- * shim's RMP table.  One event list records it all in order: invalidate
+ * the covered folios through the unit's kvm_gmem_aops.free_folio, whose
+ * kvm_arch_gmem_invalidate() reaches kvm_x86_ops.gmem_invalidate of the
+ * unit's svm_x86_ops (sev_gmem_invalidate() on the shim's RMP table).  One event list records it all in order: invalidate
  * begin, the zaps, the RMP updates, invalidate end, each with whether
  * mmu_lock was held; an RMP update under mmu_lock is the unit's doing.
  */
 #ifdef GMF_HAVE_OP_PUNCH_HOLE
 #include "common.h"
-
-static const struct address_space_operations gmf_punch_aops = {
-	.free_folio = kvm_gmem_free_folio,
-};
 
 /* What kvm_gmem_fallocate() lets through to the punch: no other input. */
 static bool gmf_punch_range_ok(int64_t offset, int64_t len)
@@ -77,7 +73,8 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 	}
 	/* KEEP_SIZE: the hole is inside the file, and so are the folios. */
 	inode->i_size = size;
-	mapping->a_ops = &gmf_punch_aops;
+	mapping->a_ops = gmf_gmem_aops();
+	gmf_x86_ops_register();
 
 #if GMF_PROFILE == 0
 	ret = kvm_gmem_punch_hole(inode, in->offset, in->len);

@@ -22,7 +22,9 @@ int gmf_prepare(const struct gmf_prepare_in *in, struct gmf_rmp_out *out)
 	vm->sev_info.asid = in->asid;
 
 	ret = sev_gmem_prepare(&vm->kvm, in->pfn, in->gfn, in->max_order);
-	level = sev_private_max_mapping_level(&vm->kvm, in->pfn);
+	/* The level the MMU asks for: through the unit's vendor table. */
+	gmf_x86_ops_register();
+	level = kvm_x86_call(private_max_mapping_level)(&vm->kvm, in->pfn);
 	gmf_rmp_out_fill(out, ret, level);
 	return 0;
 }

@@ -233,6 +233,11 @@ static inline bool IS_ERR(const void *ptr)
 	return IS_ERR_VALUE((unsigned long)ptr);
 }
 
+static inline bool IS_ERR_OR_NULL(const void *ptr)
+{
+	return !ptr || IS_ERR(ptr);
+}
+
 /* printk and friends are format-checked and print nothing. */
 static inline __attribute__((format(printf, 1, 2)))
 void gmf_printk(const char *fmt, ...)
@@ -488,6 +493,7 @@ struct page {
 	struct address_space *mapping;
 	pgoff_t index;
 	unsigned int gmf_order;
+	unsigned long flags;
 };
 
 struct folio {
@@ -497,6 +503,7 @@ struct folio {
 			struct address_space *mapping;
 			pgoff_t index;
 			unsigned int gmf_order;
+			unsigned long flags;	/* PG_* below */
 		};
 		struct page page;
 	};
@@ -564,10 +571,70 @@ static inline struct page *folio_file_page(struct folio *folio, pgoff_t index)
 	return folio_page(folio, index & (folio_nr_pages(folio) - 1));
 }
 
+/* Page flags the guest_memfd code reads (a head page's, per folio). */
+#define PG_uptodate 0
+#define PG_hwpoison 1
+#define PG_locked 2
+
+static inline bool folio_test_uptodate(const struct folio *folio)
+{
+	return folio->flags & BIT(PG_uptodate);
+}
+
+static inline void folio_mark_uptodate(struct folio *folio)
+{
+	folio->flags |= BIT(PG_uptodate);
+}
+
+static inline bool folio_test_hwpoison(const struct folio *folio)
+{
+	return folio->flags & BIT(PG_hwpoison);
+}
+
+/* A folio's lock: uncontended here, so only whether it is held. */
+static inline void folio_lock(struct folio *folio)
+{
+	folio->flags |= BIT(PG_locked);
+}
+
+static inline void folio_unlock(struct folio *folio)
+{
+	folio->flags &= ~BIT(PG_locked);
+}
+
+/* References are not modelled: the page cache keeps every folio. */
+static inline void folio_get(struct folio *folio) { (void)folio; }
+static inline void folio_put(struct folio *folio) { (void)folio; }
+static inline void folio_mark_accessed(struct folio *folio) { (void)folio; }
+static inline void clear_highpage(struct page *page) { (void)page; }
+
+/* mm/migrate_mode.h and the memory-failure result guest_memfd returns. */
+enum migrate_mode {
+	MIGRATE_ASYNC,
+	MIGRATE_SYNC_LIGHT,
+	MIGRATE_SYNC,
+};
+
+#define MF_DELAYED 2
+
+/*
+ * The members guest_memfd's kvm_gmem_aops sets, in both generations, so a
+ * tree's table compiles as it is; the page cache calls ->free_folio only
+ * (the others are reached by migration and memory failure, not modelled).
+ */
 struct address_space_operations {
+	bool (*dirty_folio)(struct address_space *mapping, struct folio *folio);
+	int (*migrate_folio)(struct address_space *mapping, struct folio *dst,
+			     struct folio *src, enum migrate_mode mode);
+	int (*error_remove_folio)(struct address_space *mapping,
+				  struct folio *folio);
+	int (*error_remove_page)(struct address_space *mapping,
+				 struct page *page);
 	/* Called once a folio has left the page cache, unlocked. */
 	void (*free_folio)(struct folio *folio);
 };
+
+bool noop_dirty_folio(struct address_space *mapping, struct folio *folio);
 
 struct address_space {
 	int invalidate_lock;	/* > 0 exclusive holders, < 0 shared */
@@ -584,6 +651,8 @@ struct address_space {
 	};
 	/* shim: the page cache, folios in index order (the kernel's i_pages) */
 	struct list_head gmf_folios;
+	/* shim: where filemap_grab_folio() allocates: page i at pfn base + i */
+	unsigned long gmf_pfn_base;
 };
 
 struct inode {
@@ -626,6 +695,16 @@ static inline struct file *get_file(struct file *f)
 	return f;
 }
 
+/* A reference to *f unless it is NULL or its last reference is gone. */
+static inline struct file *get_file_active(struct file **f)
+{
+	struct file *file = READ_ONCE(*f);
+
+	if (!file || file->f_count <= 0)
+		return NULL;
+	return get_file(file);
+}
+
 static inline void filemap_invalidate_lock(struct address_space *m)
 {
 	m->invalidate_lock++;
@@ -657,6 +736,12 @@ int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
 			  unsigned int order, unsigned long pfn);
 void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
 				loff_t lend);
+/*
+ * The folio at index, locked; a missing one is allocated (order 0, at
+ * mapping->gmf_pfn_base + index) and added, or ERR_PTR(-ENOMEM) when that
+ * pfn is outside the memmap.
+ */
+struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index);
 
 static inline void truncate_inode_pages(struct address_space *mapping,
 					loff_t lstart)
@@ -1104,7 +1189,52 @@ bool kvm_unmap_gfn_range(struct kvm *kvm, struct kvm_gfn_range *range);
 void kvm_flush_remote_tlbs(struct kvm *kvm);
 void kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end);
 
-/* Runs the unit's sev_gmem_invalidate(), if it has one (shim.c). */
+/*
+ * x86's vendor ops, the members guest_memfd's hooks use.  The vendor module
+ * registers its table (svm.c's svm_x86_ops) and kvm_ops_update() copies it
+ * here; an adapter does the same with the table the C under test brings
+ * (gmf_x86_ops_register(), adapters/common.h), so a hook missing from the
+ * tree's table is missing here too.  Calls go through static_call() /
+ * kvm_x86_call() as in the kernel: gmem_prepare and
+ * private_max_mapping_level are OPTIONAL_RET0 (0 when unset),
+ * gmem_invalidate is OPTIONAL (nothing when unset).
+ */
+struct kvm_x86_ops {
+	int (*gmem_prepare)(struct kvm *kvm, kvm_pfn_t pfn, gfn_t gfn,
+			    int max_order);
+	void (*gmem_invalidate)(kvm_pfn_t start, kvm_pfn_t end);
+	int (*private_max_mapping_level)(struct kvm *kvm, kvm_pfn_t pfn);
+};
+
+extern struct kvm_x86_ops kvm_x86_ops;
+
+#define __initdata
+#define __ro_after_init
+#define KBUILD_MODNAME "kvm_amd"
+#define CONFIG_KVM_AMD_SEV 1
+
+/* The static calls guest_memfd's x86 side makes (shim.c records them). */
+int gmf_static_call_kvm_x86_gmem_prepare(struct kvm *kvm, kvm_pfn_t pfn,
+					 gfn_t gfn, int max_order);
+void gmf_static_call_kvm_x86_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
+int gmf_static_call_kvm_x86_private_max_mapping_level(struct kvm *kvm,
+						       kvm_pfn_t pfn);
+#define static_call(name) gmf_static_call_##name
+#define static_call_cond(name) gmf_static_call_##name
+#define kvm_x86_call(func) static_call(kvm_x86_##func)
+
+/* SVM's hooks (svm.h declares them for svm.c's table). */
+int sev_gmem_prepare(struct kvm *kvm, kvm_pfn_t pfn, gfn_t gfn, int max_order);
+void sev_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
+int sev_private_max_mapping_level(struct kvm *kvm, kvm_pfn_t pfn);
+
+/*
+ * The generic hooks guest_memfd calls.  x86.c's wrappers (kvm_x86_call()
+ * of the op, arguments reordered for gmem_prepare) are in shim.c, weak: a
+ * tree's own x86.c wrappers replace them.
+ */
+int kvm_arch_gmem_prepare(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
+			  int max_order);
 #ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 void kvm_arch_gmem_invalidate(struct kvm *kvm, kvm_pfn_t start, kvm_pfn_t end);
 #else

@@ -20,6 +20,7 @@ struct gmf_rmp_table gmf_rmp;
 struct gmf_world gmf_world;
 struct task_struct gmf_current_task;
 struct file_operations kvm_gmem_fops;
+struct kvm_x86_ops kvm_x86_ops;
 /* Written only for folios an adapter inserts: no reset, no hot-path cost. */
 struct page gmf_memmap[GMF_MAX_RMP_PFNS];
 
@@ -278,6 +279,14 @@ void gmf_mapping_init(struct address_space *mapping)
 	INIT_LIST_HEAD(&mapping->i_private_list);
 	mapping->i_private_data = NULL;
 	INIT_LIST_HEAD(&mapping->gmf_folios);
+	mapping->gmf_pfn_base = 0;
+}
+
+bool noop_dirty_folio(struct address_space *mapping, struct folio *folio)
+{
+	(void)mapping;
+	(void)folio;
+	return false;
 }
 
 int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
@@ -309,10 +318,35 @@ int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
 	folio->mapping = mapping;
 	folio->index = index;
 	folio->gmf_order = order;
+	/* A fresh allocation: not uptodate (not prepared), not poisoned. */
+	folio->flags = 0;
 	/* Before pos, or at the tail when the walk reached the head. */
 	list_add_tail(&folio->lru, &pos->lru);
 	mapping->nrpages += nr;
 	return 0;
+}
+
+struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index)
+{
+	struct folio *folio;
+	int r;
+
+	list_for_each_entry(folio, &mapping->gmf_folios, lru) {
+		if (index < folio->index)
+			break;
+		if (index - folio->index < (pgoff_t)folio_nr_pages(folio))
+			goto found;
+	}
+	/* guest_memfd asks for no large folios: order 0, as 6.12 gets. */
+	if (mapping->gmf_pfn_base + index < mapping->gmf_pfn_base)
+		return ERR_PTR(-ENOMEM);
+	r = gmf_filemap_add_folio(mapping, index, 0, mapping->gmf_pfn_base + index);
+	if (r)
+		return ERR_PTR(-ENOMEM);
+	folio = (struct folio *)pfn_to_page(mapping->gmf_pfn_base + index);
+found:
+	folio_lock(folio);
+	return folio;
 }
 
 /* Off the page cache, then to ->free_folio, as filemap_free_folio(). */
@@ -506,17 +540,53 @@ void kvm_zap_gfn_range(struct kvm *kvm, gfn_t gfn_start, gfn_t gfn_end)
 }
 
 /*
- * The unit's SEV hook, when it defines one (non-static).  Hidden, so it
- * resolves inside this object or to NULL, never to another object's.
+ * The static calls of kvm_x86_ops members: the member the registered
+ * table set, or the default of its KVM_X86_OP_OPTIONAL[_RET0] declaration.
+ * A gmem_prepare call that reaches a member is recorded (before the call,
+ * so the RMP updates it makes follow it), with the lock context and,
+ * once it returns, its return value.
  */
-extern void sev_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
-	__attribute__((weak, visibility("hidden")));
+int gmf_static_call_kvm_x86_gmem_prepare(struct kvm *kvm, kvm_pfn_t pfn,
+					 gfn_t gfn, int max_order)
+{
+	uint32_t at = gmf_rec.nevents;
+	int ret;
+
+	if (!kvm_x86_ops.gmem_prepare)
+		return 0;
+	gmf_record(GMF_EV_GMEM_PREPARE, pfn, gfn, max_order, 0, 0);
+	ret = kvm_x86_ops.gmem_prepare(kvm, pfn, gfn, max_order);
+	if (at < GMF_MAX_EVENTS)
+		gmf_rec.events[at].ret = ret;
+	return ret;
+}
+
+void gmf_static_call_kvm_x86_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
+{
+	if (kvm_x86_ops.gmem_invalidate)
+		kvm_x86_ops.gmem_invalidate(start, end);
+}
+
+int gmf_static_call_kvm_x86_private_max_mapping_level(struct kvm *kvm,
+						       kvm_pfn_t pfn)
+{
+	if (!kvm_x86_ops.private_max_mapping_level)
+		return 0;
+	return kvm_x86_ops.private_max_mapping_level(kvm, pfn);
+}
 
 /*
- * x86's hook is a static call to the vendor's gmem_invalidate, which only
- * SVM sets: SEV's, whether or not the VM is SNP (the hook looks at the
- * RMP, not the VM).  Weak, so a unit may bring its own.
+ * 6.12 x86.c's wrappers of the generic hooks: the vendor op through the
+ * registered table (gmem_prepare takes pfn before gfn).  Weak, so a tree's
+ * own x86.c wrappers, when review finds them, replace these.
  */
+__gmf_weak
+int kvm_arch_gmem_prepare(struct kvm *kvm, gfn_t gfn, kvm_pfn_t pfn,
+			  int max_order)
+{
+	return kvm_x86_call(gmem_prepare)(kvm, pfn, gfn, max_order);
+}
+
 __gmf_weak
 #ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 void kvm_arch_gmem_invalidate(struct kvm *kvm, kvm_pfn_t start, kvm_pfn_t end)
@@ -527,8 +597,7 @@ void kvm_arch_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end)
 #ifdef GMF_ARCH_INVALIDATE_HAS_KVM
 	(void)kvm;
 #endif
-	if (sev_gmem_invalidate)
-		sev_gmem_invalidate(start, end);
+	kvm_x86_call(gmem_invalidate)(start, end);
 }
 
 /* ------------------------------------------------------------------ */

@@ -12,6 +12,7 @@
  *    and stop there, as in a tree without SNP.
  */
 #define GMF_HAVE_FAULT_IS_PRIVATE 1
+#define GMF_HAVE_GMEM_AOPS 1
 
 /* ---- virt/kvm/guest_mem.c ---- */
 
@@ -233,3 +234,8 @@ static int npf_interception(struct kvm_vcpu *vcpu)
 				  svm->vmcb->control.insn_bytes : NULL,
 				  svm->vmcb->control.insn_len);
 }
+
+/* The page cache frees folios through this table (no vendor table: no SNP). */
+static const struct address_space_operations kvm_gmem_aops = {
+	.free_folio = kvm_gmem_free_folio,
+};

@@ -5,6 +5,10 @@
  * Names and signatures are the kernel's so the adapters can call them.
  */
 
+/* The tables at the end: the adapters register them as the kernel does. */
+#define GMF_HAVE_GMEM_AOPS 1
+#define GMF_HAVE_SVM_X86_OPS 1
+
 /* ---- virt/kvm/guest_memfd.c ---- */
 
 static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,
@@ -431,3 +435,15 @@ int sev_private_max_mapping_level(struct kvm *kvm, kvm_pfn_t pfn)
 		return PG_LEVEL_4K;
 	return level;
 }
+
+/* ---- the tables the kernel reaches the hooks through ---- */
+
+static const struct address_space_operations kvm_gmem_aops = {
+	.free_folio = kvm_gmem_free_folio,
+};
+
+static struct kvm_x86_ops svm_x86_ops __initdata = {
+	.gmem_prepare = sev_gmem_prepare,
+	.gmem_invalidate = sev_gmem_invalidate,
+	.private_max_mapping_level = sev_private_max_mapping_level,
+};

@@ -8,6 +8,7 @@
 
 pub mod bind;
 pub mod classify;
+pub mod getpfn;
 pub mod invalidate;
 pub mod prefault;
 pub mod punch;
@@ -112,6 +113,7 @@ pub const OPERATIONS: &[Operation] = &[
     prefault::OPERATION,
     bind::OPERATION,
     punch::OPERATION,
+    getpfn::OPERATION,
 ];
 
 /// SplitMix64: the seeded generator behind every random source.

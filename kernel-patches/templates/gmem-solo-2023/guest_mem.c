@@ -164,3 +164,83 @@ err:
 	fput(file);
 	return -EINVAL;
 }
+
+//@ kvm_gmem_get_folio context virt/kvm/guest_mem.c
+static struct folio *kvm_gmem_get_folio(struct file *file, pgoff_t index)
+{
+	struct folio *folio;
+
+	folio = filemap_grab_folio(file->f_mapping, index);
+	if (IS_ERR_OR_NULL(folio))
+		return NULL;
+
+	/* Uptodate: zeroed once, before the guest first sees it. */
+	if (!folio_test_uptodate(folio)) {
+		unsigned long nr_pages = folio_nr_pages(folio), i;
+
+		for (i = 0; i < nr_pages; i++)
+			clear_highpage(folio_page(folio, i));
+
+		folio_mark_uptodate(folio);
+	}
+
+	return folio;
+}
+
+//@ kvm_gmem_get_pfn context virt/kvm/guest_mem.c
+int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
+		     gfn_t gfn, kvm_pfn_t *pfn, int *max_order)
+{
+	pgoff_t index = gfn - slot->base_gfn + slot->gmem.index;
+	struct kvm_gmem *gmem;
+	struct folio *folio;
+	struct page *page;
+	struct file *file;
+	int r;
+
+	file = get_file_active(&slot->gmem.file);
+	if (!file)
+		return -EFAULT;
+
+	gmem = file->private_data;
+
+	if (WARN_ON_ONCE(xa_load(&gmem->bindings, index) != slot)) {
+		r = -EIO;
+		goto out_fput;
+	}
+
+	folio = kvm_gmem_get_folio(file, index);
+	if (!folio) {
+		r = -ENOMEM;
+		goto out_fput;
+	}
+
+	if (folio_test_hwpoison(folio)) {
+		r = -EHWPOISON;
+		goto out_unlock;
+	}
+
+	page = folio_file_page(folio, index);
+
+	*pfn = page_to_pfn(page);
+	if (max_order)
+		*max_order = 0;
+
+	/* Every fault asks: the hook does nothing for a page it prepared. */
+	r = kvm_arch_gmem_prepare(kvm, gfn, *pfn, folio_order(folio));
+
+out_unlock:
+	folio_unlock(folio);
+	if (r)
+		folio_put(folio);
+out_fput:
+	fput(file);
+
+	return r;
+}
+
+//@ kvm_gmem_aops context virt/kvm/guest_mem.c
+static const struct address_space_operations kvm_gmem_aops = {
+	.dirty_folio = noop_dirty_folio,
+	.free_folio = kvm_gmem_free_folio,
+};

@@ -167,3 +167,87 @@ static long kvm_gmem_punch_hole(struct inode *inode, loff_t offset, loff_t len)
 
 	return 0;
 }
+
+//@ kvm_gmem_prepare_folio context virt/kvm/guest_memfd.c
+/*
+ * Get @folio, which holds @gfn, ready for the guest: zero it, then hand
+ * the arch hook the folio's first gfn and pfn and its order.  Uptodate
+ * means prepared from then on, so it is set only when the hook succeeded.
+ */
+static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,
+				  gfn_t gfn, struct folio *folio)
+{
+	unsigned long nr_pages = folio_nr_pages(folio), i;
+	pgoff_t index;
+	int r;
+
+	for (i = 0; i < nr_pages; i++)
+		clear_highpage(folio_page(folio, i));
+
+	/* A huge folio can be mapped huge only from an aligned binding. */
+	WARN_ON(!IS_ALIGNED(slot->gmem.pgoff, 1 << folio_order(folio)));
+	index = ALIGN_DOWN(gfn - slot->base_gfn + slot->gmem.pgoff,
+			   1 << folio_order(folio));
+	r = kvm_arch_gmem_prepare(kvm, slot->base_gfn + index - slot->gmem.pgoff,
+				  folio_pfn(folio), folio_order(folio));
+	if (!r)
+		folio_mark_uptodate(folio);
+
+	return r;
+}
+
+//@ kvm_gmem_get_pfn context virt/kvm/guest_memfd.c
+int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot,
+		     gfn_t gfn, kvm_pfn_t *pfn, int *max_order)
+{
+	pgoff_t index = gfn - slot->base_gfn + slot->gmem.pgoff;
+	struct file *file = get_file_active(&slot->gmem.file);
+	struct kvm_gmem *gmem;
+	struct folio *folio;
+	int r = 0;
+
+	/* Not bound, or the file is on its way out. */
+	if (!file)
+		return -EFAULT;
+
+	gmem = file->private_data;
+	if (xa_load(&gmem->bindings, index) != slot) {
+		/* The page belongs to another memslot: the caller is confused. */
+		WARN_ON_ONCE(xa_load(&gmem->bindings, index));
+		r = -EIO;
+		goto out;
+	}
+
+	folio = filemap_grab_folio(file_inode(file)->i_mapping, index);
+	if (IS_ERR(folio)) {
+		r = PTR_ERR(folio);
+		goto out;
+	}
+
+	if (folio_test_hwpoison(folio)) {
+		r = -EHWPOISON;
+		goto out_unlock;
+	}
+
+	*pfn = folio_pfn(folio) + (index & (folio_nr_pages(folio) - 1));
+	if (max_order)
+		*max_order = 0;
+
+	/* First use: prepare now, before the caller takes mmu_lock. */
+	if (!folio_test_uptodate(folio))
+		r = kvm_gmem_prepare_folio(kvm, slot, gfn, folio);
+
+out_unlock:
+	folio_unlock(folio);
+	if (r)
+		folio_put(folio);
+out:
+	fput(file);
+	return r;
+}
+
+//@ kvm_gmem_aops context virt/kvm/guest_memfd.c
+static const struct address_space_operations kvm_gmem_aops = {
+	.dirty_folio = noop_dirty_folio,
+	.free_folio = kvm_gmem_free_folio,
+};

@@ -26,3 +26,11 @@ static int npf_interception(struct kvm_vcpu *vcpu)
 
 	return rc;
 }
+
+//@ svm_x86_ops context arch/x86/kvm/svm/svm.c
+/* The guest_memfd members of SVM's vendor table (the rest is not run). */
+static struct kvm_x86_ops svm_x86_ops __initdata = {
+	.gmem_prepare = sev_gmem_prepare,
+	.gmem_invalidate = sev_gmem_invalidate,
+	.private_max_mapping_level = sev_private_max_mapping_level,
+};

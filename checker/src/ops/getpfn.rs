@@ -1,0 +1,428 @@
+//! `get-pfn`: `kvm_gmem_get_pfn()`, the fault path into guest_memfd.
+//!
+//! The C runs the unit's (or tree's) `kvm_gmem_get_pfn()` and everything it
+//! calls against the shim's page cache, once per fault; the prepare hook is
+//! reached only through `kvm_arch_gmem_prepare()` and the `gmem_prepare`
+//! member of the unit's own `svm_x86_ops`, so a fault path that never calls
+//! the hook, calls it again for a prepared folio (upstream), or a table
+//! that does not register it, all differ from the model. Compared: each
+//! fault's return, `*pfn` and `*max_order` (and whether they were
+//! written), every hook call (gfn, pfn, order, mmu_lock, return) and the
+//! RMP updates it made, the WARNs, and the lock balance.
+//!
+//! The profile is a property of the C: cases of the other profile are
+//! model-only. Exhaustive bound: a 1024-page file at pfn 0x200 (two 2M
+//! regions), one or two bindings (one at a pgoff not 2M aligned), page
+//! caches of 2M and 4K folios (prepared or not, one poisoned), SNP on and
+//! off, RMP tables ending early, the faulting memslot (or a closed file),
+//! and one or two faults at boundary gfns.
+
+use serde_json::{Value, json};
+
+use super::{
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
+    smaller_numbers, to_json,
+};
+use crate::abi;
+use crate::compile::COp;
+use crate::library::Library;
+use gmem_reference::Profile;
+use gmem_reference::getpfn::{GetPfnEvent, GetPfnTrace, PcFolio};
+use gmem_reference::invalidate::Binding;
+use gmem_reference::ops::{GetPfnQuery, get_pfn};
+use gmem_reference::rmp::RmpOp;
+
+/// The registry entry.
+pub const OPERATION: Operation = Operation {
+    name: "get-pfn",
+    cop: COp::GetPfn,
+    run,
+    case_json,
+};
+
+const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
+const PFN_BASE: u64 = 0x200;
+
+/// (op, pfn, gfn or gpa, order or level, mmu_lock, ret).
+type Ev = (u32, u64, u64, i32, u8, i32);
+
+fn model_events(t: &GetPfnTrace) -> Vec<Ev> {
+    t.events
+        .iter()
+        .map(|e| match e {
+            GetPfnEvent::Prepare { prepare: p } => (
+                abi::GMF_EV_GMEM_PREPARE,
+                p.pfn,
+                p.gfn,
+                p.order,
+                u8::from(p.mmu_lock),
+                p.ret,
+            ),
+            GetPfnEvent::Rmp(r) => {
+                let lock = u8::from(r.mmu_lock);
+                match r.op {
+                    RmpOp::MakePrivate {
+                        pfn, gpa, level, ..
+                    } => (abi::GMF_EV_MAKE_PRIVATE, pfn, gpa, level, lock, r.ret),
+                    RmpOp::MakeShared { pfn, level } => {
+                        (abi::GMF_EV_MAKE_SHARED, pfn, 0, level, lock, r.ret)
+                    }
+                    RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, lock, r.ret),
+                }
+            }
+        })
+        .collect()
+}
+
+fn c_events(o: &abi::gmf_getpfn_out) -> Vec<Ev> {
+    o.events[..(o.nevents as usize).min(o.events.len())]
+        .iter()
+        .map(|e| {
+            let (arg, level) = match e.op {
+                abi::GMF_EV_GMEM_PREPARE | abi::GMF_EV_MAKE_PRIVATE | abi::GMF_EV_UNMAP => {
+                    (e.arg, e.level)
+                }
+                abi::GMF_EV_MAKE_SHARED => (0, e.level),
+                _ => (0, 0),
+            };
+            (e.op, e.pfn, arg, level, e.mmu_lock_held, e.ret)
+        })
+        .collect()
+}
+
+fn event_name(op: u32) -> &'static str {
+    match op {
+        abi::GMF_EV_GMEM_PREPARE => "gmem_prepare",
+        abi::GMF_EV_MAKE_PRIVATE => "make_private",
+        abi::GMF_EV_MAKE_SHARED => "make_shared",
+        abi::GMF_EV_PSMASH => "psmash",
+        abi::GMF_EV_UNMAP => "unmap",
+        _ => "mmu invalidate",
+    }
+}
+
+fn show(e: Option<&Ev>) -> String {
+    match e {
+        None => "nothing".into(),
+        Some(&(op, pfn, arg, level, lock, ret)) if op == abi::GMF_EV_GMEM_PREPARE => format!(
+            "gmem_prepare(pfn {pfn:#x}, gfn {arg:#x}, order {level}){} = {ret}",
+            if lock != 0 { " under mmu_lock" } else { "" }
+        ),
+        Some(&(op, pfn, arg, level, lock, ret)) => format!(
+            "{}(pfn {pfn:#x}, {arg:#x}, level {level}){} = {ret}",
+            event_name(op),
+            if lock != 0 { " under mmu_lock" } else { "" }
+        ),
+    }
+}
+
+fn applicable(profile: Profile, q: &GetPfnQuery) -> bool {
+    q.profile == profile
+        && q.max_pfn <= PFNS
+        && q.nr_pfns == PFNS
+        && q.bindings.len() <= abi::GMF_MAX_BINDINGS as usize
+        && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
+        && !q.faults.is_empty()
+        && q.faults.len() <= abi::GMF_MAX_FAULTS as usize
+        && get_pfn(q).is_ok()
+}
+
+fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
+    let m = get_pfn(q).ok()?;
+    let mut input: Box<abi::gmf_getpfn_in> = Box::default();
+    input.nbindings = q.bindings.len() as u32;
+    for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
+        *d = abi::gmf_binding {
+            id: b.id,
+            base_gfn: b.base_gfn,
+            npages: b.npages,
+            pgoff: b.pgoff,
+        };
+    }
+    input.slot = q.slot.unwrap_or(u32::MAX);
+    input.pfn_base = q.pfn_base;
+    input.nfolios = q.folios.len() as u32;
+    for (d, f) in input.folios.iter_mut().zip(&q.folios) {
+        *d = abi::gmf_pc_folio {
+            index: f.index,
+            order: f.order as u8,
+            prepared: u8::from(f.prepared),
+            hwpoison: u8::from(f.hwpoison),
+        };
+    }
+    input.snp = u8::from(q.snp);
+    input.asid = q.asid;
+    input.max_pfn = q.max_pfn;
+    input.nfaults = q.faults.len() as u32;
+    input.gfns[..q.faults.len()].copy_from_slice(&q.faults);
+    let mut o: Box<abi::gmf_getpfn_out> = Box::default();
+    // SAFETY: valid pointers for the call.
+    let r = unsafe { (lib.get_pfn)(&*input, &mut *o) };
+    let (ce, me) = (c_events(&o), model_events(&m));
+    let results: Vec<Value> = o.results[..q.faults.len()]
+        .iter()
+        .map(|r| {
+            json!({"ret": r.ret,
+                "pfn": (r.pfn_set != 0).then_some(r.pfn),
+                "max_order": (r.order_set != 0).then_some(r.max_order)})
+        })
+        .collect();
+    let c = json!({"results": results, "events": ce.iter().map(|e| show(Some(e))).collect::<Vec<_>>(),
+        "warnings": o.warnings});
+    let mut why = Vec::new();
+    if r != 0 {
+        why.push(format!("gmf_get_pfn returned {r}"));
+    }
+    for (k, (cr, mr)) in o.results.iter().zip(&m.results).enumerate() {
+        let cpfn = (cr.pfn_set != 0).then_some(cr.pfn);
+        let cord = (cr.order_set != 0).then_some(cr.max_order);
+        if cr.ret != mr.ret || cpfn != mr.pfn || cord != mr.max_order {
+            why.push(format!(
+                "fault {k} (gfn {:#x}): C returned {} pfn {:?} max_order {:?}, model {} pfn {:?} max_order {:?}",
+                q.faults[k], cr.ret, cpfn, cord, mr.ret, mr.pfn, mr.max_order
+            ));
+            break;
+        }
+    }
+    if o.overflow != 0 {
+        why.push("more events than the harness records".into());
+    } else if ce != me {
+        let i = ce
+            .iter()
+            .zip(&me)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ce.len().min(me.len()));
+        let locked = ce.get(i).is_some_and(|e| e.4 != 0);
+        why.push(format!(
+            "{}hook event {i}: C {}, model {}",
+            if locked {
+                "under mmu_lock (violation): "
+            } else {
+                ""
+            },
+            show(ce.get(i)),
+            show(me.get(i))
+        ));
+    }
+    if o.warnings != m.warnings {
+        why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
+    }
+    if o.lock_balanced == 0 {
+        why.push("mmu_lock taken and not released (or released unheld)".into());
+    }
+    (!why.is_empty()).then(|| (why.join("; "), c))
+}
+
+fn b(id: u16, base_gfn: u64, npages: u64, pgoff: u64) -> Binding {
+    Binding {
+        id,
+        base_gfn,
+        npages,
+        pgoff,
+    }
+}
+
+fn f(index: u64, order: u32, prepared: bool) -> PcFolio {
+    PcFolio {
+        index,
+        order,
+        prepared,
+        hwpoison: false,
+    }
+}
+
+fn exhaustive() -> impl Iterator<Item = GetPfnQuery> {
+    let layouts: Vec<Vec<PcFolio>> = vec![
+        vec![],
+        vec![f(0, 9, false)],
+        vec![f(0, 9, true), f(600, 0, true)],
+        vec![
+            f(1, 0, false),
+            f(511, 0, true),
+            f(512, 9, false),
+            PcFolio {
+                hwpoison: true,
+                ..f(700, 0, false)
+            },
+        ],
+        vec![f(512, 9, true), f(2, 0, false)],
+    ];
+    let bindings: Vec<Vec<Binding>> = vec![
+        vec![b(0, 0x800, 1024, 0)],
+        vec![b(0, 0x800, 300, 0), b(1, 0x4000, 500, 520)],
+    ];
+    // File pages to fault on, turned into gfns through the faulting slot.
+    let pages = [
+        0u64, 1, 2, 299, 300, 511, 512, 519, 520, 600, 700, 1019, 1023,
+    ];
+    // (snp, max_pfn): SNP with a whole table, SNP whose table ends inside
+    // the second 2M region, no SNP.
+    let platforms = [(true, PFNS), (true, 0x500), (false, PFNS)];
+    Profile::ALL.into_iter().flat_map(move |profile| {
+        let (layouts, bindings) = (layouts.clone(), bindings.clone());
+        platforms.into_iter().flat_map(move |(snp, max_pfn)| {
+            let (layouts, bindings) = (layouts.clone(), bindings.clone());
+            layouts.into_iter().flat_map(move |folios| {
+                let bindings = bindings.clone();
+                bindings.into_iter().flat_map(move |bs| {
+                    let folios = folios.clone();
+                    let slots: Vec<Option<u32>> =
+                        (0..bs.len() as u32).map(Some).chain([None]).collect();
+                    slots.into_iter().flat_map(move |slot| {
+                        let (bs, folios) = (bs.clone(), folios.clone());
+                        let s = slot.map_or(bs[0], |i| bs[i as usize]);
+                        let gfn = move |p: u64| s.base_gfn.wrapping_add(p).wrapping_sub(s.pgoff);
+                        pages.into_iter().flat_map(move |p1| {
+                            let (bs, folios) = (bs.clone(), folios.clone());
+                            // One fault, the same page again, or a neighbour.
+                            [None, Some(p1), Some(p1 + 1)]
+                                .into_iter()
+                                .map(move |p2| GetPfnQuery {
+                                    profile,
+                                    snp,
+                                    asid: 7,
+                                    max_pfn,
+                                    nr_pfns: PFNS,
+                                    bindings: bs.clone(),
+                                    slot,
+                                    pfn_base: PFN_BASE,
+                                    folios: folios.clone(),
+                                    faults: [Some(p1), p2].into_iter().flatten().map(gfn).collect(),
+                                })
+                        })
+                    })
+                })
+            })
+        })
+    })
+}
+
+fn random_case(rng: &mut Rng) -> GetPfnQuery {
+    let mut folios = Vec::new();
+    let mut next = 0u64;
+    while next < 1536 && folios.len() < 40 {
+        if next % 512 == 0 && rng.below(3) == 0 {
+            folios.push(PcFolio {
+                index: next,
+                order: 9,
+                prepared: rng.bool(),
+                hwpoison: rng.below(8) == 0,
+            });
+            next += 512;
+        } else {
+            if rng.below(3) == 0 {
+                folios.push(PcFolio {
+                    index: next,
+                    order: 0,
+                    prepared: rng.bool(),
+                    hwpoison: rng.below(8) == 0,
+                });
+            }
+            next += 1 + rng.below(60);
+        }
+    }
+    let nb = 1 + rng.below(3);
+    let mut bindings = Vec::new();
+    let mut pgoff = rng.below(4) * 256;
+    for id in 0..nb {
+        let npages = 1 + rng.below(700);
+        bindings.push(b(id as u16, rng.edgy(), npages, pgoff));
+        pgoff += npages + rng.below(64);
+    }
+    let slot = (rng.below(6) != 0).then(|| rng.below(nb) as u32);
+    let s = slot.map_or(bindings[0], |i| bindings[i as usize]);
+    let nfaults = 1 + rng.below(abi::GMF_MAX_FAULTS as u64);
+    let faults = (0..nfaults)
+        .map(|_| match rng.below(4) {
+            0 => rng.edgy(),
+            _ => s
+                .base_gfn
+                .wrapping_add(rng.below(s.npages + 64))
+                .wrapping_sub(32),
+        })
+        .collect();
+    GetPfnQuery {
+        profile: if rng.bool() {
+            Profile::Upstream
+        } else {
+            Profile::GmemSolo2023
+        },
+        snp: rng.below(4) != 0,
+        asid: 1 + rng.below(500) as u32,
+        max_pfn: if rng.below(4) == 0 {
+            rng.below(PFNS + 1)
+        } else {
+            PFNS
+        },
+        nr_pfns: PFNS,
+        bindings,
+        slot,
+        pfn_base: rng.below(2) * 512,
+        folios,
+        faults,
+    }
+}
+
+fn cases(
+    source: Source,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Box<dyn Iterator<Item = GetPfnQuery>> {
+    cases_of(source, vectors, "get-pfn", exhaustive, random_case)
+}
+
+fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
+    let mut out = Vec::new();
+    if q.faults.len() > 1 {
+        for i in 0..q.faults.len() {
+            let mut c = q.clone();
+            c.faults.remove(i);
+            out.push(c);
+        }
+    }
+    for i in 0..q.folios.len() {
+        let mut c = q.clone();
+        c.folios.remove(i);
+        out.push(c);
+    }
+    for i in 0..q.bindings.len() {
+        if q.slot.is_some_and(|s| s as usize == i) {
+            continue;
+        }
+        let mut c = q.clone();
+        c.bindings.remove(i);
+        c.slot = q.slot.map(|s| if s as usize > i { s - 1 } else { s });
+        out.push(c);
+    }
+    out.extend(
+        smaller_numbers(u64::from(q.asid))
+            .into_iter()
+            .map(|a| GetPfnQuery {
+                asid: a as u32,
+                ..q.clone()
+            }),
+    );
+    out
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    let (lib, profile) = (ctx.lib, ctx.profile);
+    run_cases(
+        ctx,
+        cases(source, ctx.vectors),
+        &CaseOps {
+            applicable: &|q| applicable(profile, q),
+            check: &|q| check(lib, q),
+            candidates: &candidates,
+            model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+        },
+    )
+}
+
+fn case_json(
+    source: Source,
+    index: u64,
+    _p: Profile,
+    vectors: &dyn Fn(&str) -> Vec<Value>,
+) -> Option<Value> {
+    nth_case_json(cases(source, vectors), index)
+}

@@ -1,0 +1,328 @@
+//! `kvm_gmem_get_pfn()`: the fault path into guest_memfd, and where the
+//! arch prepare hook runs.
+//!
+//! A private fault resolves its gfn through the memslot's guest_memfd
+//! binding to a file page, finds or allocates the folio there and returns
+//! the page's pfn; on the way the memory is *prepared* for the guest
+//! (SEV-SNP: made private in the RMP) — on the fault path, before the
+//! caller takes `mmu_lock`, which is where the May 2023 thread put it.
+//!
+//! Per profile:
+//!
+//! - **upstream** (6.12 `kvm_gmem_get_pfn()` → `kvm_gmem_prepare_folio()`):
+//!   the hook runs only for a folio that is not uptodate, with the folio's
+//!   first gfn and pfn (index aligned down to the folio order) and the
+//!   folio's order; uptodate is set when it succeeds, so a prepared folio
+//!   is never prepared again. A WARN fires when the binding's pgoff is not
+//!   aligned to the folio.
+//! - **gmem-solo-2023** (with the series' patch 4a): every successful
+//!   lookup calls the hook with the faulting gfn, its page's pfn and the
+//!   folio's order; the hook must be idempotent (SNP's returns at once for
+//!   an assigned page).
+//!
+//! Both: no file (unbound slot, file closed) → -EFAULT; the file page is
+//! not this memslot's → -EIO (upstream WARNs only when another memslot
+//! holds it, 2023 always); no memory for a new folio → -ENOMEM; a poisoned
+//! folio → -EHWPOISON. `*pfn` and `*max_order` (always 0) are written once
+//! the folio is found healthy, before the hook runs, so a failing hook
+//! leaves them set. A missing folio is allocated at order 0 (neither
+//! generation asks for huge folios) at pfn `pfn_base + index`.
+//!
+//! The hook is `kvm_arch_gmem_prepare()` → `kvm_x86_ops.gmem_prepare` =
+//! `sev_gmem_prepare()` ([`crate::rmp`]); each call is an event, followed
+//! by the RMP updates it makes. It never runs under `mmu_lock`.
+
+use std::collections::BTreeMap;
+
+use crate::error::InputError;
+use crate::invalidate::{Binding, Bindings};
+use crate::kernel::errno;
+use crate::profile::Profile;
+use crate::rmp::{HookTrace, PageSize, Rmp, RmpEvent, RmpRun, sev_gmem_prepare};
+
+/// A folio in the file's page cache, with the flags the fault path reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct PcFolio {
+    /// First file page (2^order aligned).
+    pub index: u64,
+    /// 0 (4K) or 9 (2M).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub order: u32,
+    /// Prepared by an earlier fault: uptodate, and its RMP entries are
+    /// what `sev_gmem_prepare()` left (one 2M entry for a 2M folio, 4K
+    /// entries otherwise; only those inside the RMP table).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub prepared: bool,
+    /// Memory failure hit it.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub hwpoison: bool,
+}
+
+/// What one `kvm_gmem_get_pfn()` call returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct GetPfnResult {
+    /// 0 or -errno.
+    pub ret: i32,
+    /// `*pfn`, if written.
+    pub pfn: Option<u64>,
+    /// `*max_order`, if written.
+    pub max_order: Option<i32>,
+}
+
+/// One call of the arch prepare hook (`kvm_x86_ops.gmem_prepare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct PrepareCall {
+    /// Which fault (index into the query's `faults`).
+    pub fault: usize,
+    /// gfn argument.
+    pub gfn: u64,
+    /// pfn argument.
+    pub pfn: u64,
+    /// max_order argument.
+    pub order: i32,
+    /// Whether `mmu_lock` was held.
+    pub mmu_lock: bool,
+    /// What the hook returned.
+    pub ret: i32,
+}
+
+/// An event of the fault path, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
+pub enum GetPfnEvent {
+    /// The prepare hook was called.
+    Prepare {
+        /// The call.
+        prepare: PrepareCall,
+    },
+    /// An RMP update the hook made.
+    Rmp(RmpEvent),
+}
+
+/// What the faults did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct GetPfnTrace {
+    /// One per fault.
+    pub results: Vec<GetPfnResult>,
+    /// Hook calls and RMP updates, in order.
+    pub events: Vec<GetPfnEvent>,
+    /// WARNs that fired.
+    pub warnings: u32,
+}
+
+/// Most faults one query makes.
+pub const MAX_FAULTS: usize = 64;
+/// Most folios one query holds.
+pub const MAX_FOLIOS: usize = 1 << 12;
+
+/// The scenario: one guest_memfd, its bindings, its page cache, faults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetPfnScenario<'a> {
+    /// Generation.
+    pub profile: Profile,
+    /// SNP guest on an SNP host (else the hook returns 0 at once).
+    pub snp: bool,
+    /// The guest's ASID.
+    pub asid: u32,
+    /// RMP table size: lookups at or above fail.
+    pub max_pfn: u64,
+    /// Pfns the host has: a new folio past them cannot be allocated.
+    pub nr_pfns: u64,
+    /// The file's bindings.
+    pub bindings: &'a [Binding],
+    /// The faulting memslot: `bindings[slot]`, or None for a guest_memfd
+    /// memslot whose file is gone.
+    pub slot: Option<usize>,
+    /// Pfn of file page 0.
+    pub pfn_base: u64,
+    /// The page cache before.
+    pub folios: &'a [PcFolio],
+    /// gfns faulted, in order.
+    pub faults: &'a [u64],
+}
+
+fn folio_of(folios: &BTreeMap<u64, (u32, bool, bool)>, index: u64) -> Option<u64> {
+    folios
+        .range(..=index)
+        .next_back()
+        .filter(|(start, (order, ..))| index - **start < 1u64 << order)
+        .map(|(start, _)| *start)
+}
+
+/// Runs the faults.
+pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputError> {
+    let bindings = Bindings::new(s.bindings)?;
+    let slot = match s.slot {
+        Some(i) => Some(*s.bindings.get(i).ok_or_else(|| {
+            InputError::new(
+                "slot",
+                format!("no bindings[{i}]: {} bindings", s.bindings.len()),
+            )
+        })?),
+        None => None,
+    };
+    if s.faults.len() > MAX_FAULTS {
+        return Err(InputError::new(
+            "faults",
+            format!("at most {MAX_FAULTS} faults"),
+        ));
+    }
+    if s.folios.len() > MAX_FOLIOS {
+        return Err(InputError::new(
+            "folios",
+            format!("at most {MAX_FOLIOS} folios"),
+        ));
+    }
+    // (order, prepared, hwpoison) by first index.
+    let mut folios: BTreeMap<u64, (u32, bool, bool)> = BTreeMap::new();
+    let mut runs = Vec::new();
+    for (i, f) in s.folios.iter().enumerate() {
+        let n = 1u64 << f.order.min(63);
+        let end = s
+            .pfn_base
+            .checked_add(f.index)
+            .and_then(|p| p.checked_add(n));
+        if (f.order != 0 && f.order != 9)
+            || f.index % n != 0
+            || end.is_none_or(|e| e > s.nr_pfns)
+            || (s.pfn_base + f.index) % n != 0
+        {
+            return Err(InputError::new(
+                format!("folios[{i}]"),
+                "order 0 or 9, index and pfn aligned to it, pfns below nr_pfns",
+            ));
+        }
+        if folio_of(&folios, f.index).is_some()
+            || folios.range(f.index..f.index + n).next().is_some()
+        {
+            return Err(InputError::new(
+                format!("folios[{i}]"),
+                "overlaps another folio",
+            ));
+        }
+        folios.insert(f.index, (f.order, f.prepared, f.hwpoison));
+        let pfn = s.pfn_base + f.index;
+        if f.prepared && pfn + n <= s.max_pfn {
+            runs.push(RmpRun {
+                pfn,
+                npages: n,
+                size: if f.order == 9 {
+                    PageSize::M2
+                } else {
+                    PageSize::K4
+                },
+                asid: s.asid,
+                gpa: 0,
+                immutable: false,
+                validated: false,
+            });
+        }
+    }
+    let mut rmp = Rmp::from_runs(s.snp, s.max_pfn, &runs)?;
+
+    let mut out = GetPfnTrace {
+        results: Vec::new(),
+        events: Vec::new(),
+        warnings: 0,
+    };
+    for (k, &gfn) in s.faults.iter().enumerate() {
+        let mut result = GetPfnResult {
+            ret: 0,
+            pfn: None,
+            max_order: None,
+        };
+        // kvm_gmem_get_file(): NULL for an unbound slot or a closed file.
+        let Some(b) = slot else {
+            result.ret = -errno::EFAULT;
+            out.results.push(result);
+            continue;
+        };
+        let index = gfn.wrapping_sub(b.base_gfn).wrapping_add(b.pgoff);
+        let owner = bindings.at(index);
+        if owner.map(|o| o.id) != Some(b.id) {
+            // 6.12 WARNs only when another memslot holds the page.
+            if s.profile == Profile::GmemSolo2023 || owner.is_some() {
+                out.warnings += 1;
+            }
+            result.ret = -errno::EIO;
+            out.results.push(result);
+            continue;
+        }
+        let start = match folio_of(&folios, index) {
+            Some(start) => start,
+            None => {
+                let fits = s.pfn_base.checked_add(index).is_some_and(|p| p < s.nr_pfns);
+                if !fits {
+                    result.ret = -errno::ENOMEM;
+                    out.results.push(result);
+                    continue;
+                }
+                folios.insert(index, (0, false, false));
+                index
+            }
+        };
+        let (order, prepared, hwpoison) = folios[&start];
+        if hwpoison {
+            result.ret = -errno::EHWPOISON;
+            out.results.push(result);
+            continue;
+        }
+        let pfn = s.pfn_base + index;
+        result.pfn = Some(pfn);
+        result.max_order = Some(0);
+        let call = match s.profile {
+            Profile::Upstream if prepared => None,
+            Profile::Upstream => {
+                if b.pgoff % (1u64 << order) != 0 {
+                    out.warnings += 1;
+                }
+                // The folio's first page (folios are aligned to their order).
+                let head_gfn = b.base_gfn.wrapping_add(start).wrapping_sub(b.pgoff);
+                Some((head_gfn, s.pfn_base + start))
+            }
+            Profile::GmemSolo2023 => Some((gfn, pfn)),
+        };
+        if let Some((cgfn, cpfn)) = call {
+            let at = out.events.len();
+            out.events.push(GetPfnEvent::Prepare {
+                prepare: PrepareCall {
+                    fault: k,
+                    gfn: cgfn,
+                    pfn: cpfn,
+                    order: order as i32,
+                    mmu_lock: false,
+                    ret: 0,
+                },
+            });
+            let mut t = HookTrace::default();
+            let ret = sev_gmem_prepare(
+                &mut rmp,
+                s.snp,
+                s.asid,
+                cpfn,
+                cgfn,
+                order as i32,
+                false,
+                &mut t,
+            );
+            if let GetPfnEvent::Prepare { prepare } = &mut out.events[at] {
+                prepare.ret = ret;
+            }
+            out.warnings += t.warnings;
+            out.events
+                .extend(t.events.into_iter().map(GetPfnEvent::Rmp));
+            result.ret = ret;
+            if ret == 0 && s.profile == Profile::Upstream {
+                folios.insert(start, (order, true, false));
+            }
+        }
+        out.results.push(result);
+    }
+    Ok(out)
+}
