@@ -13,42 +13,7 @@ use std::process::Command;
 use gmem_checker::tree::TreeSource;
 use gmemforge::kbuild::{self, Area, Patch};
 
-const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
-
-/// The whole 6.12 source with the 2023 range formula and 32-bit `err`.
-fn base_612(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let o = Command::new("tar")
-        .arg("-xf")
-        .arg(TARBALL)
-        .arg("-C")
-        .arg(dir)
-        .arg("--strip-components=1")
-        .output()
-        .expect("tar runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let edit = |path: &str, from: &str, to: &str| {
-        let p = dir.join(path);
-        let text = std::fs::read_to_string(&p).expect("read");
-        assert!(text.contains(from), "{path}: {from}");
-        std::fs::write(&p, text.replace(from, to)).expect("write");
-    };
-    edit(
-        "virt/kvm/guest_memfd.c",
-        ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
-        ".start = slot->base_gfn + start - pgoff,",
-    );
-    edit(
-        "virt/kvm/guest_memfd.c",
-        ".end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,",
-        ".end = slot->base_gfn + min(end - pgoff, slot->npages),",
-    );
-    edit(
-        "arch/x86/kvm/mmu/mmu_internal.h",
-        "u64 err, bool prefetch,",
-        "u32 err, bool prefetch,",
-    );
-}
+mod common;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gmf-kbuild-{name}-{}", std::process::id()));
@@ -72,14 +37,10 @@ fn with_line(tree: &Path, line: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn every_prefix_builds_and_a_breaking_patch_is_named() {
-    assert!(
-        Path::new(TARBALL).exists(),
-        "{TARBALL} is missing: install linux-source-6.12 (scripts/test.sh does)"
-    );
     let cache = tmp("cache");
     let tree = tmp("linux");
     let out = tmp("out");
-    base_612(&tree);
+    common::base_612(&tree, true);
 
     // What the series touches, before: the user's tree must keep it.
     let watched = [

@@ -15,32 +15,7 @@ use gmem_checker::tree::TreeSource;
 use gmem_codegen::{cparse, kunit, unit};
 use gmemforge::kbuild::{self, Area, Patch};
 
-const TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
-
-fn base_612(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let o = Command::new("tar")
-        .arg("-xf")
-        .arg(TARBALL)
-        .arg("-C")
-        .arg(dir)
-        .arg("--strip-components=1")
-        .output()
-        .expect("tar runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let p = dir.join("virt/kvm/guest_memfd.c");
-    let text = std::fs::read_to_string(&p).expect("read");
-    let text = text
-        .replace(
-            ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
-            ".start = slot->base_gfn + start - pgoff,",
-        )
-        .replace(
-            ".end = slot->base_gfn + min(pgoff + slot->npages, end) - pgoff,",
-            ".end = slot->base_gfn + min(end - pgoff, slot->npages),",
-        );
-    std::fs::write(&p, text).expect("write");
-}
+mod common;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gmf-kunit-{name}-{}", std::process::id()));
@@ -68,11 +43,10 @@ fn with_mutant_helpers(src: &str, mutant: &str, names: &[&str]) -> String {
 }
 
 fn main() {
-    assert!(Path::new(TARBALL).exists(), "{TARBALL} is missing");
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let tree = tmp("linux");
     let out = tmp("out");
-    base_612(&tree);
+    common::base_612(&tree, false);
 
     let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
         .args([
