@@ -63,6 +63,7 @@ pub const OPERATIONS: &[&str] = &[
     "pre-fault",
     "bind",
     "punch-hole",
+    "get-pfn",
 ];
 
 /// A targeted edit.
