@@ -42,6 +42,7 @@ pub const EMBEDDED: &[(&str, &str)] = embed!(
     "fallocate",
     "lifecycle",
     "punch-hole",
+    "get-pfn",
 );
 
 /// Vector files by operation name, as the checker takes them.

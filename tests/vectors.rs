@@ -39,6 +39,10 @@ fn every_vector_matches_the_model() {
         );
         total += list.len();
     }
-    assert_eq!(files.len(), 9, "one file per model operation");
+    assert_eq!(
+        files.len(),
+        gmemforge::model_cmd::ModelOp::ALL.len(),
+        "one file per model operation"
+    );
     assert!(total >= 150, "only {total} vectors in all");
 }
