@@ -1,6 +1,6 @@
 //! How the CLI fails: one type, one place that maps it to an exit status.
 //!
-//! Exit status (product.md, README "Exit status"):
+//! Exit status (README "Exit status"):
 //! - 0 conforms / succeeded, 1 a divergence was found (not a `Failure`);
 //! - 2 bad usage or bad input: the message names the input and what is
 //!   wrong;

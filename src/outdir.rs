@@ -1,7 +1,7 @@
 //! Where `series` may write, and what `--force` may replace.
 //!
 //! The series is written into `--out`, a directory of `*.patch` files. Two
-//! rules keep the user's files safe (product.md, "Invariants"):
+//! rules keep the user's files safe (ARCHITECTURE.md, "Invariants"):
 //!
 //! 1. `--out` never is, contains or lies inside the tree being read (its
 //!    work tree, its git directory, or the tarball). This is decided on

@@ -43,7 +43,7 @@ fn invalidate(start: u64, end: u64) -> String {
     r.stdout.trim().to_owned()
 }
 
-/// kernel-facts.md §6, the "fixed (upstream)" column, row by row.
+/// The two-slot table (A: base 0x100, pgoff 0; B: base 0x200, pgoff 4; 4 pages each), fixed (upstream) formula, row by row.
 #[test]
 fn two_slot_table_fixed_column() {
     let a = |s, e| format!(r#"{{"slot":0,"start":{s},"end":{e}}}"#);

@@ -3,7 +3,7 @@
 //! A vector is `{id, comment, input, expected}`; `expected` is the model's
 //! whole answer, or `{"refused": "<field>"}` for an input the model must
 //! refuse, naming that field. Expected values were worked out from the
-//! kernel sources and kernel-facts.md, not copied from the model's output.
+//! kernel sources (each vector's comment says which), not copied from the model's output.
 
 use std::path::Path;
 

@@ -20,7 +20,7 @@ use crate::progress::Event;
 use gmem_codegen::unit::{self, Unit};
 use gmem_reference::Profile;
 
-/// An item's verdict (product.md).
+/// An item's verdict (README "Exit status" and `--json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

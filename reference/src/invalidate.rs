@@ -60,7 +60,7 @@ pub struct GfnRange {
     /// One past the last gfn.
     pub end: u64,
     /// Always [`AttrFilter::Private`] for guest_memfd invalidations; not part
-    /// of the JSON form (product.md fixes it), checked by the checker.
+    /// of the JSON form (README, "The model as a JSON filter"), checked by the checker.
     #[cfg_attr(feature = "serde", serde(skip, default = "private_filter"))]
     pub attr_filter: AttrFilter,
 }

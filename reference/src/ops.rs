@@ -17,7 +17,7 @@ use crate::rmp::{
     sev_private_max_mapping_level,
 };
 
-/// `invalidate` input (format fixed by product.md).
+/// `invalidate` input (format in README, "The model as a JSON filter").
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]

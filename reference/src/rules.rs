@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn clamps_match_kernel_facts_table() {
-        // Binding B of kernel-facts.md §6: base 0x200, pgoff 4, 4 pages; [2, 6).
+        // Binding B of the two-slot table (tests/vectors/invalidate.json, invalidate-001): base 0x200, pgoff 4, 4 pages; [2, 6).
         assert_eq!(gmem_invalidate_gfn_start(0x200, 4, 2), 0x200);
         assert_eq!(gmem_invalidate_gfn_end(0x200, 4, 4, 6), 0x202);
         assert_eq!(gmem_invalidate_gfn_end(0x200, 4, 4, u64::MAX), 0x204);

@@ -2,7 +2,7 @@
 /*
  * Smoke test of the C side of the checker: loads one implementation's
  * shared object and checks its entry points on hand-computed cases
- * (kernel-facts.md §6 and friends).
+ * (the two-slot table of tests/vectors/invalidate.json and friends).
  *
  *   smoke IMPL.so upstream|solo2023|rmp-under-mmu-lock [--bench]
  *
