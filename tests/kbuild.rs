@@ -128,4 +128,5 @@ fn every_prefix_builds_and_a_breaking_patch_is_named() {
     assert!(before == after, "the user's tree was written through");
     let _ = std::fs::remove_dir_all(&tree);
     let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&out);
 }
