@@ -10,7 +10,9 @@
 //!    commit's tree is written out through libgit2, a directory is copied
 //!    (hard links where it can: patched files are replaced, never written
 //!    through, so the user's files stay as they are).
-//!    Before a file is first patched its base text is saved under `base/`;
+//!    A directory's copy is made again when any of its files changed
+//!    since (path, size and time of every file). Before a file is first
+//!    patched its base text is saved under `base/`;
 //!    each run starts by putting those back, so a rerun rebuilds only what
 //!    the series changes.
 //! 2. **Configuration.** `x86_64_defconfig`, then KVM, KVM_AMD,
@@ -135,19 +137,63 @@ fn key_of(src: &TreeSource, commit: Option<&str>) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     match src {
         TreeSource::Git { .. } => ("git", commit.unwrap_or("")).hash(&mut h),
-        TreeSource::Tarball(p) | TreeSource::Dir(p) => {
+        TreeSource::Tarball(p) => {
             let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
             let meta = std::fs::metadata(p).ok();
             (
-                "path",
+                "tarball",
                 canon,
                 meta.as_ref().map(|m| m.len()),
                 meta.and_then(|m| m.modified().ok()),
             )
                 .hash(&mut h);
         }
+        // One area per directory; whether its copy is still the user's
+        // tree is `fingerprint`'s to say.
+        TreeSource::Dir(p) => (
+            "dir",
+            std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()),
+        )
+            .hash(&mut h),
     }
     format!("{:016x}", h.finish())
+}
+
+/// Every file of a directory tree (but `.git`) by path, size and
+/// modification time, hashed: a file the user edited since the copy was
+/// made changes it, so the copy is made again rather than built stale.
+/// A stat per file: about a second for a whole kernel.
+fn fingerprint(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if d == dir && e.file_name() == ".git" {
+                continue;
+            }
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else {
+                (
+                    p.strip_prefix(dir).unwrap_or(&p),
+                    m.len(),
+                    m.modified().ok(),
+                )
+                    .hash(&mut h);
+            }
+        }
+    }
+    format!("{:016x}\n", h.finish())
 }
 
 /// Whether `dir` is a whole kernel source, as `make` needs it.
@@ -175,8 +221,15 @@ impl Area {
         let root = cache_root().join(key_of(src, commit));
         let area = Area { root };
         let work = area.src();
+        // What the copy was made from: a directory's fingerprint (its
+        // files change in place), nothing for a commit or a tarball (the
+        // key names them exactly).
+        let made_from = match src {
+            TreeSource::Dir(d) => fingerprint(d),
+            _ => String::new(),
+        };
         let done = area.root.join("src.complete");
-        if !done.exists() {
+        if std::fs::read_to_string(&done).ok().as_deref() != Some(made_from.as_str()) {
             let _ = std::fs::remove_dir_all(&work);
             let _ = std::fs::remove_dir_all(area.root.join("base"));
             let _ = std::fs::remove_dir_all(area.root.join("out"));
@@ -200,7 +253,7 @@ impl Area {
                     }
                 )));
             }
-            std::fs::write(&done, "").map_err(io(&done))?;
+            std::fs::write(&done, &made_from).map_err(io(&done))?;
         }
         Ok(area)
     }
@@ -772,6 +825,22 @@ mod tests {
         )
         .expect("a warning");
         assert_eq!(d.file, "virt/kvm/guest_memfd.c");
+    }
+
+    #[test]
+    fn a_directory_edited_in_place_has_another_fingerprint() {
+        let d = std::env::temp_dir().join(format!("gmf-fingerprint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("virt/kvm")).expect("mkdir");
+        std::fs::create_dir_all(d.join(".git")).expect("mkdir");
+        std::fs::write(d.join("virt/kvm/guest_memfd.c"), "int a;\n").expect("write");
+        let before = fingerprint(&d);
+        assert_eq!(fingerprint(&d), before, "stable");
+        std::fs::write(d.join(".git/index"), "x").expect("git");
+        assert_eq!(fingerprint(&d), before, ".git is not the tree");
+        std::fs::write(d.join("virt/kvm/guest_memfd.c"), "int ab;\n").expect("edit");
+        assert_ne!(fingerprint(&d), before, "an edit is seen");
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
