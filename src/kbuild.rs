@@ -13,8 +13,9 @@
 //!    A directory's copy is made again when any of its files changed
 //!    since (path, size and time of every file). Before a file is first
 //!    patched its base text is saved under `base/`;
-//!    each run starts by putting those back, so a rerun rebuilds only what
-//!    the series changes.
+//!    each run starts by putting those back (and removing the files the
+//!    series created, marked under `absent/`), so a rerun rebuilds only
+//!    what the series changes.
 //! 2. **Configuration.** `x86_64_defconfig`, then KVM, KVM_AMD,
 //!    KVM_AMD_SEV (with what SEV needs: the PSP driver), KUNIT, and every
 //!    `config` symbol a patch adds to a Kconfig file, then `olddefconfig`.
@@ -25,9 +26,9 @@
 //!    the series touched that the base build of that file did not have is
 //!    a failure of the patch that introduced it.
 //! 4. **KUnit** (`--kunit`): `tools/testing/kunit/kunit.py run
-//!    --arch=x86_64` with a kunitconfig of KVM, KVM_AMD_SEV and the suites
-//!    the series adds, in its own build directory, under QEMU; the suite
-//!    results as kunit.py reports them.
+//!    --arch=x86_64 --kunitconfig=DIR` for each directory whose
+//!    `.kunitconfig` the series writes next to its suites, in its own build
+//!    directory, under QEMU; the suite results as kunit.py reports them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -90,28 +91,6 @@ pub const BASE_CONFIG: &[&str] = &[
 
 /// Symbols turned off for the build: warnings stay warnings.
 const NO_WERROR: &[&str] = &["WERROR", "KVM_WERROR"];
-
-/// What a kunitconfig needs for KVM_AMD_SEV to be selectable under
-/// kunit.py's UML-less x86_64 QEMU build.
-const KUNIT_CONFIG: &[&str] = &[
-    "KUNIT",
-    // kunit.py's x86_64 base config has no crypto; the PSP driver (and so
-    // KVM_AMD_SEV) sits under it.
-    "CRYPTO",
-    "64BIT",
-    "PCI",
-    "ACPI",
-    "IOMMU_SUPPORT",
-    "AMD_IOMMU",
-    "VIRTUALIZATION",
-    "KVM",
-    "KVM_AMD",
-    "KVM_AMD_SEV",
-    "CRYPTO_HW",
-    "CRYPTO_DEV_CCP",
-    "CRYPTO_DEV_CCP_DD",
-    "CRYPTO_DEV_SP_PSP",
-];
 
 /// The private build area of one base tree.
 pub struct Area {
@@ -294,6 +273,27 @@ impl Area {
                 }
             }
         }
+        // Files the series created: gone again.
+        let absent = self.root.join("absent");
+        let mut stack = vec![absent.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let target = self.src().join(p.strip_prefix(&absent).unwrap_or(&p));
+                match std::fs::remove_file(&target) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&target)(e)),
+                }
+            }
+        }
         Ok(())
     }
 
@@ -303,11 +303,20 @@ impl Area {
         for (path, text) in files {
             let target = self.src().join(path);
             let saved = self.root.join("base").join(path);
-            if !saved.exists() {
-                let base = std::fs::read(&target).map_err(io(&target))?;
-                std::fs::create_dir_all(saved.parent().unwrap_or(&self.root))
-                    .map_err(io(&saved))?;
-                std::fs::write(&saved, base).map_err(io(&saved))?;
+            let absent = self.root.join("absent").join(path);
+            if !saved.exists() && !absent.exists() {
+                // A file the series creates (a KUnit suite's `_test.c`,
+                // `.kunitconfig`) is marked absent, so restore() removes it.
+                let (mark, base) = match std::fs::read(&target) {
+                    Ok(b) => (saved, b),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (absent, Vec::new()),
+                    Err(e) => return Err(io(&target)(e)),
+                };
+                std::fs::create_dir_all(mark.parent().unwrap_or(&self.root)).map_err(io(&mark))?;
+                std::fs::write(&mark, base).map_err(io(&mark))?;
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
             if std::fs::read_to_string(&target).ok().as_deref() != Some(text.as_str()) {
                 write_new(&target, text.as_bytes())?;
@@ -714,30 +723,26 @@ pub fn build_every_prefix(
 }
 
 /// Runs the series' KUnit suites with kunit.py under QEMU, with the whole
-/// series applied. `suites` are the test config symbols the series adds.
-pub fn run_kunit(
-    area: &Area,
-    suites: &BTreeSet<String>,
-    jobs: u32,
-) -> Result<KunitResult, Failure> {
+/// series applied: `--kunitconfig` is each directory whose `.kunitconfig`
+/// the series writes (kunit.py merges them), so what runs is what a
+/// developer gets from the patched tree with
+/// `kunit.py run --arch=x86_64 --kunitconfig=virt/kvm`.
+pub fn run_kunit(area: &Area, dirs: &[String], jobs: u32) -> Result<KunitResult, Failure> {
     let t = Instant::now();
+    if dirs.is_empty() {
+        return Err(Failure::input(
+            "--kunit: the series adds no KUnit suite (no .kunitconfig) to run".to_owned(),
+        ));
+    }
     let dir = area.root.join("kunit");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let kunitconfig = dir.join(".kunitconfig");
-    let text: String = KUNIT_CONFIG
-        .iter()
-        .map(|s| (*s).to_owned())
-        .chain(suites.iter().cloned())
-        .map(|s| format!("CONFIG_{s}=y\n"))
-        .collect();
-    std::fs::write(&kunitconfig, text).map_err(io(&kunitconfig))?;
     let o = Command::new("python3")
         .current_dir(area.src())
         .arg("tools/testing/kunit/kunit.py")
         .arg("run")
         .arg("--arch=x86_64")
         .arg(format!("--build_dir={}", dir.join("build").display()))
-        .arg(format!("--kunitconfig={}", kunitconfig.display()))
+        .args(dirs.iter().map(|d| format!("--kunitconfig={d}")))
         .arg(format!("--jobs={jobs}"))
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS")

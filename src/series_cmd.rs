@@ -235,11 +235,11 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     .map_err(Failure::from)?;
     let profile = r.detected.profile;
     let suites = plan::Suites {
-        range: kunit::embedded(
+        range: kunit::suite(
             profile,
             &gmem_checker::kunit::range_cases(&vectors("invalidate")),
         ),
-        rule: kunit::rule_embedded(&gmem_checker::kunit::rule_cases(&vectors("classify"))),
+        rule: kunit::rule_suite(&gmem_checker::kunit::rule_cases(&vectors("classify"))),
     };
     let verdicts = verdicts(&r);
     let view = plan::TreeView {
@@ -546,16 +546,25 @@ fn prove_in_kernel(
         ));
     }
     if args.kunit && !failed {
-        let suites: std::collections::BTreeSet<String> = patches
-            .iter()
-            .flat_map(|p| p.files.values())
+        // The suites' symbols, and the directories whose `.kunitconfig`
+        // the series writes: kunit.py runs exactly those, as a developer
+        // would (`--kunitconfig=virt/kvm`).
+        let written: BTreeMap<&String, &String> =
+            patches.iter().flat_map(|p| p.files.iter()).collect();
+        let suites: std::collections::BTreeSet<String> = written
+            .values()
             .flat_map(|t| t.lines())
             .filter_map(|l| l.trim().strip_prefix("config "))
             .filter(|s| s.ends_with("_KUNIT_TEST"))
             .map(|s| s.trim().to_owned())
             .collect();
+        let dirs: Vec<String> = written
+            .keys()
+            .filter_map(|p| p.strip_suffix("/.kunitconfig"))
+            .map(str::to_owned)
+            .collect();
         say("running the KUnit suites under QEMU (kunit.py)");
-        let k = kbuild::run_kunit(&area, &suites, jobs)?;
+        let k = kbuild::run_kunit(&area, &dirs, jobs)?;
         text.push_str(&format!(
             "\nKUnit (kunit.py run --arch=x86_64), {:.0}s:\n",
             k.seconds

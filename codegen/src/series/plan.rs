@@ -53,11 +53,11 @@ pub struct TreeView<'a> {
     pub verdicts: &'a [OpVerdict],
 }
 
-/// The KUnit blocks the suites append (generated from the vectors).
+/// The KUnit suites' files (generated from the vectors).
 pub struct Suites {
-    /// `kunit::embedded()` for the tree's profile.
+    /// `kunit::suite()` for the tree's profile.
     pub range: String,
-    /// `kunit::rule_embedded()`.
+    /// `kunit::rule_suite()`.
     pub rule: String,
 }
 
@@ -139,8 +139,15 @@ pub fn files(defs: &[PatchDef]) -> Vec<String> {
             out.extend(site(name));
         }
         if let Some(k) = &d.kunit {
-            out.extend(k.path.clone());
-            out.extend(site(&k.function));
+            // The tested file, and the test file and `.kunitconfig` a
+            // tree may already hold next to it.
+            let tested: Vec<String> = k.path.iter().cloned().chain(site(&k.function)).collect();
+            for t in &tested {
+                let l = crate::kunit::layout(t, "", String::new());
+                out.insert(l.test_path);
+                out.insert(l.kunitconfig_path);
+            }
+            out.extend(tested);
         }
     }
     out.into_iter().collect()
@@ -369,14 +376,46 @@ fn place(
                 k.function, f.site
             )));
         }
-        let path = k.path.clone().unwrap_or_else(|| f.site.clone());
-        let src = text_of!(&path);
-        let (config, block) = match k.suite {
+        // Kernel layout for tests of static functions: `<file>_test.c`
+        // next to the tested file, included at its end under the test's
+        // symbol, and a `.kunitconfig` beside them (`kunit::layout`).
+        let tested = k.path.clone().unwrap_or_else(|| f.site.clone());
+        let (config, test) = match k.suite {
             def::Suite::Range => (crate::kunit::CONFIG, &suites.range),
             def::Suite::Rule => (crate::kunit::RULE_CONFIG, &suites.rule),
         };
-        if !src.contains(config) {
-            touched.insert(path, format!("{src}{block}"));
+        let l = crate::kunit::layout(&tested, config, test.clone());
+        let src = text_of!(&tested);
+        // A file of the tree's own at our test file's path is never
+        // overwritten.
+        match touched
+            .get(&l.test_path)
+            .or_else(|| current.get(&l.test_path))
+            .or_else(|| tree.files.get(&l.test_path))
+        {
+            Some(t) if *t != l.test => {
+                return Ok(Placement::Unplaced(format!(
+                    "the suite's file {} exists in the tree with other contents",
+                    l.test_path
+                )));
+            }
+            Some(_) => {}
+            None => {
+                touched.insert(l.test_path.clone(), l.test.clone());
+            }
+        }
+        if !src.contains(&format!("CONFIG_{config}")) {
+            touched.insert(tested.clone(), format!("{src}{}", l.include));
+        }
+        let kc = touched
+            .get(&l.kunitconfig_path)
+            .or_else(|| current.get(&l.kunitconfig_path))
+            .or_else(|| tree.files.get(&l.kunitconfig_path))
+            .cloned()
+            .unwrap_or_default();
+        let merged = crate::kunit::kunitconfig_merge(&kc, &l.kunitconfig_lines);
+        if merged != kc {
+            touched.insert(l.kunitconfig_path, merged);
         }
     }
     for (path, text) in &d.file_appends {
