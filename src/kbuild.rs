@@ -110,6 +110,47 @@ fn cache_root() -> PathBuf {
         .join("kbuild")
 }
 
+/// Areas unused for this long are removed.
+const AREA_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+/// At most this many areas stay (least recently used go first) ...
+const AREA_MAX_COUNT: usize = 4;
+/// ... but never one used within this time: another run may be building
+/// in it (each prefix marks the area).
+const AREA_BUSY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes build areas under `cache` other than `keep`: those unused for
+/// `AREA_MAX_AGE`, then the least recently used beyond `AREA_MAX_COUNT`
+/// that are not busy. Only directories with a `last-used` stamp are
+/// areas; anything else under `cache` is left alone. Returns what went.
+fn prune(cache: &Path, keep: &Path, now: std::time::SystemTime) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(cache) else {
+        return Vec::new();
+    };
+    let mut areas: Vec<(std::time::Duration, PathBuf)> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != keep)
+        .filter_map(|p| {
+            let used = std::fs::metadata(p.join("last-used"))
+                .and_then(|m| m.modified())
+                .ok()?;
+            Some((now.duration_since(used).unwrap_or_default(), p))
+        })
+        .collect();
+    // Oldest first.
+    areas.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut left = areas.len() + 1;
+    let mut gone = Vec::new();
+    for (age, p) in areas {
+        let stale = age > AREA_MAX_AGE || (left > AREA_MAX_COUNT && age > AREA_BUSY);
+        if stale && std::fs::remove_dir_all(&p).is_ok() {
+            left -= 1;
+            gone.push(p);
+        }
+    }
+    gone
+}
+
 /// A stable key for the base: what it is, not where the user ran from.
 fn key_of(src: &TreeSource, commit: Option<&str>) -> String {
     use std::hash::{Hash, Hasher};
@@ -198,7 +239,12 @@ impl Area {
         say: &dyn Fn(&str),
     ) -> Result<Area, Failure> {
         let root = cache_root().join(key_of(src, commit));
+        // Each area is a whole kernel plus its objects (GBs): old ones go.
+        for gone in prune(&cache_root(), &root, std::time::SystemTime::now()) {
+            say(&format!("removed the unused build area {}", gone.display()));
+        }
         let area = Area { root };
+        area.touch()?;
         let work = area.src();
         // What the copy was made from: a directory's fingerprint (its
         // files change in place), nothing for a commit or a tarball (the
@@ -211,6 +257,7 @@ impl Area {
         if std::fs::read_to_string(&done).ok().as_deref() != Some(made_from.as_str()) {
             let _ = std::fs::remove_dir_all(&work);
             let _ = std::fs::remove_dir_all(area.root.join("base"));
+            let _ = std::fs::remove_dir_all(area.root.join("absent"));
             let _ = std::fs::remove_dir_all(area.root.join("out"));
             std::fs::create_dir_all(&work).map_err(io(&work))?;
             say("making a private copy of the tree to build in");
@@ -235,6 +282,13 @@ impl Area {
             std::fs::write(&done, &made_from).map_err(io(&done))?;
         }
         Ok(area)
+    }
+
+    /// Marks the area as in use now (`prune` keeps areas by this time).
+    fn touch(&self) -> Result<(), Failure> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let stamp = self.root.join("last-used");
+        std::fs::write(&stamp, b"").map_err(io(&stamp))
     }
 
     /// A file of the work tree as the last build left it (the whole
@@ -674,6 +728,7 @@ pub fn build_every_prefix(
             format!("{}/{} {}", k, patches.len(), p.subject)
         };
         say(&format!("building {label}"));
+        area.touch()?;
         // Reconfiguring makes Kbuild re-run syncconfig and its compiler
         // probes (a minute on two cores): only when a symbol was added.
         if k == 0 || symbols.len() > configured {
@@ -830,6 +885,38 @@ mod tests {
         )
         .expect("a warning");
         assert_eq!(d.file, "virt/kvm/guest_memfd.c");
+    }
+
+    #[test]
+    fn old_and_surplus_build_areas_go_busy_and_foreign_ones_stay() {
+        use std::time::{Duration, SystemTime};
+        let c = std::env::temp_dir().join(format!("gmf-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&c);
+        let area = |name: &str| {
+            let p = c.join(name);
+            std::fs::create_dir_all(p.join("src")).expect("mkdir");
+            std::fs::write(p.join("last-used"), b"").expect("stamp");
+            p
+        };
+        let names = ["a", "b", "c", "d", "e"];
+        for n in names {
+            area(n);
+        }
+        std::fs::create_dir_all(c.join("not-an-area")).expect("mkdir");
+        let hour = Duration::from_secs(3600);
+        // All just used: five areas plus the one opened, none removed.
+        assert!(prune(&c, &c.join("new"), SystemTime::now()).is_empty());
+        // Two hours later: the surplus goes (4 kept counting the new one).
+        let gone = prune(&c, &c.join("new"), SystemTime::now() + 2 * hour);
+        assert_eq!(gone.len(), 2, "{gone:?}");
+        // A month later every unused one goes; the opened one and what is
+        // not an area stay.
+        let gone = prune(&c, &c.join("a"), SystemTime::now() + 30 * 24 * hour);
+        assert!(!gone.contains(&c.join("a")));
+        assert!(c.join("not-an-area").exists());
+        let left: Vec<_> = names.iter().filter(|n| c.join(n).exists()).collect();
+        assert!(left.len() <= 1, "{left:?}");
+        let _ = std::fs::remove_dir_all(&c);
     }
 
     #[test]
