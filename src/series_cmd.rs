@@ -214,7 +214,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::input(e.to_string()))?;
     let progress = Progress::new(args.quiet);
     progress.step(&format!("reading {}", args.tree.display()));
-    let defs = def::series().map_err(|e| Failure::input(e.to_string()))?;
+    let defs = def::series()
+        .map_err(|e| Failure::internal(format!("the built-in series definitions: {e}")))?;
     let wanted = series_files(&defs);
     let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let tree = Tree::open(&src, &wanted_refs).map_err(|e| Failure::input(e.to_string()))?;

@@ -8,7 +8,7 @@
 //! allows. `scripts/kunit.sh` installs what it needs and runs it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use gmem_checker::tree::TreeSource;
