@@ -29,7 +29,154 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Bind,
     run,
     case_json,
+    explain: explain,
+    picture: picture,
 };
+
+/// The file in bytes: its pages up to `i_size` (the end marked), the
+/// file's existing bindings, and the new binding — drawn red past the end
+/// of the file — with the model's and the C's answers.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    use super::picture::{self, Axis, C_BLUE, MISSING_RED, MODEL_GREEN, rect, text};
+    let q: BindInput = serde_json::from_value(c.input.clone()).ok()?;
+    let size = q.files.iter().find(|f| f.fd == q.new.fd).map(|f| f.size);
+    let existing = bindings_of(&q, q.new.fd);
+    let new_end = q
+        .new
+        .offset
+        .saturating_add(q.new.npages.saturating_mul(PAGE_SIZE));
+    let far = existing
+        .iter()
+        .map(|b| b.pgoff.saturating_add(b.npages).saturating_mul(PAGE_SIZE))
+        .chain([size.unwrap_or(0), new_end])
+        .max()
+        .unwrap_or(PAGE_SIZE);
+    let hi = far.saturating_add(far / 8).max(PAGE_SIZE);
+    let ax = Axis {
+        lo: 0,
+        hi,
+        x0: 150.0,
+        w: 720.0,
+    };
+    let mut s = picture::open("bind", 900, 230);
+    ax.ticks(&mut s, 18.0, |b| {
+        if b % PAGE_SIZE == 0 {
+            format!("page {}", b / PAGE_SIZE)
+        } else {
+            b.to_string()
+        }
+    });
+    for (i, r) in ["file", "bindings", "new binding"].iter().enumerate() {
+        text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);
+    }
+    match size {
+        Some(size) => {
+            let pages = size.div_ceil(PAGE_SIZE).min(4096);
+            for p in 0..pages {
+                let (a, b) = (p * PAGE_SIZE, ((p + 1) * PAGE_SIZE).min(size));
+                rect(
+                    &mut s,
+                    "file-page",
+                    ax.x(a),
+                    32.0,
+                    ax.x(b) - ax.x(a),
+                    26.0,
+                    r##"fill="#eee" stroke="#bbb""##,
+                    "",
+                );
+            }
+            let x = ax.x(size);
+            let _ = std::fmt::Write::write_fmt(
+                &mut s,
+                format_args!(
+                    r##"<line class="eof" x1="{x:.1}" y1="26" x2="{x:.1}" y2="150" stroke="{MISSING_RED}" stroke-width="2" stroke-dasharray="5 3"/>"##
+                ),
+            );
+            text(
+                &mut s,
+                x + 4.0,
+                160.0,
+                MISSING_RED,
+                &format!("i_size = {size}"),
+            );
+        }
+        None => text(
+            &mut s,
+            150.0,
+            50.0,
+            MISSING_RED,
+            &format!("fd {} is not open", q.new.fd),
+        ),
+    }
+    for b in &existing {
+        let (a, e) = (
+            b.pgoff * PAGE_SIZE,
+            b.pgoff.saturating_add(b.npages).saturating_mul(PAGE_SIZE),
+        );
+        rect(
+            &mut s,
+            "binding",
+            ax.x(a),
+            72.0,
+            ax.x(e) - ax.x(a),
+            26.0,
+            r##"fill="#9ecae1" stroke="#333""##,
+            &format!("slot {} pgoff {}", b.id, b.pgoff),
+        );
+    }
+    let accepted = c.model["ret"].as_i64() == Some(0);
+    let inside_end = size.map_or(new_end, |z| new_end.min(z)).max(q.new.offset);
+    rect(
+        &mut s,
+        "new-binding",
+        ax.x(q.new.offset),
+        112.0,
+        ax.x(inside_end) - ax.x(q.new.offset),
+        26.0,
+        &format!(
+            r##"fill="{}" fill-opacity="0.6" stroke="#333""##,
+            if accepted { MODEL_GREEN } else { "#fdd49e" }
+        ),
+        &format!(
+            "slot {}: offset {}, {} pages",
+            q.new.id, q.new.offset, q.new.npages
+        ),
+    );
+    if new_end > inside_end {
+        rect(
+            &mut s,
+            "past-eof",
+            ax.x(inside_end),
+            112.0,
+            ax.x(new_end) - ax.x(inside_end),
+            26.0,
+            &format!(
+                r##"fill="{MISSING_RED}" fill-opacity="0.35" stroke="{MISSING_RED}" stroke-width="2" stroke-dasharray="6 3""##
+            ),
+            &format!("{} bytes past i_size", new_end - inside_end),
+        );
+    }
+    let ret = |v: &Value| {
+        v["ret_errno"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v["ret"].to_string())
+    };
+    text(
+        &mut s,
+        8.0,
+        190.0,
+        MODEL_GREEN,
+        &format!("model: {}", ret(&c.model)),
+    );
+    text(&mut s, 8.0, 210.0, C_BLUE, &format!("C: {}", ret(&c.c)));
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::bind)
+}
 
 fn applicable(profile: Profile, q: &BindInput) -> bool {
     q.profile == profile

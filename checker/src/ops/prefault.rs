@@ -27,7 +27,136 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Prefault,
     run,
     case_json,
+    explain: explain,
+    picture: picture,
 };
+
+/// Guest frames: the memslots (2M-capable ones dark), the private gfns,
+/// the requested range, and how far the model and the C got through it.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    use super::picture::{
+        self, Axis, C_BLUE, MISSING_RED, MODEL_GREEN, RANGE_ORANGE, rect, text, u,
+    };
+    let (gpa, size) = (c.input["gpa"].as_u64()?, c.input["size"].as_u64()?);
+    let (g0, g1) = (gpa >> 12, gpa.saturating_add(size) >> 12);
+    let span = (g1 - g0).max(16);
+    let ax = Axis {
+        lo: g0.saturating_sub(span / 4),
+        hi: g1.saturating_add(span / 4).max(g0 + 1),
+        x0: 150.0,
+        w: 720.0,
+    };
+    let rows = [
+        "memslots",
+        "private",
+        "requested",
+        "model mapped",
+        "C mapped",
+    ];
+    let mut s = picture::open("pre-fault", 900, (40 + rows.len() * 40 + 30) as u32);
+    ax.ticks(&mut s, 18.0, |g| format!("{g:#x}"));
+    for (i, r) in rows.iter().enumerate() {
+        text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);
+    }
+    let row_y = |i: usize| 32.0 + i as f64 * 40.0;
+    for sl in c.input["slots"].as_array().into_iter().flatten() {
+        let (b, n) = (u(&sl["base_gfn"]), u(&sl["npages"]));
+        let huge = sl["max_level"].as_str() == Some("2M");
+        rect(
+            &mut s,
+            "memslot",
+            ax.x(b),
+            row_y(0),
+            ax.x(b.saturating_add(n)) - ax.x(b),
+            26.0,
+            if huge {
+                r##"fill="#6baed6" stroke="#333""##
+            } else {
+                r##"fill="#c6dbef" stroke="#333""##
+            },
+            &format!(
+                "gfn {b:#x}, {n} pages, {}{}",
+                if huge { "2M ok" } else { "4K only" },
+                if sl["gmem"].as_bool() == Some(true) {
+                    ", gmem"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    if let Some(p) = c.input.get("private").filter(|p| !p.is_null()) {
+        let (a, b) = (u(&p["start"]), u(&p["end"]));
+        rect(
+            &mut s,
+            "private",
+            ax.x(a),
+            row_y(1),
+            ax.x(b) - ax.x(a),
+            26.0,
+            r##"fill="#756bb1" fill-opacity="0.6""##,
+            "private",
+        );
+    }
+    rect(
+        &mut s,
+        "requested",
+        ax.x(g0),
+        row_y(2),
+        ax.x(g1) - ax.x(g0),
+        26.0,
+        &format!(r##"fill="#fdd49e" stroke="{RANGE_ORANGE}""##),
+        &format!("[{gpa:#x}, +{size:#x})"),
+    );
+    for (row, side, colour) in [(3, &c.model, MODEL_GREEN), (4, &c.c, C_BLUE)] {
+        let done = side["gpa"].as_u64().unwrap_or(gpa) >> 12;
+        let ret = side["ret_errno"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| side["ret"].to_string());
+        if done > g0 {
+            rect(
+                &mut s,
+                "mapped",
+                ax.x(g0),
+                row_y(row),
+                ax.x(done) - ax.x(g0),
+                26.0,
+                &format!(r##"fill="{colour}" fill-opacity="0.85""##),
+                "",
+            );
+        }
+        text(
+            &mut s,
+            ax.x(done.max(g0)) + 4.0,
+            row_y(row) + 17.0,
+            "#222",
+            &format!(
+                "ret {ret}, {} calls, range.gpa {:#x}",
+                side["calls"],
+                u(&side["gpa"])
+            ),
+        );
+    }
+    let differ = c.model["gpa"] != c.c["gpa"] || c.model["ret"] != c.c["ret"];
+    text(
+        &mut s,
+        8.0,
+        row_y(5) + 14.0,
+        if differ { MISSING_RED } else { "#222" },
+        if differ {
+            "the model and the C stop at different places or return differently"
+        } else {
+            "same progress and return; the difference is in calls or WARNs (see why)"
+        },
+    );
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::pre_fault)
+}
 
 /// Largest range the C is asked to walk, in pages (each page can be a call).
 const MAX_C_PAGES: u64 = 1 << 14;

@@ -39,7 +39,31 @@ pub const OPERATION: Operation = Operation {
     cop: COp::PunchHole,
     run,
     case_json,
+    explain: explain,
+    picture: picture,
 };
+
+/// The 2M region where the hole starts: its RMP entries before, after in
+/// the model, after in the C, the hole's pfns outlined.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    let base = c.input["pfn_base"].as_u64()?;
+    let (offset, len) = (c.input["offset"].as_u64()?, c.input["len"].as_u64()?);
+    let (start, end) = (offset >> 12, offset.saturating_add(len) >> 12);
+    let (lo, hi) = (base.saturating_add(start), base.saturating_add(end));
+    Some(super::picture::rmp_region_svg(
+        "punch-hole",
+        lo & !511,
+        &c.input["rmp"],
+        &c.model["rmp"],
+        c.c.get("rmp"),
+        (lo, hi),
+        &format!("punch hole over file pages [{start}, {end}) = pfns [{lo:#x}, {hi:#x})"),
+    ))
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::punch_hole)
+}
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 const PFN_BASE: u64 = 0x200;
@@ -206,7 +230,8 @@ fn check(
     (!why.is_empty()).then(|| {
         let o = &scratch.out;
         let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
-            "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count()});
+            "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count(),
+            "rmp": super::rmp::c_after_runs(&input.rmp, o)});
         (why.join("; "), c)
     })
 }
