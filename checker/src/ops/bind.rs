@@ -258,7 +258,7 @@ fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
         ));
     }
     if m.binding.is_none() && o.file_set != 0 {
-        why.push("failed bind left slot->gmem.file set".into());
+        why.push("slot->gmem.file set where the model refuses the bind".into());
     }
     if c_bound != expected {
         why.push(format!(
@@ -396,6 +396,17 @@ fn cases(
     cases_of(source, vectors, "bind", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order bind minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer memslots, fewer open files, a smaller file (whole
+/// pages, at least one: a guest_memfd's size is page aligned and > 0),
+/// the whole layout shifted towards file page 0 (offset and size down by
+/// the same pages, so a binding past the end stays past it), a lower
+/// offset, fewer pages (with the file shrinking along), then gfn 0.
+///
+/// Shrinking stays within what real callers pass: the generic memslot code
+/// passes bind only page-aligned offsets, so an aligned offset shrinks to
+/// aligned ones (whole pages fewer, half, zero), and an unaligned one is
+/// first tried aligned down.
 fn candidates(q: &BindInput) -> Vec<BindInput> {
     let mut out: Vec<BindInput> = (0..q.slots.len())
         .map(|i| {
@@ -404,9 +415,51 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
             c
         })
         .collect();
-    // The generic memslot code passes bind only page-aligned offsets: an
-    // aligned offset shrinks to aligned ones (whole pages fewer, half,
-    // zero), never to an offset no caller can pass.
+    let used =
+        |fd: u32| fd == q.new.fd || q.slots.iter().any(|s| s.gmem.is_some_and(|g| g.fd == fd));
+    for (i, f) in q.files.iter().enumerate() {
+        if !used(f.fd) {
+            let mut c = q.clone();
+            c.files.remove(i);
+            out.push(c);
+        }
+    }
+    let with_file = |size: u64| -> Option<BindInput> {
+        let mut c = q.clone();
+        let f = c.files.iter_mut().find(|f| f.fd == q.new.fd)?;
+        if size == f.size {
+            return None;
+        }
+        f.size = size;
+        Some(c)
+    };
+    let file = q.files.iter().find(|f| f.fd == q.new.fd).copied();
+    if let Some(f) = file {
+        let pages = f.size / PAGE_SIZE;
+        // A size that is not whole pages goes to whole pages first.
+        let sizes: Vec<u64> = if f.size % PAGE_SIZE != 0 {
+            vec![pages.max(1) * PAGE_SIZE, (pages + 1) * PAGE_SIZE]
+        } else {
+            smaller_numbers(pages)
+                .into_iter()
+                .filter(|&p| p > 0)
+                .map(|p| p * PAGE_SIZE)
+                .collect()
+        };
+        out.extend(sizes.into_iter().filter_map(&with_file));
+        // Shift everything left by k pages: the binding keeps its place
+        // relative to the end of the file.
+        let offset_pages = q.new.offset / PAGE_SIZE;
+        for k in [offset_pages, offset_pages / 2, 1] {
+            if k == 0 || k > offset_pages || f.size < (k + 1) * PAGE_SIZE {
+                continue;
+            }
+            if let Some(mut c) = with_file(f.size - k * PAGE_SIZE) {
+                c.new.offset -= k * PAGE_SIZE;
+                out.push(c);
+            }
+        }
+    }
     let offsets: Vec<u64> = if q.new.offset % PAGE_SIZE == 0 {
         smaller_numbers(q.new.offset / PAGE_SIZE)
             .into_iter()
@@ -421,12 +474,26 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
         new: NewSlot { offset, ..q.new },
         ..q.clone()
     }));
+    for npages in smaller_numbers(q.new.npages).into_iter().filter(|&n| n > 0) {
+        let fewer = q.new.npages - npages;
+        out.push(BindInput {
+            new: NewSlot { npages, ..q.new },
+            ..q.clone()
+        });
+        // Fewer pages and a file smaller by as many: same overhang.
+        if let Some(f) = file
+            && f.size >= (fewer + 1) * PAGE_SIZE
+            && let Some(mut c) = with_file(f.size - fewer * PAGE_SIZE)
+        {
+            c.new.npages = npages;
+            out.push(c);
+        }
+    }
     out.extend(
-        smaller_numbers(q.new.npages)
+        smaller_numbers(q.new.base_gfn)
             .into_iter()
-            .filter(|&n| n > 0)
-            .map(|npages| BindInput {
-                new: NewSlot { npages, ..q.new },
+            .map(|base_gfn| BindInput {
+                new: NewSlot { base_gfn, ..q.new },
                 ..q.clone()
             }),
     );

@@ -559,6 +559,12 @@ fn cases(
     cases_of(source, vectors, "get-pfn", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order get-pfn minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer faults, fewer folios, fewer bindings, then the
+/// faulting memslot at a lower gfn (its faults moving with it, so they
+/// hit the same file pages), with fewer pages and a lower file offset,
+/// each fault at a lower gfn, then a lower ASID. An SNP guest's ASID
+/// stays 1 or more: ASID 0 is the host's.
 fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
     let mut out = Vec::new();
     if q.faults.len() > 1 {
@@ -582,9 +588,55 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
         c.slot = q.slot.map(|s| if s as usize > i { s - 1 } else { s });
         out.push(c);
     }
+    if let Some(k) = q.slot.map(|s| s as usize)
+        && let Some(b) = q.bindings.get(k).copied()
+    {
+        for g in smaller_numbers(b.base_gfn) {
+            let d = b.base_gfn - g;
+            let mut c = q.clone();
+            c.bindings[k].base_gfn = g;
+            c.faults = q.faults.iter().map(|f| f.wrapping_sub(d)).collect();
+            out.push(c);
+        }
+        for n in smaller_numbers(b.npages).into_iter().filter(|&n| n > 0) {
+            let mut c = q.clone();
+            c.bindings[k].npages = n;
+            out.push(c);
+        }
+        for p in smaller_numbers(b.pgoff) {
+            let mut c = q.clone();
+            c.bindings[k].pgoff = p;
+            out.push(c);
+        }
+        // Every fault on the same gfn moves together (a repeated fault
+        // stays repeated).
+        for &f in &q.faults {
+            for g in [b.base_gfn, f.wrapping_sub(1)] {
+                if g < f && g >= b.base_gfn && q.faults.iter().filter(|&&x| x == f).count() > 1 {
+                    let mut c = q.clone();
+                    for x in &mut c.faults {
+                        if *x == f {
+                            *x = g;
+                        }
+                    }
+                    out.push(c);
+                }
+            }
+        }
+        for (i, &f) in q.faults.iter().enumerate() {
+            for g in [b.base_gfn, f.wrapping_sub(1)] {
+                if g < f && g >= b.base_gfn {
+                    let mut c = q.clone();
+                    c.faults[i] = g;
+                    out.push(c);
+                }
+            }
+        }
+    }
     out.extend(
         smaller_numbers(u64::from(q.asid))
             .into_iter()
+            .filter(|&a| a > 0 || !q.snp)
             .map(|a| GetPfnQuery {
                 asid: a as u32,
                 ..q.clone()

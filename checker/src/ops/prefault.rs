@@ -362,6 +362,13 @@ fn cases(
     cases_of(source, vectors, "pre-fault", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order pre-fault minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer memslots, a shorter range, no private gfns or a
+/// narrower span of them, no pending signal, memslots with fewer pages,
+/// then the whole layout (memslots, range, private span) moved down to
+/// lower gfns by whole 2M frames, so 2M mappings stay possible where they
+/// were. The range stays page aligned and non-empty, as the ioctl's
+/// callers pass it.
 fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
     let mut out: Vec<PreFaultInput> = (0..q.slots.len())
         .map(|i| {
@@ -373,22 +380,72 @@ fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
     out.extend(
         smaller_numbers(q.size >> PAGE_SHIFT)
             .into_iter()
+            .filter(|&p| p > 0)
             .map(|p| PreFaultInput {
                 size: p << PAGE_SHIFT,
                 ..q.clone()
             }),
     );
-    if q.private.is_some() {
+    if let Some(p) = q.private {
         out.push(PreFaultInput {
             private: None,
             ..q.clone()
         });
+        let gfn = q.gpa >> PAGE_SHIFT;
+        let n = p.end.saturating_sub(p.start);
+        for (start, end) in [
+            (p.start.max(gfn), p.end),
+            (p.start, p.start + n / 2),
+            (p.start, p.end.saturating_sub(1)),
+            (p.start + n / 2, p.end),
+            (p.start + 1, p.end),
+        ] {
+            if start < end && (start, end) != (p.start, p.end) {
+                out.push(PreFaultInput {
+                    private: Some(GfnSpan { start, end }),
+                    ..q.clone()
+                });
+            }
+        }
     }
     if q.interrupt_after.is_some() {
         out.push(PreFaultInput {
             interrupt_after: None,
             ..q.clone()
         });
+    }
+    for i in 0..q.slots.len() {
+        for n in smaller_numbers(q.slots[i].npages)
+            .into_iter()
+            .filter(|&n| n > 0)
+        {
+            let mut c = q.clone();
+            c.slots[i].npages = n;
+            out.push(c);
+        }
+    }
+    // Move everything down by whole 2M frames.
+    let low = q
+        .slots
+        .iter()
+        .map(|s| s.base_gfn)
+        .chain([q.gpa >> PAGE_SHIFT])
+        .chain(q.private.map(|p| p.start))
+        .min()
+        .unwrap_or(0)
+        / 512;
+    for k in smaller_numbers(low) {
+        let d = (low - k) * 512;
+        let mut c = q.clone();
+        for s in &mut c.slots {
+            s.base_gfn -= d;
+        }
+        c.gpa -= d << PAGE_SHIFT;
+        c.private = q.private.map(|p| GfnSpan {
+            start: p.start - d,
+            end: p.end - d,
+        });
+        out.push(c);
     }
     out
 }

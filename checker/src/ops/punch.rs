@@ -384,8 +384,15 @@ fn cases(
     cases_of(source, vectors, "punch-hole", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order punch-hole minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer folios, fewer bindings, a 2M folio made 4K, the
+/// hole at a lower offset, a shorter hole, then each binding with fewer
+/// pages, a lower file offset and gfn. The hole stays page aligned and
+/// non-empty, as `kvm_gmem_fallocate()` passes it; a folio's RMP entries
+/// stay what `sev_gmem_prepare()` leaves for it.
 fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
     let mut out = Vec::new();
+    let derived = q.rmp == prepared(&q.folios);
     for i in 0..q.folios.len() {
         let mut c = q.clone();
         c.folios.remove(i);
@@ -397,7 +404,22 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
         c.bindings.remove(i);
         out.push(c);
     }
+    if derived {
+        for i in 0..q.folios.len() {
+            if q.folios[i].order != 0 {
+                let mut c = q.clone();
+                c.folios[i].order = 0;
+                c.rmp = prepared(&c.folios);
+                out.push(c);
+            }
+        }
+    }
     let pages = (q.len as u64) / PAGE_SIZE;
+    let at = (q.offset as u64) / PAGE_SIZE;
+    out.extend(smaller_numbers(at).into_iter().map(|p| PunchQuery {
+        offset: (p * PAGE_SIZE) as i64,
+        ..q.clone()
+    }));
     out.extend(
         smaller_numbers(pages)
             .into_iter()
@@ -407,6 +429,23 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
                 ..q.clone()
             }),
     );
+    for i in 0..q.bindings.len() {
+        let b = q.bindings[i];
+        let mut with = |f: &dyn Fn(&mut Binding)| {
+            let mut c = q.clone();
+            f(&mut c.bindings[i]);
+            out.push(c);
+        };
+        for n in smaller_numbers(b.npages).into_iter().filter(|&n| n > 0) {
+            with(&|x| x.npages = n);
+        }
+        for p in smaller_numbers(b.pgoff) {
+            with(&|x| x.pgoff = p);
+        }
+        for g in smaller_numbers(b.base_gfn) {
+            with(&|x| x.base_gfn = g);
+        }
+    }
     out
 }
 

@@ -774,6 +774,23 @@ fn prepare_candidates(q: &PrepareQuery) -> Vec<PrepareQuery> {
             .into_iter()
             .map(|gfn| PrepareQuery { gfn, ..q.clone() }),
     );
+    // A lone 4K run moves nearer the pfn prepared (the first pfn of its
+    // 2M region other than it, or one lower): what matters is that it is
+    // in the region, not where.
+    let head = q.pfn & !511;
+    for (i, r) in q.rmp.iter().enumerate() {
+        if r.npages != 1 || r.size != PageSize::K4 {
+            continue;
+        }
+        let first = if head == q.pfn { head + 1 } else { head };
+        for pfn in [first, r.pfn.wrapping_sub(1)] {
+            if pfn < r.pfn && pfn >= head && pfn != q.pfn {
+                let mut c = q.clone();
+                c.rmp[i].pfn = pfn;
+                out.push(c);
+            }
+        }
+    }
     out
 }
 
