@@ -59,12 +59,8 @@ fn picture(c: &super::Counterexample) -> Option<String> {
         w: 720.0,
     };
     let mut s = picture::open("bind", 900, 230);
-    ax.ticks(&mut s, 18.0, |b| {
-        if b % PAGE_SIZE == 0 {
-            format!("page {}", b / PAGE_SIZE)
-        } else {
-            b.to_string()
-        }
+    ax.ticks_by(&mut s, 18.0, PAGE_SIZE, |b| {
+        format!("page {}", b / PAGE_SIZE)
     });
     for (i, r) in ["file", "bindings", "new binding"].iter().enumerate() {
         text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);

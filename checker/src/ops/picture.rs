@@ -92,11 +92,20 @@ impl Axis {
 
     /// Nine tick labels at `y`, each value shown by `fmt`.
     pub fn ticks(&self, s: &mut String, y: f64, fmt: impl Fn(u64) -> String) {
+        self.ticks_by(s, y, 1, fmt);
+    }
+
+    /// Tick labels at multiples of `unit` (a page, a 2M frame), about
+    /// nine of them.
+    pub fn ticks_by(&self, s: &mut String, y: f64, unit: u64, fmt: impl Fn(u64) -> String) {
+        let unit = unit.max(1);
+        let step = (self.hi.saturating_sub(self.lo) / 8).div_ceil(unit).max(1) * unit;
+        let first = self.lo.div_ceil(unit) * unit;
         let mut last = None;
-        for t in 0..=8u64 {
-            let v = self.lo + (self.hi.saturating_sub(self.lo)) / 8 * t;
-            if last == Some(v) {
-                continue;
+        for t in 0..=9u64 {
+            let v = first.saturating_add(step.saturating_mul(t));
+            if v > self.hi || last == Some(v) {
+                break;
             }
             last = Some(v);
             let _ = write!(
@@ -273,7 +282,10 @@ pub fn rmp_region_svg(
         &if grids[2].1.is_empty() {
             String::new()
         } else if differing > 0 {
-            format!("{differing} entries of the C's table differ from the model's (outlined red)")
+            format!(
+                "{differing} {} of the C's table differ from the model's (outlined red)",
+                if differing == 1 { "entry" } else { "entries" }
+            )
         } else {
             "the tables agree on this region; the difference is in the operations (see why)".into()
         },
