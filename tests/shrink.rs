@@ -174,3 +174,50 @@ fn get_pfn_shrinks_to_one_page_at_gfn_0() {
     // Preparing twice needs two faults on the same page.
     assert_minimal("prepare-every-fault", "get-pfn", q(json!([0, 0])));
 }
+
+/// The minimum does not depend on where shrinking starts: a case with two
+/// more memslots, a second file, a ten-page file and a five-page binding
+/// at page 7 shrinks to the same two pages on a one-page file.
+#[test]
+fn bind_shrinks_to_the_same_minimum_from_a_larger_case() {
+    let dir = std::env::temp_dir().join(format!("gmemforge-shrink-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let input = json!({"profile": "gmem-solo-2023",
+        "files": [{"fd": 3, "size": 40960}, {"fd": 5, "size": 8192}],
+        "slots": [{"id": 0, "base_gfn": 4096, "npages": 2, "gmem": {"fd": 3, "pgoff": 0}},
+                  {"id": 2, "base_gfn": 8192, "npages": 1, "gmem": {"fd": 3, "pgoff": 3}}],
+        "new": {"id": 1, "base_gfn": 32768, "npages": 5, "fd": 3, "offset": 28672}});
+    let file = json!({"operation": "bind", "description": "a larger start",
+        "vectors": [{"id": "big", "comment": "pages 7..12 of a 10-page file",
+            "input": input, "expected": {"ret": -22, "binding": null}}]});
+    std::fs::write(dir.join("bind.json"), file.to_string()).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args([
+            "check",
+            "--json",
+            "--random",
+            "0",
+            "--impl",
+            "mutant:bind-past-eof",
+            "--vectors",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let r: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let bind = r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["operation"] == "bind")
+        .expect("bind item");
+    assert_eq!(
+        bind["counterexample"]["input"],
+        json!({"profile": "gmem-solo-2023",
+            "files": [{"fd": 3, "size": 4096, "gmem": true, "other_vm": false}],
+            "slots": [],
+            "new": {"id": 1, "base_gfn": 0, "npages": 2, "fd": 3, "offset": 0}}),
+        "{bind:#}"
+    );
+}
