@@ -75,7 +75,8 @@ fn picture(c: &super::Counterexample) -> Option<String> {
                 r##"fill="#c6dbef" stroke="#333""##
             },
             &format!(
-                "gfn {b:#x}, {n} pages, {}{}",
+                "gfn {b:#x}, {n} page{}, {}{}",
+                if n == 1 { "" } else { "s" },
                 if huge { "2M ok" } else { "4K only" },
                 if sl["gmem"].as_bool() == Some(true) {
                     ", gmem"
