@@ -29,8 +29,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Bind,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 /// The file in bytes: its pages up to `i_size` (the end marked), the

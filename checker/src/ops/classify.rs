@@ -36,8 +36,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Classify,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 fn explain(input: &Value) -> Vec<String> {

@@ -38,8 +38,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::GetPfn,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 /// File pages: the bindings (the faulting memslot's outlined), the page

@@ -25,8 +25,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Invalidate,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 fn explain(input: &Value) -> Vec<String> {

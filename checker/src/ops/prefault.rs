@@ -27,8 +27,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Prefault,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 /// Guest frames: the memslots (2M-capable ones dark), the private gfns,

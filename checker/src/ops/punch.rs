@@ -39,8 +39,8 @@ pub const OPERATION: Operation = Operation {
     cop: COp::PunchHole,
     run,
     case_json,
-    explain: explain,
-    picture: picture,
+    explain,
+    picture,
 };
 
 /// The 2M region where the hole starts: its RMP entries before, after in
