@@ -122,8 +122,15 @@ fn item_line(i: &Item) -> String {
     }
     if let Some(c) = &i.counterexample {
         let show = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+        // The difference first, then the model's own reasons, each on a
+        // `why:` line of its own, beside the C's answer below.
+        let model_why: String = c
+            .model_why
+            .iter()
+            .map(|w| format!("            why:   the model: {w}\n"))
+            .collect();
         s.push_str(&format!(
-            "            why:   {}\n            input: {}\n            model: {}\n            C:     {}\n            {}\n",
+            "            why:   {}\n{model_why}            input: {}\n            model: {}\n            C:     {}\n            {}\n",
             c.why,
             show(&c.input),
             show(&c.model),

@@ -71,6 +71,43 @@ fn caught(mutant: &str, operation: &str, why: &str) {
         c["why"].as_str().is_some_and(|w| w.contains(why)),
         "{mutant}: {c}"
     );
+    // The model names the rule that decided, with its values.
+    let model_why = c["model_why"].as_array().expect("model_why is a list");
+    assert!(
+        !model_why.is_empty()
+            && model_why
+                .iter()
+                .all(|w| w.as_str().is_some_and(|w| !w.is_empty())),
+        "{mutant}: the model gives no reason: {c}"
+    );
+    assert!(
+        !c["why"].as_str().unwrap_or("").contains("-22"),
+        "{mutant}: errnos by name: {c}"
+    );
+}
+
+#[test]
+fn mutant_bind_past_eof_is_caught() {
+    // The bug: a binding that runs past the end of the file.
+    caught(
+        "bind-past-eof",
+        "bind",
+        "kvm_gmem_bind() returned 0, model -EINVAL",
+    );
+}
+
+#[test]
+fn mutant_prepare_2m_unchecked_is_caught() {
+    caught(
+        "prepare-2m-unchecked",
+        "prepare",
+        "sev_gmem_prepare() returned -EINVAL, model 0",
+    );
+}
+
+#[test]
+fn mutant_invalidate_no_psmash_is_caught() {
+    caught("invalidate-no-psmash", "gmem-invalidate", "RMP operation 0");
 }
 
 #[test]

@@ -220,6 +220,7 @@ fn abnormal_counterexample(
         model: Value::Null,
         c: Value::String(why.clone()),
         why,
+        model_why: Vec::new(),
         shrink_steps: 0,
     }
 }
@@ -327,6 +328,9 @@ pub fn run_item(
     let mut o = run_operation(op, lib, profile, sources, jobs, vectors);
     if let Some(c) = &mut o.counterexample {
         name_errnos(c);
+        // Only now, for the one case shown: the model re-runs its
+        // decisions to say which rule decided (never per vector).
+        c.model_why = (op.explain)(&c.input);
     }
     let divergence_id = o
         .counterexample
@@ -540,6 +544,7 @@ mod tests {
             model: serde_json::json!({"ret": -22, "binding": null}),
             c: serde_json::json!({"ret": 0}),
             why: "kvm_gmem_bind() returned 0, model -22; slot 3 left set".into(),
+            model_why: Vec::new(),
             shrink_steps: 3,
         };
         name_errnos(&mut c);

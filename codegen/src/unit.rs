@@ -47,6 +47,9 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/prepare-unwired.c",
     "mutants/prepare-every-fault.c",
     "mutants/free-folio-unregistered.c",
+    "mutants/bind-past-eof.c",
+    "mutants/prepare-2m-unchecked.c",
+    "mutants/invalidate-no-psmash.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

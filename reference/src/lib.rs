@@ -21,12 +21,14 @@
 //! | [`getpfn`] | `kvm_gmem_get_pfn()`: the fault path and its prepare hook |
 //! | [`lifecycle`] | when RMP updates happen, and under which lock |
 //! | [`rules`] | the formulas shared with the generated C |
+//! | [`explain`] | why the model answers as it does, rule by rule, for counterexamples |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod binding;
 pub mod error;
+pub mod explain;
 pub mod fallocate;
 pub mod fault;
 pub mod getpfn;

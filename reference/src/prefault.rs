@@ -108,14 +108,14 @@ pub const MAX_CALLS: u64 = 1 << 20;
 
 impl PreFaultInput {
     /// `kvm->arch.pre_fault_allowed`, plus the TDP restriction.
-    fn allowed(&self) -> bool {
+    pub(crate) fn allowed(&self) -> bool {
         self.tdp && (self.launched || !matches!(self.vm_type, VmType::Snp | VmType::Tdx))
     }
 
     /// The memslots ordered by first gfn, checked: each holds a page or
     /// more, does not wrap, and overlaps no other (KVM refuses an
     /// overlapping memslot with -EEXIST before it ever exists).
-    fn sorted_slots(&self) -> Result<Vec<&PreFaultSlot>, InputError> {
+    pub(crate) fn sorted_slots(&self) -> Result<Vec<&PreFaultSlot>, InputError> {
         for (i, s) in self.slots.iter().enumerate() {
             if s.npages == 0 || s.base_gfn.checked_add(s.npages).is_none() {
                 return Err(InputError::new(
@@ -138,7 +138,7 @@ impl PreFaultInput {
         Ok(order.into_iter().map(|i| &self.slots[i]).collect())
     }
 
-    fn is_private(&self, gfn: u64) -> bool {
+    pub(crate) fn is_private(&self, gfn: u64) -> bool {
         self.vm_type.has_private_mem()
             && self.private.is_some_and(|p| gfn >= p.start && gfn < p.end)
     }

@@ -4,6 +4,7 @@
 //! overflow checks on, so an unmirrored kernel wrap-around would panic here.
 
 use gmem_reference::binding::{BindInput, Memslot, NewSlot, OpenFile, SlotGmem, kvm_gmem_bind};
+use gmem_reference::explain;
 use gmem_reference::fallocate::{FallocateInput, kvm_gmem_fallocate};
 use gmem_reference::fault::{
     FaultInput, FaultRule, PrivateWhen, RuleSource, SlotKind, VmType, classify_fault,
@@ -117,6 +118,11 @@ fn invalidate_never_panics_and_keeps_its_properties() {
             _ => g.u64(),
         };
         let (start, end) = (near(&mut g), near(&mut g));
+        let _ = explain::invalidate(&gmem_reference::ops::InvalidateQuery {
+            slots: slots.clone(),
+            start,
+            end,
+        });
         let Ok(inv) = kvm_gmem_invalidate(&b, start, end) else {
             assert!(start >= end, "only empty ranges are refused");
             continue;
@@ -174,7 +180,7 @@ fn classify_never_panics() {
                 PrivateWhen::Clear
             },
         });
-        let _ = classify_fault(&FaultInput {
+        let q = FaultInput {
             vm_type: VmType::ALL[g.small(6) as usize],
             error_code: g.u64(),
             gpa: g.u64(),
@@ -182,7 +188,9 @@ fn classify_never_panics() {
             slot: [SlotKind::Gmem, SlotKind::Plain, SlotKind::None][g.small(3) as usize],
             tdx_shared_bit: g.next() as u8,
             rule,
-        });
+        };
+        let _ = classify_fault(&q);
+        let _ = explain::classify(&q);
     }
 }
 
@@ -256,7 +264,7 @@ fn pre_fault_never_panics() {
             .collect();
         // Keep sizes small enough that the walk itself stays quick.
         let size = if g.bool() { g.u64() } else { g.small(1 << 22) };
-        let _ = kvm_vcpu_pre_fault_memory(&PreFaultInput {
+        let q = PreFaultInput {
             vm_type: VmType::ALL[g.small(6) as usize],
             launched: g.bool(),
             tdp: g.bool(),
@@ -269,7 +277,9 @@ fn pre_fault_never_panics() {
                 end: g.u64(),
             }),
             interrupt_after: g.bool().then(|| g.next() as u32 % 4),
-        });
+        };
+        let _ = kvm_vcpu_pre_fault_memory(&q);
+        let _ = explain::pre_fault(&q);
     }
 }
 
@@ -296,7 +306,7 @@ fn bind_and_fallocate_never_panic() {
                 }),
             })
             .collect();
-        let _ = kvm_gmem_bind(&BindInput {
+        let q = BindInput {
             profile: if g.bool() {
                 Profile::Upstream
             } else {
@@ -311,7 +321,9 @@ fn bind_and_fallocate_never_panic() {
                 fd: g.small(6) as u32,
                 offset: g.u64(),
             },
-        });
+        };
+        let _ = kvm_gmem_bind(&q);
+        let _ = explain::bind(&q);
         let _ = kvm_gmem_fallocate(&FallocateInput {
             mode: g.next() as u32 % 8,
             offset: g.u64() as i64,
@@ -397,6 +409,96 @@ fn get_pfn_never_panics() {
             pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
             folios: &folios,
             faults: &faults,
+        });
+    }
+}
+
+/// The explanations of the RMP, punch-hole and get-pfn queries, which
+/// re-run the hooks' decisions on inputs the queries accept or refuse.
+#[test]
+fn explanations_never_panic() {
+    use gmem_reference::getpfn::PcFolio;
+    use gmem_reference::lifecycle::Folio;
+    use gmem_reference::ops::{GetPfnQuery, PrepareQuery, PunchQuery, RmpInvalidateQuery};
+    let mut g = Gen(8);
+    for _ in 0..ROUNDS / 10 {
+        let max_pfn = if g.bool() { g.small(4096) } else { g.u64() };
+        let rmp = random_runs(&mut g, max_pfn);
+        let pfn = if g.bool() {
+            g.u64()
+        } else {
+            g.small(max_pfn.max(1))
+        };
+        let _ = explain::prepare(&PrepareQuery {
+            snp_guest: g.bool(),
+            snp_enabled: g.bool(),
+            asid: g.next() as u32,
+            pfn,
+            gfn: g.u64(),
+            max_order: g.next() as i32 % 12,
+            max_pfn,
+            rmp: rmp.clone(),
+        });
+        let start = if g.bool() { g.u64() } else { g.small(4096) };
+        let _ = explain::rmp_invalidate(&RmpInvalidateQuery {
+            snp_enabled: g.bool(),
+            start,
+            end: start.saturating_add(g.small(2048)),
+            max_pfn,
+            rmp: rmp.clone(),
+        });
+        let bindings = valid_layout(&mut g);
+        let page = |g: &mut Gen| (g.small(1100) * 4096) as i64;
+        let _ = explain::punch_hole(&PunchQuery {
+            bindings: bindings.clone(),
+            pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
+            folios: (0..g.small(3))
+                .map(|_| Folio {
+                    index: if g.bool() {
+                        512 * g.small(2)
+                    } else {
+                        g.small(1024)
+                    },
+                    order: if g.bool() { 9 } else { 0 },
+                })
+                .collect(),
+            offset: if g.bool() {
+                page(&mut g)
+            } else {
+                g.u64() as i64
+            },
+            len: if g.bool() {
+                page(&mut g)
+            } else {
+                g.u64() as i64
+            },
+            max_pfn,
+            rmp,
+        });
+        let folios: Vec<PcFolio> = (0..g.small(4))
+            .map(|_| PcFolio {
+                index: if g.bool() { 512 * g.small(4) } else { g.u64() },
+                order: if g.bool() { 9 } else { 0 },
+                prepared: g.bool(),
+                hwpoison: g.small(5) == 0,
+            })
+            .collect();
+        let _ = explain::get_pfn(&GetPfnQuery {
+            profile: if g.bool() {
+                Profile::Upstream
+            } else {
+                Profile::GmemSolo2023
+            },
+            snp: g.bool(),
+            asid: 1,
+            max_pfn,
+            nr_pfns: if g.bool() { 2048 } else { g.u64() },
+            slot: (!bindings.is_empty() && g.bool())
+                .then(|| g.small(bindings.len() as u64 + 1) as u32),
+            bindings,
+            pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
+            folios,
+            faults: (0..g.small(5)).map(|_| g.u64()).collect(),
         });
     }
 }

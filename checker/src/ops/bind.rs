@@ -29,7 +29,150 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Bind,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+/// The file in bytes: its pages up to `i_size` (the end marked), the
+/// file's existing bindings, and the new binding — drawn red past the end
+/// of the file — with the model's and the C's answers.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    use super::picture::{self, Axis, C_BLUE, MISSING_RED, MODEL_GREEN, rect, text};
+    let q: BindInput = serde_json::from_value(c.input.clone()).ok()?;
+    let size = q.files.iter().find(|f| f.fd == q.new.fd).map(|f| f.size);
+    let existing = bindings_of(&q, q.new.fd);
+    let new_end = q
+        .new
+        .offset
+        .saturating_add(q.new.npages.saturating_mul(PAGE_SIZE));
+    let far = existing
+        .iter()
+        .map(|b| b.pgoff.saturating_add(b.npages).saturating_mul(PAGE_SIZE))
+        .chain([size.unwrap_or(0), new_end])
+        .max()
+        .unwrap_or(PAGE_SIZE);
+    let hi = far.saturating_add(far / 8).max(PAGE_SIZE);
+    let ax = Axis {
+        lo: 0,
+        hi,
+        x0: 150.0,
+        w: 720.0,
+    };
+    let mut s = picture::open("bind", 900, 230);
+    ax.ticks_by(&mut s, 18.0, PAGE_SIZE, |b| {
+        format!("page {}", b / PAGE_SIZE)
+    });
+    for (i, r) in ["file", "bindings", "new binding"].iter().enumerate() {
+        text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);
+    }
+    match size {
+        Some(size) => {
+            let pages = size.div_ceil(PAGE_SIZE).min(4096);
+            for p in 0..pages {
+                let (a, b) = (p * PAGE_SIZE, ((p + 1) * PAGE_SIZE).min(size));
+                rect(
+                    &mut s,
+                    "file-page",
+                    ax.x(a),
+                    32.0,
+                    ax.x(b) - ax.x(a),
+                    26.0,
+                    r##"fill="#eee" stroke="#bbb""##,
+                    "",
+                );
+            }
+            let x = ax.x(size);
+            let _ = std::fmt::Write::write_fmt(
+                &mut s,
+                format_args!(
+                    r##"<line class="eof" x1="{x:.1}" y1="26" x2="{x:.1}" y2="150" stroke="{MISSING_RED}" stroke-width="2" stroke-dasharray="5 3"/>"##
+                ),
+            );
+            text(
+                &mut s,
+                x + 4.0,
+                160.0,
+                MISSING_RED,
+                &format!("i_size = {size}"),
+            );
+        }
+        None => text(
+            &mut s,
+            150.0,
+            50.0,
+            MISSING_RED,
+            &format!("fd {} is not open", q.new.fd),
+        ),
+    }
+    for b in &existing {
+        let (a, e) = (
+            b.pgoff * PAGE_SIZE,
+            b.pgoff.saturating_add(b.npages).saturating_mul(PAGE_SIZE),
+        );
+        rect(
+            &mut s,
+            "binding",
+            ax.x(a),
+            72.0,
+            ax.x(e) - ax.x(a),
+            26.0,
+            r##"fill="#9ecae1" stroke="#333""##,
+            &format!("slot {} pgoff {}", b.id, b.pgoff),
+        );
+    }
+    let accepted = c.model["ret"].as_i64() == Some(0);
+    let inside_end = size.map_or(new_end, |z| new_end.min(z)).max(q.new.offset);
+    rect(
+        &mut s,
+        "new-binding",
+        ax.x(q.new.offset),
+        112.0,
+        ax.x(inside_end) - ax.x(q.new.offset),
+        26.0,
+        &format!(
+            r##"fill="{}" fill-opacity="0.6" stroke="#333""##,
+            if accepted { MODEL_GREEN } else { "#fdd49e" }
+        ),
+        &format!(
+            "slot {}: offset {}, {} pages",
+            q.new.id, q.new.offset, q.new.npages
+        ),
+    );
+    if new_end > inside_end {
+        rect(
+            &mut s,
+            "past-eof",
+            ax.x(inside_end),
+            112.0,
+            ax.x(new_end) - ax.x(inside_end),
+            26.0,
+            &format!(
+                r##"fill="{MISSING_RED}" fill-opacity="0.35" stroke="{MISSING_RED}" stroke-width="2" stroke-dasharray="6 3""##
+            ),
+            &format!("{} bytes past i_size", new_end - inside_end),
+        );
+    }
+    let ret = |v: &Value| {
+        v["ret_errno"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v["ret"].to_string())
+    };
+    text(
+        &mut s,
+        8.0,
+        190.0,
+        MODEL_GREEN,
+        &format!("model: {}", ret(&c.model)),
+    );
+    text(&mut s, 8.0, 210.0, C_BLUE, &format!("C: {}", ret(&c.c)));
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::bind)
+}
 
 fn applicable(profile: Profile, q: &BindInput) -> bool {
     q.profile == profile
@@ -111,7 +254,7 @@ fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
         ));
     }
     if m.binding.is_none() && o.file_set != 0 {
-        why.push("failed bind left slot->gmem.file set".into());
+        why.push("slot->gmem.file set where the model refuses the bind".into());
     }
     if c_bound != expected {
         why.push(format!(
@@ -249,6 +392,17 @@ fn cases(
     cases_of(source, vectors, "bind", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order bind minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer memslots, fewer open files, a smaller file (whole
+/// pages, at least one: a guest_memfd's size is page aligned and > 0),
+/// the whole layout shifted towards file page 0 (offset and size down by
+/// the same pages, so a binding past the end stays past it), a lower
+/// offset, fewer pages (with the file shrinking along), then gfn 0.
+///
+/// Shrinking stays within what real callers pass: the generic memslot code
+/// passes bind only page-aligned offsets, so an aligned offset shrinks to
+/// aligned ones (whole pages fewer, half, zero), and an unaligned one is
+/// first tried aligned down.
 fn candidates(q: &BindInput) -> Vec<BindInput> {
     let mut out: Vec<BindInput> = (0..q.slots.len())
         .map(|i| {
@@ -257,9 +411,51 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
             c
         })
         .collect();
-    // The generic memslot code passes bind only page-aligned offsets: an
-    // aligned offset shrinks to aligned ones (whole pages fewer, half,
-    // zero), never to an offset no caller can pass.
+    let used =
+        |fd: u32| fd == q.new.fd || q.slots.iter().any(|s| s.gmem.is_some_and(|g| g.fd == fd));
+    for (i, f) in q.files.iter().enumerate() {
+        if !used(f.fd) {
+            let mut c = q.clone();
+            c.files.remove(i);
+            out.push(c);
+        }
+    }
+    let with_file = |size: u64| -> Option<BindInput> {
+        let mut c = q.clone();
+        let f = c.files.iter_mut().find(|f| f.fd == q.new.fd)?;
+        if size == f.size {
+            return None;
+        }
+        f.size = size;
+        Some(c)
+    };
+    let file = q.files.iter().find(|f| f.fd == q.new.fd).copied();
+    if let Some(f) = file {
+        let pages = f.size / PAGE_SIZE;
+        // A size that is not whole pages goes to whole pages first.
+        let sizes: Vec<u64> = if f.size % PAGE_SIZE != 0 {
+            vec![pages.max(1) * PAGE_SIZE, (pages + 1) * PAGE_SIZE]
+        } else {
+            smaller_numbers(pages)
+                .into_iter()
+                .filter(|&p| p > 0)
+                .map(|p| p * PAGE_SIZE)
+                .collect()
+        };
+        out.extend(sizes.into_iter().filter_map(&with_file));
+        // Shift everything left by k pages: the binding keeps its place
+        // relative to the end of the file.
+        let offset_pages = q.new.offset / PAGE_SIZE;
+        for k in [offset_pages, offset_pages / 2, 1] {
+            if k == 0 || k > offset_pages || f.size < (k + 1) * PAGE_SIZE {
+                continue;
+            }
+            if let Some(mut c) = with_file(f.size - k * PAGE_SIZE) {
+                c.new.offset -= k * PAGE_SIZE;
+                out.push(c);
+            }
+        }
+    }
     let offsets: Vec<u64> = if q.new.offset % PAGE_SIZE == 0 {
         smaller_numbers(q.new.offset / PAGE_SIZE)
             .into_iter()
@@ -274,12 +470,26 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
         new: NewSlot { offset, ..q.new },
         ..q.clone()
     }));
+    for npages in smaller_numbers(q.new.npages).into_iter().filter(|&n| n > 0) {
+        let fewer = q.new.npages - npages;
+        out.push(BindInput {
+            new: NewSlot { npages, ..q.new },
+            ..q.clone()
+        });
+        // Fewer pages and a file smaller by as many: same overhang.
+        if let Some(f) = file
+            && f.size >= (fewer + 1) * PAGE_SIZE
+            && let Some(mut c) = with_file(f.size - fewer * PAGE_SIZE)
+        {
+            c.new.npages = npages;
+            out.push(c);
+        }
+    }
     out.extend(
-        smaller_numbers(q.new.npages)
+        smaller_numbers(q.new.base_gfn)
             .into_iter()
-            .filter(|&n| n > 0)
-            .map(|npages| BindInput {
-                new: NewSlot { npages, ..q.new },
+            .map(|base_gfn| BindInput {
+                new: NewSlot { base_gfn, ..q.new },
                 ..q.clone()
             }),
     );

@@ -12,11 +12,13 @@
 //! rule overrides the profile's C cannot express; TDX shared bits other
 //! than 47 and 51.
 
+use super::picture::{self, MISSING_RED};
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
-    smaller_numbers, time_split, to_json,
+    CaseOps, Counterexample, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json,
+    run_cases, smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -34,7 +36,13 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Classify,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::classify)
+}
 
 fn vm_code(vm: VmType) -> u32 {
     match vm {
@@ -327,4 +335,58 @@ pub fn split(lib: &Library, profile: Profile) -> Split {
             std::hint::black_box(classify_fault(q));
         },
     )
+}
+
+/// The error code's bits, the deciding one marked.
+pub fn picture(c: &Counterexample) -> Option<String> {
+    let code = c.input["error_code"].as_u64()?;
+    let vm = c.input["vm_type"].as_str().unwrap_or("");
+    let model_code = c.model["error_code"].as_u64().unwrap_or(code);
+    let c_code = c.c["error_code"].as_u64().unwrap_or(code);
+    // The deciding bits: the rule's bit for the VM, and any bit where the
+    // error codes the model and the C pass on differ.
+    let mut decide: u64 = match vm {
+        "snp" => 1 << 34,
+        _ => 0,
+    };
+    decide |= model_code ^ c_code;
+    let mut s = picture::open("classify", 900, 120);
+    for bit in (0..64u32).rev() {
+        let col = 63 - bit;
+        let (xx, y) = (10 + col * 13 + (col / 8) * 4, 30);
+        let set = code & (1 << bit) != 0;
+        let fill = if set { "#333" } else { "#fff" };
+        let (stroke, sw) = if decide & (1 << bit) != 0 {
+            (MISSING_RED, 3)
+        } else {
+            ("#999", 1)
+        };
+        let _ = write!(
+            s,
+            r##"<rect class="{}" x="{xx}" y="{y}" width="11" height="22" fill="{fill}" stroke="{stroke}" stroke-width="{sw}"/>"##,
+            if decide & (1 << bit) != 0 {
+                "bit deciding"
+            } else {
+                "bit"
+            }
+        );
+        if bit % 8 == 0 || decide & (1 << bit) != 0 {
+            let colour = if decide & (1 << bit) != 0 {
+                MISSING_RED
+            } else {
+                "#666"
+            };
+            let _ = write!(
+                s,
+                r##"<text x="{}" y="{}" text-anchor="middle" fill="{colour}">{bit}</text>"##,
+                xx + 5,
+                y + 38
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        r##"<text x="10" y="18">error code {code:#x} ({vm}); red: the bit that decides private vs shared, or differs between model and C</text></svg>"##
+    );
+    Some(s)
 }

@@ -38,7 +38,189 @@ pub const OPERATION: Operation = Operation {
     cop: COp::GetPfn,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+/// File pages: the bindings (the faulting memslot's outlined), the page
+/// cache's folios (prepared ones dark, poisoned red), each fault's file
+/// page, and the prepare hook's calls in the model and in the C (a call
+/// one side made and the other did not outlined red).
+fn picture(c: &super::Counterexample) -> Option<String> {
+    use super::picture::{self, Axis, C_BLUE, MISSING_RED, MODEL_GREEN, rect, text, u};
+    let bindings = c.input["bindings"].as_array()?;
+    let base = u(&c.input["pfn_base"]);
+    let slot = c.input["slot"]
+        .as_u64()
+        .and_then(|i| bindings.get(i as usize));
+    let folios = c.input["folios"].as_array().cloned().unwrap_or_default();
+    let faults: Vec<u64> = c.input["faults"].as_array()?.iter().map(u).collect();
+    let page_of = |gfn: u64| {
+        slot.map(|b| {
+            gfn.wrapping_sub(u(&b["base_gfn"]))
+                .wrapping_add(u(&b["pgoff"]))
+        })
+    };
+    // (file page, pages, gfn) of each prepare call.
+    let calls = |list: Vec<&Value>| -> Vec<(u64, u64, u64)> {
+        list.into_iter()
+            .map(|p| {
+                (
+                    u(&p["pfn"]).wrapping_sub(base),
+                    1u64 << u(&p["order"]).min(20),
+                    u(&p["gfn"]),
+                )
+            })
+            .collect()
+    };
+    let model_calls = calls(
+        c.model["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("prepare"))
+            .collect(),
+    );
+    let c_calls = calls(c.c["prepares"].as_array().into_iter().flatten().collect());
+    let mut pages: Vec<u64> = bindings
+        .iter()
+        .flat_map(|b| {
+            [
+                u(&b["pgoff"]),
+                u(&b["pgoff"]).saturating_add(u(&b["npages"])),
+            ]
+        })
+        .chain(folios.iter().flat_map(|f| {
+            let i = u(&f["index"]);
+            [i, i.saturating_add(1 << u(&f["order"]).min(20))]
+        }))
+        .chain(faults.iter().filter_map(|&g| page_of(g)))
+        .chain(model_calls.iter().chain(&c_calls).map(|c| c.0))
+        .filter(|&p| p < 1 << 40)
+        .collect();
+    pages.sort_unstable();
+    let lo = pages.first().copied().unwrap_or(0);
+    let hi = pages.last().copied().unwrap_or(1).max(lo + 1) + 1;
+    let ax = Axis {
+        lo,
+        hi,
+        x0: 150.0,
+        w: 720.0,
+    };
+    let rows = [
+        "bindings",
+        "folios",
+        "faults",
+        "model prepares",
+        "C prepares",
+    ];
+    let mut s = picture::open("get-pfn", 900, (40 + rows.len() * 40 + 20) as u32);
+    ax.ticks(&mut s, 18.0, |p| p.to_string());
+    for (i, r) in rows.iter().enumerate() {
+        text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);
+    }
+    let row_y = |i: usize| 32.0 + i as f64 * 40.0;
+    for b in bindings {
+        let (p, n) = (u(&b["pgoff"]), u(&b["npages"]));
+        let mine = slot == Some(b);
+        rect(
+            &mut s,
+            if mine { "binding faulting" } else { "binding" },
+            ax.x(p),
+            row_y(0),
+            ax.x(p.saturating_add(n)) - ax.x(p),
+            26.0,
+            if mine {
+                r##"fill="#eee" stroke="#333" stroke-width="3""##
+            } else {
+                r##"fill="#eee" stroke="#999""##
+            },
+            &format!("slot {} (gfn {:#x})", u(&b["id"]), u(&b["base_gfn"])),
+        );
+    }
+    for f in &folios {
+        let (i, n) = (u(&f["index"]), 1u64 << u(&f["order"]).min(20));
+        let (class, style) = if f["hwpoison"].as_bool() == Some(true) {
+            ("folio poisoned", format!(r##"fill="{MISSING_RED}""##))
+        } else if f["prepared"].as_bool() == Some(true) {
+            ("folio prepared", r##"fill="#555""##.to_owned())
+        } else {
+            ("folio", r##"fill="#ccc" stroke="#555""##.to_owned())
+        };
+        rect(
+            &mut s,
+            class,
+            ax.x(i),
+            row_y(1),
+            ax.x(i + n) - ax.x(i),
+            26.0,
+            &style,
+            "",
+        );
+    }
+    for (k, &g) in faults.iter().enumerate() {
+        if let Some(p) = page_of(g) {
+            rect(
+                &mut s,
+                "fault",
+                ax.x(p),
+                row_y(2),
+                (ax.x(p + 1) - ax.x(p)).max(4.0),
+                26.0,
+                r##"fill="#fdae6b" stroke="#e6550d""##,
+                &format!("{k}: gfn {g:#x}"),
+            );
+        }
+    }
+    let mut draw = |row: usize,
+                    mine: &[(u64, u64, u64)],
+                    other: &[(u64, u64, u64)],
+                    colour: &str| {
+        for &(p, n, g) in mine {
+            let missing = !other.contains(&(p, n, g));
+            let style = if missing {
+                format!(
+                    r##"fill="{colour}" stroke="{MISSING_RED}" stroke-width="3" stroke-dasharray="6 3""##
+                )
+            } else {
+                format!(r##"fill="{colour}""##)
+            };
+            rect(
+                &mut s,
+                if missing {
+                    "prepare unmatched"
+                } else {
+                    "prepare"
+                },
+                ax.x(p),
+                row_y(row),
+                (ax.x(p + n) - ax.x(p)).max(4.0),
+                26.0,
+                &style,
+                &format!("gfn {g:#x}"),
+            );
+        }
+    };
+    draw(3, &model_calls, &c_calls, MODEL_GREEN);
+    draw(4, &c_calls, &model_calls, C_BLUE);
+    text(
+        &mut s,
+        8.0,
+        row_y(5) + 12.0,
+        "#222",
+        &format!(
+            "prepare calls: model {}, C {} (red dashes: made by one side only); file page = pfn - pfn_base {base:#x}",
+            model_calls.len(),
+            c_calls.len()
+        ),
+    );
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::get_pfn)
+}
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 const PFN_BASE: u64 = 0x200;
@@ -167,8 +349,15 @@ fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
                 "max_order": (r.order_set != 0).then_some(r.max_order)})
         })
         .collect();
+    let prepares: Vec<Value> = ce
+        .iter()
+        .filter(|e| e.0 == abi::GMF_EV_GMEM_PREPARE)
+        .map(|&(_, pfn, gfn, order, lock, ret)| {
+            json!({"pfn": pfn, "gfn": gfn, "order": order, "mmu_lock": lock != 0, "ret": ret})
+        })
+        .collect();
     let c = json!({"results": results, "events": ce.iter().map(|e| show(Some(e))).collect::<Vec<_>>(),
-        "warnings": o.warnings});
+        "prepares": prepares, "warnings": o.warnings});
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_get_pfn returned {r}"));
@@ -370,6 +559,12 @@ fn cases(
     cases_of(source, vectors, "get-pfn", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order get-pfn minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer faults, fewer folios, fewer bindings, then the
+/// faulting memslot at a lower gfn (its faults moving with it, so they
+/// hit the same file pages), with fewer pages and a lower file offset,
+/// each fault at a lower gfn, then a lower ASID. An SNP guest's ASID
+/// stays 1 or more: ASID 0 is the host's.
 fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
     let mut out = Vec::new();
     if q.faults.len() > 1 {
@@ -393,9 +588,55 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
         c.slot = q.slot.map(|s| if s as usize > i { s - 1 } else { s });
         out.push(c);
     }
+    if let Some(k) = q.slot.map(|s| s as usize)
+        && let Some(b) = q.bindings.get(k).copied()
+    {
+        for g in smaller_numbers(b.base_gfn) {
+            let d = b.base_gfn - g;
+            let mut c = q.clone();
+            c.bindings[k].base_gfn = g;
+            c.faults = q.faults.iter().map(|f| f.wrapping_sub(d)).collect();
+            out.push(c);
+        }
+        for n in smaller_numbers(b.npages).into_iter().filter(|&n| n > 0) {
+            let mut c = q.clone();
+            c.bindings[k].npages = n;
+            out.push(c);
+        }
+        for p in smaller_numbers(b.pgoff) {
+            let mut c = q.clone();
+            c.bindings[k].pgoff = p;
+            out.push(c);
+        }
+        // Every fault on the same gfn moves together (a repeated fault
+        // stays repeated).
+        for &f in &q.faults {
+            for g in [b.base_gfn, f.wrapping_sub(1)] {
+                if g < f && g >= b.base_gfn && q.faults.iter().filter(|&&x| x == f).count() > 1 {
+                    let mut c = q.clone();
+                    for x in &mut c.faults {
+                        if *x == f {
+                            *x = g;
+                        }
+                    }
+                    out.push(c);
+                }
+            }
+        }
+        for (i, &f) in q.faults.iter().enumerate() {
+            for g in [b.base_gfn, f.wrapping_sub(1)] {
+                if g < f && g >= b.base_gfn {
+                    let mut c = q.clone();
+                    c.faults[i] = g;
+                    out.push(c);
+                }
+            }
+        }
+    }
     out.extend(
         smaller_numbers(u64::from(q.asid))
             .into_iter()
+            .filter(|&a| a > 0 || !q.snp)
             .map(|a| GetPfnQuery {
                 asid: a as u32,
                 ..q.clone()

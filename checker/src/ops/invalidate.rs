@@ -7,7 +7,9 @@
 //! model's bindings across the ranges of one layout, and compares without
 //! allocating; only a mismatch builds the JSON of a counterexample.
 
+use super::picture::{self, C_BLUE, MISSING_RED, MODEL_GREEN, u};
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 
 use super::{Counterexample, Ctx, Operation, Outcome, Rng, Source, shrink, smaller_numbers};
 use crate::abi;
@@ -23,7 +25,13 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Invalidate,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::invalidate)
+}
 
 /// File size of the exhaustive bound, in pages.
 pub const BOUND_PAGES: u64 = 16;
@@ -243,6 +251,7 @@ fn counterexample(
     Counterexample {
         model: model_json(&q),
         input: serde_json::to_value(&q).unwrap_or(Value::Null),
+        model_why: Vec::new(),
         c,
         why,
         shrink_steps: steps,
@@ -406,6 +415,139 @@ fn case_json(
         Source::Vectors => vector_cases(vectors).into_iter().nth(index as usize)?,
     };
     serde_json::to_value(q).ok()
+}
+
+/// The file-page picture of an invalidation counterexample.
+pub fn picture(c: &Counterexample) -> Option<String> {
+    let slots = c.input["slots"].as_array()?;
+    let (start, end) = (u(&c.input["start"]), u(&c.input["end"]));
+    // File pages as (slot id → (base_gfn, pgoff, npages)).
+    let binding = |id: u64| {
+        slots
+            .iter()
+            .find(|s| u(&s["id"]) == id)
+            .map(|s| (u(&s["base_gfn"]), u(&s["pgoff"]), u(&s["npages"])))
+    };
+    let to_file = |r: &Value| {
+        let (base, pgoff, _) = binding(u(&r["slot"]))?;
+        Some((
+            u(&r["slot"]),
+            u(&r["start"]).wrapping_sub(base).wrapping_add(pgoff),
+            u(&r["end"]).wrapping_sub(base).wrapping_add(pgoff),
+        ))
+    };
+    let model: Vec<(u64, u64, u64)> = c.model["ranges"]
+        .as_array()
+        .map(|a| a.iter().filter_map(to_file).collect())
+        .unwrap_or_default();
+    let cside: Vec<(u64, u64, u64)> = c.c["ranges"]
+        .as_array()
+        .map(|a| a.iter().filter_map(to_file).collect())
+        .unwrap_or_default();
+    // The axis spans the bindings and the range (a huge end, like the
+    // release path's -1ul, is drawn running off the right edge).
+    let lo = slots
+        .iter()
+        .map(|s| u(&s["pgoff"]))
+        .chain([start])
+        .min()
+        .unwrap_or(0);
+    let bind_hi = slots
+        .iter()
+        .map(|s| u(&s["pgoff"]).saturating_add(u(&s["npages"])))
+        .max()
+        .unwrap_or(start + 1);
+    let hi = bind_hi
+        .max(start.saturating_add(1))
+        .max(if end - lo <= 4 * (bind_hi - lo + 1) {
+            end
+        } else {
+            0
+        })
+        .saturating_add(1);
+    let span = (hi - lo).max(1) as f64;
+    let (x0, w) = (150.0, 720.0);
+    let x = |p: u64| x0 + (p.saturating_sub(lo) as f64 / span).min(1.02) * w;
+    let mut s = String::new();
+    let rows = ["bindings", "invalidated", "model zaps", "C zaps"];
+    let height = 40 + rows.len() * 44;
+    let _ = write!(s, "{}", picture::open("invalidate", 900, height as u32));
+    for (i, r) in rows.iter().enumerate() {
+        let y = 30 + i * 44;
+        let _ = write!(
+            s,
+            r##"<text x="8" y="{}">{r}</text><line x1="{x0}" y1="{}" x2="{}" y2="{}" stroke="#ccc"/>"##,
+            y + 20,
+            y + 32,
+            x0 + w,
+            y + 32
+        );
+    }
+    // File page ticks.
+    let mut last_tick = None;
+    for t in 0..=8u64 {
+        let p = lo + (hi - lo) * t / 8;
+        if last_tick == Some(p) {
+            continue;
+        }
+        last_tick = Some(p);
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="18" text-anchor="middle" fill="#666">{p}</text>"##,
+            x(p)
+        );
+    }
+    for sl in slots {
+        let (id, pgoff, n) = (u(&sl["id"]), u(&sl["pgoff"]), u(&sl["npages"]));
+        let (a, b) = (x(pgoff), x(pgoff.saturating_add(n)));
+        let _ = write!(
+            s,
+            r##"<rect x="{a:.1}" y="34" width="{:.1}" height="28" fill="#eee" stroke="#333"/><text x="{:.1}" y="52">slot {id} (gfn {:#x})</text>"##,
+            (b - a).max(2.0),
+            a + 4.0,
+            u(&sl["base_gfn"])
+        );
+    }
+    let (a, b) = (x(start), x(end.min(hi)));
+    let tail = if end > hi { " → -1ul" } else { "" };
+    let _ = write!(
+        s,
+        r##"<rect x="{a:.1}" y="78" width="{:.1}" height="28" fill="#fdd49e" stroke="#e6550d"/><text x="{:.1}" y="96">[{start}, {end}){tail}</text>"##,
+        (b - a).max(2.0),
+        a + 4.0
+    );
+    let mut draw = |row: usize, zaps: &[(u64, u64, u64)], colour: &str| {
+        let y = 30 + row * 44 + 4;
+        for &(slot, zs, ze) in zaps {
+            let (a, b) = (x(zs), x(ze));
+            let _ = write!(
+                s,
+                r##"<rect x="{a:.1}" y="{y}" width="{:.1}" height="28" fill="{colour}" fill-opacity="0.85"/><text x="{:.1}" y="{}" fill="#fff">slot {slot}</text>"##,
+                (b - a).max(2.0),
+                a + 3.0,
+                y + 18
+            );
+        }
+    };
+    draw(2, &model, MODEL_GREEN);
+    draw(3, &cside, C_BLUE);
+    // What the model zaps and the C does not: outlined, labelled.
+    for &(slot, zs, ze) in &model {
+        if !cside
+            .iter()
+            .any(|&(cs, a, b)| cs == slot && a == zs && b == ze)
+        {
+            let (a, b) = (x(zs), x(ze));
+            let _ = write!(
+                s,
+                r##"<rect class="skipped" x="{a:.1}" y="166" width="{:.1}" height="28" fill="{MISSING_RED}" fill-opacity="0.25" stroke="{MISSING_RED}" stroke-width="3" stroke-dasharray="6 3"/><text x="{:.1}" y="184" fill="{MISSING_RED}">slot {slot} skipped</text>"##,
+                (b - a).max(2.0),
+                a + 3.0
+            );
+        }
+    }
+    s.push_str("</svg>");
+    Some(s)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod bind;
 pub mod classify;
 pub mod getpfn;
 pub mod invalidate;
+pub mod picture;
 pub mod prefault;
 pub mod punch;
 pub mod rmp;
@@ -54,6 +55,11 @@ pub struct Counterexample {
     pub c: Value,
     /// The first difference, in words.
     pub why: String,
+    /// Why the model answers as it does: the rules that decided, with
+    /// their values (`gmem_reference::explain`), computed once the case is
+    /// shrunk, never per vector.
+    #[serde(default)]
+    pub model_why: Vec<String>,
     /// Cases tried while shrinking.
     pub shrink_steps: u32,
 }
@@ -102,6 +108,24 @@ pub struct Operation {
     /// Recomputes case `index` of `source`, in JSON, to report a crash.
     #[allow(clippy::type_complexity)] // a plain fn pointer over the vector lookup
     pub case_json: fn(Source, u64, Profile, &dyn Fn(&str) -> Vec<Value>) -> Option<Value>,
+    /// The model's reasons for its answer to a case (its JSON input):
+    /// what a counterexample shows beside the C's answer.
+    pub explain: fn(&Value) -> Vec<String>,
+    /// The counterexample as an SVG picture (`--report`), when the
+    /// operation draws one for it.
+    pub picture: fn(&Counterexample) -> Option<String>,
+}
+
+/// The model's explanation of a case given as JSON, or why there is none.
+pub fn explain_json<Q: serde::de::DeserializeOwned>(
+    input: &Value,
+    explain: impl Fn(&Q) -> Vec<String>,
+) -> Vec<String> {
+    match Q::deserialize(input) {
+        Ok(q) => explain(&q),
+        Err(_) if input.is_null() => Vec::new(),
+        Err(e) => vec![format!("(no explanation: the input does not parse: {e})")],
+    }
 }
 
 /// Every checked operation.
@@ -271,6 +295,7 @@ pub fn run_cases<Q: Clone + Serialize>(
                 model: (ops.model_json)(&q),
                 c,
                 why,
+                model_why: Vec::new(),
                 shrink_steps: steps,
             });
             break;

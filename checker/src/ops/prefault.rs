@@ -27,7 +27,137 @@ pub const OPERATION: Operation = Operation {
     cop: COp::Prefault,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+/// Guest frames: the memslots (2M-capable ones dark), the private gfns,
+/// the requested range, and how far the model and the C got through it.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    use super::picture::{
+        self, Axis, C_BLUE, MISSING_RED, MODEL_GREEN, RANGE_ORANGE, rect, text, u,
+    };
+    let (gpa, size) = (c.input["gpa"].as_u64()?, c.input["size"].as_u64()?);
+    let (g0, g1) = (gpa >> 12, gpa.saturating_add(size) >> 12);
+    let span = (g1 - g0).max(16);
+    let ax = Axis {
+        lo: g0.saturating_sub(span / 4),
+        hi: g1.saturating_add(span / 4).max(g0 + 1),
+        x0: 150.0,
+        w: 720.0,
+    };
+    let rows = [
+        "memslots",
+        "private",
+        "requested",
+        "model mapped",
+        "C mapped",
+    ];
+    let mut s = picture::open("pre-fault", 900, (40 + rows.len() * 40 + 30) as u32);
+    ax.ticks(&mut s, 18.0, |g| format!("{g:#x}"));
+    for (i, r) in rows.iter().enumerate() {
+        text(&mut s, 8.0, 50.0 + i as f64 * 40.0, "#222", r);
+    }
+    let row_y = |i: usize| 32.0 + i as f64 * 40.0;
+    for sl in c.input["slots"].as_array().into_iter().flatten() {
+        let (b, n) = (u(&sl["base_gfn"]), u(&sl["npages"]));
+        let huge = sl["max_level"].as_str() == Some("2M");
+        rect(
+            &mut s,
+            "memslot",
+            ax.x(b),
+            row_y(0),
+            ax.x(b.saturating_add(n)) - ax.x(b),
+            26.0,
+            if huge {
+                r##"fill="#6baed6" stroke="#333""##
+            } else {
+                r##"fill="#c6dbef" stroke="#333""##
+            },
+            &format!(
+                "gfn {b:#x}, {n} page{}, {}{}",
+                if n == 1 { "" } else { "s" },
+                if huge { "2M ok" } else { "4K only" },
+                if sl["gmem"].as_bool() == Some(true) {
+                    ", gmem"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    if let Some(p) = c.input.get("private").filter(|p| !p.is_null()) {
+        let (a, b) = (u(&p["start"]), u(&p["end"]));
+        rect(
+            &mut s,
+            "private",
+            ax.x(a),
+            row_y(1),
+            ax.x(b) - ax.x(a),
+            26.0,
+            r##"fill="#756bb1" fill-opacity="0.6""##,
+            "private",
+        );
+    }
+    rect(
+        &mut s,
+        "requested",
+        ax.x(g0),
+        row_y(2),
+        ax.x(g1) - ax.x(g0),
+        26.0,
+        &format!(r##"fill="#fdd49e" stroke="{RANGE_ORANGE}""##),
+        &format!("[{gpa:#x}, +{size:#x})"),
+    );
+    for (row, side, colour) in [(3, &c.model, MODEL_GREEN), (4, &c.c, C_BLUE)] {
+        let done = side["gpa"].as_u64().unwrap_or(gpa) >> 12;
+        let ret = side["ret_errno"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| side["ret"].to_string());
+        if done > g0 {
+            rect(
+                &mut s,
+                "mapped",
+                ax.x(g0),
+                row_y(row),
+                ax.x(done) - ax.x(g0),
+                26.0,
+                &format!(r##"fill="{colour}" fill-opacity="0.85""##),
+                "",
+            );
+        }
+        text(
+            &mut s,
+            ax.x(done.max(g0)) + 4.0,
+            row_y(row) + 17.0,
+            "#222",
+            &format!(
+                "ret {ret}, {} calls, range.gpa {:#x}",
+                side["calls"],
+                u(&side["gpa"])
+            ),
+        );
+    }
+    let differ = c.model["gpa"] != c.c["gpa"] || c.model["ret"] != c.c["ret"];
+    text(
+        &mut s,
+        8.0,
+        row_y(5) + 14.0,
+        if differ { MISSING_RED } else { "#222" },
+        if differ {
+            "the model and the C stop at different places or return differently"
+        } else {
+            "same progress and return; the difference is in calls or WARNs (see why)"
+        },
+    );
+    s.push_str("</svg>");
+    Some(s)
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::pre_fault)
+}
 
 /// Largest range the C is asked to walk, in pages (each page can be a call).
 const MAX_C_PAGES: u64 = 1 << 14;
@@ -233,6 +363,13 @@ fn cases(
     cases_of(source, vectors, "pre-fault", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order pre-fault minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer memslots, a shorter range, no private gfns or a
+/// narrower span of them, no pending signal, memslots with fewer pages,
+/// then the whole layout (memslots, range, private span) moved down to
+/// lower gfns by whole 2M frames, so 2M mappings stay possible where they
+/// were. The range stays page aligned and non-empty, as the ioctl's
+/// callers pass it.
 fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
     let mut out: Vec<PreFaultInput> = (0..q.slots.len())
         .map(|i| {
@@ -244,22 +381,72 @@ fn candidates(q: &PreFaultInput) -> Vec<PreFaultInput> {
     out.extend(
         smaller_numbers(q.size >> PAGE_SHIFT)
             .into_iter()
+            .filter(|&p| p > 0)
             .map(|p| PreFaultInput {
                 size: p << PAGE_SHIFT,
                 ..q.clone()
             }),
     );
-    if q.private.is_some() {
+    if let Some(p) = q.private {
         out.push(PreFaultInput {
             private: None,
             ..q.clone()
         });
+        let gfn = q.gpa >> PAGE_SHIFT;
+        let n = p.end.saturating_sub(p.start);
+        for (start, end) in [
+            (p.start.max(gfn), p.end),
+            (p.start, p.start + n / 2),
+            (p.start, p.end.saturating_sub(1)),
+            (p.start + n / 2, p.end),
+            (p.start + 1, p.end),
+        ] {
+            if start < end && (start, end) != (p.start, p.end) {
+                out.push(PreFaultInput {
+                    private: Some(GfnSpan { start, end }),
+                    ..q.clone()
+                });
+            }
+        }
     }
     if q.interrupt_after.is_some() {
         out.push(PreFaultInput {
             interrupt_after: None,
             ..q.clone()
         });
+    }
+    for i in 0..q.slots.len() {
+        for n in smaller_numbers(q.slots[i].npages)
+            .into_iter()
+            .filter(|&n| n > 0)
+        {
+            let mut c = q.clone();
+            c.slots[i].npages = n;
+            out.push(c);
+        }
+    }
+    // Move everything down by whole 2M frames.
+    let low = q
+        .slots
+        .iter()
+        .map(|s| s.base_gfn)
+        .chain([q.gpa >> PAGE_SHIFT])
+        .chain(q.private.map(|p| p.start))
+        .min()
+        .unwrap_or(0)
+        / 512;
+    for k in smaller_numbers(low) {
+        let d = (low - k) * 512;
+        let mut c = q.clone();
+        for s in &mut c.slots {
+            s.base_gfn -= d;
+        }
+        c.gpa -= d << PAGE_SHIFT;
+        c.private = q.private.map(|p| GfnSpan {
+            start: p.start - d,
+            end: p.end - d,
+        });
+        out.push(c);
     }
     out
 }

@@ -39,7 +39,31 @@ pub const OPERATION: Operation = Operation {
     cop: COp::PunchHole,
     run,
     case_json,
+    explain,
+    picture,
 };
+
+/// The 2M region where the hole starts: its RMP entries before, after in
+/// the model, after in the C, the hole's pfns outlined.
+fn picture(c: &super::Counterexample) -> Option<String> {
+    let base = c.input["pfn_base"].as_u64()?;
+    let (offset, len) = (c.input["offset"].as_u64()?, c.input["len"].as_u64()?);
+    let (start, end) = (offset >> 12, offset.saturating_add(len) >> 12);
+    let (lo, hi) = (base.saturating_add(start), base.saturating_add(end));
+    Some(super::picture::rmp_region_svg(
+        "punch-hole",
+        lo & !511,
+        &c.input["rmp"],
+        &c.model["rmp"],
+        c.c.get("rmp"),
+        (lo, hi),
+        &format!("punch hole over file pages [{start}, {end}) = pfns [{lo:#x}, {hi:#x})"),
+    ))
+}
+
+fn explain(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::punch_hole)
+}
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 const PFN_BASE: u64 = 0x200;
@@ -206,7 +230,8 @@ fn check(
     (!why.is_empty()).then(|| {
         let o = &scratch.out;
         let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
-            "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count()});
+            "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count(),
+            "rmp": super::rmp::c_after_runs(&input.rmp, o)});
         (why.join("; "), c)
     })
 }
@@ -359,8 +384,15 @@ fn cases(
     cases_of(source, vectors, "punch-hole", exhaustive, random_case)
 }
 
+/// Smaller cases, in the order punch-hole minimises (ARCHITECTURE.md,
+/// "Shrinking"): fewer folios, fewer bindings, a 2M folio made 4K, the
+/// hole at a lower offset, a shorter hole, then each binding with fewer
+/// pages, a lower file offset and gfn. The hole stays page aligned and
+/// non-empty, as `kvm_gmem_fallocate()` passes it; a folio's RMP entries
+/// stay what `sev_gmem_prepare()` leaves for it.
 fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
     let mut out = Vec::new();
+    let derived = q.rmp == prepared(&q.folios);
     for i in 0..q.folios.len() {
         let mut c = q.clone();
         c.folios.remove(i);
@@ -372,7 +404,22 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
         c.bindings.remove(i);
         out.push(c);
     }
+    if derived {
+        for i in 0..q.folios.len() {
+            if q.folios[i].order != 0 {
+                let mut c = q.clone();
+                c.folios[i].order = 0;
+                c.rmp = prepared(&c.folios);
+                out.push(c);
+            }
+        }
+    }
     let pages = (q.len as u64) / PAGE_SIZE;
+    let at = (q.offset as u64) / PAGE_SIZE;
+    out.extend(smaller_numbers(at).into_iter().map(|p| PunchQuery {
+        offset: (p * PAGE_SIZE) as i64,
+        ..q.clone()
+    }));
     out.extend(
         smaller_numbers(pages)
             .into_iter()
@@ -382,6 +429,23 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
                 ..q.clone()
             }),
     );
+    for i in 0..q.bindings.len() {
+        let b = q.bindings[i];
+        let mut with = |f: &dyn Fn(&mut Binding)| {
+            let mut c = q.clone();
+            f(&mut c.bindings[i]);
+            out.push(c);
+        };
+        for n in smaller_numbers(b.npages).into_iter().filter(|&n| n > 0) {
+            with(&|x| x.npages = n);
+        }
+        for p in smaller_numbers(b.pgoff) {
+            with(&|x| x.pgoff = p);
+        }
+        for g in smaller_numbers(b.base_gfn) {
+            with(&|x| x.base_gfn = g);
+        }
+    }
     out
 }
 

@@ -40,14 +40,26 @@ pub const PREPARE: Operation = Operation {
     cop: COp::Prepare,
     run: run_prepare,
     case_json: prepare_json,
+    explain: explain_prepare,
+    picture: picture_prepare,
 };
+
+fn explain_prepare(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::prepare)
+}
 /// The `gmem-invalidate` registry entry.
 pub const RMP_INVALIDATE: Operation = Operation {
     name: "gmem-invalidate",
     cop: COp::RmpInvalidate,
     run: run_rmp_invalidate,
     case_json: rmp_invalidate_json,
+    explain: explain_rmp_invalidate,
+    picture: picture_rmp_invalidate,
 };
+
+fn explain_rmp_invalidate(input: &Value) -> Vec<String> {
+    super::explain_json(input, gmem_reference::explain::rmp_invalidate)
+}
 
 const PFNS: u64 = abi::GMF_MAX_RMP_PFNS as u64;
 
@@ -298,7 +310,95 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
         .map(|(p, _)| p as u64)
         .collect();
     json!({"ret": o.ret, "max_level": o.max_level, "events": events, "warnings": o.warnings,
-        "assigned_pfns": assigned.len(), "first_assigned": assigned.first(), "last_assigned": assigned.last()})
+        "assigned_pfns": assigned.len(), "first_assigned": assigned.first(), "last_assigned": assigned.last(),
+        "rmp": c_after_runs(state, o)})
+}
+
+/// The C's table after a call, as runs in the model's JSON form (a 2M
+/// entry one run; 4K entries merged where contiguous and alike): what the
+/// counterexample shows and its picture draws. Built only for a
+/// counterexample.
+pub fn c_after_runs(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
+    let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
+    fill_span(loaded(state), 0, &mut tab);
+    let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
+    if a < b {
+        tab[a..b].copy_from_slice(&o.entries[a..b]);
+    }
+    let mut runs: Vec<RmpRun> = Vec::new();
+    let mut p = 0usize;
+    while p < tab.len() {
+        let e = tab[p];
+        if e.assigned == 0 {
+            p += 1;
+            continue;
+        }
+        let huge = e.pagesize != 0 && p as u64 % 512 == 0;
+        let run = RmpRun {
+            pfn: p as u64,
+            npages: 1,
+            size: if huge { PageSize::M2 } else { PageSize::K4 },
+            asid: e.asid,
+            gpa: e.gpa,
+            immutable: e.immutable != 0,
+            validated: e.validated != 0,
+        };
+        if huge {
+            runs.push(RmpRun { npages: 512, ..run });
+            p += 512;
+            continue;
+        }
+        match runs.last_mut() {
+            Some(r)
+                if r.size == PageSize::K4
+                    && r.pfn + r.npages == p as u64
+                    && r.asid == run.asid
+                    && r.immutable == run.immutable
+                    && r.validated == run.validated
+                    && r.gpa.wrapping_add(r.npages << 12) == run.gpa =>
+            {
+                r.npages += 1;
+            }
+            _ => runs.push(run),
+        }
+        p += 1;
+    }
+    to_json(&runs)
+}
+
+fn picture_prepare(c: &super::Counterexample) -> Option<String> {
+    let pfn = c.input["pfn"].as_u64()?;
+    Some(super::picture::rmp_region_svg(
+        "prepare",
+        pfn & !511,
+        &c.input["rmp"],
+        &c.model["rmp"],
+        c.c.get("rmp"),
+        (pfn, pfn.saturating_add(1)),
+        &format!(
+            "sev_gmem_prepare(pfn {pfn:#x}, gfn {:#x}, order {})",
+            super::picture::u(&c.input["gfn"]),
+            c.input["max_order"]
+        ),
+    ))
+}
+
+fn picture_rmp_invalidate(c: &super::Counterexample) -> Option<String> {
+    let (start, end) = (c.input["start"].as_u64()?, c.input["end"].as_u64()?);
+    let more = if end > (start & !511) + 512 {
+        " (the range goes on into the next region)"
+    } else {
+        ""
+    };
+    Some(super::picture::rmp_region_svg(
+        "gmem-invalidate",
+        start & !511,
+        &c.input["rmp"],
+        &c.model["rmp"],
+        c.c.get("rmp"),
+        (start, end),
+        &format!("sev_gmem_invalidate(pfns [{start:#x}, {end:#x})){more}"),
+    ))
 }
 
 /// Compares events, warnings and the final table.
@@ -674,6 +774,23 @@ fn prepare_candidates(q: &PrepareQuery) -> Vec<PrepareQuery> {
             .into_iter()
             .map(|gfn| PrepareQuery { gfn, ..q.clone() }),
     );
+    // A lone 4K run moves nearer the pfn prepared (the first pfn of its
+    // 2M region other than it, or one lower): what matters is that it is
+    // in the region, not where.
+    let head = q.pfn & !511;
+    for (i, r) in q.rmp.iter().enumerate() {
+        if r.npages != 1 || r.size != PageSize::K4 {
+            continue;
+        }
+        let first = if head == q.pfn { head + 1 } else { head };
+        for pfn in [first, r.pfn.wrapping_sub(1)] {
+            if pfn < r.pfn && pfn >= head && pfn != q.pfn {
+                let mut c = q.clone();
+                c.rmp[i].pfn = pfn;
+                out.push(c);
+            }
+        }
+    }
     out
 }
 
