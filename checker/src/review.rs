@@ -255,6 +255,14 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         "arch/x86/kvm/x86.c",
         "kvm_arch_gmem_invalidate",
     ),
+    // 6.18+'s host-mapping fault handler: compiled with get-pfn (it shares
+    // kvm_gmem_get_folio()), so a tree whose mmap path does not build
+    // against the shim says so; no operation runs it.
+    (
+        &[COp::GetPfn],
+        "virt/kvm/guest_memfd.c",
+        "kvm_gmem_fault_user_mapping",
+    ),
 ];
 
 /// One function's text with a `#line` so compiler messages point at the
@@ -306,6 +314,11 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
         text.push_str(&with_line(path, &f, src));
         defines.extend(provides_define(name).map(str::to_owned));
+        // 6.13+ hands the page back too: the adapter calls the signature
+        // the tree has.
+        if *name == "kvm_gmem_get_pfn" && f.text(src).contains("struct page **") {
+            defines.push("GMF_GET_PFN_PAGE".to_owned());
+        }
     }
     for (ops, path, name) in OPTIONAL {
         if !ops.contains(&op) {
@@ -352,13 +365,18 @@ fn build(
     ex: Extracted,
 ) -> Result<Library, CompileError> {
     let profile = d.profile;
-    let mut text = ex.text;
+    let text = ex.text;
+    // Static callees, in the order they are compiled: before the functions
+    // that call them. One that gcc still finds undeclared is called by a
+    // callee pulled in after it, and moves to the front.
+    let mut callees: Vec<(String, String)> = Vec::new();
     // Functions only a table names (kvm_gmem_aops' other members): after
     // the operation's functions, which they may call, before the tables.
     let mut for_tables = String::new();
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        let whole = format!("{text}{for_tables}{}", ex.tables);
+        let pulled: String = callees.iter().map(|(_, t)| t.as_str()).collect();
+        let whole = format!("{pulled}{text}{for_tables}{}", ex.tables);
         match load(&CSource {
             name,
             profile,
@@ -370,6 +388,14 @@ fn build(
             Err(CompileError::Rejected { unit, log }) => {
                 let mut progress = false;
                 for (missing, in_table) in undeclared(&log) {
+                    if let Some(k) = callees.iter().position(|(n, _)| *n == missing) {
+                        if k > 0 {
+                            let c = callees.remove(k);
+                            callees.insert(0, c);
+                            progress = true;
+                        }
+                        continue;
+                    }
                     if added.contains(&missing) {
                         continue;
                     }
@@ -390,7 +416,7 @@ fn build(
                             if in_table {
                                 for_tables.push_str(&with_line(path, &f, src));
                             } else {
-                                text = with_line(path, &f, src) + &text;
+                                callees.insert(0, (missing.clone(), with_line(path, &f, src)));
                             }
                             added.push(missing.clone());
                             progress = true;

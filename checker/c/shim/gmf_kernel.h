@@ -649,6 +649,8 @@ struct address_space {
 		void *i_private_data;
 		void *private_data;
 	};
+	/* The inode it belongs to (6.18's kvm_gmem_error_folio() reads it). */
+	struct inode *host;
 	/* shim: the page cache, folios in index order (the kernel's i_pages) */
 	struct list_head gmf_folios;
 	/* shim: where filemap_grab_folio() allocates: page i at pfn base + i */
@@ -665,6 +667,48 @@ struct inode {
 struct file_operations {
 	int owner;
 };
+
+/*
+ * 6.18+: a NUMA shared policy per guest_memfd inode.  The shim has one node:
+ * a lookup finds no policy, and allocation ignores it.
+ */
+struct mempolicy;
+struct shared_policy {
+	int gmf_unused;
+};
+
+static inline struct mempolicy *
+mpol_shared_policy_lookup(struct shared_policy *sp, pgoff_t idx)
+{
+	(void)sp;
+	(void)idx;
+	return NULL;
+}
+
+static inline void mpol_cond_put(struct mempolicy *pol) { (void)pol; }
+
+/*
+ * 6.18+ embeds the VFS inode in struct gmem_inode (guest_memfd.c) and
+ * reaches it with GMEM_I() = container_of(); every inode the shim hands
+ * out lives in one, so the tree's accessor finds its flags.  The per-VM
+ * files stay on i_mapping->i_private_list (kvm_gmem_for_each_file()
+ * below), whichever spelling the tree uses.
+ */
+struct gmem_inode {
+	struct shared_policy policy;
+	struct inode vfs_inode;
+	u64 flags;
+};
+
+/* The tree's accessor is a file-scope inline over its own struct: ours. */
+static __always_inline struct gmem_inode *GMEM_I(struct inode *inode)
+{
+	return container_of(inode, struct gmem_inode, vfs_inode);
+}
+
+/* KVM_CREATE_GUEST_MEMFD flags (uapi, 6.18+). */
+#define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
+#define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
 
 struct file {
 	const struct file_operations *f_op;
@@ -743,6 +787,58 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
  */
 struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index);
 
+/*
+ * 6.18+'s kvm_gmem_get_folio(): the folio at index, locked, or
+ * ERR_PTR(-ENOENT) when the page cache has none (filemap_lock_folio());
+ * with FGP_CREAT a missing one is allocated as filemap_grab_folio() does
+ * (__filemap_get_folio_mpol(), the policy ignored: one node).
+ */
+#define FGP_LOCK 0x01
+#define FGP_CREAT 0x04
+#define GFP_HIGHUSER ((gfp_t)0)
+struct folio *filemap_lock_folio(struct address_space *mapping, pgoff_t index);
+struct folio *__filemap_get_folio_mpol(struct address_space *mapping,
+				       pgoff_t index, unsigned int fgp_flags,
+				       gfp_t gfp, struct mempolicy *policy);
+
+static inline gfp_t mapping_gfp_mask(struct address_space *mapping)
+{
+	(void)mapping;
+	return GFP_HIGHUSER;
+}
+
+/*
+ * The user-mapping fault path of 6.18+ (GUEST_MEMFD_FLAG_MMAP): its types,
+ * so a tree's kvm_gmem_fault_user_mapping() compiles.  gmemforge does not
+ * run it (no operation checks host mappings).
+ */
+typedef unsigned int vm_fault_t;
+#define VM_FAULT_SIGBUS ((vm_fault_t)0x0002)
+#define VM_FAULT_LOCKED ((vm_fault_t)0x0200)
+#define VM_FAULT_RETRY ((vm_fault_t)0x0400)
+#define VM_FAULT_OOM ((vm_fault_t)0x0001)
+#define VM_SHARED 0x00000008UL
+#define VM_MAYSHARE 0x00000080UL
+
+struct vm_area_struct {
+	unsigned long vm_start;
+	unsigned long vm_flags;
+	unsigned long vm_pgoff;
+	struct file *vm_file;
+	const void *vm_ops;
+};
+
+struct vm_fault {
+	struct vm_area_struct *vma;
+	pgoff_t pgoff;
+	struct page *page;
+};
+
+static inline vm_fault_t vmf_error(int err)
+{
+	return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+}
+
 static inline void truncate_inode_pages(struct address_space *mapping,
 					loff_t lstart)
 {
@@ -766,6 +862,7 @@ static inline void truncate_inode_pages(struct address_space *mapping,
 #define KVM_MEM_GUEST_MEMFD (1UL << 2)
 #define KVM_MEM_PRIVATE KVM_MEM_GUEST_MEMFD	/* the 2023 name */
 #define KVM_MEMSLOT_INVALID (1UL << 16)
+#define KVM_MEMSLOT_GMEM_ONLY (1UL << 17)	/* 6.18+: guest_memfd backs all of it */
 
 #define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
 #define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
@@ -908,6 +1005,43 @@ struct kvm_gmem {
  * members) under a per-inode list; the shim's one struct serves both names.
  */
 #define gmem_file kvm_gmem
+
+/*
+ * The tree's file-scope definitions are not extracted (review takes
+ * functions and tables), so the shim carries 6.18+'s two: the walk over an
+ * inode's per-VM files, whose argument is the mapping (6.18) or the inode
+ * (later), and the gmem_get_file guard (a reference to slot->gmem.file
+ * unless it is closing, dropped at scope exit).
+ */
+static inline struct list_head *gmf_inode_files(struct inode *inode)
+{
+	return &inode->i_mapping->i_private_list;
+}
+
+static inline struct list_head *gmf_mapping_files(struct address_space *m)
+{
+	return &m->i_private_list;
+}
+
+#define kvm_gmem_for_each_file(f, where)					\
+	list_for_each_entry(f, _Generic((where),				\
+		struct inode *: gmf_inode_files,				\
+		struct address_space *: gmf_mapping_files)(where), entry)
+
+#define DEFINE_CLASS(_name, _type, _exit, _init, _init_args...)		\
+	typedef _type class_##_name##_t;				\
+	static inline void class_##_name##_destructor(_type *p)		\
+	{ _type _T = *p; _exit; }					\
+	static inline _type class_##_name##_constructor(_init_args)	\
+	{ _type t = _init; return t; }
+
+#define CLASS(_name, var)						\
+	class_##_name##_t var						\
+	__attribute__((__cleanup__(class_##_name##_destructor))) =	\
+		class_##_name##_constructor
+
+DEFINE_CLASS(gmem_get_file, struct file *, if (_T) fput(_T),
+	     get_file_active(&slot->gmem.file), struct kvm_memory_slot *slot);
 
 typedef struct {
 	unsigned long pte;
@@ -1448,7 +1582,7 @@ struct gmf_world {
 	struct kvm_gmem gmem[GMF_MAX_FILES];
 	struct file files[GMF_MAX_FILES];
 	uint32_t fds[GMF_MAX_FILES];
-	struct inode inodes[GMF_MAX_FILES];
+	struct gmem_inode inodes[GMF_MAX_FILES];	/* .vfs_inode: see gmem_inode */
 	unsigned int nfiles;
 };
 
