@@ -51,6 +51,8 @@ pub const FILES: &[&str] = &[
     "arch/x86/kvm/svm/svm.c",
     "arch/x86/kvm/svm/sev.c",
     "arch/x86/kvm/x86.c",
+    "arch/x86/kvm/vmx/tdx.c",
+    "arch/x86/kvm/vmx/common.h",
 ];
 
 /// What profile detection looks for, for the message when nothing fits.
@@ -243,6 +245,19 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         &[COp::Classify, COp::Prefault],
         "arch/x86/kvm/mmu/mmu_internal.h",
         "kvm_mmu_fault_is_private",
+    ),
+    // 6.16+ TDX: the EPT violation exit, which marks a fault private from
+    // the GPA's shared bit. With it, classify runs TDX cases through the
+    // tree (callee listed after its caller: each is put before the last).
+    (
+        &[COp::Classify],
+        "arch/x86/kvm/vmx/tdx.c",
+        "tdx_handle_ept_violation",
+    ),
+    (
+        &[COp::Classify],
+        "arch/x86/kvm/vmx/common.h",
+        "__vmx_handle_ept_violation",
     ),
     (&[COp::GetPfn], "arch/x86/kvm/svm/sev.c", "sev_gmem_prepare"),
     (

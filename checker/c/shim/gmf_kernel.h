@@ -956,6 +956,8 @@ struct kvm_arch {
 	u64 mmu_private_fault_mask;
 	/* 2023 TDX: the shared GPA bit as a gfn mask (0 = unused). */
 	gfn_t gfn_shared_mask;
+	/* 6.16+ TDX: the shared GPA bit as a gfn mask, set by tdx_td_init(). */
+	gfn_t gfn_direct_bits;
 };
 
 struct kvm_memory_slot {
@@ -1393,6 +1395,101 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa, u64 error_code,
 long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,
 				    struct kvm_pre_fault_memory *range);
 
+/*
+ * 6.16+ TDX (arch/x86/kvm/mmu.h, vmx/): the shared bit as "direct bits",
+ * the TD vCPU and what an EPT violation exit leaves in it.  The tree's
+ * tdx.c and vmx/common.h decide private from these; the shim only holds
+ * the exit's fields and mmu.h's two accessors.
+ */
+static inline gfn_t kvm_gfn_direct_bits(const struct kvm *kvm)
+{
+	return kvm->arch.gfn_direct_bits;
+}
+
+static inline bool kvm_is_addr_direct(struct kvm *kvm, gpa_t gpa)
+{
+	gpa_t gpa_direct_bits = gfn_to_gpa(kvm_gfn_direct_bits(kvm));
+
+	return !gpa_direct_bits || (gpa & gpa_direct_bits);
+}
+
+#define TDX_SHARED_BIT_PWL_5 gpa_to_gfn(BIT_ULL(51))
+#define TDX_SHARED_BIT_PWL_4 gpa_to_gfn(BIT_ULL(47))
+
+#define EPT_VIOLATION_ACC_READ BIT(0)
+#define EPT_VIOLATION_ACC_WRITE BIT(1)
+#define EPT_VIOLATION_ACC_INSTR BIT(2)
+#define EPT_VIOLATION_PROT_READ BIT(3)
+#define EPT_VIOLATION_PROT_WRITE BIT(4)
+#define EPT_VIOLATION_PROT_EXEC BIT(5)
+#define EPT_VIOLATION_EXEC_FOR_RING3_LIN BIT(6)
+#define EPT_VIOLATION_PROT_MASK \
+	(EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | \
+	 EPT_VIOLATION_PROT_EXEC)
+#define EPT_VIOLATION_GVA_IS_VALID BIT(7)
+#define EPT_VIOLATION_GVA_TRANSLATED BIT(8)
+
+#define TDX_EXT_EXIT_QUAL_TYPE_MASK GENMASK_ULL(3, 0)
+#define TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION 6
+
+struct vcpu_vt {
+	unsigned long exit_qualification;
+	u32 exit_intr_info;
+};
+
+struct vcpu_tdx {
+	struct kvm_vcpu vcpu;
+	struct vcpu_vt vt;
+	gpa_t exit_gpa;
+	u64 ext_exit_qualification;
+};
+
+static inline struct vcpu_tdx *to_tdx(struct kvm_vcpu *vcpu)
+{
+	return container_of(vcpu, struct vcpu_tdx, vcpu);
+}
+
+static inline struct vcpu_vt *to_vt(struct kvm_vcpu *vcpu)
+{
+	return &to_tdx(vcpu)->vt;
+}
+
+/* The shim's only VMX-family vCPU is a TD's. */
+static inline unsigned long vmx_get_exit_qual(struct kvm_vcpu *vcpu)
+{
+	return to_vt(vcpu)->exit_qualification;
+}
+
+static inline bool is_td(struct kvm *kvm)
+{
+	return kvm->arch.vm_type == KVM_X86_TDX_VM;
+}
+
+static inline bool is_td_vcpu(struct kvm_vcpu *vcpu)
+{
+	return is_td(vcpu->kvm);
+}
+
+/* One fault, no pending event or request: a retry loop runs once more at most. */
+#define KVM_REQ_VM_DEAD 1
+static inline bool kvm_vcpu_has_events(struct kvm_vcpu *vcpu)
+{
+	(void)vcpu;
+	return true;
+}
+
+static inline bool kvm_check_request(int req, struct kvm_vcpu *vcpu)
+{
+	(void)req;
+	(void)vcpu;
+	return false;
+}
+
+static inline void kvm_vm_dead(struct kvm *kvm)
+{
+	kvm->vm_bugged = true;
+}
+
 void gmf_trace_page_fault(struct kvm_vcpu *vcpu, u64 addr, u64 error_code);
 #define trace_kvm_page_fault(vcpu, addr, err) gmf_trace_page_fault(vcpu, addr, err)
 
@@ -1575,6 +1672,7 @@ struct gmf_world {
 	struct kvm_svm vm;
 	struct kvm_svm other_vm;
 	struct vcpu_svm vcpu;
+	struct vcpu_tdx tdx_vcpu;	/* classify's TD vCPU (6.16+ TDX) */
 	struct vmcb vmcb;
 	struct kvm_run run;
 	struct kvm_mmu mmu;
