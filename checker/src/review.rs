@@ -247,17 +247,12 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         "kvm_mmu_fault_is_private",
     ),
     // 6.16+ TDX: the EPT violation exit, which marks a fault private from
-    // the GPA's shared bit. With it, classify runs TDX cases through the
-    // tree (callee listed after its caller: each is put before the last).
+    // the GPA's shared bit (its helpers come from CALLEE_FILES). With it,
+    // classify runs TDX cases through the tree.
     (
         &[COp::Classify],
         "arch/x86/kvm/vmx/tdx.c",
         "tdx_handle_ept_violation",
-    ),
-    (
-        &[COp::Classify],
-        "arch/x86/kvm/vmx/common.h",
-        "__vmx_handle_ept_violation",
     ),
     (&[COp::GetPfn], "arch/x86/kvm/svm/sev.c", "sev_gmem_prepare"),
     (
@@ -279,6 +274,11 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         "kvm_gmem_fault_user_mapping",
     ),
 ];
+
+/// Files searched for static callees only, never for an operation's own
+/// functions: 6.12 has a vmx/common.h too, whose EPT-violation helper
+/// belongs to no operation until a tdx.c calls it.
+const CALLEE_FILES: &[(&[COp], &str)] = &[(&[COp::Classify], "arch/x86/kvm/vmx/common.h")];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -419,11 +419,16 @@ fn build(
                         .filter(|(ops, ..)| ops.contains(&op))
                         .map(|(_, p, _)| p);
                     let tables = tables_for(op, d.profile).iter().map(|(p, ..)| p);
+                    let more = CALLEE_FILES
+                        .iter()
+                        .filter(|(ops, _)| ops.contains(&op))
+                        .map(|(_, p)| p);
                     for path in functions_in(op, d)
                         .iter()
                         .map(|(p, _)| p)
                         .chain(optional)
                         .chain(tables)
+                        .chain(more)
                     {
                         if let Some(src) = tree.file(path)
                             && let Ok(Some(f)) = cparse::find(src, &missing)
