@@ -1,6 +1,6 @@
 //! `gmemforge review` on real trees: Debian's linux-source-6.12 (CI
 //! installs it), the same files rewritten at test time back to their 2023
-//! forms, and the team-written 2023 fixture tree.
+//! forms, and the team-written fixture trees (2023; 6.18 with TDX).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -246,33 +246,181 @@ fn linux_61_has_no_guest_memfd_and_says_so() {
     assert!(err.contains("the tree has no guest_memfd"), "{err}");
 }
 
+fn fixture_618() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/upstream-6.18"
+    ))
+}
+
+/// A copy of the 6.18 fixture (only `files`, or all of it when empty) with
+/// `edits` (path, from, to) applied; each edit must change its file.
+fn variant_618(name: &str, files: &[&str], edits: &[(&str, &str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gmemforge-618-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for f in gmem_checker::review::FILES {
+        if !files.is_empty() && !files.contains(f) {
+            continue;
+        }
+        let Ok(mut text) = std::fs::read_to_string(fixture_618().join(f)) else {
+            continue;
+        };
+        for (path, from, to) in edits {
+            if path == f {
+                assert!(text.contains(from), "{f} contains {from:?}");
+                text = text.replace(from, to);
+            }
+        }
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+    }
+    dir
+}
+
+/// The shared vectors less classify's rule overrides: the upstream chain
+/// has no configurable rule, so those few are model-only on any upstream
+/// tree; without them every classify case must run through the C.
+fn vectors_without_rule_overrides() -> PathBuf {
+    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors"));
+    let dir = std::env::temp_dir().join(format!("gmemforge-618-vectors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("vectors") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), dir.join(e.file_name())).expect("copy");
+    }
+    let mut c: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("classify.json")).expect("read"))
+            .expect("json");
+    let all = c["vectors"].as_array().expect("vectors").len();
+    c["vectors"]
+        .as_array_mut()
+        .expect("vectors")
+        .retain(|v| v["input"].get("rule").is_none_or(Value::is_null));
+    let left = c["vectors"].as_array().expect("vectors").len();
+    assert!(left < all && left > 40, "{left} of {all}");
+    std::fs::write(dir.join("classify.json"), c.to_string()).expect("write");
+    dir
+}
+
 #[test]
-fn the_618_per_inode_shape_is_detected_and_its_workers_reviewed() {
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream-6.18");
-    let (_, r, err) = review(&["--tree", fixture]);
+fn the_618_fixture_with_tdx_conforms_on_every_operation() {
+    let vectors = vectors_without_rule_overrides();
+    let (code, r, err) = review(&[
+        "--tree",
+        fixture_618().to_str().expect("utf-8"),
+        "--vectors",
+        vectors.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 0, "{err}\n{r:#}");
     assert_eq!(r["detected"]["profile"], "upstream", "{err}");
     assert_eq!(r["detected"]["per_inode"], true);
-    let inv = item(&r, "invalidate");
-    assert_eq!(inv["verdict"], "conforms", "{inv:#}");
+    for i in r["items"].as_array().expect("items") {
+        assert_eq!(i["verdict"], "conforms", "{i:#}");
+        assert!(i["vectors"].as_u64().is_some_and(|n| n > 0), "{i:#}");
+    }
     assert!(
-        inv["function"]
+        item(&r, "invalidate")["function"]
             .as_str()
             .is_some_and(|f| f.contains("__kvm_gmem_invalidate_begin"))
     );
-    // The same shape with the 2023 start formula diverges.
-    let dir = std::env::temp_dir().join(format!("gmemforge-618-bug-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
-    let src =
-        std::fs::read_to_string(Path::new(fixture).join("virt/kvm/guest_memfd.c")).expect("read");
-    let bad = src.replace(
-        ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
-        ".start = slot->base_gfn + start - pgoff,",
+    // Every TDX case went through the tree's EPT-violation exit.
+    let c = item(&r, "classify");
+    assert_eq!(c["model_only"], 0, "{c:#}");
+}
+
+#[test]
+fn the_618_fixture_with_bugs_diverges_on_each_buggy_operation() {
+    let dir = variant_618(
+        "bugs",
+        &[],
+        &[
+            // Signed: an offset near 2^63 wraps past the end-of-file check.
+            (
+                "virt/kvm/guest_memfd.c",
+                "unsigned int fd, u64 offset)\n{\n\tu64 size",
+                "unsigned int fd, loff_t offset)\n{\n\tloff_t size",
+            ),
+            (
+                "virt/kvm/guest_memfd.c",
+                "if (!PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))",
+                "if (offset < 0 || !PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))",
+            ),
+            // The shared-bit test inverted: shared GPAs become private.
+            (
+                "arch/x86/kvm/vmx/common.h",
+                "return !kvm_is_addr_direct(kvm, gpa);",
+                "return kvm_is_addr_direct(kvm, gpa);",
+            ),
+        ],
     );
-    assert_ne!(bad, src);
-    std::fs::write(dir.join("virt/kvm/guest_memfd.c"), bad).expect("write");
     let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{err}");
+    let b = item(&r, "bind");
+    assert_eq!(b["verdict"], "diverges", "{b:#}");
+    assert!(
+        b["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("returned 0, model -EINVAL")),
+        "{b:#}"
+    );
+    let c = item(&r, "classify");
+    assert_eq!(c["verdict"], "diverges", "{c:#}");
+    assert_eq!(c["counterexample"]["input"]["vm_type"], "tdx", "{c:#}");
+    assert!(
+        c["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("is_private")),
+        "{c:#}"
+    );
+    for op in [
+        "invalidate",
+        "prepare",
+        "gmem-invalidate",
+        "pre-fault",
+        "punch-hole",
+        "get-pfn",
+    ] {
+        assert_eq!(item(&r, op)["verdict"], "conforms", "{op}: {r:#}");
+    }
+}
+
+#[test]
+fn the_618_shapes_wrong_shared_bit_and_2023_range_diverge() {
+    let dir = variant_618(
+        "bit51",
+        &[
+            "virt/kvm/guest_memfd.c",
+            "arch/x86/kvm/mmu/mmu_internal.h",
+            "arch/x86/kvm/mmu/mmu.c",
+            "arch/x86/kvm/svm/svm.c",
+            "arch/x86/kvm/svm/sev.c",
+            "arch/x86/kvm/vmx/tdx.c",
+            "arch/x86/kvm/vmx/common.h",
+        ],
+        &[
+            // The shared bit of 5-level EPT, whatever the TD's GPAW.
+            (
+                "arch/x86/kvm/vmx/common.h",
+                "return !kvm_is_addr_direct(kvm, gpa);",
+                "return !(gpa & BIT_ULL(51));",
+            ),
+            // The 2023 start: the part of the slot before the range too.
+            (
+                "virt/kvm/guest_memfd.c",
+                ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
+                ".start = slot->base_gfn + start - pgoff,",
+            ),
+        ],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(r["detected"]["per_inode"], true);
+    let c = item(&r, "classify");
+    assert_eq!(c["verdict"], "diverges", "{c:#}");
+    assert_eq!(c["counterexample"]["input"]["tdx_shared_bit"], 47, "{c:#}");
     assert_eq!(item(&r, "invalidate")["verdict"], "diverges");
+    assert_eq!(item(&r, "bind")["verdict"], "conforms");
 }
 
 #[test]

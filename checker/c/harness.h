@@ -366,6 +366,11 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out);
 #define GMF_OP_BIND (1u << 5)
 #define GMF_OP_PUNCH_HOLE (1u << 6)
 #define GMF_OP_GET_PFN (1u << 7)
+/*
+ * Not an entry point: gmf_classify() runs TDX faults through the unit's
+ * own EPT-violation exit (tdx_handle_ept_violation(), 6.16+).
+ */
+#define GMF_OP_CLASSIFY_TDX (1u << 8)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

@@ -134,6 +134,9 @@ uint32_t gmf_ops(void)
 #ifdef GMF_HAVE_OP_GET_PFN
 	ops |= GMF_OP_GET_PFN;
 #endif
+#if defined(GMF_HAVE_OP_CLASSIFY) && defined(GMF_HAVE_TDX_EPT_VIOLATION)
+	ops |= GMF_OP_CLASSIFY_TDX;
+#endif
 	return ops;
 }
 

@@ -51,6 +51,8 @@ pub const FILES: &[&str] = &[
     "arch/x86/kvm/svm/svm.c",
     "arch/x86/kvm/svm/sev.c",
     "arch/x86/kvm/x86.c",
+    "arch/x86/kvm/vmx/tdx.c",
+    "arch/x86/kvm/vmx/common.h",
 ];
 
 /// What profile detection looks for, for the message when nothing fits.
@@ -244,6 +246,14 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         "arch/x86/kvm/mmu/mmu_internal.h",
         "kvm_mmu_fault_is_private",
     ),
+    // 6.16+ TDX: the EPT violation exit, which marks a fault private from
+    // the GPA's shared bit (its helpers come from CALLEE_FILES). With it,
+    // classify runs TDX cases through the tree.
+    (
+        &[COp::Classify],
+        "arch/x86/kvm/vmx/tdx.c",
+        "tdx_handle_ept_violation",
+    ),
     (&[COp::GetPfn], "arch/x86/kvm/svm/sev.c", "sev_gmem_prepare"),
     (
         &[COp::GetPfn],
@@ -255,7 +265,20 @@ const OPTIONAL: &[(&[COp], &str, &str)] = &[
         "arch/x86/kvm/x86.c",
         "kvm_arch_gmem_invalidate",
     ),
+    // 6.18+'s host-mapping fault handler: compiled with get-pfn (it shares
+    // kvm_gmem_get_folio()), so a tree whose mmap path does not build
+    // against the shim says so; no operation runs it.
+    (
+        &[COp::GetPfn],
+        "virt/kvm/guest_memfd.c",
+        "kvm_gmem_fault_user_mapping",
+    ),
 ];
+
+/// Files searched for static callees only, never for an operation's own
+/// functions: 6.12 has a vmx/common.h too, whose EPT-violation helper
+/// belongs to no operation until a tdx.c calls it.
+const CALLEE_FILES: &[(&[COp], &str)] = &[(&[COp::Classify], "arch/x86/kvm/vmx/common.h")];
 
 /// One function's text with a `#line` so compiler messages point at the
 /// tree's own file and line.
@@ -306,6 +329,11 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
         text.push_str(&with_line(path, &f, src));
         defines.extend(provides_define(name).map(str::to_owned));
+        // 6.13+ hands the page back too: the adapter calls the signature
+        // the tree has.
+        if *name == "kvm_gmem_get_pfn" && f.text(src).contains("struct page **") {
+            defines.push("GMF_GET_PFN_PAGE".to_owned());
+        }
     }
     for (ops, path, name) in OPTIONAL {
         if !ops.contains(&op) {
@@ -352,13 +380,18 @@ fn build(
     ex: Extracted,
 ) -> Result<Library, CompileError> {
     let profile = d.profile;
-    let mut text = ex.text;
+    let text = ex.text;
+    // Static callees, in the order they are compiled: before the functions
+    // that call them. One that gcc still finds undeclared is called by a
+    // callee pulled in after it, and moves to the front.
+    let mut callees: Vec<(String, String)> = Vec::new();
     // Functions only a table names (kvm_gmem_aops' other members): after
     // the operation's functions, which they may call, before the tables.
     let mut for_tables = String::new();
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        let whole = format!("{text}{for_tables}{}", ex.tables);
+        let pulled: String = callees.iter().map(|(_, t)| t.as_str()).collect();
+        let whole = format!("{pulled}{text}{for_tables}{}", ex.tables);
         match load(&CSource {
             name,
             profile,
@@ -370,6 +403,14 @@ fn build(
             Err(CompileError::Rejected { unit, log }) => {
                 let mut progress = false;
                 for (missing, in_table) in undeclared(&log) {
+                    if let Some(k) = callees.iter().position(|(n, _)| *n == missing) {
+                        if k > 0 {
+                            let c = callees.remove(k);
+                            callees.insert(0, c);
+                            progress = true;
+                        }
+                        continue;
+                    }
                     if added.contains(&missing) {
                         continue;
                     }
@@ -378,11 +419,16 @@ fn build(
                         .filter(|(ops, ..)| ops.contains(&op))
                         .map(|(_, p, _)| p);
                     let tables = tables_for(op, d.profile).iter().map(|(p, ..)| p);
+                    let more = CALLEE_FILES
+                        .iter()
+                        .filter(|(ops, _)| ops.contains(&op))
+                        .map(|(_, p)| p);
                     for path in functions_in(op, d)
                         .iter()
                         .map(|(p, _)| p)
                         .chain(optional)
                         .chain(tables)
+                        .chain(more)
                     {
                         if let Some(src) = tree.file(path)
                             && let Ok(Some(f)) = cparse::find(src, &missing)
@@ -390,7 +436,7 @@ fn build(
                             if in_table {
                                 for_tables.push_str(&with_line(path, &f, src));
                             } else {
-                                text = with_line(path, &f, src) + &text;
+                                callees.insert(0, (missing.clone(), with_line(path, &f, src)));
                             }
                             added.push(missing.clone());
                             progress = true;

@@ -277,6 +277,8 @@ pub fn unit_ops(u: &Unit) -> Vec<COp> {
 const PROVIDES: &[(&str, &str)] = &[
     ("kvm_mmu_fault_is_private", "GMF_HAVE_FAULT_IS_PRIVATE"),
     ("kvm_tdp_map_page", "GMF_HAVE_TDP_MAP_PAGE"),
+    // 6.16+ TDX: classify feeds TD faults through the tree's exit handler.
+    ("tdx_handle_ept_violation", "GMF_HAVE_TDX_EPT_VIOLATION"),
     // Tables, not functions: the adapters register these (the kernel's
     // a_ops and kvm_ops_update()), so hooks are reached through them.
     ("svm_x86_ops", "GMF_HAVE_SVM_X86_OPS"),

@@ -55,10 +55,10 @@ int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out)
 	for (i = 0; i < in->nfiles; i++) {
 		const struct gmf_file *f = &in->files[i];
 		struct file *file = &gmf_world.files[i];
-		struct inode *inode = &gmf_world.inodes[i];
+		struct inode *inode = &gmf_world.inodes[i].vfs_inode;
 
 		__builtin_memset(file, 0, sizeof(*file));
-		__builtin_memset(inode, 0, sizeof(*inode));
+		__builtin_memset(&gmf_world.inodes[i], 0, sizeof(gmf_world.inodes[i]));
 		inode->i_size = (loff_t)f->size;
 		inode->i_mapping = &inode->i_data;
 		file->f_inode = inode;

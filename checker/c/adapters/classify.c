@@ -50,9 +50,37 @@ int gmf_classify(const struct gmf_fault_in *in, struct gmf_fault_out *out)
 	}
 
 	if (in->vm_type == GMF_VM_TDX) {
+#ifdef GMF_HAVE_TDX_EPT_VIOLATION
+		/*
+		 * 6.16+: the unit's own EPT-violation exit.  A TD exit has no
+		 * error code: the GPA goes in as the exit's, the access as the
+		 * exit qualification (a write or a read, the entry present or
+		 * not), and KVM builds the code that kvm_mmu_page_fault() gets.
+		 */
+		struct vcpu_tdx *td = &gmf_world.tdx_vcpu;
+		unsigned long qual;
+
+		if (in->tdx_shared_bit != 47 && in->tdx_shared_bit != 51)
+			return -1;
+		/* As tdx_td_init() sets it from the TD's GPAW. */
+		kvm->arch.gfn_direct_bits = in->tdx_shared_bit == 51 ?
+					    TDX_SHARED_BIT_PWL_5 :
+					    TDX_SHARED_BIT_PWL_4;
+		qual = (in->error_code & PFERR_WRITE_MASK) ?
+		       EPT_VIOLATION_ACC_WRITE : EPT_VIOLATION_ACC_READ;
+		if (in->error_code & PFERR_PRESENT_MASK)
+			qual |= EPT_VIOLATION_PROT_READ;
+		__builtin_memset(td, 0, sizeof(*td));
+		td->vcpu = *vcpu;
+		td->exit_gpa = in->gpa;
+		td->vt.exit_qualification = qual;
+		vcpu = &td->vcpu;
+		ret = tdx_handle_ept_violation(vcpu);
+#else
 		/* No SVM exit handler: the EPT violation reaches the MMU as is. */
 		gmf_trace_page_fault(vcpu, in->gpa, in->error_code);
 		ret = kvm_mmu_page_fault(vcpu, in->gpa, in->error_code, NULL, 0);
+#endif
 	} else {
 		gmf_world.vmcb.control.exit_info_1 = in->error_code;
 		gmf_world.vmcb.control.exit_info_2 = in->gpa;
@@ -64,6 +92,10 @@ int gmf_classify(const struct gmf_fault_in *in, struct gmf_fault_out *out)
 		out->is_private = gmf_rec.fault_private;
 		out->error_code = gmf_rec.fault_err;
 		out->gfn = gmf_rec.fault_gfn;
+#ifdef GMF_HAVE_TDX_EPT_VIOLATION
+	} else if (in->vm_type == GMF_VM_TDX) {
+		/* The exit stopped before the MMU: no classification to read. */
+#endif
 	} else if (gmf_rec.trace_seen) {
 		/*
 		 * Stopped before kvm_mmu_do_page_fault() (a private reserved

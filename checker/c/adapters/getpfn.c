@@ -43,7 +43,7 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
 	struct kvm_svm *vm = &gmf_world.vm;
 	struct kvm_gmem *gmem = &gmf_world.gmem[0];
 	struct file *file = &gmf_world.files[0];
-	struct inode *inode = &gmf_world.inodes[0];
+	struct inode *inode = &gmf_world.inodes[0].vfs_inode;
 	struct address_space *mapping = &inode->i_data;
 	struct kvm_memory_slot *slot;
 	uint32_t i;
@@ -58,7 +58,7 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
 	gmf_getpfn_rmp(in);
 	gmf_x86_ops_register();
 
-	__builtin_memset(inode, 0, sizeof(*inode));
+	__builtin_memset(&gmf_world.inodes[0], 0, sizeof(gmf_world.inodes[0]));
 	__builtin_memset(file, 0, sizeof(*file));
 	inode->i_mapping = mapping;
 	gmf_mapping_init(mapping);
@@ -106,8 +106,16 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
 		kvm_pfn_t pfn = ~(kvm_pfn_t)0;
 		int order = INT32_MIN;
 
+#ifdef GMF_GET_PFN_PAGE
+		/* 6.13+: the page comes back too (a reference the caller drops). */
+		struct page *page = NULL;
+
+		r->ret = kvm_gmem_get_pfn(&vm->kvm, slot, in->gfns[i], &pfn,
+					  &page, &order);
+#else
 		r->ret = kvm_gmem_get_pfn(&vm->kvm, slot, in->gfns[i], &pfn,
 					  &order);
+#endif
 		r->pfn_set = pfn != ~(kvm_pfn_t)0;
 		r->pfn = r->pfn_set ? pfn : 0;
 		r->order_set = order != INT32_MIN;

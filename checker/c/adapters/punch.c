@@ -25,7 +25,7 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 	struct kvm *kvm = &gmf_world.vm.kvm;
 	struct kvm_gmem *gmem = &gmf_world.gmem[0];
 	struct file *file = &gmf_world.files[0];
-	struct inode *inode = &gmf_world.inodes[0];
+	struct inode *inode = &gmf_world.inodes[0].vfs_inode;
 	struct address_space *mapping = &inode->i_data;
 	loff_t size;
 	uint32_t i;
@@ -42,7 +42,7 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 		return -1;
 
 	/* One guest_memfd file of this VM: inode, mapping, kvm_gmem. */
-	__builtin_memset(inode, 0, sizeof(*inode));
+	__builtin_memset(&gmf_world.inodes[0], 0, sizeof(gmf_world.inodes[0]));
 	__builtin_memset(file, 0, sizeof(*file));
 	inode->i_mapping = mapping;
 	gmf_mapping_init(mapping);

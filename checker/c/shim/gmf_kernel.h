@@ -649,6 +649,8 @@ struct address_space {
 		void *i_private_data;
 		void *private_data;
 	};
+	/* The inode it belongs to (6.18's kvm_gmem_error_folio() reads it). */
+	struct inode *host;
 	/* shim: the page cache, folios in index order (the kernel's i_pages) */
 	struct list_head gmf_folios;
 	/* shim: where filemap_grab_folio() allocates: page i at pfn base + i */
@@ -665,6 +667,48 @@ struct inode {
 struct file_operations {
 	int owner;
 };
+
+/*
+ * 6.18+: a NUMA shared policy per guest_memfd inode.  The shim has one node:
+ * a lookup finds no policy, and allocation ignores it.
+ */
+struct mempolicy;
+struct shared_policy {
+	int gmf_unused;
+};
+
+static inline struct mempolicy *
+mpol_shared_policy_lookup(struct shared_policy *sp, pgoff_t idx)
+{
+	(void)sp;
+	(void)idx;
+	return NULL;
+}
+
+static inline void mpol_cond_put(struct mempolicy *pol) { (void)pol; }
+
+/*
+ * 6.18+ embeds the VFS inode in struct gmem_inode (guest_memfd.c) and
+ * reaches it with GMEM_I() = container_of(); every inode the shim hands
+ * out lives in one, so the tree's accessor finds its flags.  The per-VM
+ * files stay on i_mapping->i_private_list (kvm_gmem_for_each_file()
+ * below), whichever spelling the tree uses.
+ */
+struct gmem_inode {
+	struct shared_policy policy;
+	struct inode vfs_inode;
+	u64 flags;
+};
+
+/* The tree's accessor is a file-scope inline over its own struct: ours. */
+static __always_inline struct gmem_inode *GMEM_I(struct inode *inode)
+{
+	return container_of(inode, struct gmem_inode, vfs_inode);
+}
+
+/* KVM_CREATE_GUEST_MEMFD flags (uapi, 6.18+). */
+#define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
+#define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
 
 struct file {
 	const struct file_operations *f_op;
@@ -743,6 +787,58 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
  */
 struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index);
 
+/*
+ * 6.18+'s kvm_gmem_get_folio(): the folio at index, locked, or
+ * ERR_PTR(-ENOENT) when the page cache has none (filemap_lock_folio());
+ * with FGP_CREAT a missing one is allocated as filemap_grab_folio() does
+ * (__filemap_get_folio_mpol(), the policy ignored: one node).
+ */
+#define FGP_LOCK 0x01
+#define FGP_CREAT 0x04
+#define GFP_HIGHUSER ((gfp_t)0)
+struct folio *filemap_lock_folio(struct address_space *mapping, pgoff_t index);
+struct folio *__filemap_get_folio_mpol(struct address_space *mapping,
+				       pgoff_t index, unsigned int fgp_flags,
+				       gfp_t gfp, struct mempolicy *policy);
+
+static inline gfp_t mapping_gfp_mask(struct address_space *mapping)
+{
+	(void)mapping;
+	return GFP_HIGHUSER;
+}
+
+/*
+ * The user-mapping fault path of 6.18+ (GUEST_MEMFD_FLAG_MMAP): its types,
+ * so a tree's kvm_gmem_fault_user_mapping() compiles.  gmemforge does not
+ * run it (no operation checks host mappings).
+ */
+typedef unsigned int vm_fault_t;
+#define VM_FAULT_SIGBUS ((vm_fault_t)0x0002)
+#define VM_FAULT_LOCKED ((vm_fault_t)0x0200)
+#define VM_FAULT_RETRY ((vm_fault_t)0x0400)
+#define VM_FAULT_OOM ((vm_fault_t)0x0001)
+#define VM_SHARED 0x00000008UL
+#define VM_MAYSHARE 0x00000080UL
+
+struct vm_area_struct {
+	unsigned long vm_start;
+	unsigned long vm_flags;
+	unsigned long vm_pgoff;
+	struct file *vm_file;
+	const void *vm_ops;
+};
+
+struct vm_fault {
+	struct vm_area_struct *vma;
+	pgoff_t pgoff;
+	struct page *page;
+};
+
+static inline vm_fault_t vmf_error(int err)
+{
+	return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+}
+
 static inline void truncate_inode_pages(struct address_space *mapping,
 					loff_t lstart)
 {
@@ -766,6 +862,7 @@ static inline void truncate_inode_pages(struct address_space *mapping,
 #define KVM_MEM_GUEST_MEMFD (1UL << 2)
 #define KVM_MEM_PRIVATE KVM_MEM_GUEST_MEMFD	/* the 2023 name */
 #define KVM_MEMSLOT_INVALID (1UL << 16)
+#define KVM_MEMSLOT_GMEM_ONLY (1UL << 17)	/* 6.18+: guest_memfd backs all of it */
 
 #define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
 #define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
@@ -859,6 +956,8 @@ struct kvm_arch {
 	u64 mmu_private_fault_mask;
 	/* 2023 TDX: the shared GPA bit as a gfn mask (0 = unused). */
 	gfn_t gfn_shared_mask;
+	/* 6.16+ TDX: the shared GPA bit as a gfn mask, set by tdx_td_init(). */
+	gfn_t gfn_direct_bits;
 };
 
 struct kvm_memory_slot {
@@ -908,6 +1007,43 @@ struct kvm_gmem {
  * members) under a per-inode list; the shim's one struct serves both names.
  */
 #define gmem_file kvm_gmem
+
+/*
+ * The tree's file-scope definitions are not extracted (review takes
+ * functions and tables), so the shim carries 6.18+'s two: the walk over an
+ * inode's per-VM files, whose argument is the mapping (6.18) or the inode
+ * (later), and the gmem_get_file guard (a reference to slot->gmem.file
+ * unless it is closing, dropped at scope exit).
+ */
+static inline struct list_head *gmf_inode_files(struct inode *inode)
+{
+	return &inode->i_mapping->i_private_list;
+}
+
+static inline struct list_head *gmf_mapping_files(struct address_space *m)
+{
+	return &m->i_private_list;
+}
+
+#define kvm_gmem_for_each_file(f, where)					\
+	list_for_each_entry(f, _Generic((where),				\
+		struct inode *: gmf_inode_files,				\
+		struct address_space *: gmf_mapping_files)(where), entry)
+
+#define DEFINE_CLASS(_name, _type, _exit, _init, _init_args...)		\
+	typedef _type class_##_name##_t;				\
+	static inline void class_##_name##_destructor(_type *p)		\
+	{ _type _T = *p; _exit; }					\
+	static inline _type class_##_name##_constructor(_init_args)	\
+	{ _type t = _init; return t; }
+
+#define CLASS(_name, var)						\
+	class_##_name##_t var						\
+	__attribute__((__cleanup__(class_##_name##_destructor))) =	\
+		class_##_name##_constructor
+
+DEFINE_CLASS(gmem_get_file, struct file *, if (_T) fput(_T),
+	     get_file_active(&slot->gmem.file), struct kvm_memory_slot *slot);
 
 typedef struct {
 	unsigned long pte;
@@ -1259,6 +1395,101 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa, u64 error_code,
 long kvm_arch_vcpu_pre_fault_memory(struct kvm_vcpu *vcpu,
 				    struct kvm_pre_fault_memory *range);
 
+/*
+ * 6.16+ TDX (arch/x86/kvm/mmu.h, vmx/): the shared bit as "direct bits",
+ * the TD vCPU and what an EPT violation exit leaves in it.  The tree's
+ * tdx.c and vmx/common.h decide private from these; the shim only holds
+ * the exit's fields and mmu.h's two accessors.
+ */
+static inline gfn_t kvm_gfn_direct_bits(const struct kvm *kvm)
+{
+	return kvm->arch.gfn_direct_bits;
+}
+
+static inline bool kvm_is_addr_direct(struct kvm *kvm, gpa_t gpa)
+{
+	gpa_t gpa_direct_bits = gfn_to_gpa(kvm_gfn_direct_bits(kvm));
+
+	return !gpa_direct_bits || (gpa & gpa_direct_bits);
+}
+
+#define TDX_SHARED_BIT_PWL_5 gpa_to_gfn(BIT_ULL(51))
+#define TDX_SHARED_BIT_PWL_4 gpa_to_gfn(BIT_ULL(47))
+
+#define EPT_VIOLATION_ACC_READ BIT(0)
+#define EPT_VIOLATION_ACC_WRITE BIT(1)
+#define EPT_VIOLATION_ACC_INSTR BIT(2)
+#define EPT_VIOLATION_PROT_READ BIT(3)
+#define EPT_VIOLATION_PROT_WRITE BIT(4)
+#define EPT_VIOLATION_PROT_EXEC BIT(5)
+#define EPT_VIOLATION_EXEC_FOR_RING3_LIN BIT(6)
+#define EPT_VIOLATION_PROT_MASK \
+	(EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | \
+	 EPT_VIOLATION_PROT_EXEC)
+#define EPT_VIOLATION_GVA_IS_VALID BIT(7)
+#define EPT_VIOLATION_GVA_TRANSLATED BIT(8)
+
+#define TDX_EXT_EXIT_QUAL_TYPE_MASK GENMASK_ULL(3, 0)
+#define TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION 6
+
+struct vcpu_vt {
+	unsigned long exit_qualification;
+	u32 exit_intr_info;
+};
+
+struct vcpu_tdx {
+	struct kvm_vcpu vcpu;
+	struct vcpu_vt vt;
+	gpa_t exit_gpa;
+	u64 ext_exit_qualification;
+};
+
+static inline struct vcpu_tdx *to_tdx(struct kvm_vcpu *vcpu)
+{
+	return container_of(vcpu, struct vcpu_tdx, vcpu);
+}
+
+static inline struct vcpu_vt *to_vt(struct kvm_vcpu *vcpu)
+{
+	return &to_tdx(vcpu)->vt;
+}
+
+/* The shim's only VMX-family vCPU is a TD's. */
+static inline unsigned long vmx_get_exit_qual(struct kvm_vcpu *vcpu)
+{
+	return to_vt(vcpu)->exit_qualification;
+}
+
+static inline bool is_td(struct kvm *kvm)
+{
+	return kvm->arch.vm_type == KVM_X86_TDX_VM;
+}
+
+static inline bool is_td_vcpu(struct kvm_vcpu *vcpu)
+{
+	return is_td(vcpu->kvm);
+}
+
+/* One fault, no pending event or request: a retry loop runs once more at most. */
+#define KVM_REQ_VM_DEAD 1
+static inline bool kvm_vcpu_has_events(struct kvm_vcpu *vcpu)
+{
+	(void)vcpu;
+	return true;
+}
+
+static inline bool kvm_check_request(int req, struct kvm_vcpu *vcpu)
+{
+	(void)req;
+	(void)vcpu;
+	return false;
+}
+
+static inline void kvm_vm_dead(struct kvm *kvm)
+{
+	kvm->vm_bugged = true;
+}
+
 void gmf_trace_page_fault(struct kvm_vcpu *vcpu, u64 addr, u64 error_code);
 #define trace_kvm_page_fault(vcpu, addr, err) gmf_trace_page_fault(vcpu, addr, err)
 
@@ -1441,6 +1672,7 @@ struct gmf_world {
 	struct kvm_svm vm;
 	struct kvm_svm other_vm;
 	struct vcpu_svm vcpu;
+	struct vcpu_tdx tdx_vcpu;	/* classify's TD vCPU (6.16+ TDX) */
 	struct vmcb vmcb;
 	struct kvm_run run;
 	struct kvm_mmu mmu;
@@ -1448,7 +1680,7 @@ struct gmf_world {
 	struct kvm_gmem gmem[GMF_MAX_FILES];
 	struct file files[GMF_MAX_FILES];
 	uint32_t fds[GMF_MAX_FILES];
-	struct inode inodes[GMF_MAX_FILES];
+	struct gmem_inode inodes[GMF_MAX_FILES];	/* .vfs_inode: see gmem_inode */
 	unsigned int nfiles;
 };
 

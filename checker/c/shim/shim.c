@@ -280,6 +280,8 @@ void gmf_mapping_init(struct address_space *mapping)
 	mapping->i_private_data = NULL;
 	INIT_LIST_HEAD(&mapping->gmf_folios);
 	mapping->gmf_pfn_base = 0;
+	/* Every shim mapping is its inode's i_data. */
+	mapping->host = container_of(mapping, struct inode, i_data);
 }
 
 bool noop_dirty_folio(struct address_space *mapping, struct folio *folio)
@@ -347,6 +349,32 @@ struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index)
 found:
 	folio_lock(folio);
 	return folio;
+}
+
+struct folio *filemap_lock_folio(struct address_space *mapping, pgoff_t index)
+{
+	struct folio *folio;
+
+	list_for_each_entry(folio, &mapping->gmf_folios, lru) {
+		if (index < folio->index)
+			break;
+		if (index - folio->index < (pgoff_t)folio_nr_pages(folio)) {
+			folio_lock(folio);
+			return folio;
+		}
+	}
+	return ERR_PTR(-ENOENT);
+}
+
+struct folio *__filemap_get_folio_mpol(struct address_space *mapping,
+				       pgoff_t index, unsigned int fgp_flags,
+				       gfp_t gfp, struct mempolicy *policy)
+{
+	(void)gfp;
+	(void)policy;
+	if (!(fgp_flags & FGP_CREAT))
+		return filemap_lock_folio(mapping, index);
+	return filemap_grab_folio(mapping, index);
 }
 
 /* Off the page cache, then to ->free_folio, as filemap_free_folio(). */

@@ -8,9 +8,16 @@
 //! both attributes, each slot kind, and GPAs with and without the TDX
 //! shared bits.
 //!
-//! Model-only cases: TDX on the upstream (6.12) profile, which has no TDX;
-//! rule overrides the profile's C cannot express; TDX shared bits other
-//! than 47 and 51.
+//! TDX on a tree with its own EPT-violation exit (6.16+ `tdx.c`,
+//! `GMF_OP_CLASSIFY_TDX`): the case's GPA goes through
+//! `tdx_handle_ept_violation()` and `__vmx_handle_ept_violation()`, its
+//! error code only as the access (write or read, present or not) of the
+//! exit qualification; the model is asked about the error code the exit
+//! built, and its private bit, gfn and outcome must be TDX's rule's.
+//!
+//! Model-only cases: TDX on the upstream profile when the tree has no TDX
+//! exit (6.12); rule overrides the profile's C cannot express; TDX shared
+//! bits other than 47 and 51.
 
 use super::picture::{self, MISSING_RED};
 use serde_json::{Value, json};
@@ -60,10 +67,15 @@ fn rule_of(q: &FaultInput) -> FaultRule {
         .unwrap_or_else(|| FaultRule::for_vm(q.vm_type, q.tdx_shared_bit))
 }
 
-/// Whether `profile`'s C can run the case.
-fn applicable(profile: Profile, q: &FaultInput) -> bool {
+/// Whether `profile`'s C can run the case; `tdx_exit`: the C brings its
+/// own TDX EPT-violation exit (`GMF_OP_CLASSIFY_TDX`), which applies TDX's
+/// own rule only.
+fn applicable(profile: Profile, tdx_exit: bool, q: &FaultInput) -> bool {
     let natural = FaultRule::for_vm(q.vm_type, q.tdx_shared_bit);
     let rule = rule_of(q);
+    if q.vm_type == VmType::Tdx && tdx_exit {
+        return matches!(q.tdx_shared_bit, 47 | 51) && rule == natural;
+    }
     if q.vm_type == VmType::Tdx
         && !(profile == Profile::GmemSolo2023 && matches!(q.tdx_shared_bit, 47 | 51))
     {
@@ -131,8 +143,12 @@ fn c_json(o: &abi::gmf_fault_out) -> Value {
     })
 }
 
+/// Whether TDX cases run through the library's own EPT-violation exit.
+fn tdx_exit(lib: &Library) -> bool {
+    lib.has(abi::GMF_OP_CLASSIFY_TDX)
+}
+
 fn check(lib: &Library, profile: Profile, q: &FaultInput) -> Option<(String, Value)> {
-    let m = classify_fault(q);
     let input = c_input(q);
     let mut o = abi::gmf_fault_out::default();
     // SAFETY: valid pointers for the call.
@@ -141,6 +157,18 @@ fn check(lib: &Library, profile: Profile, q: &FaultInput) -> Option<(String, Val
     if r != 0 {
         return Some((format!("gmf_classify returned {r}"), c));
     }
+    // A TD exit carries no error code: KVM builds one from the exit
+    // qualification, so the model is asked about the code the exit built
+    // (less the private bit, which is the rule's to add). TDX's rule reads
+    // the GPA alone, so private, gfn and outcome are the model's own.
+    let m = if q.vm_type == VmType::Tdx && tdx_exit(lib) {
+        classify_fault(&FaultInput {
+            error_code: o.error_code & !PFERR_PRIVATE_ACCESS,
+            ..*q
+        })
+    } else {
+        classify_fault(q)
+    };
     let mut why = Vec::new();
     if (o.is_private != 0) != m.private {
         why.push(format!(
@@ -297,11 +325,12 @@ fn cases(
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let (lib, profile) = (ctx.lib, ctx.profile);
+    let tdx = tdx_exit(lib);
     run_cases(
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
-            applicable: &|q| applicable(profile, q),
+            applicable: &|q| applicable(profile, tdx, q),
             check: &|q| check(lib, profile, q),
             candidates: &candidates,
             model_json: &|q| to_json(&classify_fault(q)),
@@ -323,7 +352,7 @@ pub fn split(lib: &Library, profile: Profile) -> Split {
     let none = |_: &str| Vec::new();
     time_split(
         || cases(Source::Exhaustive, &none),
-        |q| applicable(profile, q),
+        |q| applicable(profile, tdx_exit(lib), q),
         |q| {
             let input = c_input(q);
             let mut o = abi::gmf_fault_out::default();
