@@ -81,7 +81,9 @@ pub fn human(r: &Report) -> String {
             "\n{}: {} vectors in {:.2}s ({:.0} vectors/s)\n",
             match r.verdict {
                 Verdict::Conforms => "conforms",
-                _ => "DIVERGES",
+                Verdict::Diverges => "DIVERGES",
+                Verdict::Error => "NOT PROVEN (an operation did not compile)",
+                Verdict::Missing => "NOT PROVEN (operations missing)",
             },
             r.vectors,
             r.seconds,

@@ -77,10 +77,10 @@ pub fn render(title: &str, r: &Report) -> String {
             cxs.push_str(&counterexample_html(i, c));
         }
     }
-    let verdict = if r.verdict == Verdict::Conforms {
-        "conforms"
-    } else {
-        "diverges"
+    let verdict = match r.verdict {
+        Verdict::Conforms => "conforms",
+        Verdict::Diverges => "diverges",
+        Verdict::Error | Verdict::Missing => "not proven",
     };
     format!(
         r##"<!DOCTYPE html>

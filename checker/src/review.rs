@@ -294,6 +294,14 @@ fn undeclared(log: &str) -> Vec<(String, bool)> {
             l.split("implicit declaration of function '")
                 .nth(1)
                 .map(|r| (r, false))
+                // Declared by the shim's headers, defined nowhere yet:
+                // the linker names it (`-z defs`).
+                .or_else(|| {
+                    l.split("undefined reference to `")
+                        .nth(1)
+                        .map(|r| r.split('\'').next().unwrap_or(r))
+                        .map(|r| (r, false))
+                })
                 .or_else(|| {
                     l.contains("' undeclared")
                         .then(|| l.split("error: '").nth(1))
@@ -301,7 +309,11 @@ fn undeclared(log: &str) -> Vec<(String, bool)> {
                         .map(|r| (r, true))
                 })
         })
-        .filter_map(|(rest, table)| rest.split('\'').next().map(|n| (n.to_owned(), table)))
+        .filter_map(|(rest, table)| {
+            rest.split(['\'', '`'])
+                .next()
+                .map(|n| (n.to_owned(), table))
+        })
         .collect()
 }
 
@@ -605,12 +617,15 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
     #[test]
     fn gcc_names_undeclared_callees_and_table_members() {
         let log = "x.c:3:5: error: implicit declaration of function 'kvm_gmem_get_index' [-Werror=implicit-function-declaration]\n\
-                   x.c:9:20: error: 'kvm_gmem_error_folio' undeclared here (not in a function)\n";
+                   x.c:9:20: error: 'kvm_gmem_error_folio' undeclared here (not in a function)\n\
+                   /usr/bin/ld: /tmp/cc1.o: in function `gmf_get_pfn':\n\
+                   unit.c:(.text+0x1d): undefined reference to `sev_gmem_prepare'\n";
         assert_eq!(
             undeclared(log),
             [
                 ("kvm_gmem_get_index".to_owned(), false),
-                ("kvm_gmem_error_folio".to_owned(), true)
+                ("kvm_gmem_error_folio".to_owned(), true),
+                ("sev_gmem_prepare".to_owned(), false)
             ]
         );
     }

@@ -445,11 +445,14 @@ pub fn name_errnos(c: &mut Counterexample) {
 pub fn report(items: Vec<Item>, started: Instant) -> Report {
     let seconds = started.elapsed().as_secs_f64();
     let vectors: u64 = items.iter().map(|i| i.vectors).sum();
-    let verdict = if items.iter().all(|i| i.verdict == Verdict::Conforms) {
-        Verdict::Conforms
-    } else {
-        Verdict::Diverges
-    };
+    // The worst of the items, in the order that says most: a divergence
+    // is a finding; an operation that did not compile or was not found is
+    // unproven, never a divergence.
+    let any = |v: Verdict| items.iter().any(|i| i.verdict == v);
+    let verdict = [Verdict::Diverges, Verdict::Error, Verdict::Missing]
+        .into_iter()
+        .find(|v| any(*v))
+        .unwrap_or(Verdict::Conforms);
     Report {
         verdict,
         items,
