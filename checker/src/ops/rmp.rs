@@ -168,16 +168,16 @@ pub enum Fields {
 
 impl Scratch {
     /// Compares the table after the call, whole: the C's is the loaded
-    /// state with the entries it wrote (`out.entries` over its written
-    /// span) on top, the model's is `after`; both equal the loaded state
-    /// wherever neither wrote, so only the union of the C's written span
-    /// and `model_span` (where the model's operations may have written) is
-    /// compared, entry by entry. The first difference, in words.
-    pub fn table_differs(
+    /// state with the entries it wrote (`out.entries` where `out.written`
+    /// is set) on top, the model's is `after()`'s runs; both equal the loaded state
+    /// wherever neither wrote, so only the pfns the C wrote or the model's
+    /// operations may have written (`model`) are compared, stretch by
+    /// stretch, entry by entry. The first difference, in words.
+    pub fn table_differs<'r, I: Iterator<Item = &'r RmpRun> + 'r>(
         &mut self,
         state: &abi::gmf_rmp_state,
-        after: &Rmp,
-        model_span: (u64, u64),
+        after: impl Fn() -> I,
+        model: &Pfns,
         fields: Fields,
     ) -> Option<String> {
         let o = &self.out;
@@ -187,21 +187,6 @@ impl Scratch {
                 o.rmp_lo, o.rmp_hi
             ));
         }
-        let (mut lo, mut hi) = (o.rmp_lo, o.rmp_hi);
-        if lo == hi {
-            (lo, hi) = (PFNS, 0);
-        }
-        if model_span.0 < model_span.1 {
-            lo = lo.min(model_span.0);
-            hi = hi.max(model_span.1.min(PFNS));
-        }
-        if lo >= hi {
-            return None;
-        }
-        let n = (hi - lo) as usize;
-        let m = &mut self.m_tab[..n];
-        m.fill(abi::gmf_rmp_entry::default());
-        fill_span(held(after.held_runs()), lo, m);
         let key = |e: &abi::gmf_rmp_entry| match fields {
             Fields::All => (
                 e.assigned,
@@ -213,45 +198,95 @@ impl Scratch {
             ),
             Fields::State => (e.assigned, e.pagesize, 0, 0, 0, 0),
         };
-        // The C's table: what it wrote where it wrote (compared in place),
-        // the loaded state around that.
-        let (a, b) = if o.rmp_lo < o.rmp_hi {
-            (o.rmp_lo, o.rmp_hi)
-        } else {
-            (lo, lo)
-        };
-        let c = &mut self.c_tab[..n];
-        for (from, to) in [(lo, a), (b, hi)] {
-            if from < to {
-                let part = &mut c[(from - lo) as usize..(to - lo) as usize];
-                part.fill(abi::gmf_rmp_entry::default());
-                fill_span(loaded(state), from, part);
+        let c_wrote = Pfns(o.written);
+        let mut both = Pfns(o.written);
+        for (w, m) in both.0.iter_mut().zip(&model.0) {
+            *w |= m;
+        }
+        let mut from = 0;
+        while let Some(a) = both.next(from, true) {
+            let b = both.next(a, false).unwrap_or(PFNS);
+            from = b;
+            let n = (b - a) as usize;
+            let m = &mut self.m_tab[..n];
+            m.fill(abi::gmf_rmp_entry::default());
+            fill_span(held(after()), a, m);
+            // The C's: the loaded state, and what it wrote on top.
+            let c = &mut self.c_tab[..n];
+            c.fill(abi::gmf_rmp_entry::default());
+            fill_span(loaded(state), a, c);
+            for p in a..b {
+                if c_wrote.has(p) {
+                    c[(p - a) as usize] = o.entries[p as usize];
+                }
+            }
+            if let Some(k) = c.iter().zip(m.iter()).position(|(x, y)| key(x) != key(y)) {
+                let (x, y) = (&c[k], &m[k]);
+                return Some(format!(
+                    "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
+                    a + k as u64,
+                    x.assigned,
+                    x.pagesize,
+                    x.asid,
+                    x.gpa,
+                    y.assigned,
+                    y.pagesize,
+                    y.asid,
+                    y.gpa
+                ));
             }
         }
-        let c_at = |p: u64| {
-            if (a..b).contains(&p) {
-                &o.entries[p as usize]
-            } else {
-                &c[(p - lo) as usize]
-            }
-        };
-        let differs = |p: u64| key(c_at(p)) != key(&m[(p - lo) as usize]);
-        let in_c = o.entries[a as usize..b as usize]
-            .iter()
-            .zip(&m[(a - lo) as usize..(b - lo) as usize])
-            .position(|(x, y)| key(x) != key(y))
-            .map(|k| a + k as u64);
-        let first = (lo..a)
-            .find(|&p| differs(p))
-            .or(in_c)
-            .or_else(|| (b..hi).find(|&p| differs(p)))?;
-        let k = (first - lo) as usize;
-        let (a, b) = (c_at(first), &m[k]);
-        Some(format!(
-            "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
-            first, a.assigned, a.pagesize, a.asid, a.gpa, b.assigned, b.pagesize, b.asid, b.gpa
-        ))
+        None
     }
+}
+
+/// A set of the table's pfns, as the harness's `written` bitmap: bit
+/// `pfn % 64` of word `pfn / 64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pfns(pub [u64; PFNS as usize / 64]);
+
+impl Pfns {
+    /// Adds `[lo, hi)` (clipped to the table).
+    pub fn add(&mut self, (lo, hi): (u64, u64)) {
+        for p in lo..hi.min(PFNS) {
+            self.0[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    /// Whether `pfn` is in the set.
+    pub fn has(&self, pfn: u64) -> bool {
+        pfn < PFNS && self.0[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
+    }
+
+    /// The first pfn at or after `from` that is in the set (`set`) or
+    /// not (`!set`).
+    fn next(&self, from: u64, set: bool) -> Option<u64> {
+        let mut w = (from / 64) as usize;
+        if w >= self.0.len() {
+            return None;
+        }
+        let word = |w: usize| if set { self.0[w] } else { !self.0[w] };
+        let mut bits = word(w) & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w as u64 * 64 + u64::from(bits.trailing_zeros()));
+            }
+            w += 1;
+            if w == self.0.len() {
+                return None;
+            }
+            bits = word(w);
+        }
+    }
+}
+
+/// The pfns the model's RMP operations may have written.
+pub fn model_pfns<'a>(ops: impl Iterator<Item = &'a RmpOp>) -> Pfns {
+    let mut set = Pfns::default();
+    for op in ops {
+        set.add(op_span(op));
+    }
+    set
 }
 
 fn event_tuple(e: &RmpEvent) -> (u32, u64, u64, i32, u32, u8, i32) {
@@ -287,9 +322,11 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     // The table after: the loaded state with the written span on top.
     let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     fill_span(loaded(state), 0, &mut tab);
-    let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
-    if a < b {
-        tab[a..b].copy_from_slice(&o.entries[a..b]);
+    let wrote = Pfns(o.written);
+    for (p, e) in tab.iter_mut().enumerate() {
+        if wrote.has(p as u64) {
+            *e = o.entries[p];
+        }
     }
     let assigned: Vec<u64> = tab
         .iter()
@@ -333,12 +370,8 @@ fn compare(
     if o.warnings != t.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
     }
-    let span = t
-        .events
-        .iter()
-        .map(|e| op_span(&e.op))
-        .fold((PFNS, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
-    if let Some(d) = scratch.table_differs(state, after, span, Fields::All) {
+    let model = model_pfns(t.events.iter().map(|e| &e.op));
+    if let Some(d) = scratch.table_differs(state, || after.held_runs(), &model, Fields::All) {
         why.push(d);
     }
 }
@@ -911,41 +944,86 @@ mod tests {
         let s = state(&runs);
         let before = Rmp::from_runs(true, PFNS, &runs).expect("valid");
         let mut scratch = Scratch::default();
+        let none = Pfns::default();
+        let only = |lo, hi| {
+            let mut p = Pfns::default();
+            p.add((lo, hi));
+            p
+        };
         // Nobody wrote: the tables agree.
         scratch.out.rmp_lo = 0;
         scratch.out.rmp_hi = 0;
         assert_eq!(
-            scratch.table_differs(&s, &before, (PFNS, 0), Fields::All),
+            scratch.table_differs(&s, || before.held_runs(), &none, Fields::All),
             None
         );
         // The model made pfn 600 shared, the C wrote nothing.
         let mut after = before.clone();
         assert_eq!(after.make_shared(600, 1), 0);
-        let d = scratch.table_differs(&s, &after, (600, 601), Fields::All);
+        let d = scratch.table_differs(&s, || after.held_runs(), &only(600, 601), Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 600")), "{d:?}");
         // The C wrote pfn 601's validated bit away, the model did nothing.
         scratch.out.rmp_lo = 601;
         scratch.out.rmp_hi = 602;
+        scratch.out.written = only(601, 602).0;
         scratch.out.entries[601] = abi::gmf_rmp_entry {
             assigned: 1,
             asid: 7,
             gpa: (601 + 0x40000) << 12,
             ..Default::default()
         };
-        let d = scratch.table_differs(&s, &before, (PFNS, 0), Fields::All);
+        let d = scratch.table_differs(&s, || before.held_runs(), &none, Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 601")), "{d:?}");
         // ... which a state-only comparison (punch-hole's) does not look at.
         assert_eq!(
-            scratch.table_differs(&s, &before, (PFNS, 0), Fields::State),
+            scratch.table_differs(&s, || before.held_runs(), &none, Fields::State),
             None
         );
         // A span outside the table is a finding, not a panic.
         scratch.out.rmp_hi = PFNS + 1;
         assert!(
             scratch
-                .table_differs(&s, &before, (PFNS, 0), Fields::All)
+                .table_differs(&s, || before.held_runs(), &none, Fields::All)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn table_compare_looks_at_written_pfns_far_apart() {
+        // Pfns 512 and 1023 assigned; both sides make both shared. Entries
+        // in between are neither written nor copied (left stale here).
+        let runs = [page(512, 1, 1), page(1023, 1, 1)];
+        let s = state(&runs);
+        let mut after = Rmp::from_runs(true, PFNS, &runs).expect("valid");
+        assert_eq!(after.make_shared(512, 1), 0);
+        assert_eq!(after.make_shared(1023, 1), 0);
+        let mut model = Pfns::default();
+        model.add((512, 513));
+        model.add((1023, 1024));
+        let mut scratch = Scratch::default();
+        scratch.out.rmp_lo = 512;
+        scratch.out.rmp_hi = 1024;
+        scratch.out.written = model.0;
+        scratch.out.entries[700].assigned = 1;
+        assert_eq!(
+            scratch.table_differs(&s, || after.held_runs(), &model, Fields::All),
+            None
+        );
+        // The C left pfn 1023 assigned: found, though 512 agrees.
+        scratch.out.entries[1023] = abi::gmf_rmp_entry {
+            assigned: 1,
+            ..Default::default()
+        };
+        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        assert!(
+            d.as_deref().is_some_and(|d| d.contains("pfn 1023")),
+            "{d:?}"
+        );
+        // A pfn the C wrote and the model did not: compared too.
+        scratch.out.entries[1023] = abi::gmf_rmp_entry::default();
+        scratch.out.written[700 / 64] |= 1 << (700 % 64);
+        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        assert!(d.as_deref().is_some_and(|d| d.contains("pfn 700")), "{d:?}");
     }
 
     #[test]
