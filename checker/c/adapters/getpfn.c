@@ -27,7 +27,7 @@ static void gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
 		/* Entries past the table would not exist. */
 		if (!f->prepared || pfn + n > in->max_pfn)
 			continue;
-		rmp_bits_set(gmf_rmp.dirty, pfn, pfn + n);
+		rmp_dirty(pfn, pfn + n);
 		for (k = 0; k < n; k++) {
 			struct gmf_rmp_entry *e = &gmf_rmp.entries[pfn + k];
 

@@ -1423,12 +1423,15 @@ struct gmf_recorder {
  * The RMP table the hardware model updates.  Entries whose bit is clear
  * in dirty[] are all zero, so a load clears only those set (the entries
  * the last vector loaded or wrote); written[] holds the entries the
- * current vector's updates touched, [written_lo, written_hi) their span.
- * Bitmaps, not spans: two pages far apart cost two entries.
+ * current vector's updates touched.  Bitmaps, not spans: two pages far
+ * apart cost two entries; the spans [dirty_lo, dirty_hi) and
+ * [written_lo, written_hi) bound them, so a load or a copy looks at the
+ * bitmaps' words there only.
  */
 struct gmf_rmp_table {
 	uint8_t snp_enabled;
 	uint64_t max_pfn;
+	uint64_t dirty_lo, dirty_hi;
 	uint64_t written_lo, written_hi;
 	uint64_t dirty[GMF_MAX_RMP_PFNS / 64];
 	uint64_t written[GMF_MAX_RMP_PFNS / 64];

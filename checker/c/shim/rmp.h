@@ -97,12 +97,19 @@ static inline void rmp_bits_set(uint64_t *map, uint64_t lo, uint64_t hi)
 	}
 }
 
+/* Entries [lo, hi) are no longer all zero: a load must clear them. */
+static inline void rmp_dirty(uint64_t lo, uint64_t hi)
+{
+	rmp_span_add(&gmf_rmp.dirty_lo, &gmf_rmp.dirty_hi, lo, hi);
+	rmp_bits_set(gmf_rmp.dirty, lo, hi);
+}
+
 /* Every write to the table goes through here. */
 static inline void rmp_written(uint64_t lo, uint64_t hi)
 {
 	rmp_span_add(&gmf_rmp.written_lo, &gmf_rmp.written_hi, lo, hi);
 	rmp_bits_set(gmf_rmp.written, lo, hi);
-	rmp_bits_set(gmf_rmp.dirty, lo, hi);
+	rmp_dirty(lo, hi);
 }
 
 

@@ -815,7 +815,8 @@ void gmf_rmp_clear(void)
 	struct gmf_rmp_entry *e = gmf_rmp.entries;
 	uint32_t w;
 
-	for (w = 0; w < GMF_MAX_RMP_PFNS / 64; w++) {
+	/* Only the words that can have a bit set: the dirty span's. */
+	for (w = gmf_rmp.dirty_lo / 64; w < (gmf_rmp.dirty_hi + 63) / 64; w++) {
 		uint64_t d = gmf_rmp.dirty[w];
 
 		if (d == ~0ULL) {
@@ -828,6 +829,8 @@ void gmf_rmp_clear(void)
 		gmf_rmp.dirty[w] = 0;
 		gmf_rmp.written[w] = 0;
 	}
+	gmf_rmp.dirty_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.dirty_hi = 0;
 	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
 	gmf_rmp.written_hi = 0;
 }
@@ -850,7 +853,7 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 		if (r->pfn >= GMF_MAX_RMP_PFNS || !r->npages ||
 		    r->npages > GMF_MAX_RMP_PFNS - r->pfn)
 			return -1;
-		rmp_bits_set(gmf_rmp.dirty, r->pfn, r->pfn + r->npages);
+		rmp_dirty(r->pfn, r->pfn + r->npages);
 		for (k = 0; k < r->npages; k++) {
 			e[r->pfn + k] = (struct gmf_rmp_entry){
 				.assigned = 1,
@@ -875,7 +878,8 @@ void gmf_rmp_store(struct gmf_rmp_out *out)
 		lo = hi = 0;
 	out->rmp_lo = lo;
 	out->rmp_hi = hi;
-	for (w = 0; w < GMF_MAX_RMP_PFNS / 64; w++) {
+	__builtin_memset(out->written, 0, sizeof(out->written));
+	for (w = lo / 64; w < (hi + 63) / 64; w++) {
 		uint64_t d = gmf_rmp.written[w];
 
 		out->written[w] = d;

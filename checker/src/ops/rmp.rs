@@ -15,12 +15,13 @@
 //! middle and tail and across it × table size.
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
-    smaller_numbers, time_split, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
+    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -383,7 +384,7 @@ fn check_prepare(
     scratch: &mut Scratch,
     input: &mut abi::gmf_prepare_in,
     q: &PrepareQuery,
-    rmp: Option<Rmp>,
+    m: &mut Model,
 ) -> Option<(String, Value)> {
     input.snp_guest = u8::from(q.snp_guest);
     input.asid = q.asid;
@@ -393,7 +394,7 @@ fn check_prepare(
     runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.prepare)(input, &mut *scratch.out) };
-    let (rmp, t, ret, max_level) = prepare_model(q, rmp)?;
+    let (ret, max_level) = prepare_model(q, m);
     let o = &scratch.out;
     let mut why = Vec::new();
     if r != 0 {
@@ -411,7 +412,7 @@ fn check_prepare(
             o.max_level
         ));
     }
-    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    compare(scratch, &input.rmp, &m.t, &m.rmp, &mut why);
     (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
@@ -420,21 +421,20 @@ fn check_rmp_invalidate(
     scratch: &mut Scratch,
     input: &mut abi::gmf_rmp_invalidate_in,
     q: &RmpInvalidateQuery,
-    rmp: Option<Rmp>,
+    m: &mut Model,
 ) -> Option<(String, Value)> {
-    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
     input.start = q.start;
     input.end = q.end;
     runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.rmp_invalidate)(input, &mut *scratch.out) };
-    let mut t = HookTrace::default();
-    sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
+    m.clear_trace();
+    sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_rmp_invalidate returned {r}"));
     }
-    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    compare(scratch, &input.rmp, &m.t, &m.rmp, &mut why);
     (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
@@ -527,42 +527,50 @@ pub const PREPARE_ORDERS: [i32; 4] = [0, 8, 9, 10];
 /// region), for an SNP guest on an SNP host; then the early returns (no SNP
 /// guest, no host SNP) over the shared region, each 2M state and one
 /// state of every probe page assigned.
-fn prepare_exhaustive() -> impl Iterator<Item = PrepareQuery> {
+fn prepare_exhaustive(f: &mut dyn FnMut(&PrepareQuery) -> ControlFlow<()>) {
     let states = region_states();
-    let early: Vec<Vec<RmpRun>> = [0, 1, states.len() - 1]
+    let early: Vec<&Vec<RmpRun>> = [0, 1, states.len() - 1]
         .into_iter()
-        .map(|i| states[i].clone())
-        .chain(states[states.len() - 3..].iter().cloned())
+        .map(|i| &states[i])
+        .chain(&states[states.len() - 3..])
         .collect();
-    let main = states.into_iter().map(|rmp| (true, true, rmp));
+    let main = states.iter().map(|rmp| (true, true, rmp));
     let early = [(false, true), (true, false)]
         .into_iter()
-        .flat_map(move |(g, e)| early.clone().into_iter().map(move |rmp| (g, e, rmp)));
-    main.chain(early).flat_map(|(snp_guest, snp_enabled, rmp)| {
-        let mut out = Vec::with_capacity(128);
+        .flat_map(|(g, e)| early.iter().map(move |&rmp| (g, e, rmp)));
+    let mut q = PrepareQuery {
+        snp_guest: true,
+        snp_enabled: true,
+        asid: 7,
+        pfn: 0,
+        gfn: 0,
+        max_order: 0,
+        max_pfn: PFNS,
+        rmp: Vec::new(),
+    };
+    for (snp_guest, snp_enabled, rmp) in main.chain(early) {
+        q.snp_guest = snp_guest;
+        q.snp_enabled = snp_enabled;
+        q.rmp.clone_from(rmp);
         for pfn in PREPARE_PFNS {
+            q.pfn = pfn;
             for max_pfn in [PFNS, 2 * REGION - 1]
                 .into_iter()
-                .filter(|&m| within(&rmp, m))
+                .filter(|&m| within(rmp, m))
             {
+                q.max_pfn = max_pfn;
                 for max_order in PREPARE_ORDERS {
+                    q.max_order = max_order;
                     for gfn_off in [0u64, 3] {
-                        out.push(PrepareQuery {
-                            snp_guest,
-                            snp_enabled,
-                            asid: 7,
-                            pfn,
-                            gfn: 0x1000 + pfn - REGION + gfn_off,
-                            max_order,
-                            max_pfn,
-                            rmp: rmp.clone(),
-                        });
+                        q.gfn = 0x1000 + pfn - REGION + gfn_off;
+                        if f(&q).is_break() {
+                            return;
+                        }
                     }
                 }
             }
         }
-        out
-    })
+    }
 }
 
 /// `gmem-invalidate`'s ranges: every `[start, end)` within the points
@@ -589,24 +597,29 @@ pub fn invalidate_ranges() -> Vec<(u64, u64)> {
 }
 
 /// `gmem-invalidate`: every region state × every range of
-/// [`invalidate_ranges`] × table size.
-fn rmp_invalidate_exhaustive() -> impl Iterator<Item = RmpInvalidateQuery> {
+/// [`invalidate_ranges`] × table size, one case at a time, in place.
+fn rmp_invalidate_exhaustive(f: &mut dyn FnMut(&RmpInvalidateQuery) -> ControlFlow<()>) {
     let ranges = invalidate_ranges();
-    region_states().into_iter().flat_map(move |rmp| {
-        let mut out = Vec::with_capacity(3 * ranges.len());
+    let mut q = RmpInvalidateQuery {
+        snp_enabled: true,
+        start: 0,
+        end: 0,
+        max_pfn: PFNS,
+        rmp: Vec::new(),
+    };
+    for rmp in region_states() {
         for max_pfn in MAX_PFNS.into_iter().filter(|&m| within(&rmp, m)) {
+            q.max_pfn = max_pfn;
+            q.rmp.clone_from(&rmp);
             for &(start, end) in &ranges {
-                out.push(RmpInvalidateQuery {
-                    snp_enabled: true,
-                    start,
-                    end,
-                    max_pfn,
-                    rmp: rmp.clone(),
-                });
+                q.start = start;
+                q.end = end;
+                if f(&q).is_break() {
+                    return;
+                }
             }
         }
-        out
-    })
+    }
 }
 
 fn random_runs(rng: &mut Rng) -> Vec<RmpRun> {
@@ -672,13 +685,7 @@ fn prepare_cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = PrepareQuery>> {
-    cases_of(
-        source,
-        vectors,
-        "prepare",
-        prepare_exhaustive,
-        random_prepare,
-    )
+    cases_of(source, vectors, "prepare", std::iter::empty, random_prepare)
 }
 
 fn rmp_invalidate_cases(
@@ -689,7 +696,7 @@ fn rmp_invalidate_cases(
         source,
         vectors,
         "gmem-invalidate",
-        rmp_invalidate_exhaustive,
+        std::iter::empty,
         random_rmp_invalidate,
     )
 }
@@ -735,75 +742,64 @@ fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_prepare_in>> = RefCell::default();
-    let table: RefCell<Option<Rmp>> = RefCell::default();
-    run_cases(
-        ctx,
-        prepare_cases(source, ctx.vectors),
-        &CaseOps {
-            // The model's table, built once (as for gmem-invalidate).
-            applicable: &|q| {
-                let rmp = fits(q.max_pfn, &q.rmp)
-                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
-                    .flatten();
-                let ok = rmp.is_some();
-                *table.borrow_mut() = rmp;
-                ok
-            },
-            check: &|q| {
-                let rmp = table.borrow_mut().take();
-                check_prepare(
-                    lib,
-                    &mut scratch.borrow_mut(),
-                    &mut input.borrow_mut(),
-                    q,
-                    rmp,
-                )
-            },
-            candidates: &prepare_candidates,
-            model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    let model = RefCell::new(Model::default());
+    let ops: CaseOps<'_, PrepareQuery> = CaseOps {
+        // The model's table, loaded once (as for gmem-invalidate).
+        applicable: &|q| {
+            fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
         },
-    )
+        check: &|q| {
+            check_prepare(
+                lib,
+                &mut scratch.borrow_mut(),
+                &mut input.borrow_mut(),
+                q,
+                &mut model.borrow_mut(),
+            )
+        },
+        candidates: &prepare_candidates,
+        model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, prepare_exhaustive, &ops),
+        _ => run_cases(ctx, prepare_cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_rmp_invalidate_in>> = RefCell::default();
-    let table: RefCell<Option<Rmp>> = RefCell::default();
-    run_cases(
-        ctx,
-        rmp_invalidate_cases(source, ctx.vectors),
-        &CaseOps {
-            // The model's table, built once: `applicable` needs it to know
-            // the model accepts the case, `check` (always called next, on
-            // the same case) runs the hook on it.
-            applicable: &|q| {
-                let rmp = (fits(q.max_pfn, &q.rmp)
-                    && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS)
-                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
-                    .flatten();
-                let ok = rmp.is_some();
-                *table.borrow_mut() = rmp;
-                ok
-            },
-            check: &|q| {
-                let rmp = table.borrow_mut().take();
-                check_rmp_invalidate(
-                    lib,
-                    &mut scratch.borrow_mut(),
-                    &mut input.borrow_mut(),
-                    q,
-                    rmp,
-                )
-            },
-            candidates: &rmp_invalidate_candidates,
-            model_json: &|q| {
-                rmp_invalidate(q)
-                    .map(|a| to_json(&a))
-                    .unwrap_or(Value::Null)
-            },
+    let model = RefCell::new(Model::default());
+    let ops: CaseOps<'_, RmpInvalidateQuery> = CaseOps {
+        // The model's table, loaded once: `applicable` needs it to know
+        // the model accepts the case, `check` (always called next, on
+        // the same case) runs the hook on it.
+        applicable: &|q| {
+            fits(q.max_pfn, &q.rmp)
+                && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
+                && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
         },
-    )
+        check: &|q| {
+            check_rmp_invalidate(
+                lib,
+                &mut scratch.borrow_mut(),
+                &mut input.borrow_mut(),
+                q,
+                &mut model.borrow_mut(),
+            )
+        },
+        candidates: &rmp_invalidate_candidates,
+        model_json: &|q| {
+            rmp_invalidate(q)
+                .map(|a| to_json(&a))
+                .unwrap_or(Value::Null)
+        },
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, rmp_invalidate_exhaustive, &ops),
+        _ => run_cases(ctx, rmp_invalidate_cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn prepare_json(
@@ -812,7 +808,10 @@ fn prepare_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(prepare_cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(prepare_exhaustive, index).map(|q| to_json(&q)),
+        _ => nth_case_json(prepare_cases(source, vectors), index),
+    }
 }
 
 fn rmp_invalidate_json(
@@ -821,17 +820,22 @@ fn rmp_invalidate_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(rmp_invalidate_cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(rmp_invalidate_exhaustive, index).map(|q| to_json(&q)),
+        _ => nth_case_json(rmp_invalidate_cases(source, vectors), index),
+    }
 }
 
 /// `prepare`'s exhaustive cases timed apart (the bench).
 pub fn split_prepare(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_prepare_in> = Box::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || prepare_cases(Source::Exhaustive, &none),
-        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+    // As `check` runs them: the model's table loaded by the applicability
+    // test, the C's input filled by the call.
+    let model = RefCell::new(Model::default());
+    time_split_visit(
+        prepare_exhaustive,
+        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
         |q| {
             input.snp_guest = u8::from(q.snp_guest);
             input.asid = q.asid;
@@ -844,7 +848,7 @@ pub fn split_prepare(lib: &Library) -> Split {
             std::hint::black_box(&out);
         },
         |q| {
-            std::hint::black_box(prepare_model(q, None));
+            std::hint::black_box(prepare_model(q, &mut model.borrow_mut()));
         },
     )
 }
@@ -853,10 +857,10 @@ pub fn split_prepare(lib: &Library) -> Split {
 pub fn split_rmp_invalidate(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_rmp_invalidate_in> = Box::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || rmp_invalidate_cases(Source::Exhaustive, &none),
-        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+    let model = RefCell::new(Model::default());
+    time_split_visit(
+        rmp_invalidate_exhaustive,
+        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
         |q| {
             input.start = q.start;
             input.end = q.end;
@@ -866,33 +870,51 @@ pub fn split_rmp_invalidate(lib: &Library) -> Split {
             std::hint::black_box(&out);
         },
         |q| {
-            let Ok(mut rmp) = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp) else {
-                return;
-            };
-            let mut t = HookTrace::default();
-            sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
-            std::hint::black_box((rmp, t));
+            let m = &mut *model.borrow_mut();
+            m.clear_trace();
+            sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+            std::hint::black_box(&m.t);
         },
     )
 }
 
-/// The model's side of one `prepare` case as the checker runs it (on
-/// `rmp`, the case's table when the caller has built it already).
-fn prepare_model(q: &PrepareQuery, rmp: Option<Rmp>) -> Option<(Rmp, HookTrace, i32, i32)> {
-    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
-    let mut t = HookTrace::default();
+/// The model's side of a case, reused from case to case: the table
+/// (loaded by the case's applicability test, then changed by the hooks)
+/// and the trace, so a vector allocates nothing.
+#[derive(Default)]
+pub struct Model {
+    rmp: Rmp,
+    t: HookTrace,
+}
+
+impl Model {
+    /// Loads the case's table: whether the model accepts it.
+    fn load(&mut self, snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> bool {
+        self.rmp.load_runs(snp_enabled, max_pfn, runs).is_ok()
+    }
+
+    fn clear_trace(&mut self) {
+        self.t.events.clear();
+        self.t.warnings = 0;
+    }
+}
+
+/// The model's side of one `prepare` case on the loaded table: the
+/// hook's return and the max level after.
+fn prepare_model(q: &PrepareQuery, m: &mut Model) -> (i32, i32) {
+    m.clear_trace();
     let ret = sev_gmem_prepare(
-        &mut rmp,
+        &mut m.rmp,
         q.snp_guest,
         q.asid,
         q.pfn,
         q.gfn,
         q.max_order,
         false,
-        &mut t,
+        &mut m.t,
     );
-    let max_level = sev_private_max_mapping_level(&rmp, q.snp_guest, q.pfn, &mut t);
-    Some((rmp, t, ret, max_level))
+    let max_level = sev_private_max_mapping_level(&m.rmp, q.snp_guest, q.pfn, &mut m.t);
+    (ret, max_level)
 }
 
 /// A harness state straight from (valid) input runs; `None` when there are
