@@ -206,7 +206,13 @@ impl Scratch {
         }
         let mut from = 0;
         while let Some(a) = both.next(from, true) {
-            let b = both.next(a, false).unwrap_or(PFNS);
+            let mut b = both.next(a, false).unwrap_or(PFNS);
+            // Neighbouring stretches as one: pfns neither side wrote hold
+            // the loaded state on both, so comparing them is harmless, and
+            // cheaper than walking the runs once per stretch.
+            while let Some(a2) = both.next(b, true).filter(|&a2| a2 - b < 16) {
+                b = both.next(a2, false).unwrap_or(PFNS);
+            }
             from = b;
             let n = (b - a) as usize;
             let m = &mut self.m_tab[..n];
