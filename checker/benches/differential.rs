@@ -88,6 +88,7 @@ fn split(name: &str, lib: &Library, layouts: &[Vec<Binding>], ranges: &[(u64, u6
         "pre-fault" => gmem_checker::ops::prefault::split(lib),
         "bind" => gmem_checker::ops::bind::split(lib, Profile::Upstream),
         "punch-hole" => punch::split(lib),
+        "get-pfn" => gmem_checker::ops::getpfn::split(lib),
         _ => Split::default(),
     }
 }

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define GMF_ABI_VERSION 2
+#define GMF_ABI_VERSION 3
 
 /* Bounds of the fixed-size arrays below (the checker never exceeds them). */
 #define GMF_MAX_BINDINGS 8
@@ -177,8 +177,11 @@ struct gmf_rmp_state {
 
 /*
  * Only what the call wrote is copied out: events up to nevents, and the
- * table's entries in [rmp_lo, rmp_hi), the span of every entry the call
- * wrote (empty: rmp_lo == rmp_hi).  Every other entry is as loaded.
+ * entries of the pfns set in written[] (bit pfn % 64 of word pfn / 64),
+ * every entry the call wrote; [rmp_lo, rmp_hi) is their span (empty:
+ * rmp_lo == rmp_hi).  Every other entry is as loaded, and entries[] is
+ * not written there: a walk that makes two far-apart pages shared costs
+ * two entries, not the span between them.
  */
 struct gmf_rmp_out {
 	int32_t ret;
@@ -189,6 +192,7 @@ struct gmf_rmp_out {
 	uint8_t overflow;
 	uint64_t rmp_lo;
 	uint64_t rmp_hi;
+	uint64_t written[GMF_MAX_RMP_PFNS / 64];
 	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
 };
 

@@ -30,6 +30,7 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "harness.h",
     "unit.c",
     "shim/gmf_kernel.h",
+    "shim/rmp.h",
     "shim/shim.c",
     "shim/kunit/test.h",
     "adapters/common.h",

@@ -206,6 +206,23 @@ impl Rmp {
     /// pfn where it does.
     pub fn from_runs(snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> Result<Rmp, InputError> {
         let mut rmp = Rmp::new(snp_enabled, max_pfn);
+        rmp.load_runs(snp_enabled, max_pfn, runs)?;
+        Ok(rmp)
+    }
+
+    /// [`Rmp::from_runs`] into this table, reusing its storage: the
+    /// checker loads a table per vector, millions of times. On an error
+    /// the table holds some of the runs (load it again before use).
+    pub fn load_runs(
+        &mut self,
+        snp_enabled: bool,
+        max_pfn: u64,
+        runs: &[RmpRun],
+    ) -> Result<(), InputError> {
+        let rmp = self;
+        rmp.snp_enabled = snp_enabled;
+        rmp.max_pfn = max_pfn;
+        rmp.runs.clear();
         let mut total = 0u64;
         // Ascending input (the usual case) is checked against its
         // predecessor alone; anything else goes through an interval map.
@@ -223,7 +240,7 @@ impl Rmp {
         if !sorted {
             rmp.runs = unsorted_runs(max_pfn, runs)?;
         }
-        Ok(rmp)
+        Ok(())
     }
 
     /// The table as runs (the JSON output form), in pfn order: 4K entries
@@ -477,6 +494,7 @@ impl Rmp {
 }
 
 /// Run `i` of an input, checked on its own; a 2M run always covers 512.
+#[inline]
 fn checked_run(i: usize, r: &RmpRun, max_pfn: u64, total: &mut u64) -> Result<RmpRun, InputError> {
     let field = |f: &str| format!("rmp[{i}].{f}");
     let n = match r.size {

@@ -17,9 +17,9 @@ static void gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
 {
 	uint32_t i;
 
+	gmf_rmp_clear();
 	gmf_rmp.snp_enabled = in->snp;
 	gmf_rmp.max_pfn = in->max_pfn;
-	__builtin_memset(gmf_rmp.entries, 0, sizeof(gmf_rmp.entries));
 	for (i = 0; i < in->nfolios; i++) {
 		const struct gmf_pc_folio *f = &in->folios[i];
 		uint64_t pfn = in->pfn_base + f->index, n = 1ULL << f->order, k;
@@ -27,6 +27,7 @@ static void gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
 		/* Entries past the table would not exist. */
 		if (!f->prepared || pfn + n > in->max_pfn)
 			continue;
+		rmp_dirty(pfn, pfn + n);
 		for (k = 0; k < n; k++) {
 			struct gmf_rmp_entry *e = &gmf_rmp.entries[pfn + k];
 

@@ -1563,7 +1563,7 @@ static inline void vcpu_put(struct kvm_vcpu *vcpu)
 }
 
 /* ------------------------------------------------------------------ */
-/* SEV-SNP RMP (shim.c has the hardware model)                         */
+/* SEV-SNP RMP (rmp.h has the hardware model)                          */
 /* ------------------------------------------------------------------ */
 
 enum cc_attr {
@@ -1576,7 +1576,7 @@ enum cc_attr {
 	CC_ATTR_HOST_SEV_SNP,
 };
 
-bool cc_platform_has(enum cc_attr attr);
+/* cc_platform_has() and the RMP functions below: inline, in rmp.h. */
 
 #define RMP_PG_SIZE_4K 0
 #define RMP_PG_SIZE_2M 1
@@ -1593,15 +1593,11 @@ bool cc_platform_has(enum cc_attr attr);
 #define FAIL_INUSE 3
 #define FAIL_OVERLAP 4
 
-int snp_lookup_rmpentry(u64 pfn, bool *assigned, int *level);
-int rmp_make_private(u64 pfn, u64 gpa, enum pg_level level, u32 asid,
-		     bool immutable);
-int rmp_make_shared(u64 pfn, enum pg_level level);
-int psmash(u64 pfn);
-#ifndef GMF_UNIT_HAS_SNP_RMPTABLE_PSMASH
-/* KVM's retrying wrapper (static in sev.c); the unit may bring its own. */
-int snp_rmptable_psmash(kvm_pfn_t pfn);
-#endif
+/*
+ * snp_lookup_rmpentry(), rmp_make_private(), rmp_make_shared(), psmash()
+ * and (unless the unit brings its own) snp_rmptable_psmash() are inline
+ * in rmp.h, included at the end: they need the shim's state below.
+ */
 
 static inline void clflush_cache_range(void *addr, unsigned int size)
 {
@@ -1655,15 +1651,21 @@ struct gmf_recorder {
 };
 
 /*
- * The RMP table the hardware model updates.  Entries outside
- * [dirty_lo, dirty_hi) are all zero, so a load clears only that span;
- * [written_lo, written_hi) is what the current vector's updates touched.
+ * The RMP table the hardware model updates.  Entries whose bit is clear
+ * in dirty[] are all zero, so a load clears only those set (the entries
+ * the last vector loaded or wrote); written[] holds the entries the
+ * current vector's updates touched.  Bitmaps, not spans: two pages far
+ * apart cost two entries; the spans [dirty_lo, dirty_hi) and
+ * [written_lo, written_hi) bound them, so a load or a copy looks at the
+ * bitmaps' words there only.
  */
 struct gmf_rmp_table {
 	uint8_t snp_enabled;
 	uint64_t max_pfn;
 	uint64_t dirty_lo, dirty_hi;
 	uint64_t written_lo, written_hi;
+	uint64_t dirty[GMF_MAX_RMP_PFNS / 64];
+	uint64_t written[GMF_MAX_RMP_PFNS / 64];
 	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
 };
 
@@ -1700,12 +1702,16 @@ void gmf_shim_reset_vcpu(void);
  * for a run outside the table.
  */
 int gmf_rmp_load(const struct gmf_rmp_state *st);
-/* Copy the entries the vector's updates wrote to out->entries. */
+/* Every entry shared (clearing only what was loaded or written since). */
+void gmf_rmp_clear(void);
+/* Copy the entries the vector's updates wrote (and which) to out. */
 void gmf_rmp_store(struct gmf_rmp_out *out);
 /* The mmu_lock state of gmf_world.vm, for the recorder. */
 static inline bool gmf_mmu_lock_held(void)
 {
 	return gmf_rec.lock_depth > 0;
 }
+
+#include "rmp.h"
 
 #endif /* GMF_KERNEL_H */

@@ -83,25 +83,6 @@ bool gmf_signal_pending(struct task_struct *p)
 	return gmf_rec.signal_after && n >= gmf_rec.signal_after;
 }
 
-static void gmf_record(uint32_t op, uint64_t pfn, uint64_t arg, int32_t level,
-		       uint32_t asid, int32_t ret)
-{
-	struct gmf_event *e;
-
-	if (gmf_rec.nevents >= GMF_MAX_EVENTS) {
-		gmf_rec.events_overflow = 1;
-		return;
-	}
-	e = &gmf_rec.events[gmf_rec.nevents++];
-	e->op = op;
-	e->pfn = pfn;
-	e->arg = arg;
-	e->level = level;
-	e->asid = asid;
-	e->mmu_lock_held = gmf_mmu_lock_held();
-	e->ret = ret;
-}
-
 /* ------------------------------------------------------------------ */
 /* xarray                                                              */
 /* ------------------------------------------------------------------ */
@@ -291,6 +272,74 @@ bool noop_dirty_folio(struct address_space *mapping, struct folio *folio)
 	return false;
 }
 
+/*
+ * Shim-private page flag: this entry of the page cache stands for the
+ * 2^order order-0 folios a split made of it, not yet written out.  A
+ * split makes order-0 folios only of the pages someone is about to use
+ * (truncate's hole, a lookup's index); the rest of the split folio stays
+ * as a few aligned blocks carrying this flag, which any later use splits
+ * the same way.  So a hole of one page in a 2M folio costs a handful of
+ * list entries, not 511, and nothing the code under test can see differs:
+ * it is only ever given order-0 pieces of a split folio, as split_folio()
+ * would have made them.
+ */
+#define GMF_PG_SPLIT BIT(16)
+
+/* Put the piece of a split folio at index after *prev; it becomes *prev. */
+static void gmf_split_piece(struct list_head **prev, struct folio *head,
+			    pgoff_t first, pgoff_t index, unsigned int order,
+			    struct address_space *mapping, unsigned long flags)
+{
+	struct folio *f = (struct folio *)folio_page(head, index - first);
+
+	f->mapping = mapping;
+	f->index = index;
+	f->gmf_order = order;
+	f->flags = flags;
+	list_add(&f->lru, *prev);
+	*prev = &f->lru;
+}
+
+/* Pages [from, to) of a split folio starting at first, as GMF_PG_SPLIT
+ * blocks: each the largest that is aligned in the folio (so in index and
+ * pfn) and fits. */
+static void gmf_split_blocks(struct list_head **prev, struct folio *head,
+			     pgoff_t first, pgoff_t from, pgoff_t to,
+			     struct address_space *mapping, unsigned long flags)
+{
+	while (from < to) {
+		unsigned long off = from - first, n = to - from;
+		unsigned int order = 63 - __builtin_clzl(n);
+
+		if (off && (unsigned int)__builtin_ctzl(off) < order)
+			order = __builtin_ctzl(off);
+		gmf_split_piece(prev, head, first, from, order, mapping,
+				flags | GMF_PG_SPLIT);
+		from += 1UL << order;
+	}
+}
+
+/*
+ * split_folio() to order 0, in place, as far as pages [lo, hi] (inclusive,
+ * inside the folio) go: each of them its own order-0 folio, in order; the
+ * pages before and after stay GMF_PG_SPLIT blocks.  Every piece keeps the
+ * folio's flags, as the kernel's split copies them to the new folios.
+ */
+static void gmf_split_folio(struct folio *folio, pgoff_t lo, pgoff_t hi)
+{
+	struct list_head *prev = folio->lru.prev;
+	struct address_space *mapping = folio->mapping;
+	pgoff_t first = folio->index, end = first + folio_nr_pages(folio);
+	unsigned long flags = folio->flags & ~GMF_PG_SPLIT;
+	pgoff_t i;
+
+	list_del(&folio->lru);
+	gmf_split_blocks(&prev, folio, first, first, lo, mapping, flags);
+	for (i = lo; i <= hi; i++)
+		gmf_split_piece(&prev, folio, first, i, 0, mapping, flags);
+	gmf_split_blocks(&prev, folio, first, hi + 1, end, mapping, flags);
+}
+
 int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
 			  unsigned int order, unsigned long pfn)
 {
@@ -347,6 +396,14 @@ struct folio *filemap_grab_folio(struct address_space *mapping, pgoff_t index)
 		return ERR_PTR(-ENOMEM);
 	folio = (struct folio *)pfn_to_page(mapping->gmf_pfn_base + index);
 found:
+	if (folio->flags & GMF_PG_SPLIT) {
+		/* A page of a split folio: its own order-0 folio now. */
+		struct folio *at = (struct folio *)folio_page(folio,
+							       index - folio->index);
+
+		gmf_split_folio(folio, index, index);
+		folio = at;
+	}
 	folio_lock(folio);
 	return folio;
 }
@@ -388,24 +445,6 @@ static void gmf_filemap_remove(struct address_space *mapping,
 		mapping->a_ops->free_folio(folio);
 }
 
-/* split_folio() to order 0, in place: each page its own folio, in order. */
-static void gmf_split_folio(struct folio *folio)
-{
-	struct list_head *prev = &folio->lru;
-	long i, nr = folio_nr_pages(folio);
-
-	for (i = 1; i < nr; i++) {
-		struct folio *tail = (struct folio *)folio_page(folio, i);
-
-		tail->mapping = folio->mapping;
-		tail->index = folio->index + i;
-		tail->gmf_order = 0;
-		list_add(&tail->lru, prev);
-		prev = &tail->lru;
-	}
-	folio->gmf_order = 0;
-}
-
 /*
  * mm/truncate.c's truncate_inode_pages_range() as guest_memfd sees it:
  *
@@ -418,6 +457,7 @@ static void gmf_split_folio(struct folio *folio)
  * - A large folio only partly inside is first split into order-0 folios,
  *   as the kernel does when split_folio() succeeds (the shim never makes
  *   it fail); then its pages inside are removed and freed one by one.
+ *   (The pieces outside the hole are made lazily: GMF_PG_SPLIT above.)
  *   A folio with no page inside stays whole (the kernel may split one
  *   that a byte range merely touches: nothing observable).
  * - Frees happen in index order, as the model's truncate
@@ -457,14 +497,17 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
 			pos = pos->next;
 			continue;
 		}
-		if (first < start || last > last_in) {
-			gmf_split_folio(folio);
+		if (first < start || last > last_in ||
+		    (folio->flags & GMF_PG_SPLIT)) {
+			struct list_head *before = pos->prev;
+
+			gmf_split_folio(folio, first < start ? start : first,
+					last > last_in ? last_in : last);
 			/*
-			 * Go on at the first piece inside the hole (the pieces
-			 * before it are order-0 folios outside it: skipped).
+			 * Go on at the first piece (those before the hole are
+			 * skipped, those inside are order-0 folios: removed).
 			 */
-			if (first < start)
-				pos = &((struct folio *)folio_page(folio, start - first))->lru;
+			pos = before->next;
 			continue;
 		}
 		pos = pos->next;
@@ -787,72 +830,40 @@ int gmf_shadow_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
 }
 
 /* ------------------------------------------------------------------ */
-/* SEV-SNP RMP                                                         */
+/* SEV-SNP RMP (the hardware model is rmp.h, inline)                  */
 /* ------------------------------------------------------------------ */
 
 /*
- * The RMP hardware model.  It must match the Rust model
- * (reference/src/rmp.rs) exactly; entries are pfns 0 .. max_pfn - 1.
- *
- * A 2M-aligned entry whose pagesize is 2M ("a 2M head") is authoritative
- * for the 512 pfns of its region.  All failures return FAIL_INPUT (1).
- *
- * lookup(pfn): -ENODEV without host SNP; pfn >= max_pfn -> WARN, -EFAULT
- *   (6.12 get_rmpentry()); else assigned = the pfn's own entry, level = 2M
- *   iff the region's head has pagesize 2M.
- *
- * RMPUPDATE 4K at pfn: fails if the region's head has pagesize 2M; else
- *   writes that one entry: make-private {assigned, 4K, immutable, asid,
- *   gpa, validated = 0}; make-shared all zero.
- * RMPUPDATE 2M at pfn: fails unless pfn is 2M aligned and pfn + 512 <=
- *   max_pfn.  Make-private fails if any of the 512 entries is assigned;
- *   else all 512 become assigned with asid/immutable, gpa + i * 4K,
- *   validated = 0, the head 2M and the rest 4K.  Make-shared fails unless
- *   the head has pagesize 2M; else all 512 are zeroed.
- * PSMASH at pfn: works on the 2M-aligned head; fails unless the head is
- *   assigned with pagesize 2M; else the head's pagesize becomes 4K, every
- *   other field of all 512 entries unchanged.
- *
- * Wrappers, as 6.12 arch/x86/virt/svm/sev.c:
- *   rmp_make_private()/rmp_make_shared() -> rmpupdate(): -ENODEV without
- *     host SNP; pfn >= max_pfn (adjust_direct_map()'s pfn_valid()) or a
- *     failed instruction -> -EFAULT.  (No RMPUPDATE_FAIL_OVERLAP here, so
- *     nothing is retried.)
- *   psmash(): -ENODEV without host SNP; pfn >= max_pfn -> -EINVAL; else
- *     the instruction's code (0 or 1).
- *   snp_rmptable_psmash(pfn): KVM's wrapper: psmash(pfn & ~511).
- *
- * Every update and PSMASH is one recorded event carrying the pfn the KVM
- * code passed (for snp_rmptable_psmash(), its unaligned argument), the
- * wrapper's return value, and whether mmu_lock was held.
+ * The table all shared again, at the cost of the entries the last vector
+ * loaded or wrote (dirty[]), never the whole table: the RMP ops run
+ * millions of vectors.  Nothing written yet.
  */
-
-bool cc_platform_has(enum cc_attr attr)
+void gmf_rmp_clear(void)
 {
-	return attr == CC_ATTR_HOST_SEV_SNP && gmf_rmp.snp_enabled;
+	struct gmf_rmp_entry *e = gmf_rmp.entries;
+	uint32_t w;
+
+	/* Only the words that can have a bit set: the dirty span's. */
+	for (w = gmf_rmp.dirty_lo / 64; w < (gmf_rmp.dirty_hi + 63) / 64; w++) {
+		uint64_t d = gmf_rmp.dirty[w];
+
+		if (d == ~0ULL) {
+			__builtin_memset(&e[w * 64], 0, 64 * sizeof(*e));
+		} else {
+			for (; d; d &= d - 1)
+				e[w * 64 + __builtin_ctzll(d)] =
+					(struct gmf_rmp_entry){ 0 };
+		}
+		gmf_rmp.dirty[w] = 0;
+		gmf_rmp.written[w] = 0;
+	}
+	gmf_rmp.dirty_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.dirty_hi = 0;
+	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.written_hi = 0;
 }
 
-/* Widen [*lo, *hi) to cover [lo, hi). */
-static inline void rmp_span_add(uint64_t *span_lo, uint64_t *span_hi,
-				uint64_t lo, uint64_t hi)
-{
-	if (lo < *span_lo)
-		*span_lo = lo;
-	if (hi > *span_hi)
-		*span_hi = hi;
-}
-
-/* Every write to the table goes through here (or rmp_span_add first). */
-static inline void rmp_written(uint64_t lo, uint64_t hi)
-{
-	rmp_span_add(&gmf_rmp.written_lo, &gmf_rmp.written_hi, lo, hi);
-	rmp_span_add(&gmf_rmp.dirty_lo, &gmf_rmp.dirty_hi, lo, hi);
-}
-
-/*
- * Costs the entries the state describes plus the ones the last vector
- * left, never the whole table: the RMP ops run millions of vectors.
- */
+/* Costs the entries the state describes plus the ones the last vector left. */
 int gmf_rmp_load(const struct gmf_rmp_state *st)
 {
 	struct gmf_rmp_entry *e = gmf_rmp.entries;
@@ -861,11 +872,7 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 
 	if (st->max_pfn > GMF_MAX_RMP_PFNS || st->nruns > GMF_MAX_RMP_RUNS)
 		return -1;
-	if (gmf_rmp.dirty_lo < gmf_rmp.dirty_hi)
-		__builtin_memset(&e[gmf_rmp.dirty_lo], 0,
-				 (gmf_rmp.dirty_hi - gmf_rmp.dirty_lo) * sizeof(*e));
-	gmf_rmp.dirty_lo = GMF_MAX_RMP_PFNS;
-	gmf_rmp.dirty_hi = 0;
+	gmf_rmp_clear();
 	gmf_rmp.snp_enabled = st->snp_enabled;
 	gmf_rmp.max_pfn = st->max_pfn;
 	for (i = 0; i < st->nruns; i++) {
@@ -874,8 +881,7 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 		if (r->pfn >= GMF_MAX_RMP_PFNS || !r->npages ||
 		    r->npages > GMF_MAX_RMP_PFNS - r->pfn)
 			return -1;
-		rmp_span_add(&gmf_rmp.dirty_lo, &gmf_rmp.dirty_hi, r->pfn,
-			     r->pfn + r->npages);
+		rmp_dirty(r->pfn, r->pfn + r->npages);
 		for (k = 0; k < r->npages; k++) {
 			e[r->pfn + k] = (struct gmf_rmp_entry){
 				.assigned = 1,
@@ -887,149 +893,34 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 			};
 		}
 	}
-	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
-	gmf_rmp.written_hi = 0;
 	return 0;
 }
 
+/* The written entries (bitmap, span and values) to out. */
 void gmf_rmp_store(struct gmf_rmp_out *out)
 {
 	uint64_t lo = gmf_rmp.written_lo, hi = gmf_rmp.written_hi;
+	uint32_t w;
 
 	if (lo >= hi)
 		lo = hi = 0;
 	out->rmp_lo = lo;
 	out->rmp_hi = hi;
-	__builtin_memcpy(&out->entries[lo], &gmf_rmp.entries[lo],
-			 (hi - lo) * sizeof(out->entries[0]));
-}
+	__builtin_memset(out->written, 0, sizeof(out->written));
+	for (w = lo / 64; w < (hi + 63) / 64; w++) {
+		uint64_t d = gmf_rmp.written[w];
 
-static inline u64 rmp_head(u64 pfn)
-{
-	return pfn & ~(u64)(PTRS_PER_PMD - 1);
-}
+		out->written[w] = d;
+		if (d == ~0ULL) {
+			__builtin_memcpy(&out->entries[w * 64],
+					 &gmf_rmp.entries[w * 64],
+					 64 * sizeof(out->entries[0]));
+		} else {
+			for (; d; d &= d - 1) {
+				uint32_t p = w * 64 + __builtin_ctzll(d);
 
-static bool rmp_region_is_2m(u64 pfn)
-{
-	return gmf_rmp.entries[rmp_head(pfn)].pagesize == RMP_PG_SIZE_2M;
-}
-
-int snp_lookup_rmpentry(u64 pfn, bool *assigned, int *level)
-{
-	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
-		return -ENODEV;
-	if (WARN_ON_ONCE(pfn >= gmf_rmp.max_pfn))
-		return -EFAULT;
-
-	*level = rmp_region_is_2m(pfn) ? PG_LEVEL_2M : PG_LEVEL_4K;
-	*assigned = gmf_rmp.entries[pfn].assigned;
-	return 0;
-}
-
-/* RMPUPDATE; pfn < max_pfn is the caller's. 0 or FAIL_INPUT. */
-static int rmpupdate_hw(u64 pfn, int level, const struct gmf_rmp_entry *new)
-{
-	struct gmf_rmp_entry *e = gmf_rmp.entries;
-	u64 i;
-
-	if (level == PG_LEVEL_4K) {
-		if (rmp_region_is_2m(pfn))
-			return FAIL_INPUT;
-		rmp_written(pfn, pfn + 1);
-		e[pfn] = *new;
-		return 0;
-	}
-
-	if (pfn != rmp_head(pfn) || pfn + PTRS_PER_PMD > gmf_rmp.max_pfn)
-		return FAIL_INPUT;
-	if (new->assigned) {
-		for (i = 0; i < PTRS_PER_PMD; i++) {
-			if (e[pfn + i].assigned)
-				return FAIL_INPUT;
+				out->entries[p] = gmf_rmp.entries[p];
+			}
 		}
-		rmp_written(pfn, pfn + PTRS_PER_PMD);
-		for (i = 0; i < PTRS_PER_PMD; i++) {
-			e[pfn + i] = *new;
-			e[pfn + i].pagesize = i ? RMP_PG_SIZE_4K : RMP_PG_SIZE_2M;
-			e[pfn + i].gpa = new->gpa + (i << PAGE_SHIFT);
-		}
-		return 0;
 	}
-	if (!rmp_region_is_2m(pfn))
-		return FAIL_INPUT;
-	rmp_written(pfn, pfn + PTRS_PER_PMD);
-	__builtin_memset(&e[pfn], 0, PTRS_PER_PMD * sizeof(e[0]));
-	return 0;
-}
-
-static int rmpupdate(u64 pfn, int level, const struct gmf_rmp_entry *new)
-{
-	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
-		return -ENODEV;
-	if (pfn >= gmf_rmp.max_pfn)
-		return -EFAULT;
-	if (rmpupdate_hw(pfn, level, new)) {
-		pr_err("RMPUPDATE failed for PFN %llx, pg_level: %d\n", pfn, level);
-		return -EFAULT;
-	}
-	return 0;
-}
-
-int rmp_make_private(u64 pfn, u64 gpa, enum pg_level level, u32 asid,
-		     bool immutable)
-{
-	struct gmf_rmp_entry new = {
-		.assigned = 1,
-		.pagesize = PG_LEVEL_TO_RMP(level),
-		.immutable = immutable,
-		.asid = asid,
-		.gpa = gpa,
-	};
-	int ret = rmpupdate(pfn, level, &new);
-
-	gmf_record(GMF_EV_MAKE_PRIVATE, pfn, gpa, level, asid, ret);
-	return ret;
-}
-
-int rmp_make_shared(u64 pfn, enum pg_level level)
-{
-	struct gmf_rmp_entry new = { 0 };
-	int ret = rmpupdate(pfn, level, &new);
-
-	gmf_record(GMF_EV_MAKE_SHARED, pfn, 0, level, 0, ret);
-	return ret;
-}
-
-static int psmash_insn(u64 pfn)
-{
-	struct gmf_rmp_entry *head;
-
-	if (!cc_platform_has(CC_ATTR_HOST_SEV_SNP))
-		return -ENODEV;
-	if (pfn >= gmf_rmp.max_pfn)
-		return -EINVAL;
-	head = &gmf_rmp.entries[rmp_head(pfn)];
-	if (!head->assigned || head->pagesize != RMP_PG_SIZE_2M)
-		return FAIL_INPUT;
-	rmp_written(rmp_head(pfn), rmp_head(pfn) + 1);
-	head->pagesize = RMP_PG_SIZE_4K;
-	return 0;
-}
-
-int psmash(u64 pfn)
-{
-	int ret = psmash_insn(pfn);
-
-	gmf_record(GMF_EV_PSMASH, pfn, 0, 0, 0, ret);
-	return ret;
-}
-
-int snp_rmptable_psmash(kvm_pfn_t pfn)
-{
-	int ret;
-
-	/* Never PSMASH_FAIL_INUSE here, so one try is all KVM makes. */
-	ret = psmash_insn(pfn & ~(kvm_pfn_t)(KVM_PAGES_PER_HPAGE(PG_LEVEL_2M) - 1));
-	gmf_record(GMF_EV_PSMASH, pfn, 0, 0, 0, ret);
-	return ret;
 }

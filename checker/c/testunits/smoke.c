@@ -224,7 +224,7 @@ static struct gmf_rmp_out rmp_out;
 
 /*
  * An entry of the table after the last call on state *in: what the call
- * wrote (rmp_out carries its span), else what *in loaded.
+ * wrote (rmp_out marks which), else what *in loaded.
  */
 static struct gmf_rmp_entry rmp_after(const struct gmf_rmp_state *in,
 				      uint64_t pfn)
@@ -232,7 +232,7 @@ static struct gmf_rmp_entry rmp_after(const struct gmf_rmp_state *in,
 	struct gmf_rmp_entry none = { 0 };
 	uint32_t i;
 
-	if (pfn >= rmp_out.rmp_lo && pfn < rmp_out.rmp_hi)
+	if (rmp_out.written[pfn / 64] & (1ULL << (pfn % 64)))
 		return rmp_out.entries[pfn];
 	for (i = 0; i < in->nruns; i++) {
 		const struct gmf_rmp_run *r = &in->runs[i];

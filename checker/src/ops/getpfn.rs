@@ -17,11 +17,13 @@
 //! off, RMP tables ending early, the faulting memslot (or a closed file),
 //! and one or two faults at boundary gfns.
 
+use std::cell::RefCell;
+
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, cases_of, nth_case_json, run_cases,
-    smaller_numbers, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
+    smaller_numbers, time_split, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -228,35 +230,32 @@ const PFN_BASE: u64 = 0x200;
 /// (op, pfn, gfn or gpa, order or level, mmu_lock, ret).
 type Ev = (u32, u64, u64, i32, u8, i32);
 
-fn model_events(t: &GetPfnTrace) -> Vec<Ev> {
-    t.events
-        .iter()
-        .map(|e| match e {
-            GetPfnEvent::Prepare { prepare: p } => (
-                abi::GMF_EV_GMEM_PREPARE,
-                p.pfn,
-                p.gfn,
-                p.order,
-                u8::from(p.mmu_lock),
-                p.ret,
-            ),
-            GetPfnEvent::Rmp(r) => {
-                let lock = u8::from(r.mmu_lock);
-                match r.op {
-                    RmpOp::MakePrivate {
-                        pfn, gpa, level, ..
-                    } => (abi::GMF_EV_MAKE_PRIVATE, pfn, gpa, level, lock, r.ret),
-                    RmpOp::MakeShared { pfn, level } => {
-                        (abi::GMF_EV_MAKE_SHARED, pfn, 0, level, lock, r.ret)
-                    }
-                    RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, lock, r.ret),
+fn model_events(t: &GetPfnTrace) -> impl Iterator<Item = Ev> + '_ {
+    t.events.iter().map(|e| match e {
+        GetPfnEvent::Prepare { prepare: p } => (
+            abi::GMF_EV_GMEM_PREPARE,
+            p.pfn,
+            p.gfn,
+            p.order,
+            u8::from(p.mmu_lock),
+            p.ret,
+        ),
+        GetPfnEvent::Rmp(r) => {
+            let lock = u8::from(r.mmu_lock);
+            match r.op {
+                RmpOp::MakePrivate {
+                    pfn, gpa, level, ..
+                } => (abi::GMF_EV_MAKE_PRIVATE, pfn, gpa, level, lock, r.ret),
+                RmpOp::MakeShared { pfn, level } => {
+                    (abi::GMF_EV_MAKE_SHARED, pfn, 0, level, lock, r.ret)
                 }
+                RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, lock, r.ret),
             }
-        })
-        .collect()
+        }
+    })
 }
 
-fn c_events(o: &abi::gmf_getpfn_out) -> Vec<Ev> {
+fn c_events(o: &abi::gmf_getpfn_out) -> impl Iterator<Item = Ev> + '_ {
     o.events[..(o.nevents as usize).min(o.events.len())]
         .iter()
         .map(|e| {
@@ -269,7 +268,6 @@ fn c_events(o: &abi::gmf_getpfn_out) -> Vec<Ev> {
             };
             (e.op, e.pfn, arg, level, e.mmu_lock_held, e.ret)
         })
-        .collect()
 }
 
 fn event_name(op: u32) -> &'static str {
@@ -298,7 +296,8 @@ fn show(e: Option<&Ev>) -> String {
     }
 }
 
-fn applicable(profile: Profile, q: &GetPfnQuery) -> bool {
+/// Whether the harness can express the case (the model may still refuse it).
+fn fits(profile: Profile, q: &GetPfnQuery) -> bool {
     q.profile == profile
         && q.max_pfn <= PFNS
         && q.nr_pfns == PFNS
@@ -306,12 +305,10 @@ fn applicable(profile: Profile, q: &GetPfnQuery) -> bool {
         && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
         && !q.faults.is_empty()
         && q.faults.len() <= abi::GMF_MAX_FAULTS as usize
-        && get_pfn(q).is_ok()
 }
 
-fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
-    let m = get_pfn(q).ok()?;
-    let mut input: Box<abi::gmf_getpfn_in> = Box::default();
+/// The harness input of a case.
+fn fill_input(q: &GetPfnQuery, input: &mut abi::gmf_getpfn_in) {
     input.nbindings = q.bindings.len() as u32;
     for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
         *d = abi::gmf_binding {
@@ -337,27 +334,28 @@ fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
     input.max_pfn = q.max_pfn;
     input.nfaults = q.faults.len() as u32;
     input.gfns[..q.faults.len()].copy_from_slice(&q.faults);
-    let mut o: Box<abi::gmf_getpfn_out> = Box::default();
+}
+
+/// Buffers one worker reuses for every case.
+#[derive(Default)]
+struct Scratch {
+    input: Box<abi::gmf_getpfn_in>,
+    out: Box<abi::gmf_getpfn_out>,
+}
+
+/// The C's answer (in `scratch.out`) against the model's `m`.
+fn check(
+    lib: &Library,
+    scratch: &mut Scratch,
+    q: &GetPfnQuery,
+    m: Option<GetPfnTrace>,
+) -> Option<(String, Value)> {
+    let m = m.or_else(|| get_pfn(q).ok())?;
+    fill_input(q, &mut scratch.input);
+    let o = &mut *scratch.out;
     // SAFETY: valid pointers for the call.
-    let r = unsafe { (lib.get_pfn)(&*input, &mut *o) };
-    let (ce, me) = (c_events(&o), model_events(&m));
-    let results: Vec<Value> = o.results[..q.faults.len()]
-        .iter()
-        .map(|r| {
-            json!({"ret": r.ret,
-                "pfn": (r.pfn_set != 0).then_some(r.pfn),
-                "max_order": (r.order_set != 0).then_some(r.max_order)})
-        })
-        .collect();
-    let prepares: Vec<Value> = ce
-        .iter()
-        .filter(|e| e.0 == abi::GMF_EV_GMEM_PREPARE)
-        .map(|&(_, pfn, gfn, order, lock, ret)| {
-            json!({"pfn": pfn, "gfn": gfn, "order": order, "mmu_lock": lock != 0, "ret": ret})
-        })
-        .collect();
-    let c = json!({"results": results, "events": ce.iter().map(|e| show(Some(e))).collect::<Vec<_>>(),
-        "prepares": prepares, "warnings": o.warnings});
+    let r = unsafe { (lib.get_pfn)(&*scratch.input, o) };
+    let o = &*o;
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_get_pfn returned {r}"));
@@ -375,7 +373,10 @@ fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
     }
     if o.overflow != 0 {
         why.push("more events than the harness records".into());
-    } else if ce != me {
+    } else if !c_events(o).eq(model_events(&m)) {
+        // Only a divergence pays for the lists.
+        let ce: Vec<Ev> = c_events(o).collect();
+        let me: Vec<Ev> = model_events(&m).collect();
         let i = ce
             .iter()
             .zip(&me)
@@ -399,7 +400,27 @@ fn check(lib: &Library, q: &GetPfnQuery) -> Option<(String, Value)> {
     if o.lock_balanced == 0 {
         why.push("mmu_lock taken and not released (or released unheld)".into());
     }
-    (!why.is_empty()).then(|| (why.join("; "), c))
+    (!why.is_empty()).then(|| {
+        let results: Vec<Value> = o.results[..q.faults.len()]
+            .iter()
+            .map(|r| {
+                json!({"ret": r.ret,
+                    "pfn": (r.pfn_set != 0).then_some(r.pfn),
+                    "max_order": (r.order_set != 0).then_some(r.max_order)})
+            })
+            .collect();
+        // The prepare calls the C made, for the report's picture.
+        let prepares: Vec<Value> = c_events(o)
+            .filter(|e| e.0 == abi::GMF_EV_GMEM_PREPARE)
+            .map(|(_, pfn, gfn, order, lock, ret)| {
+                json!({"pfn": pfn, "gfn": gfn, "order": order, "mmu_lock": lock != 0, "ret": ret})
+            })
+            .collect();
+        let c = json!({"results": results,
+            "events": c_events(o).map(|e| show(Some(&e))).collect::<Vec<_>>(),
+            "prepares": prepares, "warnings": o.warnings});
+        (why.join("; "), c)
+    })
 }
 
 fn b(id: u16, base_gfn: u64, npages: u64, pgoff: u64) -> Binding {
@@ -647,12 +668,25 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let (lib, profile) = (ctx.lib, ctx.profile);
+    let scratch = RefCell::new(Scratch::default());
+    let answer: RefCell<Option<GetPfnTrace>> = RefCell::default();
     run_cases(
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
-            applicable: &|q| applicable(profile, q),
-            check: &|q| check(lib, q),
+            // The model's answer, computed once: `applicable` needs it to
+            // know the model accepts the case, and `check` (always called
+            // next, on the same case) compares with it.
+            applicable: &|q| {
+                let m = fits(profile, q).then(|| get_pfn(q).ok()).flatten();
+                let ok = m.is_some();
+                *answer.borrow_mut() = m;
+                ok
+            },
+            check: &|q| {
+                let m = answer.borrow_mut().take();
+                check(lib, &mut scratch.borrow_mut(), q, m)
+            },
             candidates: &candidates,
             model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
         },
@@ -666,4 +700,23 @@ fn case_json(
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)
+}
+
+/// The exhaustive cases of the upstream profile timed apart (the bench).
+pub fn split(lib: &Library) -> Split {
+    let mut scratch = Scratch::default();
+    let none = |_: &str| Vec::new();
+    time_split(
+        || cases(Source::Exhaustive, &none),
+        |q| fits(Profile::Upstream, q) && get_pfn(q).is_ok(),
+        |q| {
+            fill_input(q, &mut scratch.input);
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.get_pfn)(&*scratch.input, &mut *scratch.out) };
+            std::hint::black_box(&scratch.out);
+        },
+        |q| {
+            std::hint::black_box(get_pfn(q).ok());
+        },
+    )
 }

@@ -15,6 +15,8 @@ pub mod prefault;
 pub mod punch;
 pub mod rmp;
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -275,33 +277,93 @@ pub fn run_cases<Q: Clone + Serialize>(
     cases: impl Iterator<Item = Q>,
     ops: &CaseOps<'_, Q>,
 ) -> Outcome {
-    let mut outcome = Outcome::default();
-    for (i, q) in cases.enumerate() {
-        let i = i as u64;
-        if !ctx.mine(i) {
-            continue;
-        }
-        if !(ops.applicable)(&q) {
-            outcome.model_only += 1;
-            continue;
-        }
-        ctx.progress.at(i);
-        outcome.vectors += 1;
-        if let Some(d) = (ops.check)(&q) {
-            let keep = |c: &Q| (ops.applicable)(c).then(|| (ops.check)(c)).flatten();
-            let (q, (why, c), steps) = shrink(q, d, ops.candidates, keep);
-            outcome.counterexample = Some(Counterexample {
-                input: serde_json::to_value(&q).unwrap_or(Value::Null),
-                model: (ops.model_json)(&q),
-                c,
-                why,
-                model_why: Vec::new(),
-                shrink_steps: steps,
-            });
+    let mut r = CaseRunner::new(ctx, ops);
+    for q in cases {
+        if r.case(&q).is_break() {
             break;
         }
     }
-    outcome
+    r.outcome
+}
+
+/// [`run_cases`] over cases a visitor makes one at a time in place
+/// ([`Visit`]): an exhaustive bound of millions of cases then allocates
+/// nothing per case.
+pub fn run_visit<Q: Clone + Serialize>(
+    ctx: &Ctx<'_>,
+    visit: impl FnOnce(&mut dyn FnMut(&Q) -> ControlFlow<()>),
+    ops: &CaseOps<'_, Q>,
+) -> Outcome {
+    let mut r = CaseRunner::new(ctx, ops);
+    visit(&mut |q| r.case(q));
+    r.outcome
+}
+
+/// A generator of cases that hands each one to `f` by reference (it may
+/// be the same value, changed in place) until `f` breaks.
+pub type Visit<Q> = fn(&mut dyn FnMut(&Q) -> ControlFlow<()>);
+
+/// Case `index` of a visitor's sequence (what a crash report shows).
+pub fn nth_visited<Q: Clone>(visit: Visit<Q>, index: u64) -> Option<Q> {
+    let (mut k, mut found) = (0u64, None);
+    visit(&mut |q| {
+        if k == index {
+            found = Some(q.clone());
+            return ControlFlow::Break(());
+        }
+        k += 1;
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// [`run_cases`]' state: the case count, the outcome so far.
+struct CaseRunner<'a, 'c, Q> {
+    ctx: &'a Ctx<'c>,
+    ops: &'a CaseOps<'a, Q>,
+    i: u64,
+    outcome: Outcome,
+}
+
+impl<'a, 'c, Q: Clone + Serialize> CaseRunner<'a, 'c, Q> {
+    fn new(ctx: &'a Ctx<'c>, ops: &'a CaseOps<'a, Q>) -> Self {
+        CaseRunner {
+            ctx,
+            ops,
+            i: 0,
+            outcome: Outcome::default(),
+        }
+    }
+
+    /// One case; `Break` at the first divergence (shrunk by then).
+    fn case(&mut self, q: &Q) -> ControlFlow<()> {
+        let (ctx, ops) = (self.ctx, self.ops);
+        let i = self.i;
+        self.i += 1;
+        if !ctx.mine(i) {
+            return ControlFlow::Continue(());
+        }
+        if !(ops.applicable)(q) {
+            self.outcome.model_only += 1;
+            return ControlFlow::Continue(());
+        }
+        ctx.progress.at(i);
+        self.outcome.vectors += 1;
+        let Some(d) = (ops.check)(q) else {
+            return ControlFlow::Continue(());
+        };
+        let keep = |c: &Q| (ops.applicable)(c).then(|| (ops.check)(c)).flatten();
+        let (q, (why, c), steps) = shrink(q.clone(), d, ops.candidates, keep);
+        self.outcome.counterexample = Some(Counterexample {
+            input: serde_json::to_value(&q).unwrap_or(Value::Null),
+            model: (ops.model_json)(&q),
+            c,
+            why,
+            model_why: Vec::new(),
+            shrink_steps: steps,
+        });
+        ControlFlow::Break(())
+    }
 }
 
 /// The cases of `source` for one operation: the `input`s of its vector
@@ -402,6 +464,39 @@ pub fn time_split<Q>(
     for q in cases().filter(|q| applicable(q)) {
         model(&q);
     }
+    Split {
+        cases: n,
+        c_rate,
+        model_rate: rate(n, t),
+    }
+}
+
+/// [`time_split`] over a visitor's cases ([`Visit`]), as `check` runs
+/// an exhaustive bound made in place.
+pub fn time_split_visit<Q>(
+    visit: Visit<Q>,
+    applicable: impl Fn(&Q) -> bool,
+    mut c: impl FnMut(&Q),
+    mut model: impl FnMut(&Q),
+) -> Split {
+    let rate = |n: u64, t: f64| n as f64 / (cpu_seconds() - t).max(1e-9);
+    let t = cpu_seconds();
+    let mut n = 0u64;
+    visit(&mut |q| {
+        if applicable(q) {
+            c(q);
+            n += 1;
+        }
+        ControlFlow::Continue(())
+    });
+    let c_rate = rate(n, t);
+    let t = cpu_seconds();
+    visit(&mut |q| {
+        if applicable(q) {
+            model(q);
+        }
+        ControlFlow::Continue(())
+    });
     Split {
         cases: n,
         c_rate,

@@ -14,14 +14,15 @@
 //! hole of [`holes`].
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
-use super::rmp::{Fields, Scratch, op_span, runs_state};
+use super::rmp::{Fields, Scratch, model_pfns, runs_state};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
-    smaller_numbers, time_split, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
+    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -31,7 +32,7 @@ use gmem_reference::invalidate::Binding;
 use gmem_reference::kernel::PAGE_SIZE;
 use gmem_reference::lifecycle::{Folio, LifecycleTrace, TraceEvent};
 use gmem_reference::ops::{PunchQuery, punch_hole};
-use gmem_reference::rmp::{PageSize, Rmp, RmpOp, RmpRun};
+use gmem_reference::rmp::{PageSize, RmpOp, RmpRun};
 
 /// The registry entry.
 pub const OPERATION: Operation = Operation {
@@ -70,66 +71,66 @@ const PFN_BASE: u64 = 0x200;
 
 type Ev = (u32, u64, u64, i32, u8);
 
-fn model_events(events: &[TraceEvent]) -> Vec<Ev> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::InvalidateBegin => Some((abi::GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 1)),
-            TraceEvent::InvalidateEnd => Some((abi::GMF_EV_INVALIDATE_END, 0, 0, 0, 1)),
-            TraceEvent::Zap { range, .. } => {
-                Some((abi::GMF_EV_UNMAP, range.start, range.end, 0, 1))
-            }
-            TraceEvent::Rmp { event } => Some(match event.op {
-                RmpOp::MakeShared { pfn, level } => (
-                    abi::GMF_EV_MAKE_SHARED,
-                    pfn,
-                    0,
-                    level,
-                    u8::from(event.mmu_lock),
-                ),
-                RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, u8::from(event.mmu_lock)),
-                RmpOp::MakePrivate {
-                    pfn, gpa, level, ..
-                } => (
-                    abi::GMF_EV_MAKE_PRIVATE,
-                    pfn,
-                    gpa,
-                    level,
-                    u8::from(event.mmu_lock),
-                ),
-            }),
-            TraceEvent::Map { .. } | TraceEvent::MemoryFaultExit { .. } => None,
-        })
-        .collect()
+fn model_event(e: &TraceEvent) -> Option<Ev> {
+    match e {
+        TraceEvent::InvalidateBegin => Some((abi::GMF_EV_INVALIDATE_BEGIN, 0, 0, 0, 1)),
+        TraceEvent::InvalidateEnd => Some((abi::GMF_EV_INVALIDATE_END, 0, 0, 0, 1)),
+        TraceEvent::Zap { range, .. } => Some((abi::GMF_EV_UNMAP, range.start, range.end, 0, 1)),
+        TraceEvent::Rmp { event } => Some(match event.op {
+            RmpOp::MakeShared { pfn, level } => (
+                abi::GMF_EV_MAKE_SHARED,
+                pfn,
+                0,
+                level,
+                u8::from(event.mmu_lock),
+            ),
+            RmpOp::Psmash { pfn } => (abi::GMF_EV_PSMASH, pfn, 0, 0, u8::from(event.mmu_lock)),
+            RmpOp::MakePrivate {
+                pfn, gpa, level, ..
+            } => (
+                abi::GMF_EV_MAKE_PRIVATE,
+                pfn,
+                gpa,
+                level,
+                u8::from(event.mmu_lock),
+            ),
+        }),
+        TraceEvent::Map { .. } | TraceEvent::MemoryFaultExit { .. } => None,
+    }
 }
 
-fn c_events(o: &abi::gmf_rmp_out) -> Vec<Ev> {
+fn model_events(events: &[TraceEvent]) -> impl Iterator<Item = Ev> + '_ {
+    events.iter().filter_map(model_event)
+}
+
+fn c_event(e: &abi::gmf_event) -> Ev {
+    let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) {
+        e.arg
+    } else {
+        0
+    };
+    let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) {
+        e.level
+    } else {
+        0
+    };
+    let begin_end = matches!(
+        e.op,
+        abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END
+    );
+    (
+        e.op,
+        if begin_end { 0 } else { e.pfn },
+        arg,
+        level,
+        e.mmu_lock_held,
+    )
+}
+
+fn c_events(o: &abi::gmf_rmp_out) -> impl Iterator<Item = Ev> + '_ {
     o.events[..(o.nevents as usize).min(o.events.len())]
         .iter()
-        .map(|e| {
-            let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) {
-                e.arg
-            } else {
-                0
-            };
-            let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) {
-                e.level
-            } else {
-                0
-            };
-            let begin_end = matches!(
-                e.op,
-                abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END
-            );
-            (
-                e.op,
-                if begin_end { 0 } else { e.pfn },
-                arg,
-                level,
-                e.mmu_lock_held,
-            )
-        })
-        .collect()
+        .map(c_event)
 }
 
 /// Whether the harness can express the case.
@@ -182,7 +183,6 @@ fn check(
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.punch_hole)(&*input, &mut *scratch.out) };
     let o = &scratch.out;
-    let (ce, me) = (c_events(&o), model_events(&m.events));
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_punch_hole returned {r}"));
@@ -192,7 +192,10 @@ fn check(
     }
     if o.overflow != 0 {
         why.push("more events than the harness records".into());
-    } else if ce != me {
+    } else if !c_events(o).eq(model_events(&m.events)) {
+        // Only a divergence pays for the lists.
+        let ce: Vec<Ev> = c_events(o).collect();
+        let me: Vec<Ev> = model_events(&m.events).collect();
         let i = ce
             .iter()
             .zip(&me)
@@ -215,20 +218,17 @@ fn check(
     if o.warnings != m.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
     }
-    let after = Rmp::from_runs(true, PFNS, &m.rmp).unwrap_or_default();
-    let span = m
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            TraceEvent::Rmp { event } => Some(op_span(&event.op)),
-            _ => None,
-        })
-        .fold((PFNS, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
-    if let Some(d) = scratch.table_differs(&input.rmp, &after, span, Fields::State) {
+    let model = model_pfns(m.events.iter().filter_map(|e| match e {
+        TraceEvent::Rmp { event } => Some(&event.op),
+        _ => None,
+    }));
+    // The model's table after, as the valid runs it answers with.
+    if let Some(d) = scratch.table_differs(&input.rmp, || m.rmp.iter(), &model, Fields::State) {
         why.push(d);
     }
     (!why.is_empty()).then(|| {
         let o = &scratch.out;
+        let ce: Vec<Ev> = c_events(o).collect();
         let c = json!({"ret": o.ret, "events": ce.len(), "warnings": o.warnings,
             "under_mmu_lock": ce.iter().filter(|e| e.4 != 0 && matches!(e.0, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_PSMASH | abi::GMF_EV_MAKE_PRIVATE)).count(),
             "rmp": super::rmp::c_after_runs(&input.rmp, o)});
@@ -280,8 +280,8 @@ pub fn holes() -> Vec<(u64, u64)> {
 /// Every RMP state of the bound's region ([`super::rmp::region_states`])
 /// × page cache (one 2M folio over the region, or 4K folios at its probe
 /// pages) × bindings (one over the file; two, the second at a file offset)
-/// × hole ([`holes`]).
-fn exhaustive() -> impl Iterator<Item = PunchQuery> {
+/// × hole ([`holes`]), one case at a time, changed in place.
+fn exhaustive(f: &mut dyn FnMut(&PunchQuery) -> ControlFlow<()>) {
     let layouts: Vec<Vec<Folio>> = vec![
         vec![Folio { index: 0, order: 9 }],
         super::rmp::PROBES
@@ -315,27 +315,31 @@ fn exhaustive() -> impl Iterator<Item = PunchQuery> {
         ],
     ];
     let holes = holes();
-    super::rmp::region_states()
-        .into_iter()
-        .flat_map(move |rmp| {
-            let mut out = Vec::with_capacity(layouts.len() * bindings.len() * holes.len());
-            for folios in &layouts {
-                for b in &bindings {
-                    for &(start, end) in &holes {
-                        out.push(PunchQuery {
-                            bindings: b.clone(),
-                            pfn_base: PFN_BASE,
-                            rmp: rmp.clone(),
-                            folios: folios.clone(),
-                            offset: (start * PAGE_SIZE) as i64,
-                            len: ((end - start) * PAGE_SIZE) as i64,
-                            max_pfn: PFNS,
-                        });
+    let mut q = PunchQuery {
+        bindings: Vec::new(),
+        pfn_base: PFN_BASE,
+        rmp: Vec::new(),
+        folios: Vec::new(),
+        offset: 0,
+        len: 0,
+        max_pfn: PFNS,
+    };
+    for rmp in super::rmp::region_states() {
+        q.rmp = rmp;
+        for folios in &layouts {
+            q.folios.clone_from(folios);
+            for b in &bindings {
+                q.bindings.clone_from(b);
+                for &(start, end) in &holes {
+                    q.offset = (start * PAGE_SIZE) as i64;
+                    q.len = ((end - start) * PAGE_SIZE) as i64;
+                    if f(&q).is_break() {
+                        return;
                     }
                 }
             }
-            out
-        })
+        }
+    }
 }
 
 fn random_case(rng: &mut Rng) -> PunchQuery {
@@ -377,11 +381,12 @@ fn random_case(rng: &mut Rng) -> PunchQuery {
     }
 }
 
+/// The vectors or random cases (the exhaustive bound is [`exhaustive`]).
 fn cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = PunchQuery>> {
-    cases_of(source, vectors, "punch-hole", exhaustive, random_case)
+    cases_of(source, vectors, "punch-hole", std::iter::empty, random_case)
 }
 
 /// Smaller cases, in the order punch-hole minimises (ARCHITECTURE.md,
@@ -454,33 +459,33 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_punch_in>> = RefCell::default();
     let answer: RefCell<Option<LifecycleTrace>> = RefCell::default();
-    run_cases(
-        ctx,
-        cases(source, ctx.vectors),
-        &CaseOps {
-            // The model's answer, computed once: `applicable` needs it to
-            // know the model accepts the case, and `check` (always called
-            // next, on the same case) compares with it.
-            applicable: &|q| {
-                let m = if fits(q) { punch_hole(q).ok() } else { None };
-                let ok = m.is_some();
-                *answer.borrow_mut() = m;
-                ok
-            },
-            check: &|q| {
-                let m = answer.borrow_mut().take();
-                check(
-                    lib,
-                    &mut scratch.borrow_mut(),
-                    &mut input.borrow_mut(),
-                    q,
-                    m,
-                )
-            },
-            candidates: &candidates,
-            model_json: &|q| punch_hole(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    let ops = CaseOps {
+        // The model's answer, computed once: `applicable` needs it to
+        // know the model accepts the case, and `check` (always called
+        // next, on the same case) compares with it.
+        applicable: &|q| {
+            let m = if fits(q) { punch_hole(q).ok() } else { None };
+            let ok = m.is_some();
+            *answer.borrow_mut() = m;
+            ok
         },
-    )
+        check: &|q| {
+            let m = answer.borrow_mut().take();
+            check(
+                lib,
+                &mut scratch.borrow_mut(),
+                &mut input.borrow_mut(),
+                q,
+                m,
+            )
+        },
+        candidates: &candidates,
+        model_json: &|q| punch_hole(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, exhaustive, &ops),
+        _ => run_cases(ctx, cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn case_json(
@@ -489,16 +494,18 @@ fn case_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(exhaustive, index).map(|q| to_json(&q)),
+        _ => nth_case_json(cases(source, vectors), index),
+    }
 }
 
 /// The exhaustive cases timed apart (the bench).
 pub fn split(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_punch_in> = Box::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || cases(Source::Exhaustive, &none),
+    time_split_visit(
+        exhaustive,
         fits,
         |q| {
             if fill_input(q, &mut input).is_some() {

@@ -15,12 +15,13 @@
 //! middle and tail and across it × table size.
 
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
-    smaller_numbers, time_split, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
+    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -180,16 +181,16 @@ pub enum Fields {
 
 impl Scratch {
     /// Compares the table after the call, whole: the C's is the loaded
-    /// state with the entries it wrote (`out.entries` over its written
-    /// span) on top, the model's is `after`; both equal the loaded state
-    /// wherever neither wrote, so only the union of the C's written span
-    /// and `model_span` (where the model's operations may have written) is
-    /// compared, entry by entry. The first difference, in words.
-    pub fn table_differs(
+    /// state with the entries it wrote (`out.entries` where `out.written`
+    /// is set) on top, the model's is `after()`'s runs; both equal the loaded state
+    /// wherever neither wrote, so only the pfns the C wrote or the model's
+    /// operations may have written (`model`) are compared, stretch by
+    /// stretch, entry by entry. The first difference, in words.
+    pub fn table_differs<'r, I: Iterator<Item = &'r RmpRun> + 'r>(
         &mut self,
         state: &abi::gmf_rmp_state,
-        after: &Rmp,
-        model_span: (u64, u64),
+        after: impl Fn() -> I,
+        model: &Pfns,
         fields: Fields,
     ) -> Option<String> {
         let o = &self.out;
@@ -199,21 +200,6 @@ impl Scratch {
                 o.rmp_lo, o.rmp_hi
             ));
         }
-        let (mut lo, mut hi) = (o.rmp_lo, o.rmp_hi);
-        if lo == hi {
-            (lo, hi) = (PFNS, 0);
-        }
-        if model_span.0 < model_span.1 {
-            lo = lo.min(model_span.0);
-            hi = hi.max(model_span.1.min(PFNS));
-        }
-        if lo >= hi {
-            return None;
-        }
-        let n = (hi - lo) as usize;
-        let m = &mut self.m_tab[..n];
-        m.fill(abi::gmf_rmp_entry::default());
-        fill_span(held(after.held_runs()), lo, m);
         let key = |e: &abi::gmf_rmp_entry| match fields {
             Fields::All => (
                 e.assigned,
@@ -225,45 +211,101 @@ impl Scratch {
             ),
             Fields::State => (e.assigned, e.pagesize, 0, 0, 0, 0),
         };
-        // The C's table: what it wrote where it wrote (compared in place),
-        // the loaded state around that.
-        let (a, b) = if o.rmp_lo < o.rmp_hi {
-            (o.rmp_lo, o.rmp_hi)
-        } else {
-            (lo, lo)
-        };
-        let c = &mut self.c_tab[..n];
-        for (from, to) in [(lo, a), (b, hi)] {
-            if from < to {
-                let part = &mut c[(from - lo) as usize..(to - lo) as usize];
-                part.fill(abi::gmf_rmp_entry::default());
-                fill_span(loaded(state), from, part);
+        let c_wrote = Pfns(o.written);
+        let mut both = Pfns(o.written);
+        for (w, m) in both.0.iter_mut().zip(&model.0) {
+            *w |= m;
+        }
+        let mut from = 0;
+        while let Some(a) = both.next(from, true) {
+            let mut b = both.next(a, false).unwrap_or(PFNS);
+            // Neighbouring stretches as one: pfns neither side wrote hold
+            // the loaded state on both, so comparing them is harmless, and
+            // cheaper than walking the runs once per stretch.
+            while let Some(a2) = both.next(b, true).filter(|&a2| a2 - b < 16) {
+                b = both.next(a2, false).unwrap_or(PFNS);
+            }
+            from = b;
+            let n = (b - a) as usize;
+            let m = &mut self.m_tab[..n];
+            m.fill(abi::gmf_rmp_entry::default());
+            fill_span(held(after()), a, m);
+            // The C's: the loaded state, and what it wrote on top.
+            let c = &mut self.c_tab[..n];
+            c.fill(abi::gmf_rmp_entry::default());
+            fill_span(loaded(state), a, c);
+            for p in a..b {
+                if c_wrote.has(p) {
+                    c[(p - a) as usize] = o.entries[p as usize];
+                }
+            }
+            if let Some(k) = c.iter().zip(m.iter()).position(|(x, y)| key(x) != key(y)) {
+                let (x, y) = (&c[k], &m[k]);
+                return Some(format!(
+                    "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
+                    a + k as u64,
+                    x.assigned,
+                    x.pagesize,
+                    x.asid,
+                    x.gpa,
+                    y.assigned,
+                    y.pagesize,
+                    y.asid,
+                    y.gpa
+                ));
             }
         }
-        let c_at = |p: u64| {
-            if (a..b).contains(&p) {
-                &o.entries[p as usize]
-            } else {
-                &c[(p - lo) as usize]
-            }
-        };
-        let differs = |p: u64| key(c_at(p)) != key(&m[(p - lo) as usize]);
-        let in_c = o.entries[a as usize..b as usize]
-            .iter()
-            .zip(&m[(a - lo) as usize..(b - lo) as usize])
-            .position(|(x, y)| key(x) != key(y))
-            .map(|k| a + k as u64);
-        let first = (lo..a)
-            .find(|&p| differs(p))
-            .or(in_c)
-            .or_else(|| (b..hi).find(|&p| differs(p)))?;
-        let k = (first - lo) as usize;
-        let (a, b) = (c_at(first), &m[k]);
-        Some(format!(
-            "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
-            first, a.assigned, a.pagesize, a.asid, a.gpa, b.assigned, b.pagesize, b.asid, b.gpa
-        ))
+        None
     }
+}
+
+/// A set of the table's pfns, as the harness's `written` bitmap: bit
+/// `pfn % 64` of word `pfn / 64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pfns(pub [u64; PFNS as usize / 64]);
+
+impl Pfns {
+    /// Adds `[lo, hi)` (clipped to the table).
+    pub fn add(&mut self, (lo, hi): (u64, u64)) {
+        for p in lo..hi.min(PFNS) {
+            self.0[(p / 64) as usize] |= 1 << (p % 64);
+        }
+    }
+
+    /// Whether `pfn` is in the set.
+    pub fn has(&self, pfn: u64) -> bool {
+        pfn < PFNS && self.0[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
+    }
+
+    /// The first pfn at or after `from` that is in the set (`set`) or
+    /// not (`!set`).
+    fn next(&self, from: u64, set: bool) -> Option<u64> {
+        let mut w = (from / 64) as usize;
+        if w >= self.0.len() {
+            return None;
+        }
+        let word = |w: usize| if set { self.0[w] } else { !self.0[w] };
+        let mut bits = word(w) & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w as u64 * 64 + u64::from(bits.trailing_zeros()));
+            }
+            w += 1;
+            if w == self.0.len() {
+                return None;
+            }
+            bits = word(w);
+        }
+    }
+}
+
+/// The pfns the model's RMP operations may have written.
+pub fn model_pfns<'a>(ops: impl Iterator<Item = &'a RmpOp>) -> Pfns {
+    let mut set = Pfns::default();
+    for op in ops {
+        set.add(op_span(op));
+    }
+    set
 }
 
 fn event_tuple(e: &RmpEvent) -> (u32, u64, u64, i32, u32, u8, i32) {
@@ -299,9 +341,11 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     // The table after: the loaded state with the written span on top.
     let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     fill_span(loaded(state), 0, &mut tab);
-    let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
-    if a < b {
-        tab[a..b].copy_from_slice(&o.entries[a..b]);
+    let wrote = Pfns(o.written);
+    for (p, e) in tab.iter_mut().enumerate() {
+        if wrote.has(p as u64) {
+            *e = o.entries[p];
+        }
     }
     let assigned: Vec<u64> = tab
         .iter()
@@ -433,12 +477,8 @@ fn compare(
     if o.warnings != t.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
     }
-    let span = t
-        .events
-        .iter()
-        .map(|e| op_span(&e.op))
-        .fold((PFNS, 0), |(a, b), (c, d)| (a.min(c), b.max(d)));
-    if let Some(d) = scratch.table_differs(state, after, span, Fields::All) {
+    let model = model_pfns(t.events.iter().map(|e| &e.op));
+    if let Some(d) = scratch.table_differs(state, || after.held_runs(), &model, Fields::All) {
         why.push(d);
     }
 }
@@ -450,7 +490,7 @@ fn check_prepare(
     scratch: &mut Scratch,
     input: &mut abi::gmf_prepare_in,
     q: &PrepareQuery,
-    rmp: Option<Rmp>,
+    m: &mut Model,
 ) -> Option<(String, Value)> {
     input.snp_guest = u8::from(q.snp_guest);
     input.asid = q.asid;
@@ -460,7 +500,7 @@ fn check_prepare(
     runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.prepare)(input, &mut *scratch.out) };
-    let (rmp, t, ret, max_level) = prepare_model(q, rmp)?;
+    let (ret, max_level) = prepare_model(q, m);
     let o = &scratch.out;
     let mut why = Vec::new();
     if r != 0 {
@@ -478,7 +518,7 @@ fn check_prepare(
             o.max_level
         ));
     }
-    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    compare(scratch, &input.rmp, &m.t, &m.rmp, &mut why);
     (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
@@ -487,21 +527,20 @@ fn check_rmp_invalidate(
     scratch: &mut Scratch,
     input: &mut abi::gmf_rmp_invalidate_in,
     q: &RmpInvalidateQuery,
-    rmp: Option<Rmp>,
+    m: &mut Model,
 ) -> Option<(String, Value)> {
-    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
     input.start = q.start;
     input.end = q.end;
     runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.rmp_invalidate)(input, &mut *scratch.out) };
-    let mut t = HookTrace::default();
-    sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
+    m.clear_trace();
+    sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_rmp_invalidate returned {r}"));
     }
-    compare(scratch, &input.rmp, &t, &rmp, &mut why);
+    compare(scratch, &input.rmp, &m.t, &m.rmp, &mut why);
     (!why.is_empty()).then(|| (why.join("; "), c_json(&input.rmp, &scratch.out)))
 }
 
@@ -594,42 +633,50 @@ pub const PREPARE_ORDERS: [i32; 4] = [0, 8, 9, 10];
 /// region), for an SNP guest on an SNP host; then the early returns (no SNP
 /// guest, no host SNP) over the shared region, each 2M state and one
 /// state of every probe page assigned.
-fn prepare_exhaustive() -> impl Iterator<Item = PrepareQuery> {
+fn prepare_exhaustive(f: &mut dyn FnMut(&PrepareQuery) -> ControlFlow<()>) {
     let states = region_states();
-    let early: Vec<Vec<RmpRun>> = [0, 1, states.len() - 1]
+    let early: Vec<&Vec<RmpRun>> = [0, 1, states.len() - 1]
         .into_iter()
-        .map(|i| states[i].clone())
-        .chain(states[states.len() - 3..].iter().cloned())
+        .map(|i| &states[i])
+        .chain(&states[states.len() - 3..])
         .collect();
-    let main = states.into_iter().map(|rmp| (true, true, rmp));
+    let main = states.iter().map(|rmp| (true, true, rmp));
     let early = [(false, true), (true, false)]
         .into_iter()
-        .flat_map(move |(g, e)| early.clone().into_iter().map(move |rmp| (g, e, rmp)));
-    main.chain(early).flat_map(|(snp_guest, snp_enabled, rmp)| {
-        let mut out = Vec::with_capacity(128);
+        .flat_map(|(g, e)| early.iter().map(move |&rmp| (g, e, rmp)));
+    let mut q = PrepareQuery {
+        snp_guest: true,
+        snp_enabled: true,
+        asid: 7,
+        pfn: 0,
+        gfn: 0,
+        max_order: 0,
+        max_pfn: PFNS,
+        rmp: Vec::new(),
+    };
+    for (snp_guest, snp_enabled, rmp) in main.chain(early) {
+        q.snp_guest = snp_guest;
+        q.snp_enabled = snp_enabled;
+        q.rmp.clone_from(rmp);
         for pfn in PREPARE_PFNS {
+            q.pfn = pfn;
             for max_pfn in [PFNS, 2 * REGION - 1]
                 .into_iter()
-                .filter(|&m| within(&rmp, m))
+                .filter(|&m| within(rmp, m))
             {
+                q.max_pfn = max_pfn;
                 for max_order in PREPARE_ORDERS {
+                    q.max_order = max_order;
                     for gfn_off in [0u64, 3] {
-                        out.push(PrepareQuery {
-                            snp_guest,
-                            snp_enabled,
-                            asid: 7,
-                            pfn,
-                            gfn: 0x1000 + pfn - REGION + gfn_off,
-                            max_order,
-                            max_pfn,
-                            rmp: rmp.clone(),
-                        });
+                        q.gfn = 0x1000 + pfn - REGION + gfn_off;
+                        if f(&q).is_break() {
+                            return;
+                        }
                     }
                 }
             }
         }
-        out
-    })
+    }
 }
 
 /// `gmem-invalidate`'s ranges: every `[start, end)` within the points
@@ -656,24 +703,29 @@ pub fn invalidate_ranges() -> Vec<(u64, u64)> {
 }
 
 /// `gmem-invalidate`: every region state × every range of
-/// [`invalidate_ranges`] × table size.
-fn rmp_invalidate_exhaustive() -> impl Iterator<Item = RmpInvalidateQuery> {
+/// [`invalidate_ranges`] × table size, one case at a time, in place.
+fn rmp_invalidate_exhaustive(f: &mut dyn FnMut(&RmpInvalidateQuery) -> ControlFlow<()>) {
     let ranges = invalidate_ranges();
-    region_states().into_iter().flat_map(move |rmp| {
-        let mut out = Vec::with_capacity(3 * ranges.len());
+    let mut q = RmpInvalidateQuery {
+        snp_enabled: true,
+        start: 0,
+        end: 0,
+        max_pfn: PFNS,
+        rmp: Vec::new(),
+    };
+    for rmp in region_states() {
         for max_pfn in MAX_PFNS.into_iter().filter(|&m| within(&rmp, m)) {
+            q.max_pfn = max_pfn;
+            q.rmp.clone_from(&rmp);
             for &(start, end) in &ranges {
-                out.push(RmpInvalidateQuery {
-                    snp_enabled: true,
-                    start,
-                    end,
-                    max_pfn,
-                    rmp: rmp.clone(),
-                });
+                q.start = start;
+                q.end = end;
+                if f(&q).is_break() {
+                    return;
+                }
             }
         }
-        out
-    })
+    }
 }
 
 fn random_runs(rng: &mut Rng) -> Vec<RmpRun> {
@@ -739,13 +791,7 @@ fn prepare_cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = PrepareQuery>> {
-    cases_of(
-        source,
-        vectors,
-        "prepare",
-        prepare_exhaustive,
-        random_prepare,
-    )
+    cases_of(source, vectors, "prepare", std::iter::empty, random_prepare)
 }
 
 fn rmp_invalidate_cases(
@@ -756,7 +802,7 @@ fn rmp_invalidate_cases(
         source,
         vectors,
         "gmem-invalidate",
-        rmp_invalidate_exhaustive,
+        std::iter::empty,
         random_rmp_invalidate,
     )
 }
@@ -819,75 +865,64 @@ fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_prepare_in>> = RefCell::default();
-    let table: RefCell<Option<Rmp>> = RefCell::default();
-    run_cases(
-        ctx,
-        prepare_cases(source, ctx.vectors),
-        &CaseOps {
-            // The model's table, built once (as for gmem-invalidate).
-            applicable: &|q| {
-                let rmp = fits(q.max_pfn, &q.rmp)
-                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
-                    .flatten();
-                let ok = rmp.is_some();
-                *table.borrow_mut() = rmp;
-                ok
-            },
-            check: &|q| {
-                let rmp = table.borrow_mut().take();
-                check_prepare(
-                    lib,
-                    &mut scratch.borrow_mut(),
-                    &mut input.borrow_mut(),
-                    q,
-                    rmp,
-                )
-            },
-            candidates: &prepare_candidates,
-            model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    let model = RefCell::new(Model::default());
+    let ops: CaseOps<'_, PrepareQuery> = CaseOps {
+        // The model's table, loaded once (as for gmem-invalidate).
+        applicable: &|q| {
+            fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
         },
-    )
+        check: &|q| {
+            check_prepare(
+                lib,
+                &mut scratch.borrow_mut(),
+                &mut input.borrow_mut(),
+                q,
+                &mut model.borrow_mut(),
+            )
+        },
+        candidates: &prepare_candidates,
+        model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, prepare_exhaustive, &ops),
+        _ => run_cases(ctx, prepare_cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_rmp_invalidate_in>> = RefCell::default();
-    let table: RefCell<Option<Rmp>> = RefCell::default();
-    run_cases(
-        ctx,
-        rmp_invalidate_cases(source, ctx.vectors),
-        &CaseOps {
-            // The model's table, built once: `applicable` needs it to know
-            // the model accepts the case, `check` (always called next, on
-            // the same case) runs the hook on it.
-            applicable: &|q| {
-                let rmp = (fits(q.max_pfn, &q.rmp)
-                    && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS)
-                    .then(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())
-                    .flatten();
-                let ok = rmp.is_some();
-                *table.borrow_mut() = rmp;
-                ok
-            },
-            check: &|q| {
-                let rmp = table.borrow_mut().take();
-                check_rmp_invalidate(
-                    lib,
-                    &mut scratch.borrow_mut(),
-                    &mut input.borrow_mut(),
-                    q,
-                    rmp,
-                )
-            },
-            candidates: &rmp_invalidate_candidates,
-            model_json: &|q| {
-                rmp_invalidate(q)
-                    .map(|a| to_json(&a))
-                    .unwrap_or(Value::Null)
-            },
+    let model = RefCell::new(Model::default());
+    let ops: CaseOps<'_, RmpInvalidateQuery> = CaseOps {
+        // The model's table, loaded once: `applicable` needs it to know
+        // the model accepts the case, `check` (always called next, on
+        // the same case) runs the hook on it.
+        applicable: &|q| {
+            fits(q.max_pfn, &q.rmp)
+                && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
+                && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
         },
-    )
+        check: &|q| {
+            check_rmp_invalidate(
+                lib,
+                &mut scratch.borrow_mut(),
+                &mut input.borrow_mut(),
+                q,
+                &mut model.borrow_mut(),
+            )
+        },
+        candidates: &rmp_invalidate_candidates,
+        model_json: &|q| {
+            rmp_invalidate(q)
+                .map(|a| to_json(&a))
+                .unwrap_or(Value::Null)
+        },
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, rmp_invalidate_exhaustive, &ops),
+        _ => run_cases(ctx, rmp_invalidate_cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn prepare_json(
@@ -896,7 +931,10 @@ fn prepare_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(prepare_cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(prepare_exhaustive, index).map(|q| to_json(&q)),
+        _ => nth_case_json(prepare_cases(source, vectors), index),
+    }
 }
 
 fn rmp_invalidate_json(
@@ -905,17 +943,22 @@ fn rmp_invalidate_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(rmp_invalidate_cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(rmp_invalidate_exhaustive, index).map(|q| to_json(&q)),
+        _ => nth_case_json(rmp_invalidate_cases(source, vectors), index),
+    }
 }
 
 /// `prepare`'s exhaustive cases timed apart (the bench).
 pub fn split_prepare(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_prepare_in> = Box::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || prepare_cases(Source::Exhaustive, &none),
-        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+    // As `check` runs them: the model's table loaded by the applicability
+    // test, the C's input filled by the call.
+    let model = RefCell::new(Model::default());
+    time_split_visit(
+        prepare_exhaustive,
+        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
         |q| {
             input.snp_guest = u8::from(q.snp_guest);
             input.asid = q.asid;
@@ -928,7 +971,7 @@ pub fn split_prepare(lib: &Library) -> Split {
             std::hint::black_box(&out);
         },
         |q| {
-            std::hint::black_box(prepare_model(q, None));
+            std::hint::black_box(prepare_model(q, &mut model.borrow_mut()));
         },
     )
 }
@@ -937,10 +980,10 @@ pub fn split_prepare(lib: &Library) -> Split {
 pub fn split_rmp_invalidate(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_rmp_invalidate_in> = Box::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || rmp_invalidate_cases(Source::Exhaustive, &none),
-        |q| fits(q.max_pfn, &q.rmp) && Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).is_ok(),
+    let model = RefCell::new(Model::default());
+    time_split_visit(
+        rmp_invalidate_exhaustive,
+        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
         |q| {
             input.start = q.start;
             input.end = q.end;
@@ -950,33 +993,51 @@ pub fn split_rmp_invalidate(lib: &Library) -> Split {
             std::hint::black_box(&out);
         },
         |q| {
-            let Ok(mut rmp) = Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp) else {
-                return;
-            };
-            let mut t = HookTrace::default();
-            sev_gmem_invalidate(&mut rmp, q.start, q.end, false, &mut t);
-            std::hint::black_box((rmp, t));
+            let m = &mut *model.borrow_mut();
+            m.clear_trace();
+            sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+            std::hint::black_box(&m.t);
         },
     )
 }
 
-/// The model's side of one `prepare` case as the checker runs it (on
-/// `rmp`, the case's table when the caller has built it already).
-fn prepare_model(q: &PrepareQuery, rmp: Option<Rmp>) -> Option<(Rmp, HookTrace, i32, i32)> {
-    let mut rmp = rmp.or_else(|| Rmp::from_runs(q.snp_enabled, q.max_pfn, &q.rmp).ok())?;
-    let mut t = HookTrace::default();
+/// The model's side of a case, reused from case to case: the table
+/// (loaded by the case's applicability test, then changed by the hooks)
+/// and the trace, so a vector allocates nothing.
+#[derive(Default)]
+pub struct Model {
+    rmp: Rmp,
+    t: HookTrace,
+}
+
+impl Model {
+    /// Loads the case's table: whether the model accepts it.
+    fn load(&mut self, snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> bool {
+        self.rmp.load_runs(snp_enabled, max_pfn, runs).is_ok()
+    }
+
+    fn clear_trace(&mut self) {
+        self.t.events.clear();
+        self.t.warnings = 0;
+    }
+}
+
+/// The model's side of one `prepare` case on the loaded table: the
+/// hook's return and the max level after.
+fn prepare_model(q: &PrepareQuery, m: &mut Model) -> (i32, i32) {
+    m.clear_trace();
     let ret = sev_gmem_prepare(
-        &mut rmp,
+        &mut m.rmp,
         q.snp_guest,
         q.asid,
         q.pfn,
         q.gfn,
         q.max_order,
         false,
-        &mut t,
+        &mut m.t,
     );
-    let max_level = sev_private_max_mapping_level(&rmp, q.snp_guest, q.pfn, &mut t);
-    Some((rmp, t, ret, max_level))
+    let max_level = sev_private_max_mapping_level(&m.rmp, q.snp_guest, q.pfn, &mut m.t);
+    (ret, max_level)
 }
 
 /// A harness state straight from (valid) input runs; `None` when there are
@@ -1028,41 +1089,86 @@ mod tests {
         let s = state(&runs);
         let before = Rmp::from_runs(true, PFNS, &runs).expect("valid");
         let mut scratch = Scratch::default();
+        let none = Pfns::default();
+        let only = |lo, hi| {
+            let mut p = Pfns::default();
+            p.add((lo, hi));
+            p
+        };
         // Nobody wrote: the tables agree.
         scratch.out.rmp_lo = 0;
         scratch.out.rmp_hi = 0;
         assert_eq!(
-            scratch.table_differs(&s, &before, (PFNS, 0), Fields::All),
+            scratch.table_differs(&s, || before.held_runs(), &none, Fields::All),
             None
         );
         // The model made pfn 600 shared, the C wrote nothing.
         let mut after = before.clone();
         assert_eq!(after.make_shared(600, 1), 0);
-        let d = scratch.table_differs(&s, &after, (600, 601), Fields::All);
+        let d = scratch.table_differs(&s, || after.held_runs(), &only(600, 601), Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 600")), "{d:?}");
         // The C wrote pfn 601's validated bit away, the model did nothing.
         scratch.out.rmp_lo = 601;
         scratch.out.rmp_hi = 602;
+        scratch.out.written = only(601, 602).0;
         scratch.out.entries[601] = abi::gmf_rmp_entry {
             assigned: 1,
             asid: 7,
             gpa: (601 + 0x40000) << 12,
             ..Default::default()
         };
-        let d = scratch.table_differs(&s, &before, (PFNS, 0), Fields::All);
+        let d = scratch.table_differs(&s, || before.held_runs(), &none, Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 601")), "{d:?}");
         // ... which a state-only comparison (punch-hole's) does not look at.
         assert_eq!(
-            scratch.table_differs(&s, &before, (PFNS, 0), Fields::State),
+            scratch.table_differs(&s, || before.held_runs(), &none, Fields::State),
             None
         );
         // A span outside the table is a finding, not a panic.
         scratch.out.rmp_hi = PFNS + 1;
         assert!(
             scratch
-                .table_differs(&s, &before, (PFNS, 0), Fields::All)
+                .table_differs(&s, || before.held_runs(), &none, Fields::All)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn table_compare_looks_at_written_pfns_far_apart() {
+        // Pfns 512 and 1023 assigned; both sides make both shared. Entries
+        // in between are neither written nor copied (left stale here).
+        let runs = [page(512, 1, 1), page(1023, 1, 1)];
+        let s = state(&runs);
+        let mut after = Rmp::from_runs(true, PFNS, &runs).expect("valid");
+        assert_eq!(after.make_shared(512, 1), 0);
+        assert_eq!(after.make_shared(1023, 1), 0);
+        let mut model = Pfns::default();
+        model.add((512, 513));
+        model.add((1023, 1024));
+        let mut scratch = Scratch::default();
+        scratch.out.rmp_lo = 512;
+        scratch.out.rmp_hi = 1024;
+        scratch.out.written = model.0;
+        scratch.out.entries[700].assigned = 1;
+        assert_eq!(
+            scratch.table_differs(&s, || after.held_runs(), &model, Fields::All),
+            None
+        );
+        // The C left pfn 1023 assigned: found, though 512 agrees.
+        scratch.out.entries[1023] = abi::gmf_rmp_entry {
+            assigned: 1,
+            ..Default::default()
+        };
+        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        assert!(
+            d.as_deref().is_some_and(|d| d.contains("pfn 1023")),
+            "{d:?}"
+        );
+        // A pfn the C wrote and the model did not: compared too.
+        scratch.out.entries[1023] = abi::gmf_rmp_entry::default();
+        scratch.out.written[700 / 64] |= 1 << (700 % 64);
+        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        assert!(d.as_deref().is_some_and(|d| d.contains("pfn 700")), "{d:?}");
     }
 
     #[test]
