@@ -102,6 +102,145 @@ pub fn find(source: &str, name: &str) -> Result<Option<CFunction>, ParseError> {
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
+/// A top-level definition whose braces do not balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbalanced {
+    /// 1-based line the definition starts on.
+    pub line: usize,
+    /// 1-based line where it shows: a `}` that closes nothing, or the line
+    /// where the next definition starts (or the last line) with a `{`
+    /// still open.
+    pub at: usize,
+    /// A `}` too many (else a `}` missing).
+    pub extra_close: bool,
+}
+
+impl std::fmt::Display for Unbalanced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.extra_close {
+            write!(
+                f,
+                "unbalanced braces: the '}}' at line {} closes nothing (the definition starting \
+                 at line {} has a '}}' too many or a '{{' missing)",
+                self.at, self.line
+            )
+        } else {
+            write!(
+                f,
+                "unbalanced braces: the definition starting at line {} is still open at line {} \
+                 (a '{{' too many or a '}}' missing)",
+                self.line, self.at
+            )
+        }
+    }
+}
+
+/// Whether `line` starts a top-level definition in kernel style: an
+/// identifier in column 0 that is not a goto label.
+fn starts_definition(line: &str) -> bool {
+    let Some(c) = line.chars().next() else {
+        return false;
+    };
+    if !(c.is_ascii_alphabetic() || c == '_') {
+        return false;
+    }
+    let word_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    let rest = line[word_end..].trim_start();
+    let label = rest.starts_with(':') && !rest.starts_with("::") && {
+        let after = rest[1..].trim();
+        after.is_empty() || after.starts_with("/*") || after.starts_with("//")
+    };
+    !label
+}
+
+/// The top-level definitions of `source` whose braces do not balance.
+///
+/// tree-sitter recovers from an unbalanced brace by taking a neighbour
+/// into the function or by losing it, which would then be reported as the
+/// neighbour being absent. Kernel style makes the damage local: each
+/// definition starts with an identifier in column 0 and its body is
+/// indented, so each is checked on its own (comments, strings, character
+/// literals and preprocessor lines skipped) and one bad function does not
+/// hide the others.
+pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
+    let mut out = Vec::new();
+    let mut depth: i64 = 0;
+    let mut start = 0usize;
+    let mut bad = false;
+    let mut in_block = false;
+    let mut continued = false;
+    let lines: Vec<&str> = source.lines().collect();
+    for (k, line) in lines.iter().enumerate() {
+        let n = k + 1;
+        // A preprocessor line, and its continuations.
+        let pre = continued || (!in_block && line.trim_start().starts_with('#'));
+        continued = pre && line.ends_with('\\');
+        if pre {
+            continue;
+        }
+        if !in_block && starts_definition(line) {
+            if depth > 0 && !bad {
+                out.push(Unbalanced {
+                    line: start,
+                    at: n,
+                    extra_close: false,
+                });
+            }
+            depth = 0;
+            start = n;
+            bad = false;
+        }
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if in_block {
+                if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    in_block = false;
+                    i += 1;
+                }
+            } else {
+                match b[i] {
+                    b'/' if b.get(i + 1) == Some(&b'/') => break,
+                    b'/' if b.get(i + 1) == Some(&b'*') => {
+                        in_block = true;
+                        i += 1;
+                    }
+                    q @ (b'"' | b'\'') => {
+                        i += 1;
+                        while i < b.len() && b[i] != q {
+                            i += if b[i] == b'\\' { 2 } else { 1 };
+                        }
+                    }
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth < 0 && !bad {
+                            out.push(Unbalanced {
+                                line: start.max(1),
+                                at: n,
+                                extra_close: true,
+                            });
+                            bad = true;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+    }
+    if depth > 0 && !bad {
+        out.push(Unbalanced {
+            line: start,
+            at: lines.len(),
+            extra_close: false,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +279,33 @@ int noinline kvm_c(int x) { return x; }
         assert!(b.text(SRC).ends_with("return NULL;\n}"));
         assert_eq!(b.line, 10);
         assert_eq!(find(SRC, "nope").expect("parses"), None);
+    }
+
+    #[test]
+    fn unbalanced_braces_are_found_per_definition() {
+        let good = "static int a(void)\n{\n\tif (x) {\n\t\ty(\"}\");\n\t}\nout:\n\treturn '{';\n}\n\n/* } */\nint b;\n";
+        assert_eq!(unbalanced(good), []);
+        // A '{' too many in a(): still open where b() starts.
+        let extra = "static int a(void)\n{\n\tif (x) {\n\t\ty();\n}\n\nstatic int b(void)\n{\n\treturn 0;\n}\n";
+        assert_eq!(
+            unbalanced(extra),
+            [Unbalanced {
+                line: 1,
+                at: 7,
+                extra_close: false
+            }]
+        );
+        // A '{' missing in b(): its last '}' closes nothing; a() is fine.
+        let missing = "static int a(void)\n{\n\treturn 0;\n}\n\nstatic int b(void)\n{\n\tif (x)\n\t\ty();\n\t}\n\treturn 1;\n}\n";
+        let u = unbalanced(missing);
+        assert_eq!(
+            u,
+            [Unbalanced {
+                line: 6,
+                at: 12,
+                extra_close: true
+            }]
+        );
+        assert!(u[0].to_string().contains("line 12"), "{}", u[0]);
     }
 }
