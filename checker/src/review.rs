@@ -119,7 +119,12 @@ impl<'t> GmemFile<'t> {
         let mut it = self.fns.iter().filter(|f| f.name == name);
         match (it.next(), it.next()) {
             (Some(f), None) => Some(f.text(self.src)),
-            _ => None,
+            (Some(_), Some(_)) => None,
+            // Lost to a brace elsewhere: its own definition, parsed alone.
+            (None, _) => cparse::find_recovering(self.src, name)
+                .ok()
+                .flatten()
+                .map(|f| f.text(self.src)),
         }
     }
 }
@@ -290,15 +295,6 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
         },
         |i| i.profile,
     );
-    if let Some((p, _)) = &fault
-        && *p != tree_profile
-    {
-        evidence.push_str(&format!(
-            "; mixed: its x86 fault path is the {} shape (a backport)",
-            p.name()
-        ));
-    }
-
     let mut operations = Vec::new();
     for op in OPERATIONS {
         let name = op.name;
@@ -414,6 +410,11 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
             defines,
             evidence: why,
         });
+    }
+    // A tree may mix generations (a backport): then say so; each
+    // operation's evidence says what decided it.
+    if operations.iter().any(|s| s.profile != tree_profile) {
+        evidence.push_str("; operations reviewed with different profiles, see each");
     }
     Some(Detected {
         profile: tree_profile,
@@ -695,7 +696,8 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
         let src = tree
             .file(path)
             .ok_or_else(|| NotFound::Missing(format!("{name}(): {path} is not in the tree")))?;
-        let found = cparse::find(src, name).map_err(|e| NotFound::Parse(format!("{path}: {e}")))?;
+        let found = cparse::find_recovering(src, name)
+            .map_err(|e| NotFound::Parse(format!("{path}: {e}")))?;
         // A brace too many or too few makes the parser take a neighbour
         // into the function, or lose it: say where, not "no definition".
         if let Some(u) = unbalanced_at(src, name, found.as_ref()) {
@@ -712,7 +714,7 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
             continue;
         }
         if let Some(src) = tree.file(path)
-            && let Ok(Some(f)) = cparse::find(src, name)
+            && let Ok(Some(f)) = cparse::find_recovering(src, name)
         {
             text = with_line(path, &f, src) + &text;
             defines.extend(provides_define(name).map(str::to_owned));
@@ -782,7 +784,7 @@ fn build(
                     let own = placed(op, d);
                     for path in own.iter().map(|(p, _)| p).chain(optional).chain(tables) {
                         if let Some(src) = tree.file(path)
-                            && let Ok(Some(f)) = cparse::find(src, &missing)
+                            && let Ok(Some(f)) = cparse::find_recovering(src, &missing)
                         {
                             if in_table {
                                 for_tables.push_str(&with_line(path, &f, src));

@@ -155,25 +155,53 @@ fn starts_definition(line: &str) -> bool {
     !label
 }
 
-/// The top-level definitions of `source` whose braces do not balance.
+/// A top-level definition as kernel layout shows it: from a line starting
+/// with an identifier in column 0 to the next such line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// Byte range in the file.
+    pub start: usize,
+    /// End of the range (exclusive).
+    pub end: usize,
+    /// 1-based line of `start`.
+    pub line: usize,
+    /// Where its braces do not balance, if they do not.
+    pub problem: Option<Unbalanced>,
+}
+
+/// The top-level definitions of `source`, by layout.
 ///
 /// tree-sitter recovers from an unbalanced brace by taking a neighbour
-/// into the function or by losing it, which would then be reported as the
-/// neighbour being absent. Kernel style makes the damage local: each
-/// definition starts with an identifier in column 0 and its body is
-/// indented, so each is checked on its own (comments, strings, character
-/// literals and preprocessor lines skipped) and one bad function does not
-/// hide the others.
-pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
-    let mut out = Vec::new();
+/// into the function or by losing it (and everything after), which would
+/// then be reported as the neighbour being absent. Kernel style makes the
+/// damage local: each definition starts with an identifier in column 0
+/// and its body is indented, so each is checked on its own (comments,
+/// strings, character literals and preprocessor lines skipped) and one bad
+/// function does not hide the others.
+pub fn definitions(source: &str) -> Vec<Definition> {
+    let mut out: Vec<Definition> = Vec::new();
     let mut depth: i64 = 0;
-    let mut start = 0usize;
-    let mut bad = false;
     let mut in_block = false;
     let mut continued = false;
-    let lines: Vec<&str> = source.lines().collect();
-    for (k, line) in lines.iter().enumerate() {
-        let n = k + 1;
+    let mut at = 0usize;
+    let mut n = 0usize;
+    let close = |out: &mut Vec<Definition>, depth: i64, end: usize, n: usize| {
+        if let Some(d) = out.last_mut() {
+            d.end = end;
+            if depth > 0 && d.problem.is_none() {
+                d.problem = Some(Unbalanced {
+                    line: d.line,
+                    at: n,
+                    extra_close: false,
+                });
+            }
+        }
+    };
+    for line in source.split_inclusive('\n') {
+        n += 1;
+        let start = at;
+        at += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
         // A preprocessor line, and its continuations.
         let pre = continued || (!in_block && line.trim_start().starts_with('#'));
         continued = pre && line.ends_with('\\');
@@ -181,16 +209,14 @@ pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
             continue;
         }
         if !in_block && starts_definition(line) {
-            if depth > 0 && !bad {
-                out.push(Unbalanced {
-                    line: start,
-                    at: n,
-                    extra_close: false,
-                });
-            }
+            close(&mut out, depth, start, n);
+            out.push(Definition {
+                start,
+                end: source.len(),
+                line: n,
+                problem: None,
+            });
             depth = 0;
-            start = n;
-            bad = false;
         }
         let b = line.as_bytes();
         let mut i = 0;
@@ -216,13 +242,15 @@ pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
                     b'{' => depth += 1,
                     b'}' => {
                         depth -= 1;
-                        if depth < 0 && !bad {
-                            out.push(Unbalanced {
-                                line: start.max(1),
+                        if depth < 0
+                            && let Some(d) = out.last_mut()
+                            && d.problem.is_none()
+                        {
+                            d.problem = Some(Unbalanced {
+                                line: d.line,
                                 at: n,
                                 extra_close: true,
                             });
-                            bad = true;
                         }
                     }
                     _ => {}
@@ -231,14 +259,45 @@ pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
             i += 1;
         }
     }
-    if depth > 0 && !bad {
-        out.push(Unbalanced {
-            line: start,
-            at: lines.len(),
-            extra_close: false,
-        });
-    }
+    close(&mut out, depth, source.len(), n);
     out
+}
+
+/// The top-level definitions of `source` whose braces do not balance.
+pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
+    definitions(source)
+        .into_iter()
+        .filter_map(|d| d.problem)
+        .collect()
+}
+
+/// `find()`, and where a brace elsewhere in the file made the parser lose
+/// `name`, its own definition (by layout, balanced) parsed alone.
+pub fn find_recovering(source: &str, name: &str) -> Result<Option<CFunction>, ParseError> {
+    if let Some(f) = find(source, name)? {
+        return Ok(Some(f));
+    }
+    let defs = definitions(source);
+    if defs.iter().all(|d| d.problem.is_none()) {
+        return Ok(None);
+    }
+    let call = format!("{name}(");
+    let mut found = Vec::new();
+    for d in defs.iter().filter(|d| d.problem.is_none()) {
+        let text = &source[d.start..d.end];
+        if !text.lines().take(3).any(|l| l.contains(&call)) {
+            continue;
+        }
+        if let Some(f) = find(text, name)? {
+            found.push(CFunction {
+                name: f.name,
+                start: d.start + f.start,
+                end: d.start + f.end,
+                line: d.line + f.line - 1,
+            });
+        }
+    }
+    Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
 #[cfg(test)]
@@ -307,5 +366,23 @@ int noinline kvm_c(int x) { return x; }
             }]
         );
         assert!(u[0].to_string().contains("line 12"), "{}", u[0]);
+    }
+
+    #[test]
+    fn a_function_lost_to_a_neighbours_brace_is_recovered() {
+        let src =
+            "static int a(void)\n{\n\tif (x) {\n\t\ty();\n}\n\nint b(int v)\n{\n\treturn v;\n}\n";
+        let f = find_recovering(src, "b").expect("parses").expect("found");
+        assert_eq!(f.line, 7);
+        assert_eq!(f.text(src), "int b(int v)\n{\n\treturn v;\n}");
+        // a() itself is not made up from its broken text.
+        assert_eq!(
+            definitions(src)[0].problem,
+            Some(Unbalanced {
+                line: 1,
+                at: 7,
+                extra_close: false
+            })
+        );
     }
 }
