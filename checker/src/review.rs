@@ -970,4 +970,36 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
             ]
         );
     }
+
+    fn file<'t>(path: &'static str, src: &'t str) -> GmemFile<'t> {
+        GmemFile {
+            path,
+            src,
+            fns: cparse::functions(src).expect("parses"),
+        }
+    }
+
+    #[test]
+    fn the_invalidation_shape_comes_from_the_trees_own_code() {
+        let solo = "static void kvm_gmem_invalidate_begin(struct kvm *kvm, struct kvm_gmem *gmem,\n\t\tpgoff_t start, pgoff_t end)\n{\n\tkvm_mmu_invalidate_range_add(kvm, s, e);\n\tflush |= kvm_unmap_gfn_range(kvm, &r);\n}\n";
+        let i = invalidation(&file("virt/kvm/guest_mem.c", solo)).expect("found");
+        assert_eq!(i.profile, Profile::GmemSolo2023);
+        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=1"));
+        let v12 = "static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,\n\t\tpgoff_t end)\n{\n\tpgoff_t pgoff = slot->gmem.pgoff;\n\tflush |= kvm_mmu_unmap_gfn_range(kvm, &r);\n}\n";
+        let i = invalidation(&file("virt/kvm/guest_mem.c", v12)).expect("found");
+        assert_eq!(i.profile, Profile::Upstream);
+        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=0"));
+        assert!(i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
+        assert!(i.evidence.contains("slot->gmem.pgoff"), "{}", i.evidence);
+        // 6.12: the filter is set, so the shim's struct has it.
+        let u612 = v12.replace("&r);", "&r);\n\tr.attr_filter = KVM_FILTER_PRIVATE;");
+        let f = file("virt/kvm/guest_memfd.c", &u612);
+        let i = invalidation(&f).expect("found");
+        assert!(!i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
+        assert!(
+            generation(&f, Some(&i)).contains("6.12"),
+            "{}",
+            generation(&f, Some(&i))
+        );
+    }
 }
