@@ -217,8 +217,11 @@ fn gmem_v12_bugs_diverge() {
     );
     assert_eq!(verdict(&r, "classify"), "diverges", "{r:#}");
 
-    // v12's own invalidation: begin with no binding, no end.
-    let dir = variant(&fixture("gmem-v12"), "v12-begin", &BEGIN_ALWAYS);
+    // v12's own invalidation: begin with no binding, no end; and v10–v11's
+    // bind, -EINVAL for a bad fd (reviewed with upstream's errnos).
+    let mut edits = BEGIN_ALWAYS.to_vec();
+    edits.push((V12, "\t\treturn -EBADF;", "\t\treturn -EINVAL;"));
+    let dir = variant(&fixture("gmem-v12"), "v12-begin", &edits);
     let (code, r, err) = review(&dir);
     assert_eq!(code, 1, "{err}");
     assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
@@ -227,7 +230,12 @@ fn gmem_v12_bugs_diverge() {
         "{}",
         why(&r, "invalidate")
     );
-    assert_eq!(verdict(&r, "bind"), "conforms");
+    let (p, e) = shape(&r, "bind");
+    assert_eq!(p, "upstream");
+    assert!(e.contains("v10–v11"), "{e}");
+    assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+    assert!(why(&r, "bind").contains("EBADF"), "{}", why(&r, "bind"));
+    assert_eq!(verdict(&r, "classify"), "conforms");
 
     // Bind past the end of the file.
     let dir = variant(
