@@ -266,7 +266,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     let gen_file = inv_file.unwrap_or(gmem);
     let mut evidence = generation(gen_file, inv.as_ref());
 
-    // The x86 fault path: PFERR_PRIVATE_ACCESS (6.10+) marks private
+    // The x86 fault path: PFERR_PRIVATE_ACCESS (upstream, 2024) marks private
     // faults with a synthetic error-code bit; before it the 2023 chain
     // has none and decides by the attribute or a configurable mask.
     let x86 = ["arch/x86/kvm/mmu/mmu_internal.h", "arch/x86/kvm/mmu/mmu.c"]
@@ -276,7 +276,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     let fault = match x86.iter().find(|(_, s)| s.contains("PFERR_PRIVATE_ACCESS")) {
         Some((p, _)) => Some((
             Profile::Upstream,
-            format!("{p}: PFERR_PRIVATE_ACCESS marks private faults (6.10+)"),
+            format!("{p}: PFERR_PRIVATE_ACCESS marks private faults (upstream, 2024)"),
         )),
         None if !x86.is_empty() => Some((
             Profile::GmemSolo2023,
