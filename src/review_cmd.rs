@@ -74,8 +74,16 @@ pub fn run_review(args: ReviewArgs) -> Result<u8, Failure> {
     if args.json {
         crate::output::emitln(&serde_json::to_string_pretty(&r).unwrap_or_default())?;
     } else {
+        // Per operation, what decided its profile: a tree may mix
+        // generations (a backport).
+        let shapes: String = r
+            .detected
+            .operations
+            .iter()
+            .map(|s| format!("  {}: {} ({})\n", s.operation, s.profile.name(), s.evidence))
+            .collect();
         crate::output::emit(&format!(
-            "{}: {} ({})\n{}",
+            "{}: {} ({})\n{shapes}{}",
             r.tree,
             r.detected.profile.name(),
             r.detected.evidence,

@@ -24,17 +24,52 @@ use crate::runner::{
 };
 use crate::tree::Tree;
 
+/// How one operation is reviewed: where the tree keeps its guest_memfd
+/// functions, the profile (model behaviour and shim shapes) chosen from
+/// the tree's own signatures and fields, and what decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpShape {
+    /// The operation, as `check` names it.
+    pub operation: &'static str,
+    /// The model profile the operation is compared with.
+    #[serde(serialize_with = "profile_name")]
+    pub profile: Profile,
+    /// The file its guest_memfd functions were found in (None: the
+    /// operation has none, or the tree holds none of them).
+    pub gmem_file: Option<&'static str>,
+    /// Shim shape switches (`-D`) the tree's code needs for this operation.
+    pub defines: Vec<&'static str>,
+    /// What decided it, in words.
+    pub evidence: String,
+}
+
 /// A generation of guest_memfd, as found in a tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Detected {
-    /// The model profile it maps to.
+    /// The profile of the tree's guest_memfd invalidation (what `series`
+    /// plans by); each operation has its own in `operations`.
     #[serde(serialize_with = "profile_name")]
     pub profile: Profile,
     /// 6.18+: per-file workers (`__kvm_gmem_invalidate_begin(f, ...)`)
     /// under per-inode wrappers.
     pub per_inode: bool,
-    /// What was seen, in words.
-    pub evidence: &'static str,
+    /// The generation the guest_memfd file looks like, in words.
+    pub evidence: String,
+    /// Per operation: profile, file and evidence.
+    pub operations: Vec<OpShape>,
+}
+
+impl Detected {
+    /// The shape chosen for `op`.
+    pub fn shape(&self, op: COp) -> Option<&OpShape> {
+        let name = operation(op)?.name;
+        self.operations.iter().find(|s| s.operation == name)
+    }
+
+    /// The profile `op` is reviewed with.
+    pub fn profile_of(&self, op: COp) -> Profile {
+        self.shape(op).map_or(self.profile, |s| s.profile)
+    }
 }
 
 fn profile_name<S: serde::Serializer>(p: &Profile, s: S) -> Result<S::Ok, S::Error> {
@@ -55,49 +90,382 @@ pub const FILES: &[&str] = &[
     "arch/x86/kvm/vmx/common.h",
 ];
 
-/// What profile detection looks for, for the message when nothing fits.
-pub const LOOKED_FOR: &str = "virt/kvm/guest_memfd.c using slot->gmem.pgoff (upstream, 6.8+) \
-or virt/kvm/guest_mem.c using slot->gmem.index (gmem-solo-2023)";
+/// What detection looks for, for the message when a guest_memfd file holds
+/// none of it.
+pub const LOOKED_FOR: &str = "kvm_gmem_invalidate_begin(), kvm_gmem_bind(), kvm_gmem_punch_hole() \
+or kvm_gmem_get_pfn() defined in virt/kvm/guest_memfd.c (upstream, 6.8+) or virt/kvm/guest_mem.c \
+(the 2023 kvm_gmem_solo branch and the gmem series v10–v14 of late-2023 vendor trees)";
 
-/// Detects the tree's generation; None when nothing fits.
-pub fn detect(tree: &Tree) -> Option<Detected> {
-    if let Some(src) = tree.file("virt/kvm/guest_memfd.c") {
-        if src.contains("__kvm_gmem_invalidate_begin") || src.contains("struct gmem_file") {
-            return Some(Detected {
-                profile: Profile::Upstream,
-                per_inode: true,
-                evidence: "virt/kvm/guest_memfd.c with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)",
-            });
-        }
-        if src.contains("gmem.pgoff") {
-            return Some(Detected {
-                profile: Profile::Upstream,
-                per_inode: false,
-                evidence: "virt/kvm/guest_memfd.c with slot->gmem.pgoff",
-            });
-        }
-    }
-    if tree
-        .file("virt/kvm/guest_mem.c")
-        .is_some_and(|s| s.contains("gmem.index"))
-    {
-        return Some(Detected {
-            profile: Profile::GmemSolo2023,
-            per_inode: false,
-            evidence: "virt/kvm/guest_mem.c with slot->gmem.index",
-        });
-    }
-    None
+/// The files a generation keeps guest_memfd in, newest name first.
+const GMEM_FILES: [&str; 2] = ["virt/kvm/guest_memfd.c", "virt/kvm/guest_mem.c"];
+
+/// The guest_memfd functions whose presence makes a tree reviewable.
+const GMEM_FUNCTIONS: &[&str] = &[
+    "kvm_gmem_invalidate_begin",
+    "__kvm_gmem_invalidate_begin",
+    "kvm_gmem_bind",
+    "kvm_gmem_punch_hole",
+    "kvm_gmem_get_pfn",
+];
+
+/// One guest_memfd file of the tree, parsed once.
+struct GmemFile<'t> {
+    path: &'static str,
+    src: &'t str,
+    fns: Vec<cparse::CFunction>,
 }
 
-/// The functions one operation needs from a tree of the detected shape.
+impl<'t> GmemFile<'t> {
+    /// The text of `name`'s one definition here.
+    fn get(&self, name: &str) -> Option<&'t str> {
+        let mut it = self.fns.iter().filter(|f| f.name == name);
+        match (it.next(), it.next()) {
+            (Some(f), None) => Some(f.text(self.src)),
+            (Some(_), Some(_)) => None,
+            // Lost to a brace elsewhere: its own definition, parsed alone.
+            (None, _) => cparse::find_recovering(self.src, name)
+                .ok()
+                .flatten()
+                .map(|f| f.text(self.src)),
+        }
+    }
+}
+
+/// The function's signature: its text up to the body's brace.
+fn signature(text: &str) -> &str {
+    text.split('{').next().unwrap_or(text)
+}
+
+/// How a file's invalidation is written, shared by `invalidate` and
+/// `punch-hole` (which calls it).
+struct Invalidation {
+    profile: Profile,
+    per_inode: bool,
+    defines: Vec<&'static str>,
+    evidence: String,
+}
+
+/// Reads the invalidation's shape from `kvm_gmem_invalidate_begin()`:
+///
+/// - who adds the range to the MMU's invalidation: the 2023 code called
+///   `kvm_mmu_invalidate_range_add()` itself before `kvm_unmap_gfn_range()`
+///   (the gmem-solo-2023 contract, which the comparison holds it to), the
+///   gmem series v10+ and upstream leave it to `kvm_mmu_unmap_gfn_range()`
+///   (upstream's);
+/// - its arguments, `(kvm, gmem, start, end)` in 2023, `(gmem, start,
+///   end)` from v10 on: the adapter calls it as the tree wrote it;
+/// - whether `struct kvm_gfn_range` has `attr_filter` (6.12+): before it,
+///   the shim's struct has none, so a tree cannot set a filter it lacks.
+fn invalidation(f: &GmemFile<'_>) -> Option<Invalidation> {
+    let per_inode = f.get("__kvm_gmem_invalidate_begin").is_some();
+    let name = if per_inode {
+        "__kvm_gmem_invalidate_begin"
+    } else {
+        "kvm_gmem_invalidate_begin"
+    };
+    let begin = f.get(name)?;
+    let mut defines = Vec::new();
+    let mut words = Vec::new();
+    let takes_kvm = signature(begin).contains("struct kvm *");
+    defines.push(if takes_kvm {
+        "GMF_GMEM_INVALIDATE_TAKES_KVM=1"
+    } else {
+        "GMF_GMEM_INVALIDATE_TAKES_KVM=0"
+    });
+    if per_inode {
+        defines.push("GMF_GMEM_PER_INODE");
+        words.push(format!("{name}(f, ...) per file (6.18+)"));
+    } else if takes_kvm {
+        words.push(format!("{name}(kvm, gmem, start, end)"));
+    } else {
+        words.push(format!("{name}(gmem, start, end)"));
+    }
+    if begin.contains("gmem.index") {
+        words.push("slot->gmem.index".into());
+    } else if begin.contains("gmem.pgoff") {
+        words.push("slot->gmem.pgoff".into());
+    }
+    let profile = if begin.contains("kvm_unmap_gfn_range(") {
+        words.push("kvm_unmap_gfn_range() after its own kvm_mmu_invalidate_range_add()".into());
+        Profile::GmemSolo2023
+    } else {
+        words.push("kvm_mmu_unmap_gfn_range()".into());
+        Profile::Upstream
+    };
+    // A member set, not a word in a comment.
+    if f.src.contains(".attr_filter") {
+        words.push("attr_filter".into());
+    } else {
+        words.push("no attr_filter".into());
+        defines.push("GMF_GFN_RANGE_NO_ATTR_FILTER");
+    }
+    Some(Invalidation {
+        profile,
+        per_inode,
+        defines,
+        evidence: format!("{}: {}", f.path, words.join(", ")),
+    })
+}
+
+/// The generation a guest_memfd file looks like, in words.
+fn generation(f: &GmemFile<'_>, inv: Option<&Invalidation>) -> String {
+    let pgoff = f.src.contains("gmem.pgoff");
+    let what = match (f.path, inv) {
+        (_, Some(i)) if i.per_inode => {
+            "with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)"
+        }
+        ("virt/kvm/guest_memfd.c", _) if f.src.contains(".attr_filter") => {
+            "with slot->gmem.pgoff and attr_filter (upstream 6.12–6.17 shape)"
+        }
+        ("virt/kvm/guest_memfd.c", _) => {
+            "with slot->gmem.pgoff, no attr_filter (upstream 6.8–6.11 shape)"
+        }
+        (_, _) if pgoff => {
+            "with slot->gmem.pgoff (gmem series v10–v14 shape: late-2023 TDX and SNP \
+             vendor trees and their backports)"
+        }
+        _ => "with slot->gmem.index (2023 kvm_gmem_solo shape)",
+    };
+    format!("{} {what}", f.path)
+}
+
+/// Detects, per operation, where the tree keeps its functions and which
+/// profile its code is written for; None when no guest_memfd file holds
+/// any guest_memfd function (nothing to review).
+///
+/// The gmem series v10–v14 (late 2023: Intel's TDX tree, the SEV-SNP host
+/// trees, their 6.1/6.5/6.6 backports) needs no profile of its own; by
+/// design each of its operations behaves as one of the two:
+///
+/// - invalidation: `(gmem, start, end)`, `slot->gmem.pgoff`, the clamped
+///   range and `kvm_mmu_unmap_gfn_range()`: upstream's contract (its
+///   known bug, `kvm_mmu_invalidate_begin()` without an `_end()` when no
+///   binding overlaps, is a divergence upstream fixed, not a design);
+/// - bind: from v12 a bad fd is -EBADF and the offset must be page aligned
+///   (`kvm_gmem_is_valid_size()`), as upstream; v10–v11 checked the
+///   alignment but still said -EINVAL for a bad fd — reviewed against
+///   upstream too, so that errno shows as a divergence, which is what a
+///   userspace written for 6.8 sees;
+/// - get-pfn: no prepare hook and a WARN on every binding mismatch, the
+///   gmem-solo-2023 contract (a hook, when a vendor tree adds one, runs at
+///   every lookup); upstream's "a prepared folio is not prepared again"
+///   starts with `kvm_gmem_mark_prepared()` (6.11).
+pub fn detect(tree: &Tree) -> Option<Detected> {
+    let files: Vec<GmemFile<'_>> = GMEM_FILES
+        .iter()
+        .filter_map(|&path| {
+            let src = tree.file(path)?;
+            let fns = cparse::functions(src).unwrap_or_default();
+            Some(GmemFile { path, src, fns })
+        })
+        .collect();
+    let holding = |name: &str| files.iter().find(|f| f.get(name).is_some());
+    let gmem = files
+        .iter()
+        .find(|f| GMEM_FUNCTIONS.iter().any(|n| f.get(n).is_some()))?;
+    let inv_file = holding("__kvm_gmem_invalidate_begin").or(holding("kvm_gmem_invalidate_begin"));
+    let inv = inv_file.and_then(invalidation);
+    let gen_file = inv_file.unwrap_or(gmem);
+    let mut evidence = generation(gen_file, inv.as_ref());
+
+    // The x86 fault path: PFERR_PRIVATE_ACCESS (upstream, 2024) marks private
+    // faults with a synthetic error-code bit; before it the 2023 chain
+    // has none and decides by the attribute or a configurable mask.
+    let x86 = ["arch/x86/kvm/mmu/mmu_internal.h", "arch/x86/kvm/mmu/mmu.c"]
+        .iter()
+        .filter_map(|p| tree.file(p).map(|s| (*p, s)))
+        .collect::<Vec<_>>();
+    let fault = match x86.iter().find(|(_, s)| s.contains("PFERR_PRIVATE_ACCESS")) {
+        Some((p, _)) => Some((
+            Profile::Upstream,
+            format!("{p}: PFERR_PRIVATE_ACCESS marks private faults (upstream, 2024)"),
+        )),
+        None if !x86.is_empty() => Some((
+            Profile::GmemSolo2023,
+            format!(
+                "{}: no PFERR_PRIVATE_ACCESS: private faults by attribute or mask (2023 shape)",
+                x86.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        None => None,
+    };
+    let tree_profile = inv.as_ref().map_or(
+        if gmem.src.contains("gmem.index") {
+            Profile::GmemSolo2023
+        } else {
+            Profile::Upstream
+        },
+        |i| i.profile,
+    );
+    let mut operations = Vec::new();
+    for op in OPERATIONS {
+        let name = op.name;
+        let mut defines = Vec::new();
+        let (profile, gmem_file, why) = match op.cop {
+            COp::Invalidate => match (&inv, inv_file) {
+                (Some(i), Some(f)) => {
+                    defines.clone_from(&i.defines);
+                    (i.profile, Some(f.path), i.evidence.clone())
+                }
+                _ => (tree_profile, None, "no kvm_gmem_invalidate_begin()".into()),
+            },
+            COp::PunchHole => match holding("kvm_gmem_punch_hole") {
+                Some(f) => {
+                    let text = f.get("kvm_gmem_punch_hole").unwrap_or_default();
+                    let takes_file = signature(text).contains("struct file *");
+                    defines.push(if takes_file {
+                        "GMF_PUNCH_HOLE_TAKES_FILE=1"
+                    } else {
+                        "GMF_PUNCH_HOLE_TAKES_FILE=0"
+                    });
+                    let i = invalidation(f);
+                    let mut why = format!(
+                        "{}: kvm_gmem_punch_hole({})",
+                        f.path,
+                        if takes_file {
+                            "file, ..."
+                        } else {
+                            "inode, ..."
+                        }
+                    );
+                    if let Some(i) = &i {
+                        defines.extend(i.defines.iter().copied());
+                        why.push_str(&format!("; invalidation {}", i.evidence));
+                    }
+                    (i.map_or(tree_profile, |i| i.profile), Some(f.path), why)
+                }
+                None => (tree_profile, None, "no kvm_gmem_punch_hole()".into()),
+            },
+            COp::Bind => match holding("kvm_gmem_bind") {
+                Some(f) => {
+                    let body = f.get("kvm_gmem_bind").unwrap_or_default();
+                    let ebadf = body.contains("-EBADF");
+                    let aligned = [
+                        "PAGE_ALIGNED(offset)",
+                        "kvm_gmem_is_valid_size(offset",
+                        "IS_ALIGNED(offset",
+                    ]
+                    .iter()
+                    .any(|c| body.contains(c));
+                    let (p, w) = match (ebadf, aligned) {
+                        (true, _) => (
+                            Profile::Upstream,
+                            "-EBADF for a bad fd, offset alignment checked (gmem v12+, 6.8+)",
+                        ),
+                        (false, true) => (
+                            Profile::Upstream,
+                            "offset alignment checked but -EINVAL for a bad fd (gmem v10–v11): \
+                             reviewed with upstream's errnos",
+                        ),
+                        (false, false) => (
+                            Profile::GmemSolo2023,
+                            "-EINVAL for every failure, no alignment check (2023)",
+                        ),
+                    };
+                    (p, Some(f.path), format!("{}: kvm_gmem_bind(): {w}", f.path))
+                }
+                None => (tree_profile, None, "no kvm_gmem_bind()".into()),
+            },
+            COp::GetPfn => match holding("kvm_gmem_get_pfn") {
+                Some(f)
+                    if f.src.contains("kvm_gmem_mark_prepared")
+                        || f.src.contains("is_prepared") =>
+                {
+                    (
+                        Profile::Upstream,
+                        Some(f.path),
+                        format!(
+                            "{}: kvm_gmem_get_pfn() prepares a folio once (kvm_gmem_mark_prepared, 6.11+)",
+                            f.path
+                        ),
+                    )
+                }
+                Some(f) => (
+                    Profile::GmemSolo2023,
+                    Some(f.path),
+                    format!(
+                        "{}: kvm_gmem_get_pfn() with no prepared-folio state (2023 and gmem \
+                         v10–v14 contract: a hook runs at every lookup, a mismatched binding WARNs)",
+                        f.path
+                    ),
+                ),
+                None => (tree_profile, None, "no kvm_gmem_get_pfn()".into()),
+            },
+            COp::Classify | COp::Prefault => match &fault {
+                Some((p, w)) => (*p, None, w.clone()),
+                None => (tree_profile, None, "no x86 MMU files".into()),
+            },
+            // sev.c's hooks touch no guest_memfd structure: the tree's.
+            COp::Prepare | COp::RmpInvalidate => (
+                tree_profile,
+                None,
+                format!(
+                    "SEV hooks: the tree's guest_memfd profile ({})",
+                    tree_profile.name()
+                ),
+            ),
+        };
+        operations.push(OpShape {
+            operation: name,
+            profile,
+            gmem_file,
+            defines,
+            evidence: why,
+        });
+    }
+    // A tree may mix generations (a backport): then say so; each
+    // operation's evidence says what decided it.
+    if operations.iter().any(|s| s.profile != tree_profile) {
+        evidence.push_str("; operations reviewed with different profiles, see each");
+    }
+    Some(Detected {
+        profile: tree_profile,
+        per_inode: inv.as_ref().is_some_and(|i| i.per_inode),
+        evidence,
+        operations,
+    })
+}
+
+/// The functions one operation needs from a tree of the detected shape,
+/// with each guest_memfd function in the file this tree keeps it in.
+pub fn placed(op: COp, d: &Detected) -> Vec<(&'static str, &'static str)> {
+    let file = d.shape(op).and_then(|s| s.gmem_file);
+    functions_in(op, d)
+        .iter()
+        .map(|&(p, n)| (in_gmem_file(p, file), n))
+        .collect()
+}
+
+/// `path`, or the tree's own guest_memfd file when `path` is one.
+fn in_gmem_file(path: &'static str, file: Option<&'static str>) -> &'static str {
+    match file {
+        Some(f) if GMEM_FILES.contains(&path) => f,
+        _ => path,
+    }
+}
+
+/// The tables of `op` (`tables_for()`) in the tree's own files.
+pub fn tables_placed(
+    op: COp,
+    d: &Detected,
+) -> Vec<(&'static str, &'static str, &'static [&'static str])> {
+    let file = d.shape(op).and_then(|s| s.gmem_file);
+    tables_for(op, d.profile_of(op))
+        .iter()
+        .map(|&(p, t, k)| (in_gmem_file(p, file), t, k))
+        .collect()
+}
+
+/// The functions one operation needs from a tree of the detected shape
+/// (paths as the generation of its profile names them; `placed()` puts
+/// them where this tree has them).
 pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static str)] {
     match op {
         COp::Invalidate if d.per_inode => &[
             ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_begin"),
             ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_end"),
         ],
-        _ => functions_for(op, d.profile),
+        _ => functions_for(op, d.profile_of(op)),
     }
 }
 
@@ -324,26 +692,60 @@ struct Extracted {
     defines: Vec<String>,
 }
 
+/// Why an operation's functions could not be taken from the tree.
+enum NotFound {
+    /// Not there: where it looked (verdict `missing`).
+    Missing(String),
+    /// There, but the file does not parse around it: file and line
+    /// (verdict `error`).
+    Parse(String),
+}
+
+/// The unbalanced definition that `name` is (or that holds where it was
+/// found), if any.
+fn unbalanced_at(
+    src: &str,
+    name: &str,
+    found: Option<&cparse::CFunction>,
+) -> Option<cparse::Unbalanced> {
+    let call = format!("{name}(");
+    let lines: Vec<&str> = src.lines().collect();
+    cparse::unbalanced(src).into_iter().find(|u| match found {
+        Some(f) => u.line <= f.line && f.line < u.at.max(u.line + 1),
+        // Not found: the definition whose first lines name it.
+        None => (u.line..u.at.min(u.line + 3))
+            .filter_map(|l| lines.get(l - 1))
+            .any(|l| l.contains(&call)),
+    })
+}
+
 /// Finds the operation's functions; Err names what is missing and where
-/// it looked.
-fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
+/// it looked, or where a file stops parsing.
+fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     let mut text = String::new();
-    let mut defines = Vec::new();
-    if d.per_inode {
-        defines.push("GMF_GMEM_PER_INODE".to_owned());
-    }
-    for (path, name) in functions_in(op, d) {
+    let mut defines: Vec<String> = d
+        .shape(op)
+        .map(|s| s.defines.iter().map(|d| (*d).to_owned()).collect())
+        .unwrap_or_default();
+    for (path, name) in placed(op, d) {
         let src = tree
             .file(path)
-            .ok_or_else(|| format!("{name}(): {path} is not in the tree"))?;
-        let f = cparse::find(src, name)
-            .map_err(|e| format!("{path}: {e}"))?
-            .ok_or_else(|| format!("{name}(): no single definition in {path}"))?;
+            .ok_or_else(|| NotFound::Missing(format!("{name}(): {path} is not in the tree")))?;
+        let found = cparse::find_recovering(src, name)
+            .map_err(|e| NotFound::Parse(format!("{path}: {e}")))?;
+        // A brace too many or too few makes the parser take a neighbour
+        // into the function, or lose it: say where, not "no definition".
+        if let Some(u) = unbalanced_at(src, name, found.as_ref()) {
+            return Err(NotFound::Parse(format!("{path}:{}: {name}(): {u}", u.line)));
+        }
+        let f = found.ok_or_else(|| {
+            NotFound::Missing(format!("{name}(): no single definition in {path}"))
+        })?;
         text.push_str(&with_line(path, &f, src));
         defines.extend(provides_define(name).map(str::to_owned));
         // 6.13+ hands the page back too: the adapter calls the signature
         // the tree has.
-        if *name == "kvm_gmem_get_pfn" && f.text(src).contains("struct page **") {
+        if name == "kvm_gmem_get_pfn" && f.text(src).contains("struct page **") {
             defines.push("GMF_GET_PFN_PAGE".to_owned());
         }
     }
@@ -352,7 +754,7 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
             continue;
         }
         if let Some(src) = tree.file(path)
-            && let Ok(Some(f)) = cparse::find(src, name)
+            && let Ok(Some(f)) = cparse::find_recovering(src, name)
         {
             text = with_line(path, &f, src) + &text;
             defines.extend(provides_define(name).map(str::to_owned));
@@ -360,7 +762,7 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, String> {
     }
     // Tables last: they name the functions above (static ones included).
     let mut tables = String::new();
-    for (path, name, keep) in tables_for(op, d.profile) {
+    for (path, name, keep) in tables_placed(op, d) {
         if let Some(src) = tree.file(path)
             && let Some((t, line)) = initializer(src, name)
         {
@@ -391,7 +793,7 @@ fn build(
     name: &str,
     ex: Extracted,
 ) -> Result<Library, CompileError> {
-    let profile = d.profile;
+    let profile = d.profile_of(op);
     let text = ex.text;
     // Static callees, in the order they are compiled: before the functions
     // that call them. One that gcc still finds undeclared is called by a
@@ -430,12 +832,14 @@ fn build(
                         .iter()
                         .filter(|(ops, ..)| ops.contains(&op))
                         .map(|(_, p, _)| p);
-                    let tables = tables_for(op, d.profile).iter().map(|(p, ..)| p);
+                    let tables = tables_placed(op, d);
+                    let tables = tables.iter().map(|(p, ..)| p);
+                    let own = placed(op, d);
                     let more = CALLEE_FILES
                         .iter()
                         .filter(|(ops, _)| ops.contains(&op))
                         .map(|(_, p)| p);
-                    for path in functions_in(op, d)
+                    for path in own
                         .iter()
                         .map(|(p, _)| p)
                         .chain(optional)
@@ -443,7 +847,7 @@ fn build(
                         .chain(more)
                     {
                         if let Some(src) = tree.file(path)
-                            && let Ok(Some(f)) = cparse::find(src, &missing)
+                            && let Ok(Some(f)) = cparse::find_recovering(src, &missing)
                         {
                             if in_table {
                                 for_tables.push_str(&with_line(path, &f, src));
@@ -492,9 +896,7 @@ pub fn review(
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<Review, CheckError> {
     let detected = detect(tree).ok_or_else(|| {
-        let holds_gmem = ["virt/kvm/guest_memfd.c", "virt/kvm/guest_mem.c"]
-            .iter()
-            .any(|f| tree.has(f));
+        let holds_gmem = GMEM_FILES.iter().any(|f| tree.has(f));
         CheckError::BadInput(if holds_gmem {
             format!(
                 "{}: no known guest_memfd generation; looked for {LOOKED_FOR}",
@@ -515,7 +917,7 @@ pub fn review(
     // missing or in error.
     progress(Event::Total(OPERATIONS.len() as u64));
     for op in OPERATIONS {
-        let function = functions_in(op.cop, &detected)
+        let function = placed(op.cop, &detected)
             .iter()
             .map(|(_, n)| *n)
             .collect::<Vec<_>>()
@@ -523,7 +925,12 @@ pub fn review(
         let what = format!("{} {}", op.name, function);
         progress(Event::Start(&what));
         let item = match extract(tree, op.cop, &detected) {
-            Err(why) => not_run(op, &implementation, function, Verdict::Missing, why),
+            Err(NotFound::Missing(why)) => {
+                not_run(op, &implementation, function, Verdict::Missing, why)
+            }
+            Err(NotFound::Parse(why)) => {
+                not_run(op, &implementation, function, Verdict::Error, why)
+            }
             Ok(ex) => {
                 progress(Event::Step(&format!(
                     "compiling {} for {}",
@@ -538,7 +945,7 @@ pub fn review(
                             &implementation,
                             function,
                             &lib,
-                            detected.profile,
+                            detected.profile_of(op.cop),
                             sources,
                             jobs,
                             vectors,
@@ -627,6 +1034,38 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
                 ("kvm_gmem_error_folio".to_owned(), true),
                 ("sev_gmem_prepare".to_owned(), false)
             ]
+        );
+    }
+
+    fn file<'t>(path: &'static str, src: &'t str) -> GmemFile<'t> {
+        GmemFile {
+            path,
+            src,
+            fns: cparse::functions(src).expect("parses"),
+        }
+    }
+
+    #[test]
+    fn the_invalidation_shape_comes_from_the_trees_own_code() {
+        let solo = "static void kvm_gmem_invalidate_begin(struct kvm *kvm, struct kvm_gmem *gmem,\n\t\tpgoff_t start, pgoff_t end)\n{\n\tkvm_mmu_invalidate_range_add(kvm, s, e);\n\tflush |= kvm_unmap_gfn_range(kvm, &r);\n}\n";
+        let i = invalidation(&file("virt/kvm/guest_mem.c", solo)).expect("found");
+        assert_eq!(i.profile, Profile::GmemSolo2023);
+        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=1"));
+        let v12 = "static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,\n\t\tpgoff_t end)\n{\n\tpgoff_t pgoff = slot->gmem.pgoff;\n\tflush |= kvm_mmu_unmap_gfn_range(kvm, &r);\n}\n";
+        let i = invalidation(&file("virt/kvm/guest_mem.c", v12)).expect("found");
+        assert_eq!(i.profile, Profile::Upstream);
+        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=0"));
+        assert!(i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
+        assert!(i.evidence.contains("slot->gmem.pgoff"), "{}", i.evidence);
+        // 6.12: the filter is set, so the shim's struct has it.
+        let u612 = v12.replace("&r);", "&r);\n\tr.attr_filter = KVM_FILTER_PRIVATE;");
+        let f = file("virt/kvm/guest_memfd.c", &u612);
+        let i = invalidation(&f).expect("found");
+        assert!(!i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
+        assert!(
+            generation(&f, Some(&i)).contains("6.12"),
+            "{}",
+            generation(&f, Some(&i))
         );
     }
 }

@@ -102,6 +102,204 @@ pub fn find(source: &str, name: &str) -> Result<Option<CFunction>, ParseError> {
     Ok(if found.len() == 1 { found.pop() } else { None })
 }
 
+/// A top-level definition whose braces do not balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbalanced {
+    /// 1-based line the definition starts on.
+    pub line: usize,
+    /// 1-based line where it shows: a `}` that closes nothing, or the line
+    /// where the next definition starts (or the last line) with a `{`
+    /// still open.
+    pub at: usize,
+    /// A `}` too many (else a `}` missing).
+    pub extra_close: bool,
+}
+
+impl std::fmt::Display for Unbalanced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.extra_close {
+            write!(
+                f,
+                "unbalanced braces: the '}}' at line {} closes nothing (the definition starting \
+                 at line {} has a '}}' too many or a '{{' missing)",
+                self.at, self.line
+            )
+        } else {
+            write!(
+                f,
+                "unbalanced braces: the definition starting at line {} is still open at line {} \
+                 (a '{{' too many or a '}}' missing)",
+                self.line, self.at
+            )
+        }
+    }
+}
+
+/// Whether `line` starts a top-level definition in kernel style: an
+/// identifier in column 0 that is not a goto label.
+fn starts_definition(line: &str) -> bool {
+    let Some(c) = line.chars().next() else {
+        return false;
+    };
+    if !(c.is_ascii_alphabetic() || c == '_') {
+        return false;
+    }
+    let word_end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    let rest = line[word_end..].trim_start();
+    let label = rest.starts_with(':') && !rest.starts_with("::") && {
+        let after = rest[1..].trim();
+        after.is_empty() || after.starts_with("/*") || after.starts_with("//")
+    };
+    !label
+}
+
+/// A top-level definition as kernel layout shows it: from a line starting
+/// with an identifier in column 0 to the next such line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// Byte range in the file.
+    pub start: usize,
+    /// End of the range (exclusive).
+    pub end: usize,
+    /// 1-based line of `start`.
+    pub line: usize,
+    /// Where its braces do not balance, if they do not.
+    pub problem: Option<Unbalanced>,
+}
+
+/// The top-level definitions of `source`, by layout.
+///
+/// tree-sitter recovers from an unbalanced brace by taking a neighbour
+/// into the function or by losing it (and everything after), which would
+/// then be reported as the neighbour being absent. Kernel style makes the
+/// damage local: each definition starts with an identifier in column 0
+/// and its body is indented, so each is checked on its own (comments,
+/// strings, character literals and preprocessor lines skipped) and one bad
+/// function does not hide the others.
+pub fn definitions(source: &str) -> Vec<Definition> {
+    let mut out: Vec<Definition> = Vec::new();
+    let mut depth: i64 = 0;
+    let mut in_block = false;
+    let mut continued = false;
+    let mut at = 0usize;
+    let mut n = 0usize;
+    let close = |out: &mut Vec<Definition>, depth: i64, end: usize, n: usize| {
+        if let Some(d) = out.last_mut() {
+            d.end = end;
+            if depth > 0 && d.problem.is_none() {
+                d.problem = Some(Unbalanced {
+                    line: d.line,
+                    at: n,
+                    extra_close: false,
+                });
+            }
+        }
+    };
+    for line in source.split_inclusive('\n') {
+        n += 1;
+        let start = at;
+        at += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
+        // A preprocessor line, and its continuations.
+        let pre = continued || (!in_block && line.trim_start().starts_with('#'));
+        continued = pre && line.ends_with('\\');
+        if pre {
+            continue;
+        }
+        if !in_block && starts_definition(line) {
+            close(&mut out, depth, start, n);
+            out.push(Definition {
+                start,
+                end: source.len(),
+                line: n,
+                problem: None,
+            });
+            depth = 0;
+        }
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if in_block {
+                if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    in_block = false;
+                    i += 1;
+                }
+            } else {
+                match b[i] {
+                    b'/' if b.get(i + 1) == Some(&b'/') => break,
+                    b'/' if b.get(i + 1) == Some(&b'*') => {
+                        in_block = true;
+                        i += 1;
+                    }
+                    q @ (b'"' | b'\'') => {
+                        i += 1;
+                        while i < b.len() && b[i] != q {
+                            i += if b[i] == b'\\' { 2 } else { 1 };
+                        }
+                    }
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth < 0
+                            && let Some(d) = out.last_mut()
+                            && d.problem.is_none()
+                        {
+                            d.problem = Some(Unbalanced {
+                                line: d.line,
+                                at: n,
+                                extra_close: true,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+    }
+    close(&mut out, depth, source.len(), n);
+    out
+}
+
+/// The top-level definitions of `source` whose braces do not balance.
+pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
+    definitions(source)
+        .into_iter()
+        .filter_map(|d| d.problem)
+        .collect()
+}
+
+/// `find()`, and where a brace elsewhere in the file made the parser lose
+/// `name`, its own definition (by layout, balanced) parsed alone.
+pub fn find_recovering(source: &str, name: &str) -> Result<Option<CFunction>, ParseError> {
+    if let Some(f) = find(source, name)? {
+        return Ok(Some(f));
+    }
+    let defs = definitions(source);
+    if defs.iter().all(|d| d.problem.is_none()) {
+        return Ok(None);
+    }
+    let call = format!("{name}(");
+    let mut found = Vec::new();
+    for d in defs.iter().filter(|d| d.problem.is_none()) {
+        let text = &source[d.start..d.end];
+        if !text.lines().take(3).any(|l| l.contains(&call)) {
+            continue;
+        }
+        if let Some(f) = find(text, name)? {
+            found.push(CFunction {
+                name: f.name,
+                start: d.start + f.start,
+                end: d.start + f.end,
+                line: d.line + f.line - 1,
+            });
+        }
+    }
+    Ok(if found.len() == 1 { found.pop() } else { None })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +338,51 @@ int noinline kvm_c(int x) { return x; }
         assert!(b.text(SRC).ends_with("return NULL;\n}"));
         assert_eq!(b.line, 10);
         assert_eq!(find(SRC, "nope").expect("parses"), None);
+    }
+
+    #[test]
+    fn unbalanced_braces_are_found_per_definition() {
+        let good = "static int a(void)\n{\n\tif (x) {\n\t\ty(\"}\");\n\t}\nout:\n\treturn '{';\n}\n\n/* } */\nint b;\n";
+        assert_eq!(unbalanced(good), []);
+        // A '{' too many in a(): still open where b() starts.
+        let extra = "static int a(void)\n{\n\tif (x) {\n\t\ty();\n}\n\nstatic int b(void)\n{\n\treturn 0;\n}\n";
+        assert_eq!(
+            unbalanced(extra),
+            [Unbalanced {
+                line: 1,
+                at: 7,
+                extra_close: false
+            }]
+        );
+        // A '{' missing in b(): its last '}' closes nothing; a() is fine.
+        let missing = "static int a(void)\n{\n\treturn 0;\n}\n\nstatic int b(void)\n{\n\tif (x)\n\t\ty();\n\t}\n\treturn 1;\n}\n";
+        let u = unbalanced(missing);
+        assert_eq!(
+            u,
+            [Unbalanced {
+                line: 6,
+                at: 12,
+                extra_close: true
+            }]
+        );
+        assert!(u[0].to_string().contains("line 12"), "{}", u[0]);
+    }
+
+    #[test]
+    fn a_function_lost_to_a_neighbours_brace_is_recovered() {
+        let src =
+            "static int a(void)\n{\n\tif (x) {\n\t\ty();\n}\n\nint b(int v)\n{\n\treturn v;\n}\n";
+        let f = find_recovering(src, "b").expect("parses").expect("found");
+        assert_eq!(f.line, 7);
+        assert_eq!(f.text(src), "int b(int v)\n{\n\treturn v;\n}");
+        // a() itself is not made up from its broken text.
+        assert_eq!(
+            definitions(src)[0].problem,
+            Some(Unbalanced {
+                line: 1,
+                at: 7,
+                extra_close: false
+            })
+        );
     }
 }

@@ -28,7 +28,7 @@ int gmf_invalidate(const struct gmf_invalidate_in *in,
 	/* 6.18+: the per-file workers, with the filter the inode would pick. */
 	__kvm_gmem_invalidate_begin(gmem, in->start, in->end, KVM_FILTER_PRIVATE);
 	__kvm_gmem_invalidate_end(gmem, in->start, in->end);
-#elif GMF_PROFILE == 0
+#elif !GMF_GMEM_INVALIDATE_TAKES_KVM
 	kvm_gmem_invalidate_begin(gmem, in->start, in->end);
 	kvm_gmem_invalidate_end(gmem, in->start, in->end);
 #else

@@ -76,7 +76,7 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 	mapping->a_ops = gmf_gmem_aops();
 	gmf_x86_ops_register();
 
-#if GMF_PROFILE == 0
+#if !GMF_PUNCH_HOLE_TAKES_FILE
 	ret = kvm_gmem_punch_hole(inode, in->offset, in->len);
 #else
 	ret = kvm_gmem_punch_hole(file, in->offset, in->len);

@@ -35,6 +35,22 @@
 #error "compile with -DGMF_PROFILE=0 (upstream) or -DGMF_PROFILE=1 (2023)"
 #endif
 
+/*
+ * How the tree calls its guest_memfd functions, which review reads from
+ * each tree's own signatures (a tree may mix generations); builtin units
+ * take their profile's:
+ *   GMF_GMEM_INVALIDATE_TAKES_KVM  kvm_gmem_invalidate_begin(kvm, gmem, ...)
+ *                                  (2023) rather than (gmem, ...) (v10+)
+ *   GMF_PUNCH_HOLE_TAKES_FILE      kvm_gmem_punch_hole(file, ...) (2023)
+ *                                  rather than (inode, ...) (v10+)
+ */
+#ifndef GMF_GMEM_INVALIDATE_TAKES_KVM
+#define GMF_GMEM_INVALIDATE_TAKES_KVM (GMF_PROFILE == 1)
+#endif
+#ifndef GMF_PUNCH_HOLE_TAKES_FILE
+#define GMF_PUNCH_HOLE_TAKES_FILE (GMF_PROFILE == 1)
+#endif
+
 /* ------------------------------------------------------------------ */
 /* Compiler and integer basics                                         */
 /* ------------------------------------------------------------------ */
@@ -749,6 +765,21 @@ static inline struct file *get_file_active(struct file **f)
 	return get_file(file);
 }
 
+/*
+ * 6.6-era get_file_rcu() (the gmem series v10-v14 use it): a reference
+ * unless the last one is gone.
+ */
+static inline bool get_file_rcu(struct file *f)
+{
+	if (f->f_count <= 0)
+		return false;
+	f->f_count++;
+	return true;
+}
+
+/* gmem series v10-v13: guest_memfd flags, huge folios on request. */
+#define KVM_GUEST_MEMFD_ALLOW_HUGEPAGE (1ULL << 0)
+
 static inline void filemap_invalidate_lock(struct address_space *m)
 {
 	m->invalidate_lock++;
@@ -1065,11 +1096,18 @@ struct kvm_gfn_range {
 	gfn_t start;
 	gfn_t end;
 	union kvm_mmu_notifier_arg arg;
-#if GMF_PROFILE == 0
+#if GMF_PROFILE == 0 && !defined(GMF_GFN_RANGE_NO_ATTR_FILTER)
 	enum kvm_gfn_range_filter attr_filter;
 #else
+	/*
+	 * Before attr_filter (6.12): 2023 trees' pte; Google trees'
+	 * KVM_GFN_RANGE_FLAGS_*; late-2023 TDX trees' only_private/only_shared.
+	 * A review of such a tree passes -DGMF_GFN_RANGE_NO_ATTR_FILTER.
+	 */
 	pte_t pte;
-	unsigned int flags;	/* 2023 Google trees: KVM_GFN_RANGE_FLAGS_* */
+	unsigned int flags;
+	bool only_private;
+	bool only_shared;
 #endif
 	bool may_block;
 };

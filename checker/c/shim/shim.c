@@ -570,8 +570,15 @@ static bool gmf_unmap(struct kvm_gfn_range *range)
 	r->slot = (uint16_t)range->slot->id;
 	r->start = range->start;
 	r->end = range->end;
-#if GMF_PROFILE == 0
+#if GMF_PROFILE == 0 && !defined(GMF_GFN_RANGE_NO_ATTR_FILTER)
 	r->attr_filter = (uint8_t)range->attr_filter;
+#elif GMF_PROFILE == 0
+	/*
+	 * No filter field (6.8-6.11, gmem v10-v14): the zap reaches private
+	 * mappings, which is what upstream's KVM_FILTER_PRIVATE asks; a TDX
+	 * tree's only_shared would leave them mapped.
+	 */
+	r->attr_filter = range->only_shared ? KVM_FILTER_SHARED : KVM_FILTER_PRIVATE;
 #else
 	r->attr_filter = 0;
 #endif

@@ -1,0 +1,384 @@
+//! `gmemforge review` on every guest_memfd generation people run: the
+//! team-written fixtures of the gmem series v12 (late-2023 vendor trees)
+//! and of upstream 6.8–6.11, and a backport (Debian's linux-source-6.1
+//! carrying the v12 guest_mem.c). Each fixed fixture conforms on what it
+//! can; its buggy variants, made here by small textual edits of the known
+//! bugs, diverge; the evidence says per operation what decided it.
+//! (Debian 6.12 conforming everywhere and 6.1 being refused are in
+//! tests/review.rs.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn review(tree: &Path) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
+        .args(["review", "--json", "--random", "300", "--tree"])
+        .arg(tree)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().expect("exited"),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn item<'a>(r: &'a Value, op: &str) -> &'a Value {
+    r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["operation"] == op)
+        .unwrap_or_else(|| panic!("{op}: {r:#}"))
+}
+
+fn verdict<'a>(r: &'a Value, op: &str) -> &'a str {
+    item(r, op)["verdict"].as_str().expect("a verdict")
+}
+
+/// What detection chose for `op`: (profile, evidence).
+fn shape<'a>(r: &'a Value, op: &str) -> (&'a str, &'a str) {
+    let s = r["detected"]["operations"]
+        .as_array()
+        .expect("per-operation shapes")
+        .iter()
+        .find(|s| s["operation"] == op)
+        .unwrap_or_else(|| panic!("{op}: {r:#}"));
+    (
+        s["profile"].as_str().expect("profile"),
+        s["evidence"].as_str().expect("evidence"),
+    )
+}
+
+fn why<'a>(r: &'a Value, op: &str) -> &'a str {
+    item(r, op)["counterexample"]["why"].as_str().unwrap_or("")
+}
+
+/// A copy of `src` (a directory) in a fresh temporary directory, with
+/// `edits` (path, from, to) applied; each `from` must be there.
+fn variant(src: &Path, name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "gmemforge-generation-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(src, &dir);
+    for (path, from, to) in edits {
+        let p = dir.join(path);
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert!(text.contains(from), "{path} contains {from:?}");
+        std::fs::write(&p, text.replace(from, to)).expect("write");
+    }
+    dir
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("readdir") {
+        let e = e.expect("entry");
+        let to = dst.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+const V12: &str = "virt/kvm/guest_mem.c";
+const U68: &str = "virt/kvm/guest_memfd.c";
+
+/// gmem v12 as it was: the range formula of 2023 is what a tree on an
+/// earlier version kept; v12 itself began the invalidation whether or not
+/// a binding overlapped, and summed bind's offset and size as loff_t.
+fn range_2023(path: &'static str) -> [(&'static str, &'static str, &'static str); 2] {
+    let [(a, b), (c, d)] = common::RANGE_2023;
+    [(path, a, b), (path, c, d)]
+}
+
+const BEGIN_ALWAYS: [(&str, &str, &str); 3] = [
+    (
+        V12,
+        "\txa_for_each_range(&gmem->bindings, index, slot, start, end - 1) {\n\t\tpgoff_t pgoff",
+        "\tKVM_MMU_LOCK(kvm);\n\tkvm_mmu_invalidate_begin(kvm);\n\n\txa_for_each_range(&gmem->bindings, index, slot, start, end - 1) {\n\t\tpgoff_t pgoff",
+    ),
+    (
+        V12,
+        "\t\tif (!found_memslot) {\n\t\t\tfound_memslot = true;\n\n\t\t\tKVM_MMU_LOCK(kvm);\n\t\t\tkvm_mmu_invalidate_begin(kvm);\n\t\t}\n\n",
+        "",
+    ),
+    (
+        V12,
+        "\tif (found_memslot)\n\t\tKVM_MMU_UNLOCK(kvm);",
+        "\tKVM_MMU_UNLOCK(kvm);",
+    ),
+];
+
+fn loff_bind(path: &'static str) -> [(&'static str, &'static str, &'static str); 2] {
+    [
+        (
+            path,
+            "unsigned int fd, u64 offset)",
+            "unsigned int fd, loff_t offset)",
+        ),
+        (
+            path,
+            "\tu64 size = slot->npages << PAGE_SHIFT;",
+            "\tloff_t size = slot->npages << PAGE_SHIFT;",
+        ),
+    ]
+}
+
+#[test]
+fn gmem_v12_is_reviewed_per_operation_from_its_own_shapes() {
+    let (code, r, err) = review(&fixture("gmem-v12"));
+    // get-pfn diverges: this generation has no prepare hook.
+    assert_eq!(code, 1, "{err}\n{r:#}");
+    let generation = r["detected"]["evidence"].as_str().expect("evidence");
+    assert!(
+        generation.contains("virt/kvm/guest_mem.c with slot->gmem.pgoff")
+            && generation.contains("v10–v14"),
+        "{generation}"
+    );
+    for op in ["invalidate", "bind", "classify"] {
+        assert_eq!(verdict(&r, op), "conforms", "{op}: {:#}", item(&r, op));
+    }
+    let (p, e) = shape(&r, "invalidate");
+    assert_eq!(p, "upstream");
+    assert!(
+        e.contains("virt/kvm/guest_mem.c")
+            && e.contains("kvm_gmem_invalidate_begin(gmem, start, end)")
+            && e.contains("kvm_mmu_unmap_gfn_range()")
+            && e.contains("no attr_filter"),
+        "{e}"
+    );
+    let (p, e) = shape(&r, "bind");
+    assert_eq!(p, "upstream");
+    assert!(e.contains("-EBADF"), "{e}");
+    let (p, e) = shape(&r, "classify");
+    assert_eq!(p, "gmem-solo-2023");
+    assert!(e.contains("no PFERR_PRIVATE_ACCESS"), "{e}");
+    let (p, e) = shape(&r, "get-pfn");
+    assert_eq!(p, "gmem-solo-2023");
+    assert!(e.contains("no prepared-folio state"), "{e}");
+    assert_eq!(verdict(&r, "get-pfn"), "diverges");
+    assert!(
+        why(&r, "get-pfn").contains("C nothing, model gmem_prepare"),
+        "{:#}",
+        item(&r, "get-pfn")
+    );
+    // Its functions were found in guest_mem.c, under the upstream names.
+    assert!(
+        item(&r, "invalidate")["function"]
+            .as_str()
+            .is_some_and(|f| f.contains("kvm_gmem_invalidate_begin"))
+    );
+    // No SEV hooks in this tree: missing, saying where it looked.
+    for op in ["prepare", "gmem-invalidate", "punch-hole"] {
+        assert_eq!(verdict(&r, op), "missing", "{op}");
+        assert!(
+            item(&r, op)["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("arch/x86/kvm/svm/sev.c")),
+            "{op}"
+        );
+    }
+}
+
+#[test]
+fn gmem_v12_bugs_diverge() {
+    let mut edits: Vec<(&str, &str, &str)> = range_2023(V12).to_vec();
+    edits.extend(loff_bind(V12));
+    edits.push((
+        "arch/x86/kvm/mmu/mmu_internal.h",
+        common::ERR_U32.0,
+        common::ERR_U32.1,
+    ));
+    let dir = variant(&fixture("gmem-v12"), "v12-bugs", &edits);
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
+    // The loff_t sum wraps: a binding past the end of the file is taken.
+    assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+    assert!(
+        why(&r, "bind").contains("returned 0"),
+        "{}",
+        why(&r, "bind")
+    );
+    assert_eq!(verdict(&r, "classify"), "diverges", "{r:#}");
+
+    // v12's own invalidation: begin with no binding, no end; and v10–v11's
+    // bind, -EINVAL for a bad fd (reviewed with upstream's errnos).
+    let mut edits = BEGIN_ALWAYS.to_vec();
+    edits.push((V12, "\t\treturn -EBADF;", "\t\treturn -EINVAL;"));
+    let dir = variant(&fixture("gmem-v12"), "v12-begin", &edits);
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
+    assert!(
+        why(&r, "invalidate").contains("kvm_mmu_invalidate_begin/end"),
+        "{}",
+        why(&r, "invalidate")
+    );
+    let (p, e) = shape(&r, "bind");
+    assert_eq!(p, "upstream");
+    assert!(e.contains("v10–v11"), "{e}");
+    assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+    assert!(why(&r, "bind").contains("EBADF"), "{}", why(&r, "bind"));
+    assert_eq!(verdict(&r, "classify"), "conforms");
+
+    // Bind past the end of the file.
+    let dir = variant(
+        &fixture("gmem-v12"),
+        "v12-eof",
+        &[(
+            V12,
+            "\tif (offset + size > i_size_read(inode))\n\t\tgoto err;\n",
+            "",
+        )],
+    );
+    let (_, r, err) = review(&dir);
+    assert_eq!(verdict(&r, "bind"), "diverges", "{err}\n{r:#}");
+    assert_eq!(verdict(&r, "invalidate"), "conforms");
+}
+
+#[test]
+fn upstream_68_is_reviewed_without_attr_filter() {
+    let (code, r, err) = review(&fixture("upstream-6.8"));
+    assert_eq!(code, 1, "{err}\n{r:#}");
+    let generation = r["detected"]["evidence"].as_str().expect("evidence");
+    assert!(generation.contains("upstream 6.8–6.11"), "{generation}");
+    assert_eq!(r["detected"]["profile"], "upstream");
+    assert_eq!(verdict(&r, "invalidate"), "conforms", "{r:#}");
+    assert_eq!(verdict(&r, "bind"), "conforms", "{r:#}");
+    let (_, e) = shape(&r, "invalidate");
+    assert!(
+        e.starts_with("virt/kvm/guest_memfd.c") && e.contains("no attr_filter"),
+        "{e}"
+    );
+    // 6.8 had no SNP: nothing prepares memory on the fault path.
+    assert_eq!(verdict(&r, "get-pfn"), "diverges");
+
+    let mut edits: Vec<(&str, &str, &str)> = range_2023(U68).to_vec();
+    edits.extend(loff_bind(U68));
+    let dir = variant(&fixture("upstream-6.8"), "u68-bugs", &edits);
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
+    assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+}
+
+/// Debian's linux-source-6.1 with the v12 guest_mem.c laid over: what a
+/// guest_memfd-only backport to the 6.1 LTS looks like.
+fn backport_61(name: &str, guest_mem: &str) -> PathBuf {
+    let tarball = "/usr/src/linux-source-6.1.tar.xz";
+    assert!(
+        Path::new(tarball).exists(),
+        "{tarball} is missing: install linux-source-6.1 (scripts/test.sh does)"
+    );
+    let src = gmem_checker::tree::TreeSource::from_arg(Path::new(tarball), None).expect("tarball");
+    let tree = gmem_checker::tree::Tree::open(&src, gmem_checker::review::FILES).expect("reads");
+    let dir = std::env::temp_dir().join(format!(
+        "gmemforge-generation-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    for f in gmem_checker::review::FILES {
+        if let Some(text) = tree.file(f) {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&p, text).expect("write");
+        }
+    }
+    std::fs::write(dir.join("Makefile"), "VERSION = 6\nPATCHLEVEL = 1\n").expect("write");
+    std::fs::write(dir.join(V12), guest_mem).expect("write");
+    dir
+}
+
+#[test]
+fn a_61_backport_of_gmem_v12_says_per_operation_what_it_found() {
+    let v12 = std::fs::read_to_string(fixture("gmem-v12").join(V12)).expect("read");
+    let (code, r, err) = review(&backport_61("bp61", &v12));
+    assert_eq!(code, 1, "{err}");
+    let generation = r["detected"]["evidence"].as_str().expect("evidence");
+    assert!(
+        generation.contains("virt/kvm/guest_mem.c") && generation.contains("different profiles"),
+        "{generation}"
+    );
+    assert_eq!(shape(&r, "invalidate").0, "upstream");
+    assert_eq!(verdict(&r, "invalidate"), "conforms", "{r:#}");
+    assert_eq!(verdict(&r, "bind"), "conforms", "{r:#}");
+    // 6.1's own fault path, unchanged: it never marks a fault private.
+    let (p, e) = shape(&r, "classify");
+    assert_eq!(p, "gmem-solo-2023");
+    assert!(e.contains("arch/x86/kvm/mmu/mmu_internal.h"), "{e}");
+    assert_eq!(verdict(&r, "classify"), "diverges", "{r:#}");
+
+    let [(_, a, b), (_, c, d)] = range_2023(V12);
+    let (code, r, err) = review(&backport_61("bp61-range", &v12.replace(a, b).replace(c, d)));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
+}
+
+#[test]
+fn an_unbalanced_brace_is_an_error_naming_file_and_line() {
+    let src = std::fs::read_to_string(fixture("gmem-v12").join(V12)).expect("read");
+    let line = src
+        .lines()
+        .position(|l| l.starts_with("static void kvm_gmem_invalidate_begin("))
+        .expect("there")
+        + 1;
+    // A '{' too many inside kvm_gmem_invalidate_begin(): the parser would
+    // take kvm_gmem_invalidate_end() into it.
+    let dir = variant(
+        &fixture("gmem-v12"),
+        "brace-extra",
+        &[(
+            V12,
+            "\tif (flush)\n\t\tkvm_flush_remote_tlbs(kvm);",
+            "\tif (flush) {\n\t\tkvm_flush_remote_tlbs(kvm);",
+        )],
+    );
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    for op in ["invalidate"] {
+        let i = item(&r, op);
+        assert_eq!(i["verdict"], "error", "{i:#}");
+        let msg = i["error"].as_str().expect("message");
+        assert!(
+            msg.contains(&format!("virt/kvm/guest_mem.c:{line}:")) && msg.contains("unbalanced"),
+            "names the file and line {line}: {msg}"
+        );
+    }
+    // Operations that do not read that function are reviewed as before.
+    assert_eq!(verdict(&r, "bind"), "conforms");
+
+    // A '{' missing: the function's last '}' closes nothing.
+    let dir = variant(
+        &fixture("gmem-v12"),
+        "brace-missing",
+        &[(
+            V12,
+            "\t\tif (!found_memslot) {\n",
+            "\t\tif (!found_memslot)\n",
+        )],
+    );
+    let (_, r, err) = review(&dir);
+    let i = item(&r, "invalidate");
+    assert_eq!(i["verdict"], "error", "{err}\n{i:#}");
+    let msg = i["error"].as_str().expect("message");
+    assert!(
+        msg.contains(&format!("virt/kvm/guest_mem.c:{line}:")) && msg.contains("closes nothing"),
+        "{msg}"
+    );
+}
