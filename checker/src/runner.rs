@@ -337,7 +337,7 @@ pub fn run_item(
     let divergence_id = o
         .counterexample
         .as_ref()
-        .map(|c| divergence_id(op.name, &c.why));
+        .map(|c| divergence_id(op.name, &c.why, &c.model_why));
     Item {
         divergence_id,
         function,
@@ -381,21 +381,36 @@ pub fn not_run(
 /// A stable name for a divergence: the operation and the kind of
 /// difference (its explanation's first words, numbers and errno names
 /// left out), in lower case with dashes.
-pub fn divergence_id(operation: &str, why: &str) -> String {
-    let kind: Vec<String> = why
-        .split(|c: char| c == ':' || c == ';' || c == ',')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .filter(|w| !w.starts_with("-E") && !w.chars().any(|c| c.is_ascii_digit()))
-        .take(4)
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-                .to_ascii_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect();
-    format!("{operation}:{}", kind.join("-"))
+pub fn divergence_id(operation: &str, why: &str, model_why: &[String]) -> String {
+    // Words only: no values, no errnos, so two trees' shrunk inputs that
+    // differ in numbers still read the same.
+    let words = |text: &str, n: usize| -> String {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .filter(|w| !w.starts_with("-E") && !w.chars().any(|c| c.is_ascii_digit()))
+            .map(|w| w.trim_matches('-').to_ascii_lowercase())
+            .filter(|w| !w.is_empty())
+            .take(n)
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    // What differs on the C's side: the start of the first difference.
+    let kind = words(why.split([':', ';', ',']).next().unwrap_or(""), 4);
+    // The rule that decided on the model's side: its deciding line (the
+    // one with `→`), without the function's name, up to its values.
+    let decisive = model_why
+        .iter()
+        .find(|l| l.contains('→'))
+        .or(model_why.last())
+        .map(String::as_str)
+        .unwrap_or("");
+    let rule = decisive.split('→').next().unwrap_or("");
+    let rule = rule.split_once("(): ").map_or(rule, |(_, r)| r);
+    let rule = words(rule.split(':').next().unwrap_or(""), 6);
+    if rule.is_empty() {
+        format!("{operation}:{kind}")
+    } else {
+        format!("{operation}:{kind}/{rule}")
+    }
 }
 
 /// Errnos as people know them: `-22` becomes `-EINVAL` in the
@@ -560,10 +575,36 @@ mod tests {
         assert_eq!(c.model["ret_errno"], "-EINVAL");
         assert_eq!(c.model["ret"], -22, "the number stays");
         assert!(c.c.get("ret_errno").is_none(), "0 is no errno");
-        let a = divergence_id("bind", "kvm_gmem_bind() returned 0, model -EINVAL; x");
-        let b = divergence_id("bind", "kvm_gmem_bind() returned 0, model -EINVAL; y");
-        assert_eq!(a, b);
-        assert_eq!(a, "bind:kvm_gmem_bind-returned");
+        let rule = |size: u64| {
+            vec![format!(
+                "kvm_gmem_bind(): offset + npages * PAGE_SIZE > i_size: 0 + 2 * 4096 = 8192 > {size} → -EINVAL"
+            )]
+        };
+        let a = divergence_id(
+            "bind",
+            "kvm_gmem_bind() returned 0, model -EINVAL; x",
+            &rule(4096),
+        );
+        let b = divergence_id(
+            "bind",
+            "kvm_gmem_bind() returned 0, model -EINVAL; y",
+            &rule(65536),
+        );
+        assert_eq!(a, b, "values do not change the id");
+        assert_eq!(
+            a,
+            "bind:kvm_gmem_bind-returned/offset-npages-page_size-i_size"
+        );
+        let other = divergence_id(
+            "bind",
+            "kvm_gmem_bind() returned 0, model -EINVAL; x",
+            &["kvm_gmem_bind(): offset not page aligned: 12 → -EINVAL".to_owned()],
+        );
+        assert_ne!(a, other, "another rule, another id");
+        assert_eq!(
+            divergence_id("bind", "x returned 1", &[]),
+            "bind:x-returned"
+        );
     }
 
     #[test]
