@@ -14,6 +14,7 @@ use gmem_checker::tree::{Tree, TreeSource};
 use gmem_codegen::kunit;
 use gmem_codegen::series::plan::{self, OpVerdict, Outcome, Plan, State};
 use gmem_codegen::series::{Base, Identity, Step, Workspace, def, email};
+use gmem_reference::Profile;
 
 use crate::failure::Failure;
 use crate::kbuild;
@@ -66,6 +67,23 @@ pub struct SeriesArgs {
     /// Seeded random vectors per operation in the review.
     #[arg(long, value_name = "N", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(0..=gmem_checker::ops::MAX_RANDOM))]
     pub random: u64,
+}
+
+/// (the profile's guest_memfd file, the tree's) when the tree keeps the
+/// profile's code under the other name: review found its guest_memfd
+/// functions there, and the profile's file is not in the tree.
+fn moved_gmem_file(
+    profile: Profile,
+    r: &Review,
+    files: &BTreeMap<String, String>,
+) -> Option<(&'static str, &'static str)> {
+    let ours = match profile {
+        Profile::Upstream => "virt/kvm/guest_memfd.c",
+        Profile::GmemSolo2023 => "virt/kvm/guest_mem.c",
+    };
+    let theirs = r.detected.operations.iter().find_map(|s| s.gmem_file)?;
+    (theirs != ours && files.contains_key(theirs) && !files.contains_key(ours))
+        .then_some((ours, theirs))
 }
 
 /// Files the series reads: review's, plus every file a definition names.
@@ -243,12 +261,34 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         rule: kunit::rule_suite(&gmem_checker::kunit::rule_cases(&vectors("classify"))),
     };
     let verdicts = verdicts(&r);
+    // A generation that keeps the profile's guest_memfd code under the
+    // other file name (gmem v10–v14 and their backports: upstream's design
+    // in guest_mem.c) is planned under the profile's name and written to
+    // the tree's own file.
+    let moved = moved_gmem_file(profile, &r, &tree_files);
+    let plan_files = match moved {
+        Some((ours, theirs)) => {
+            let mut f = tree_files.clone();
+            if let Some(text) = f.remove(theirs) {
+                f.insert(ours.to_owned(), text);
+            }
+            f
+        }
+        None => tree_files.clone(),
+    };
     let view = plan::TreeView {
         profile,
-        files: &tree_files,
+        files: &plan_files,
         verdicts: &verdicts,
     };
-    let p = plan::plan(&view, &defs, &suites).map_err(|e| Failure::input(e.to_string()))?;
+    let mut p = plan::plan(&view, &defs, &suites).map_err(|e| Failure::input(e.to_string()))?;
+    if let Some((ours, theirs)) = moved {
+        for step in &mut p.steps {
+            if let Some(text) = step.files.remove(ours) {
+                step.files.insert(theirs.to_owned(), text);
+            }
+        }
+    }
     let outcomes = outcome_lines(&p, profile.name());
 
     if p.steps.is_empty() {
