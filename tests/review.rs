@@ -327,6 +327,13 @@ fn the_618_fixture_with_tdx_conforms_on_every_operation() {
     // Every TDX case went through the tree's EPT-violation exit.
     let c = item(&r, "classify");
     assert_eq!(c["model_only"], 0, "{c:#}");
+    // ... and the item says so: the exit is among the functions it names.
+    assert!(
+        c["function"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(", tdx_handle_ept_violation")),
+        "{c:#}"
+    );
 }
 
 #[test]

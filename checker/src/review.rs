@@ -917,9 +917,23 @@ pub fn review(
     // missing or in error.
     progress(Event::Total(OPERATIONS.len() as u64));
     for op in OPERATIONS {
+        // The operation's own functions, then the optional ones this tree
+        // has and review compiles with them (a TDX exit, x86.c's hook
+        // wrappers): the item names every function of the tree it checks.
+        let optional = OPTIONAL
+            .iter()
+            .filter(|(ops, ..)| ops.contains(&op.cop))
+            .filter(|(_, path, name)| {
+                tree.file(path)
+                    .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
+            })
+            // Compiled only, never run: not named as checked.
+            .filter(|(.., name)| *name != "kvm_gmem_fault_user_mapping")
+            .map(|(.., name)| *name);
         let function = placed(op.cop, &detected)
             .iter()
             .map(|(_, n)| *n)
+            .chain(optional)
             .collect::<Vec<_>>()
             .join(", ");
         let what = format!("{} {}", op.name, function);
