@@ -448,6 +448,7 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
             &src,
             tree.commit().as_deref(),
             &patches,
+            &wanted,
         )?);
     }
     Ok(code)
@@ -546,6 +547,7 @@ fn prove_in_kernel(
     src: &TreeSource,
     commit: Option<&str>,
     patches: &[kbuild::Patch<'_>],
+    series_files: &[String],
 ) -> Result<u8, Failure> {
     let jobs = args
         .jobs
@@ -587,23 +589,52 @@ fn prove_in_kernel(
         ));
     }
     if args.kunit && !failed {
-        // The suites' symbols, and the directories whose `.kunitconfig`
-        // the series writes: kunit.py runs exactly those, as a developer
-        // would (`--kunitconfig=virt/kvm`).
-        let written: BTreeMap<&String, &String> =
-            patches.iter().flat_map(|p| p.files.iter()).collect();
-        let suites: std::collections::BTreeSet<String> = written
-            .values()
-            .flat_map(|t| t.lines())
-            .filter_map(|l| l.trim().strip_prefix("config "))
-            .filter(|s| s.ends_with("_KUNIT_TEST"))
-            .map(|s| s.trim().to_owned())
+        // The series' suites as the patched tree has them (written now or
+        // there already): each `.kunitconfig` beside a suite that enables
+        // one of them. kunit.py runs exactly those directories, as a
+        // developer would (`--kunitconfig=virt/kvm`).
+        let mut suites = std::collections::BTreeSet::new();
+        let mut dirs = Vec::new();
+        let looked: Vec<&String> = series_files
+            .iter()
+            .filter(|p| p.ends_with("/.kunitconfig"))
             .collect();
-        let dirs: Vec<String> = written
-            .keys()
-            .filter_map(|p| p.strip_suffix("/.kunitconfig"))
-            .map(str::to_owned)
-            .collect();
+        for path in &looked {
+            let Some(text) = area.read(path) else {
+                continue;
+            };
+            let enabled: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("CONFIG_")?.strip_suffix("=y"))
+                .filter(|s| kunit::SUITES.iter().any(|(c, _)| c == s))
+                .map(str::to_owned)
+                .collect();
+            if !enabled.is_empty() {
+                suites.extend(enabled);
+                dirs.extend(path.strip_suffix("/.kunitconfig").map(str::to_owned));
+            }
+        }
+        if dirs.is_empty() {
+            // Said, and the exit status tells: --kunit asked for suites
+            // that the patched tree does not have (their patch not written).
+            text.push_str(&format!(
+                "\nKUnit: not run: no suite of the series is in the patched tree \
+                 (looked for {} enabling {})\n",
+                looked
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                kunit::SUITES
+                    .iter()
+                    .map(|(c, _)| format!("CONFIG_{c}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+            drop(progress);
+            crate::output::emit(&text)?;
+            return Ok(1);
+        }
         say("running the KUnit suites under QEMU (kunit.py)");
         let k = kbuild::run_kunit(&area, &dirs, jobs)?;
         text.push_str(&format!(

@@ -117,17 +117,17 @@ pub struct Layout {
 /// The layout of a suite testing static functions of `tested` (a `.c`
 /// path in the tree), built under `config`.
 pub fn layout(tested: &str, config: &str, test: String) -> Layout {
-    let stem = tested.strip_suffix(".c").unwrap_or(tested);
-    let test_path = format!("{stem}_test.c");
-    let (dir, file) = match test_path.rsplit_once('/') {
-        Some((d, f)) => (format!("{d}/"), f.to_owned()),
-        None => (String::new(), test_path.clone()),
-    };
+    let test_path = test_path(tested);
+    let file = test_path
+        .rsplit('/')
+        .next()
+        .unwrap_or(&test_path)
+        .to_owned();
     Layout {
         include: format!(
             "\n#if IS_ENABLED(CONFIG_{config})\n#include \"{file}\"\n#endif /* CONFIG_{config} */\n"
         ),
-        kunitconfig_path: format!("{dir}.kunitconfig"),
+        kunitconfig_path: kunitconfig_path(tested),
         kunitconfig_lines: KUNITCONFIG_BASE
             .iter()
             .copied()
@@ -136,6 +136,19 @@ pub fn layout(tested: &str, config: &str, test: String) -> Layout {
             .collect(),
         test_path,
         test,
+    }
+}
+
+/// The suite file of `tested`: `<tested>_test.c` beside it.
+pub fn test_path(tested: &str) -> String {
+    format!("{}_test.c", tested.strip_suffix(".c").unwrap_or(tested))
+}
+
+/// The `.kunitconfig` in `tested`'s directory.
+pub fn kunitconfig_path(tested: &str) -> String {
+    match tested.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/.kunitconfig"),
+        None => ".kunitconfig".to_owned(),
     }
 }
 

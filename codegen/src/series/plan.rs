@@ -143,9 +143,8 @@ pub fn files(defs: &[PatchDef]) -> Vec<String> {
             // tree may already hold next to it.
             let tested: Vec<String> = k.path.iter().cloned().chain(site(&k.function)).collect();
             for t in &tested {
-                let l = crate::kunit::layout(t, "", String::new());
-                out.insert(l.test_path);
-                out.insert(l.kunitconfig_path);
+                out.insert(crate::kunit::test_path(t));
+                out.insert(crate::kunit::kunitconfig_path(t));
             }
             out.extend(tested);
         }
@@ -256,15 +255,23 @@ fn place(
 ) -> Result<Placement, SeriesError> {
     let mut touched: BTreeMap<String, String> = BTreeMap::new();
     let mut inserted = Vec::new();
-    macro_rules! text_of {
+    // A path's text as this patch sees it: its own edits so far, then the
+    // earlier patches', then the tree's.
+    macro_rules! text_if_any {
         ($path:expr) => {{
             let p: &str = $path;
-            match touched
+            touched
                 .get(p)
                 .or_else(|| current.get(p))
                 .or_else(|| tree.files.get(p))
-            {
-                Some(t) => t.clone(),
+                .cloned()
+        }};
+    }
+    macro_rules! text_of {
+        ($path:expr) => {{
+            let p: &str = $path;
+            match text_if_any!(p) {
+                Some(t) => t,
                 None => return Ok(Placement::NoFile(p.to_owned())),
             }
         }};
@@ -388,12 +395,8 @@ fn place(
         let src = text_of!(&tested);
         // A file of the tree's own at our test file's path is never
         // overwritten.
-        match touched
-            .get(&l.test_path)
-            .or_else(|| current.get(&l.test_path))
-            .or_else(|| tree.files.get(&l.test_path))
-        {
-            Some(t) if *t != l.test => {
+        match text_if_any!(&l.test_path) {
+            Some(t) if t != l.test => {
                 return Ok(Placement::Unplaced(format!(
                     "the suite's file {} exists in the tree with other contents",
                     l.test_path
@@ -407,12 +410,7 @@ fn place(
         if !src.contains(&format!("CONFIG_{config}")) {
             touched.insert(tested.clone(), format!("{src}{}", l.include));
         }
-        let kc = touched
-            .get(&l.kunitconfig_path)
-            .or_else(|| current.get(&l.kunitconfig_path))
-            .or_else(|| tree.files.get(&l.kunitconfig_path))
-            .cloned()
-            .unwrap_or_default();
+        let kc = text_if_any!(&l.kunitconfig_path).unwrap_or_default();
         let merged = crate::kunit::kunitconfig_merge(&kc, &l.kunitconfig_lines);
         if merged != kc {
             touched.insert(l.kunitconfig_path, merged);
