@@ -107,11 +107,14 @@ fn item_line(i: &Item) -> String {
         Verdict::Missing => "missing",
         Verdict::Error => "ERROR",
     };
-    let model_only = if i.model_only > 0 {
+    let mut model_only = if i.model_only > 0 {
         format!(", {} model-only", i.model_only)
     } else {
         String::new()
     };
+    if i.other_profile > 0 {
+        model_only.push_str(&format!(", {} of another profile", i.other_profile));
+    }
     let mut s = format!(
         "  {verdict:<9} {:<16} {:>9} vectors{model_only}  {}\n",
         i.operation, i.vectors, i.function

@@ -29,7 +29,11 @@ fn item_html(i: &Item) -> String {
         esc(&i.implementation),
         esc(i.operation),
         i.vectors,
-        i.model_only,
+        if i.other_profile > 0 {
+            format!("{} (+{} of another profile)", i.model_only, i.other_profile)
+        } else {
+            i.model_only.to_string()
+        },
         i.seconds,
         esc(&i.function)
     );

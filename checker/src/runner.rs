@@ -49,6 +49,9 @@ pub struct Item {
     pub vectors: u64,
     /// Cases the C side cannot express.
     pub model_only: u64,
+    /// Cases of another profile's configuration, not run (`Outcome`).
+    #[serde(default)]
+    pub other_profile: u64,
     /// Minimal counterexample.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
@@ -167,6 +170,7 @@ pub fn units(names: &[String]) -> Result<Vec<Unit>, CheckError> {
 fn merge(into: &mut Outcome, o: Outcome) {
     into.vectors += o.vectors;
     into.model_only += o.model_only;
+    into.other_profile += o.other_profile;
     if into.counterexample.is_none() {
         into.counterexample = o.counterexample;
     }
@@ -350,6 +354,7 @@ pub fn run_item(
         },
         vectors: o.vectors,
         model_only: o.model_only,
+        other_profile: o.other_profile,
         counterexample: o.counterexample,
         error: None,
         seconds: t.elapsed().as_secs_f64(),
@@ -371,6 +376,7 @@ pub fn not_run(
         verdict,
         vectors: 0,
         model_only: 0,
+        other_profile: 0,
         counterexample: None,
         divergence_id: None,
         error: Some(why),

@@ -502,6 +502,7 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
+            other_profile: Some(&|q| q.profile != profile),
             applicable: &|q| applicable(profile, q),
             check: &|q| check(lib, q),
             candidates: &candidates,

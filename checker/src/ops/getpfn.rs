@@ -674,6 +674,7 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
+            other_profile: Some(&|q| q.profile != profile),
             // The model's answer, computed once: `applicable` needs it to
             // know the model accepts the case, and `check` (always called
             // next, on the same case) compares with it.

@@ -73,6 +73,11 @@ pub struct Outcome {
     pub vectors: u64,
     /// Cases the C side cannot express (see the operation's notes).
     pub model_only: u64,
+    /// Cases that describe another profile's configuration (a 2023-profile
+    /// bind, the 2023 configurable fault rule): this C has no such
+    /// configuration, so they are neither run nor a gap in the checker.
+    #[serde(default)]
+    pub other_profile: u64,
     /// The first divergence, shrunk.
     pub counterexample: Option<Counterexample>,
 }
@@ -261,6 +266,10 @@ pub fn smaller_numbers(v: u64) -> Vec<u64> {
 
 /// How one operation plugs into [`run_cases`].
 pub struct CaseOps<'a, Q> {
+    /// Whether the case belongs to another profile than the C's (counted
+    /// in [`Outcome::other_profile`], asked before `applicable`); `None`:
+    /// every case is the C's profile's.
+    pub other_profile: Option<&'a dyn Fn(&Q) -> bool>,
     /// Whether the C side can express the case (else it is model-only).
     pub applicable: &'a dyn Fn(&Q) -> bool,
     /// Runs the C and the model; the first difference and the C's result.
@@ -341,6 +350,10 @@ impl<'a, 'c, Q: Clone + Serialize> CaseRunner<'a, 'c, Q> {
         let i = self.i;
         self.i += 1;
         if !ctx.mine(i) {
+            return ControlFlow::Continue(());
+        }
+        if ops.other_profile.is_some_and(|f| f(q)) {
+            self.outcome.other_profile += 1;
             return ControlFlow::Continue(());
         }
         if !(ops.applicable)(q) {

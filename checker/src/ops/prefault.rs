@@ -457,6 +457,7 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         ctx,
         cases(source, ctx.vectors),
         &CaseOps {
+            other_profile: None,
             applicable: &applicable,
             check: &|q| check(lib, q),
             candidates: &candidates,

@@ -460,6 +460,7 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let input: RefCell<Box<abi::gmf_punch_in>> = RefCell::default();
     let answer: RefCell<Option<LifecycleTrace>> = RefCell::default();
     let ops = CaseOps {
+        other_profile: None,
         // The model's answer, computed once: `applicable` needs it to
         // know the model accepts the case, and `check` (always called
         // next, on the same case) compares with it.

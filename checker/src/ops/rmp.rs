@@ -867,6 +867,7 @@ fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let input: RefCell<Box<abi::gmf_prepare_in>> = RefCell::default();
     let model = RefCell::new(Model::default());
     let ops: CaseOps<'_, PrepareQuery> = CaseOps {
+        other_profile: None,
         // The model's table, loaded once (as for gmem-invalidate).
         applicable: &|q| {
             fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
@@ -895,6 +896,7 @@ fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let input: RefCell<Box<abi::gmf_rmp_invalidate_in>> = RefCell::default();
     let model = RefCell::new(Model::default());
     let ops: CaseOps<'_, RmpInvalidateQuery> = CaseOps {
+        other_profile: None,
         // The model's table, loaded once: `applicable` needs it to know
         // the model accepts the case, `check` (always called next, on
         // the same case) runs the hook on it.
