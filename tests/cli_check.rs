@@ -212,7 +212,7 @@ fn exhaustive_bound_conforms_over_a_million_vectors() {
         r["vectors"]
     );
     // The RMP operations' bound (ARCHITECTURE.md) on its own, per profile.
-    for op in ["prepare", "gmem-invalidate", "punch-hole"] {
+    for op in ["prepare", "gmem-invalidate", "punch-hole", "get-pfn"] {
         let per_profile: Vec<&Value> = r["items"]
             .as_array()
             .expect("items")
@@ -227,6 +227,36 @@ fn exhaustive_bound_conforms_over_a_million_vectors() {
             );
         }
     }
+}
+
+#[test]
+fn get_pfns_region_bound_catches_a_prepare_bug_through_the_fault_path() {
+    // The mutant's prepare makes a 2M entry private without asking whether
+    // the region fits the table: only a fault meeting an RMP state where
+    // it does not (get-pfn's region bound, an RMP given) shows it there.
+    let (code, r, err) = check(&[
+        "--exhaustive",
+        "--random",
+        "0",
+        "--impl",
+        "mutant:prepare-2m-unchecked",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let g = r["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["operation"] == "get-pfn")
+        .expect("get-pfn item");
+    assert_eq!(g["verdict"], "diverges", "{g:#}");
+    let input = &g["counterexample"]["input"];
+    assert!(input["rmp"].is_array(), "{g:#}");
+    assert!(
+        g["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("gmem_prepare(pfn 0x200")),
+        "{g:#}"
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@
 
 #include <stdint.h>
 
-#define GMF_ABI_VERSION 3
+#define GMF_ABI_VERSION 4
 
 /* Bounds of the fixed-size arrays below (the checker never exceeds them). */
 #define GMF_MAX_BINDINGS 8
@@ -268,6 +268,13 @@ struct gmf_getpfn_in {
 	uint64_t max_pfn;	/* RMP lookups at or above fail */
 	uint32_t nfaults;
 	uint64_t gfns[GMF_MAX_FAULTS];
+	/*
+	 * rmp_given: the RMP before is rmp (its snp_enabled and max_pfn are
+	 * snp's and max_pfn's), whatever the folios' prepared flags; else
+	 * each prepared folio's entries are what sev_gmem_prepare() left.
+	 */
+	uint8_t rmp_given;
+	struct gmf_rmp_state rmp;
 };
 
 struct gmf_getpfn_result {

@@ -145,6 +145,9 @@ pub struct GetPfnScenario<'a> {
     pub folios: &'a [PcFolio],
     /// gfns faulted, in order.
     pub faults: &'a [u64],
+    /// The RMP before, when given: it replaces what the prepared folios'
+    /// prepare would have left (so any per-page state can meet a fault).
+    pub rmp: Option<&'a [RmpRun]>,
 }
 
 fn folio_of(folios: &BTreeMap<u64, (u32, bool, bool)>, index: u64) -> Option<u64> {
@@ -208,7 +211,7 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
         }
         folios.insert(f.index, (f.order, f.prepared, f.hwpoison));
         let pfn = s.pfn_base + f.index;
-        if f.prepared && pfn + n <= s.max_pfn {
+        if s.rmp.is_none() && f.prepared && pfn + n <= s.max_pfn {
             runs.push(RmpRun {
                 pfn,
                 npages: n,
@@ -224,7 +227,7 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             });
         }
     }
-    let mut rmp = Rmp::from_runs(s.snp, s.max_pfn, &runs)?;
+    let mut rmp = Rmp::from_runs(s.snp, s.max_pfn, s.rmp.unwrap_or(&runs))?;
 
     let mut out = GetPfnTrace {
         results: Vec::new(),

@@ -281,6 +281,14 @@ pub struct GetPfnQuery {
     pub folios: Vec<crate::getpfn::PcFolio>,
     /// gfns faulted, in order.
     pub faults: Vec<u64>,
+    /// The RMP before, as runs; absent: each prepared folio's entries as
+    /// `sev_gmem_prepare()` left them (one 2M entry for a 2M folio, 4K
+    /// entries otherwise), every other page shared.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    pub rmp: Option<Vec<RmpRun>>,
 }
 
 /// `get-pfn`.
@@ -296,5 +304,6 @@ pub fn get_pfn(q: &GetPfnQuery) -> Result<crate::getpfn::GetPfnTrace, InputError
         pfn_base: q.pfn_base,
         folios: &q.folios,
         faults: &q.faults,
+        rmp: q.rmp.as_deref(),
     })
 }

@@ -13,10 +13,12 @@
 #ifdef GMF_HAVE_OP_GET_PFN
 #include "common.h"
 
-static void gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
+static int gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
 {
 	uint32_t i;
 
+	if (in->rmp_given)
+		return gmf_rmp_load(&in->rmp);
 	gmf_rmp_clear();
 	gmf_rmp.snp_enabled = in->snp;
 	gmf_rmp.max_pfn = in->max_pfn;
@@ -37,6 +39,7 @@ static void gmf_getpfn_rmp(const struct gmf_getpfn_in *in)
 			e->asid = in->asid;
 		}
 	}
+	return 0;
 }
 
 int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
@@ -56,7 +59,8 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
 	gmf_shim_reset();
 	gmf_setup_vm(in->snp ? GMF_VM_SNP : GMF_VM_DEFAULT);
 	vm->sev_info.asid = in->asid;
-	gmf_getpfn_rmp(in);
+	if (gmf_getpfn_rmp(in))
+		return -1;
 	gmf_x86_ops_register();
 
 	__builtin_memset(&gmf_world.inodes[0], 0, sizeof(gmf_world.inodes[0]));

@@ -21,9 +21,12 @@ use std::cell::RefCell;
 
 use serde_json::{Value, json};
 
+use std::ops::ControlFlow;
+
+use super::rmp::runs_state;
 use super::{
-    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, run_cases,
-    smaller_numbers, time_split, to_json,
+    CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
+    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -305,10 +308,13 @@ fn fits(profile: Profile, q: &GetPfnQuery) -> bool {
         && q.folios.len() <= abi::GMF_MAX_FOLIOS as usize
         && !q.faults.is_empty()
         && q.faults.len() <= abi::GMF_MAX_FAULTS as usize
+        && q.rmp
+            .as_ref()
+            .is_none_or(|r| r.len() <= abi::GMF_MAX_RMP_RUNS as usize)
 }
 
-/// The harness input of a case.
-fn fill_input(q: &GetPfnQuery, input: &mut abi::gmf_getpfn_in) {
+/// The harness input of a case; `None` when its RMP does not fit.
+fn fill_input(q: &GetPfnQuery, input: &mut abi::gmf_getpfn_in) -> Option<()> {
     input.nbindings = q.bindings.len() as u32;
     for (d, b) in input.bindings.iter_mut().zip(&q.bindings) {
         *d = abi::gmf_binding {
@@ -334,6 +340,11 @@ fn fill_input(q: &GetPfnQuery, input: &mut abi::gmf_getpfn_in) {
     input.max_pfn = q.max_pfn;
     input.nfaults = q.faults.len() as u32;
     input.gfns[..q.faults.len()].copy_from_slice(&q.faults);
+    input.rmp_given = u8::from(q.rmp.is_some());
+    match &q.rmp {
+        Some(runs) => runs_state(q.snp, q.max_pfn, runs, &mut input.rmp),
+        None => Some(()),
+    }
 }
 
 /// Buffers one worker reuses for every case.
@@ -351,7 +362,7 @@ fn check(
     m: Option<GetPfnTrace>,
 ) -> Option<(String, Value)> {
     let m = m.or_else(|| get_pfn(q).ok())?;
-    fill_input(q, &mut scratch.input);
+    fill_input(q, &mut scratch.input)?;
     let o = &mut *scratch.out;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.get_pfn)(&*scratch.input, o) };
@@ -432,7 +443,7 @@ fn b(id: u16, base_gfn: u64, npages: u64, pgoff: u64) -> Binding {
     }
 }
 
-fn f(index: u64, order: u32, prepared: bool) -> PcFolio {
+fn folio(index: u64, order: u32, prepared: bool) -> PcFolio {
     PcFolio {
         index,
         order,
@@ -444,18 +455,18 @@ fn f(index: u64, order: u32, prepared: bool) -> PcFolio {
 fn exhaustive() -> impl Iterator<Item = GetPfnQuery> {
     let layouts: Vec<Vec<PcFolio>> = vec![
         vec![],
-        vec![f(0, 9, false)],
-        vec![f(0, 9, true), f(600, 0, true)],
+        vec![folio(0, 9, false)],
+        vec![folio(0, 9, true), folio(600, 0, true)],
         vec![
-            f(1, 0, false),
-            f(511, 0, true),
-            f(512, 9, false),
+            folio(1, 0, false),
+            folio(511, 0, true),
+            folio(512, 9, false),
             PcFolio {
                 hwpoison: true,
-                ..f(700, 0, false)
+                ..folio(700, 0, false)
             },
         ],
-        vec![f(512, 9, true), f(2, 0, false)],
+        vec![folio(512, 9, true), folio(2, 0, false)],
     ];
     let bindings: Vec<Vec<Binding>> = vec![
         vec![b(0, 0x800, 1024, 0)],
@@ -498,6 +509,7 @@ fn exhaustive() -> impl Iterator<Item = GetPfnQuery> {
                                     pfn_base: PFN_BASE,
                                     folios: folios.clone(),
                                     faults: [Some(p1), p2].into_iter().flatten().map(gfn).collect(),
+                                    rmp: None,
                                 })
                         })
                     })
@@ -570,6 +582,80 @@ fn random_case(rng: &mut Rng) -> GetPfnQuery {
         pfn_base: rng.below(2) * 512,
         folios,
         faults,
+        rmp: None,
+    }
+}
+
+/// The exhaustive bound, one query changed in place: the wiring cases of
+/// [`exhaustive`], then [`region_faults`].
+fn exhaustive_visit(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+    for q in exhaustive() {
+        if f(&q).is_break() {
+            return;
+        }
+    }
+    region_faults(f);
+}
+
+/// A fault over every RMP state of the prepare bound's 2M region
+/// ([`super::rmp::region_states`], pfns 512..1024 = file pages 0..512
+/// here): per profile, state × table size (whole, or ending inside the
+/// region where the state fits) × page cache (empty: a 4K folio is
+/// allocated; one 2M folio, not prepared or prepared; 4K folios at the
+/// probe pages) × memslot gfn (2M-aligned with the pfns, or not) × one
+/// fault at each of `prepare`'s pfns. What the fault path adds to
+/// `prepare`'s bound: the folio's order and head reaching the hook, and
+/// the uptodate flag deciding whether it is called at all.
+fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+    let probes: Vec<PcFolio> = super::rmp::PROBES
+        .iter()
+        .map(|&p| folio(p - PFN_BASE, 0, false))
+        .collect();
+    let layouts = [
+        vec![],
+        vec![folio(0, 9, false)],
+        vec![folio(0, 9, true)],
+        probes,
+    ];
+    let mut q = GetPfnQuery {
+        profile: Profile::Upstream,
+        snp: true,
+        asid: 7,
+        max_pfn: PFNS,
+        nr_pfns: PFNS,
+        bindings: vec![b(0, 0x800, 1024, 0)],
+        slot: Some(0),
+        pfn_base: PFN_BASE,
+        folios: Vec::new(),
+        faults: vec![0],
+        rmp: Some(Vec::new()),
+    };
+    let states = super::rmp::region_states();
+    for profile in Profile::ALL {
+        q.profile = profile;
+        for state in &states {
+            if let Some(r) = &mut q.rmp {
+                r.clone_from(state);
+            }
+            for max_pfn in [PFNS, 2 * super::rmp::REGION - 1] {
+                if !super::rmp::within(state, max_pfn) {
+                    continue;
+                }
+                q.max_pfn = max_pfn;
+                for folios in &layouts {
+                    q.folios.clone_from(folios);
+                    for base_gfn in [0x800, 0x803] {
+                        q.bindings[0].base_gfn = base_gfn;
+                        for pfn in super::rmp::PREPARE_PFNS {
+                            q.faults[0] = base_gfn + (pfn - PFN_BASE);
+                            if f(&q).is_break() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -577,11 +663,11 @@ fn cases(
     source: Source,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Box<dyn Iterator<Item = GetPfnQuery>> {
-    cases_of(source, vectors, "get-pfn", exhaustive, random_case)
+    cases_of(source, vectors, "get-pfn", std::iter::empty, random_case)
 }
 
 /// Smaller cases, in the order get-pfn minimises (ARCHITECTURE.md,
-/// "Shrinking"): fewer faults, fewer folios, fewer bindings, then the
+/// "Shrinking"): fewer faults, fewer RMP runs (when given), fewer folios, fewer bindings, then the
 /// faulting memslot at a lower gfn (its faults moving with it, so they
 /// hit the same file pages), with fewer pages and a lower file offset,
 /// each fault at a lower gfn, then a lower ASID. An SNP guest's ASID
@@ -592,6 +678,16 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
         for i in 0..q.faults.len() {
             let mut c = q.clone();
             c.faults.remove(i);
+            out.push(c);
+        }
+    }
+    // An RMP given: fewer runs (pages made shared).
+    if let Some(runs) = &q.rmp {
+        for i in 0..runs.len() {
+            let mut c = q.clone();
+            if let Some(r) = &mut c.rmp {
+                r.remove(i);
+            }
             out.push(c);
         }
     }
@@ -670,28 +766,28 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let (lib, profile) = (ctx.lib, ctx.profile);
     let scratch = RefCell::new(Scratch::default());
     let answer: RefCell<Option<GetPfnTrace>> = RefCell::default();
-    run_cases(
-        ctx,
-        cases(source, ctx.vectors),
-        &CaseOps {
-            other_profile: Some(&|q| q.profile != profile),
-            // The model's answer, computed once: `applicable` needs it to
-            // know the model accepts the case, and `check` (always called
-            // next, on the same case) compares with it.
-            applicable: &|q| {
-                let m = fits(profile, q).then(|| get_pfn(q).ok()).flatten();
-                let ok = m.is_some();
-                *answer.borrow_mut() = m;
-                ok
-            },
-            check: &|q| {
-                let m = answer.borrow_mut().take();
-                check(lib, &mut scratch.borrow_mut(), q, m)
-            },
-            candidates: &candidates,
-            model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    let ops = CaseOps {
+        other_profile: Some(&|q: &GetPfnQuery| q.profile != profile),
+        // The model's answer, computed once: `applicable` needs it to
+        // know the model accepts the case, and `check` (always called
+        // next, on the same case) compares with it.
+        applicable: &|q| {
+            let m = fits(profile, q).then(|| get_pfn(q).ok()).flatten();
+            let ok = m.is_some();
+            *answer.borrow_mut() = m;
+            ok
         },
-    )
+        check: &|q| {
+            let m = answer.borrow_mut().take();
+            check(lib, &mut scratch.borrow_mut(), q, m)
+        },
+        candidates: &candidates,
+        model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
+    };
+    match source {
+        Source::Exhaustive => run_visit(ctx, exhaustive_visit, &ops),
+        _ => run_cases(ctx, cases(source, ctx.vectors), &ops),
+    }
 }
 
 fn case_json(
@@ -700,18 +796,20 @@ fn case_json(
     _p: Profile,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(cases(source, vectors), index)
+    match source {
+        Source::Exhaustive => nth_visited(exhaustive_visit, index).map(|q| to_json(&q)),
+        _ => nth_case_json(cases(source, vectors), index),
+    }
 }
 
 /// The exhaustive cases of the upstream profile timed apart (the bench).
 pub fn split(lib: &Library) -> Split {
     let mut scratch = Scratch::default();
-    let none = |_: &str| Vec::new();
-    time_split(
-        || cases(Source::Exhaustive, &none),
+    time_split_visit(
+        exhaustive_visit,
         |q| fits(Profile::Upstream, q) && get_pfn(q).is_ok(),
         |q| {
-            fill_input(q, &mut scratch.input);
+            let _ = fill_input(q, &mut scratch.input);
             // SAFETY: valid pointers for the call.
             unsafe { (lib.get_pfn)(&*scratch.input, &mut *scratch.out) };
             std::hint::black_box(&scratch.out);

@@ -619,7 +619,7 @@ pub fn region_states() -> Vec<Vec<RmpRun>> {
 
 /// Whether every run of a state ends within a table of `max_pfn` pfns
 /// (the bound never generates a state its table size makes impossible).
-fn within(runs: &[RmpRun], max_pfn: u64) -> bool {
+pub fn within(runs: &[RmpRun], max_pfn: u64) -> bool {
     runs.iter().all(|r| r.pfn + r.npages <= max_pfn)
 }
 
