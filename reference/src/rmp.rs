@@ -496,39 +496,48 @@ impl Rmp {
 /// Run `i` of an input, checked on its own; a 2M run always covers 512.
 #[inline]
 fn checked_run(i: usize, r: &RmpRun, max_pfn: u64, total: &mut u64) -> Result<RmpRun, InputError> {
-    let field = |f: &str| format!("rmp[{i}].{f}");
     let n = match r.size {
-        PageSize::M2 => {
-            if r.pfn % PTRS_PER_PMD != 0 {
-                return Err(InputError::new(
-                    field("pfn"),
-                    "a 2M entry starts 2M aligned",
-                ));
-            }
-            if r.npages != 1 && r.npages != PTRS_PER_PMD {
-                return Err(InputError::new(
-                    field("npages"),
-                    "a 2M entry covers 512 pages",
-                ));
-            }
+        PageSize::M2 if r.pfn % PTRS_PER_PMD == 0 && matches!(r.npages, 1 | PTRS_PER_PMD) => {
             PTRS_PER_PMD
         }
+        PageSize::M2 => return Err(bad_run(i, r, max_pfn, *total)),
         PageSize::K4 => r.npages,
     };
     *total = total.saturating_add(n);
-    if n == 0 || *total > MAX_INPUT_ENTRIES {
-        return Err(InputError::new(
-            field("npages"),
-            format!("runs hold 1 to {MAX_INPUT_ENTRIES} entries in all"),
-        ));
-    }
-    if r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
-        return Err(InputError::new(
-            field("pfn"),
-            format!("run ends past max_pfn {max_pfn}"),
-        ));
+    if n == 0 || *total > MAX_INPUT_ENTRIES || r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
+        return Err(bad_run(i, r, max_pfn, *total));
     }
     Ok(RmpRun { npages: n, ..*r })
+}
+
+/// Why run `i` is refused (kept out of [`checked_run`], which the checker
+/// calls for every run of millions of tables: the error, with its
+/// strings, is built only when there is one).
+#[cold]
+#[inline(never)]
+fn bad_run(i: usize, r: &RmpRun, max_pfn: u64, total: u64) -> InputError {
+    let field = |f: &str| format!("rmp[{i}].{f}");
+    match r.size {
+        PageSize::M2 if r.pfn % PTRS_PER_PMD != 0 => {
+            return InputError::new(field("pfn"), "a 2M entry starts 2M aligned");
+        }
+        PageSize::M2 if r.npages != 1 && r.npages != PTRS_PER_PMD => {
+            return InputError::new(field("npages"), "a 2M entry covers 512 pages");
+        }
+        _ => {}
+    }
+    let n = if r.size == PageSize::M2 {
+        PTRS_PER_PMD
+    } else {
+        r.npages
+    };
+    if n == 0 || total > MAX_INPUT_ENTRIES {
+        return InputError::new(
+            field("npages"),
+            format!("runs hold 1 to {MAX_INPUT_ENTRIES} entries in all"),
+        );
+    }
+    InputError::new(field("pfn"), format!("run ends past max_pfn {max_pfn}"))
 }
 
 /// [`Rmp::from_runs`] for runs in any order: each run against the earlier

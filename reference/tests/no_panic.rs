@@ -394,6 +394,8 @@ fn get_pfn_never_panics() {
         let faults: Vec<u64> = (0..g.small(5)).map(|_| g.u64()).collect();
         let slot =
             (!bindings.is_empty() && g.bool()).then(|| g.small(bindings.len() as u64 + 1) as usize);
+        let max_pfn = if g.bool() { g.small(4096) } else { g.u64() };
+        let rmp = g.bool().then(|| random_runs(&mut g, max_pfn));
         let _ = kvm_gmem_get_pfn(&GetPfnScenario {
             profile: if g.bool() {
                 Profile::Upstream
@@ -402,13 +404,14 @@ fn get_pfn_never_panics() {
             },
             snp: g.bool(),
             asid: g.next() as u32,
-            max_pfn: if g.bool() { g.small(4096) } else { g.u64() },
+            max_pfn,
             nr_pfns: if g.bool() { 2048 } else { g.u64() },
             bindings: &bindings,
             slot,
             pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
             folios: &folios,
             faults: &faults,
+            rmp: rmp.as_deref(),
         });
     }
 }
@@ -499,6 +502,7 @@ fn explanations_never_panic() {
             pfn_base: if g.bool() { 512 * g.small(4) } else { g.u64() },
             folios,
             faults: (0..g.small(5)).map(|_| g.u64()).collect(),
+            rmp: g.bool().then(|| random_runs(&mut g, max_pfn)),
         });
     }
 }
