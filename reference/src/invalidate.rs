@@ -82,6 +82,15 @@ impl Bindings {
     /// binding, no binding wrapping past the last file index, no two
     /// bindings sharing a file page, no two with one slot id.
     pub fn new(slots: &[Binding]) -> Result<Self, InputError> {
+        let mut b = Bindings::default();
+        b.load(slots)?;
+        Ok(b)
+    }
+
+    /// [`Bindings::new`] into this set, reusing its storage (the checker
+    /// makes one per case, millions of times). On an error the set is
+    /// left as it was.
+    pub fn load(&mut self, slots: &[Binding]) -> Result<(), InputError> {
         for (i, s) in slots.iter().enumerate() {
             if s.npages == 0 {
                 return Err(InputError::new(
@@ -110,9 +119,10 @@ impl Bindings {
                 }
             }
         }
-        let mut sorted = slots.to_vec();
-        sorted.sort_by_key(|s| s.pgoff);
-        Ok(Bindings { sorted })
+        self.sorted.clear();
+        self.sorted.extend_from_slice(slots);
+        self.sorted.sort_by_key(|s| s.pgoff);
+        Ok(())
     }
 
     /// The bindings in file order.

@@ -175,9 +175,24 @@ struct Vm<'a> {
     rmp: Rmp,
     events: Vec<TraceEvent>,
     warnings: u32,
+    /// The invalidate hook's trace, reused call after call.
+    hook: HookTrace,
 }
 
 impl Vm<'_> {
+    /// `sev_gmem_invalidate()` over pfns `[start, end)`, outside
+    /// `mmu_lock`, its updates and WARNs recorded.
+    fn invalidate_hook(&mut self, start: u64, end: u64) {
+        let mut t = std::mem::take(&mut self.hook);
+        t.events.clear();
+        t.warnings = 0;
+        sev_gmem_invalidate(&mut self.rmp, start, end, false, &mut t);
+        self.warnings += t.warnings;
+        self.events
+            .extend(t.events.drain(..).map(|event| TraceEvent::Rmp { event }));
+        self.hook = t;
+    }
+
     fn rmp_hook(&mut self, trace: HookTrace) {
         self.warnings += trace.warnings;
         self.events.extend(
@@ -270,24 +285,19 @@ impl Vm<'_> {
     fn free_folio(&mut self, start: u64) {
         if let Some((order, _)) = self.folios.remove(&start) {
             let pfn = self.s.pfn_base + start;
-            let mut t = HookTrace::default();
-            sev_gmem_invalidate(&mut self.rmp, pfn, pfn + (1 << order), false, &mut t);
-            self.rmp_hook(t);
+            self.invalidate_hook(pfn, pfn + (1 << order));
         }
     }
 
     fn truncate(&mut self, start: u64, end: u64) {
-        let touched: Vec<u64> = self
-            .folios
-            .keys()
-            .copied()
-            .filter(|&f| {
-                let order = self.folios[&f].0;
-                f < end && f + (1 << order) > start
-            })
-            .collect();
-        for f in touched {
-            let (order, prepared) = self.folios[&f];
+        // The folios touching [start, end), in index order: the one holding
+        // `start`, then each that begins before `end` (pieces a split
+        // leaves behind lie before the next `from`, so are not revisited).
+        let mut from = self.folio_of(start).unwrap_or(start);
+        while from < end
+            && let Some((&f, &(order, prepared))) = self.folios.range(from..end).next()
+        {
+            from = f + (1 << order);
             if f >= start && f + (1 << order) <= end {
                 self.free_folio(f);
                 continue;
@@ -305,17 +315,24 @@ impl Vm<'_> {
             // pages, which is the same: fewer than 512 pages never allow a
             // 2M update, so each pfn is looked up, PSMASHed if its region
             // is 2M, and made shared 4K, in order, either way.
-            let mut t = HookTrace::default();
             let pfn = self.s.pfn_base + lo;
-            sev_gmem_invalidate(&mut self.rmp, pfn, pfn + (hi - lo), false, &mut t);
-            self.rmp_hook(t);
+            self.invalidate_hook(pfn, pfn + (hi - lo));
         }
     }
 
     fn punch_hole(&mut self, start: u64, end: u64) {
-        let ranges: Vec<GfnRange> = invalidate_ranges(&self.bindings, start, end).collect();
-        let balanced = !ranges.is_empty();
-        self.zap(ranges, AttrFilter::Private);
+        // zap(), without collecting the ranges first.
+        let mut balanced = false;
+        for range in invalidate_ranges(&self.bindings, start, end) {
+            if !balanced {
+                self.events.push(TraceEvent::InvalidateBegin);
+                balanced = true;
+            }
+            self.events.push(TraceEvent::Zap {
+                range,
+                filter: AttrFilter::Private,
+            });
+        }
         self.truncate(start, end);
         if balanced {
             self.events.push(TraceEvent::InvalidateEnd);
@@ -346,9 +363,7 @@ impl Vm<'_> {
                     && self.folios[&f].1
                 {
                     let pfn = self.s.pfn_base + index;
-                    let mut t = HookTrace::default();
-                    sev_gmem_invalidate(&mut self.rmp, pfn, pfn + 1, false, &mut t);
-                    self.rmp_hook(t);
+                    self.invalidate_hook(pfn, pfn + 1);
                     // The page must be prepared again before it is private.
                     let (order, _) = self.folios.remove(&f).unwrap_or((0, false));
                     for i in f..f + (1u64 << order) {
@@ -419,6 +434,21 @@ pub struct Folio {
 /// Largest number of folios a punch-hole query holds.
 pub const MAX_FOLIOS: usize = 1 << 12;
 
+/// What [`punch_hole_with`] answers in, reused from one query to the next
+/// (the checker runs millions): the table, the event list and the
+/// storage behind them keep their capacity.
+#[derive(Debug, Default)]
+pub struct PunchScratch {
+    /// The RMP: loaded by the caller before the call, the table after it.
+    pub rmp: Rmp,
+    /// Everything, in order.
+    pub events: Vec<TraceEvent>,
+    /// WARNs.
+    pub warnings: u32,
+    bindings: Bindings,
+    hook: HookTrace,
+}
+
 /// `kvm_gmem_punch_hole()` on a file whose page cache holds `folios`
 /// backed by pfns `pfn_base + index`, with `rmp` as the RMP before: the
 /// zaps, the RMP operations of the freed folios, their lock context.
@@ -432,12 +462,43 @@ pub fn punch_hole(
     start: u64,
     end: u64,
 ) -> Result<LifecycleTrace, InputError> {
+    let mut sc = PunchScratch {
+        rmp,
+        ..PunchScratch::default()
+    };
+    punch_hole_with(&mut sc, bindings, pfn_base, folios, start, end)?;
+    Ok(LifecycleTrace {
+        rmp: sc.rmp.runs(),
+        violations: lock_violations(&sc.events),
+        warnings: sc.warnings,
+        events: sc.events,
+    })
+}
+
+/// [`punch_hole`] in `sc`, whose `rmp` holds the RMP before; the answer
+/// is `sc`'s `events`, `warnings` and `rmp` (after). On an error `sc`'s
+/// table is left unspecified (load it again).
+pub fn punch_hole_with(
+    sc: &mut PunchScratch,
+    bindings: &[Binding],
+    pfn_base: u64,
+    folios: &[Folio],
+    start: u64,
+    end: u64,
+) -> Result<(), InputError> {
     if start >= end {
         return Err(InputError::new(
             "len",
             "an empty hole: fallocate() refuses it first",
         ));
     }
+    if folios.len() > MAX_FOLIOS {
+        return Err(InputError::new(
+            "folios",
+            format!("at most {MAX_FOLIOS} folios"),
+        ));
+    }
+    sc.bindings.load(bindings)?;
     let scenario = Scenario {
         policy: SharedPolicy::WhenFreed,
         asid: 0,
@@ -447,22 +508,32 @@ pub fn punch_hole(
         bindings: Vec::new(),
         steps: Vec::new(),
     };
-    if folios.len() > MAX_FOLIOS {
-        return Err(InputError::new(
-            "folios",
-            format!("at most {MAX_FOLIOS} folios"),
-        ));
-    }
+    sc.events.clear();
     let mut vm = Vm {
         s: &scenario,
-        bindings: Bindings::new(bindings)?,
+        bindings: std::mem::take(&mut sc.bindings),
         private: BTreeSet::new(),
         folios: BTreeMap::new(),
         keep_page_cache: false,
-        rmp,
-        events: Vec::new(),
+        rmp: std::mem::take(&mut sc.rmp),
+        events: std::mem::take(&mut sc.events),
         warnings: 0,
+        hook: std::mem::take(&mut sc.hook),
     };
+    let r = load_folios(&mut vm, pfn_base, folios);
+    if r.is_ok() {
+        vm.punch_hole(start, end);
+    }
+    sc.bindings = vm.bindings;
+    sc.rmp = vm.rmp;
+    sc.events = vm.events;
+    sc.hook = vm.hook;
+    sc.warnings = vm.warnings;
+    r
+}
+
+/// The page cache of a punch-hole query, checked: every folio prepared.
+fn load_folios(vm: &mut Vm<'_>, pfn_base: u64, folios: &[Folio]) -> Result<(), InputError> {
     for (i, f) in folios.iter().enumerate() {
         let n = 1u64 << f.order.min(63);
         let fits = pfn_base
@@ -484,14 +555,7 @@ pub fn punch_hole(
         }
         vm.folios.insert(f.index, (f.order, true));
     }
-    vm.punch_hole(start, end);
-    let violations = lock_violations(&vm.events);
-    Ok(LifecycleTrace {
-        rmp: vm.rmp.runs(),
-        violations,
-        warnings: vm.warnings,
-        events: vm.events,
-    })
+    Ok(())
 }
 
 /// Runs a scenario.
@@ -543,6 +607,7 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
         rmp: Rmp::new(true, max_pfn),
         events: Vec::new(),
         warnings: 0,
+        hook: HookTrace::default(),
     };
     for st in &s.steps {
         match *st {

@@ -148,6 +148,24 @@ pub struct PunchQuery {
 
 /// `punch-hole`.
 pub fn punch_hole(q: &PunchQuery) -> Result<LifecycleTrace, InputError> {
+    let (start, end) = punch_range(q)?;
+    let rmp = Rmp::from_runs(true, q.max_pfn, &q.rmp)?;
+    crate::lifecycle::punch_hole(&q.bindings, q.pfn_base, &q.folios, rmp, start, end)
+}
+
+/// [`punch_hole`] into storage reused from query to query (the checker's
+/// hot path): the answer is `sc`'s `events`, `warnings` and `rmp` after.
+pub fn punch_hole_with(
+    sc: &mut crate::lifecycle::PunchScratch,
+    q: &PunchQuery,
+) -> Result<(), InputError> {
+    let (start, end) = punch_range(q)?;
+    sc.rmp.load_runs(true, q.max_pfn, &q.rmp)?;
+    crate::lifecycle::punch_hole_with(sc, &q.bindings, q.pfn_base, &q.folios, start, end)
+}
+
+/// The hole in file pages, as `kvm_gmem_fallocate()` lets it through.
+fn punch_range(q: &PunchQuery) -> Result<(u64, u64), InputError> {
     let aligned = |v: i64| (v as u64) & (PAGE_SIZE - 1) == 0;
     if q.offset < 0 || !aligned(q.offset) {
         return Err(InputError::new(
@@ -161,10 +179,9 @@ pub fn punch_hole(q: &PunchQuery) -> Result<LifecycleTrace, InputError> {
             "kvm_gmem_fallocate() passes only page-aligned lengths > 0 that do not wrap",
         ));
     }
-    let rmp = Rmp::from_runs(true, q.max_pfn, &q.rmp)?;
     let start = (q.offset as u64) >> PAGE_SHIFT;
     let end = ((q.offset + q.len) as u64) >> PAGE_SHIFT;
-    crate::lifecycle::punch_hole(&q.bindings, q.pfn_base, &q.folios, rmp, start, end)
+    Ok((start, end))
 }
 
 /// Largest pfn range `gmem-invalidate` walks (the kernel walks one folio).

@@ -446,6 +446,44 @@ static void gmf_filemap_remove(struct address_space *mapping,
 }
 
 /*
+ * Truncate's split of a folio partly inside the hole (or of a
+ * GMF_PG_SPLIT block): split_folio() to order 0, then the order-0 folios
+ * of pages [lo, hi] (inclusive, inside the folio) removed and freed in
+ * index order, as gmf_filemap_remove() would each.  The pages inside are
+ * never linked into the list only to be unlinked at once: a hole of 511
+ * pages in a 2M folio costs the 511 frees the kernel makes, not 511
+ * insertions and removals besides.  The pages outside stay GMF_PG_SPLIT
+ * blocks.  Returns where the walk goes on: the first piece after the hole.
+ */
+static struct list_head *gmf_truncate_split(struct address_space *mapping,
+					    struct folio *folio, pgoff_t lo,
+					    pgoff_t hi)
+{
+	const struct address_space_operations *a_ops = mapping->a_ops;
+	struct list_head *prev = folio->lru.prev, *after;
+	pgoff_t first = folio->index, end = first + folio_nr_pages(folio);
+	unsigned long flags = folio->flags & ~GMF_PG_SPLIT;
+	pgoff_t i;
+
+	list_del(&folio->lru);
+	gmf_split_blocks(&prev, folio, first, first, lo, mapping, flags);
+	mapping->nrpages -= hi - lo + 1;
+	for (i = lo; i <= hi; i++) {
+		struct folio *f = (struct folio *)folio_page(folio, i - first);
+
+		f->mapping = NULL;
+		f->index = i;
+		f->gmf_order = 0;
+		f->flags = flags;
+		if (a_ops && a_ops->free_folio)
+			a_ops->free_folio(f);
+	}
+	after = prev;
+	gmf_split_blocks(&prev, folio, first, hi + 1, end, mapping, flags);
+	return after->next;
+}
+
+/*
  * mm/truncate.c's truncate_inode_pages_range() as guest_memfd sees it:
  *
  * - The pages removed are [start, end): start is lstart rounded up to a
@@ -499,15 +537,9 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
 		}
 		if (first < start || last > last_in ||
 		    (folio->flags & GMF_PG_SPLIT)) {
-			struct list_head *before = pos->prev;
-
-			gmf_split_folio(folio, first < start ? start : first,
-					last > last_in ? last_in : last);
-			/*
-			 * Go on at the first piece (those before the hole are
-			 * skipped, those inside are order-0 folios: removed).
-			 */
-			pos = before->next;
+			pos = gmf_truncate_split(mapping, folio,
+						 first < start ? start : first,
+						 last > last_in ? last_in : last);
 			continue;
 		}
 		pos = pos->next;

@@ -30,8 +30,8 @@ use crate::library::Library;
 use gmem_reference::Profile;
 use gmem_reference::invalidate::Binding;
 use gmem_reference::kernel::PAGE_SIZE;
-use gmem_reference::lifecycle::{Folio, LifecycleTrace, TraceEvent};
-use gmem_reference::ops::{PunchQuery, punch_hole};
+use gmem_reference::lifecycle::{Folio, PunchScratch, TraceEvent};
+use gmem_reference::ops::{PunchQuery, punch_hole, punch_hole_with};
 use gmem_reference::rmp::{PageSize, RmpOp, RmpRun};
 
 /// The registry entry.
@@ -171,14 +171,15 @@ fn fill_input(q: &PunchQuery, input: &mut abi::gmf_punch_in) -> Option<()> {
     Some(())
 }
 
+/// The C's answer against the model's, which `m` holds
+/// ([`punch_hole_with`] ran on `q`).
 fn check(
     lib: &Library,
     scratch: &mut Scratch,
     input: &mut abi::gmf_punch_in,
     q: &PunchQuery,
-    m: Option<LifecycleTrace>,
+    m: &PunchScratch,
 ) -> Option<(String, Value)> {
-    let m = m.or_else(|| punch_hole(q).ok())?;
     fill_input(q, input)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.punch_hole)(&*input, &mut *scratch.out) };
@@ -223,7 +224,8 @@ fn check(
         _ => None,
     }));
     // The model's table after, as the valid runs it answers with.
-    if let Some(d) = scratch.table_differs(&input.rmp, || m.rmp.iter(), &model, Fields::State) {
+    if let Some(d) = scratch.table_differs(&input.rmp, || m.rmp.held_runs(), &model, Fields::State)
+    {
         why.push(d);
     }
     (!why.is_empty()).then(|| {
@@ -458,26 +460,20 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let lib = ctx.lib;
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_punch_in>> = RefCell::default();
-    let answer: RefCell<Option<LifecycleTrace>> = RefCell::default();
+    let answer: RefCell<PunchScratch> = RefCell::default();
     let ops = CaseOps {
         other_profile: None,
-        // The model's answer, computed once: `applicable` needs it to
-        // know the model accepts the case, and `check` (always called
-        // next, on the same case) compares with it.
-        applicable: &|q| {
-            let m = if fits(q) { punch_hole(q).ok() } else { None };
-            let ok = m.is_some();
-            *answer.borrow_mut() = m;
-            ok
-        },
+        // The model's answer, computed once into reused storage:
+        // `applicable` needs it to know the model accepts the case, and
+        // `check` (always called next, on the same case) compares with it.
+        applicable: &|q| fits(q) && punch_hole_with(&mut answer.borrow_mut(), q).is_ok(),
         check: &|q| {
-            let m = answer.borrow_mut().take();
             check(
                 lib,
                 &mut scratch.borrow_mut(),
                 &mut input.borrow_mut(),
                 q,
-                m,
+                &answer.borrow(),
             )
         },
         candidates: &candidates,
@@ -503,6 +499,7 @@ fn case_json(
 
 /// The exhaustive cases timed apart (the bench).
 pub fn split(lib: &Library) -> Split {
+    let mut m = PunchScratch::default();
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_punch_in> = Box::default();
     time_split_visit(
@@ -516,7 +513,7 @@ pub fn split(lib: &Library) -> Split {
             std::hint::black_box(&out);
         },
         |q| {
-            std::hint::black_box(punch_hole(q).ok());
+            std::hint::black_box(punch_hole_with(&mut m, q).is_ok());
         },
     )
 }
