@@ -1,6 +1,7 @@
 //! `gmemforge review` on every guest_memfd generation people run: the
-//! team-written fixtures of the gmem series v12 (late-2023 vendor trees)
-//! and of upstream 6.8–6.11, and a backport (Debian's linux-source-6.1
+//! team-written fixtures of the gmem series v12 (late-2023 vendor trees),
+//! of an SEV-SNP host tree of October 2023 (gmem v12 with the SNP v10
+//! hooks), of upstream 6.8–6.11, and a backport (Debian's linux-source-6.1
 //! carrying the v12 guest_mem.c). Each fixed fixture conforms on what it
 //! can; its buggy variants, made here by small textual edits of the known
 //! bugs, diverge; the evidence says per operation what decided it.
@@ -276,6 +277,194 @@ fn upstream_68_is_reviewed_without_attr_filter() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
     assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+}
+
+const SEV: &str = "arch/x86/kvm/svm/sev.c";
+const SVM: &str = "arch/x86/kvm/svm/svm.c";
+
+/// The item's C-side answer and the model's, as the counterexample
+/// carries them.
+fn sides<'a>(r: &'a Value, op: &str) -> (&'a Value, &'a Value) {
+    let c = &item(r, op)["counterexample"];
+    (&c["c"], &c["model"])
+}
+
+#[test]
+fn snp_host_v10_is_reviewed_on_every_operation_it_holds() {
+    let (code, r, err) = review(&fixture("snp-host-v10"));
+    // get-pfn diverges: the model's contract is 6.12's (max_order 0).
+    assert_eq!(code, 1, "{err}\n{r:#}");
+    let generation = r["detected"]["evidence"].as_str().expect("evidence");
+    assert!(
+        generation.contains("v10–v14")
+            && generation.contains("SEV-SNP hooks")
+            && generation.contains("kvm_gmem_free_folio() → kvm_arch_gmem_invalidate()"),
+        "{generation}"
+    );
+    for op in [
+        "invalidate",
+        "bind",
+        "classify",
+        "prepare",
+        "gmem-invalidate",
+        "punch-hole",
+    ] {
+        assert_eq!(verdict(&r, op), "conforms", "{op}: {:#}", item(&r, op));
+    }
+    // The hooks are the tree's, reached the kernel's way: its x86.c
+    // wrappers, its aops' ->free_folio, its svm_x86_ops members.
+    let function = |op: &str| item(&r, op)["function"].as_str().unwrap_or("").to_owned();
+    for (op, names) in [
+        (
+            "punch-hole",
+            &[
+                "sev_gmem_invalidate",
+                "kvm_gmem_free_folio",
+                "kvm_arch_gmem_invalidate",
+            ][..],
+        ),
+        (
+            "get-pfn",
+            &[
+                "kvm_gmem_get_pfn",
+                "sev_gmem_prepare",
+                "kvm_arch_gmem_prepare",
+            ][..],
+        ),
+        ("prepare", &["sev_gmem_prepare", "sev_gmem_max_level"][..]),
+    ] {
+        let f = function(op);
+        assert!(names.iter().all(|n| f.contains(n)), "{op}: {f}");
+    }
+    let (p, e) = shape(&r, "prepare");
+    assert_eq!(p, "upstream");
+    assert!(e.contains(".gmem_max_level") && e.contains("v10"), "{e}");
+    let (p, e) = shape(&r, "get-pfn");
+    assert_eq!(p, "gmem-solo-2023");
+    assert!(e.contains("kvm_arch_gmem_prepare() called from it"), "{e}");
+    assert!(shape(&r, "punch-hole").1.contains("kvm_gmem_free_folio()"));
+    // The tree has no KVM_PRE_FAULT_MEMORY (6.10): missing, not an error.
+    assert_eq!(verdict(&r, "pre-fault"), "missing");
+
+    // get-pfn: the tree reports a huge folio's order where the model says
+    // 0; the prepare hook's call is the model's (same gfn, pfn, order, and
+    // the same RMP update), so the difference is the order alone.
+    assert_eq!(verdict(&r, "get-pfn"), "diverges");
+    let w = why(&r, "get-pfn");
+    assert!(
+        w.contains("max_order Some(9), model 0") && !w.contains("hook event"),
+        "{w}"
+    );
+    let (c, m) = sides(&r, "get-pfn");
+    let model_prepares: Vec<&Value> = m["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e.get("prepare"))
+        .collect();
+    let c_prepares: Vec<&Value> = c["prepares"].as_array().expect("prepares").iter().collect();
+    assert!(!c_prepares.is_empty());
+    assert_eq!(c_prepares.len(), model_prepares.len(), "{c:#}\n{m:#}");
+    for (cp, mp) in c_prepares.iter().zip(&model_prepares) {
+        for k in ["gfn", "pfn", "order", "ret"] {
+            assert_eq!(cp[k], mp[k], "{k}: {c:#}\n{m:#}");
+        }
+    }
+}
+
+#[test]
+fn snp_host_v10_bugs_diverge_on_their_operation() {
+    // sev_gmem_invalidate() converting a page of a 2M entry without the
+    // PSMASH: the hook diverges, and so does punch hole, which frees
+    // folios through it; nothing else changes.
+    let dir = variant(
+        &fixture("snp-host-v10"),
+        "v10-no-psmash",
+        &[(
+            SEV,
+            "\t\tif (!use_2m_update && rmp_level > PG_LEVEL_4K) {\n\t\t\trc = snp_rmptable_psmash(pfn);\n\t\t\tif (rc)\n\t\t\t\tpr_err_ratelimited(\"SEV: PSMASH of PFN 0x%llx failed: %d\\n\",\n\t\t\t\t\t\t   pfn, rc);\n\t\t}\n",
+            "",
+        )],
+    );
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    for op in ["gmem-invalidate", "punch-hole"] {
+        assert_eq!(verdict(&r, op), "diverges", "{op}: {r:#}");
+        // The C's first RMP update is a 4K make-shared of the 2M entry,
+        // which fails and WARNs; the model's reasons name the PSMASH.
+        let c = &item(&r, op)["counterexample"];
+        assert!(
+            why(&r, op).contains("WARNs: C 1, model 0"),
+            "{op}: {}",
+            why(&r, op)
+        );
+        assert!(c["model_why"].to_string().contains("PSMASH"), "{op}: {c:#}");
+    }
+    for op in ["invalidate", "bind", "prepare"] {
+        assert_eq!(verdict(&r, op), "conforms", "{op}");
+    }
+
+    // The 2023 range formula and the gmem v12 base's loff_t bind sum.
+    let mut edits: Vec<(&str, &str, &str)> = range_2023(V12).to_vec();
+    edits.extend(loff_bind(V12));
+    let dir = variant(&fixture("snp-host-v10"), "v10-range", &edits);
+    let (code, r, err) = review(&dir);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(verdict(&r, "invalidate"), "diverges", "{r:#}");
+    assert_eq!(verdict(&r, "bind"), "diverges", "{r:#}");
+    assert_eq!(verdict(&r, "gmem-invalidate"), "conforms");
+
+    // v10's own sev_gmem_prepare() passed the RMP lookup's errno up (v11
+    // made it -ENOENT); and a vendor table without .gmem_max_level leaves
+    // the MMU no RMP limit. Both are prepare's.
+    let dir = variant(
+        &fixture("snp-host-v10"),
+        "v10-prepare-rc",
+        &[(
+            SEV,
+            "\t\t\t\t   gfn, pfn, rc);\n\t\treturn -ENOENT;\n\t}\n\n\t/* Called at every lookup",
+            "\t\t\t\t   gfn, pfn, rc);\n\t\treturn rc;\n\t}\n\n\t/* Called at every lookup",
+        )],
+    );
+    let (_, r, err) = review(&dir);
+    assert_eq!(verdict(&r, "prepare"), "diverges", "{err}\n{r:#}");
+    assert!(
+        why(&r, "prepare").contains("sev_gmem_prepare() returned"),
+        "{}",
+        why(&r, "prepare")
+    );
+    assert_eq!(verdict(&r, "gmem-invalidate"), "conforms");
+    let dir = variant(
+        &fixture("snp-host-v10"),
+        "v10-no-max-level",
+        &[(SVM, "\t.gmem_max_level = sev_gmem_max_level,\n", "")],
+    );
+    let (_, r, err) = review(&dir);
+    assert_eq!(verdict(&r, "prepare"), "diverges", "{err}\n{r:#}");
+    assert!(
+        why(&r, "prepare").contains("max mapping level after: C 0"),
+        "{}",
+        why(&r, "prepare")
+    );
+
+    // The lookup never calls the hook (the launch path's prep = false on
+    // every fault): get-pfn now also misses the model's prepare call.
+    let dir = variant(
+        &fixture("snp-host-v10"),
+        "v10-unprepared",
+        &[(
+            V12,
+            "return __kvm_gmem_get_pfn(kvm, slot, gfn, pfn, max_order, true);",
+            "return __kvm_gmem_get_pfn(kvm, slot, gfn, pfn, max_order, false);",
+        )],
+    );
+    let (_, r, err) = review(&dir);
+    assert_eq!(verdict(&r, "get-pfn"), "diverges", "{err}\n{r:#}");
+    assert!(
+        why(&r, "get-pfn").contains("C nothing, model gmem_prepare"),
+        "{}",
+        why(&r, "get-pfn")
+    );
 }
 
 /// Debian's linux-source-6.1 with the v12 guest_mem.c laid over: what a

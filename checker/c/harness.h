@@ -183,6 +183,13 @@ struct gmf_rmp_state {
  * not written there: a walk that makes two far-apart pages shared costs
  * two entries, not the span between them.
  */
+/*
+ * gmf_rmp_out.max_level when the tree's MMU would not ask the level hook:
+ * the SNP series v10-v11 ask .gmem_max_level only after kvm_gmem_get_pfn()
+ * (and so the prepare hook) succeeded.  Far from any level or -errno.
+ */
+#define GMF_LEVEL_NOT_ASKED (-0x40000000)
+
 struct gmf_rmp_out {
 	int32_t ret;
 	int32_t max_level;	/* the private max mapping level hook, after the op */

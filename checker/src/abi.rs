@@ -12,6 +12,7 @@ pub const GMF_MAX_RMP_RUNS: u32 = 128;
 pub const GMF_MAX_SLOTS: u32 = 4;
 pub const GMF_MAX_FILES: u32 = 4;
 pub const GMF_MAX_FOLIOS: u32 = 64;
+pub const GMF_LEVEL_NOT_ASKED: i32 = -1073741824;
 pub const GMF_MAX_FAULTS: u32 = 4;
 pub const GMF_MAX_GETPFN_EVENTS: u32 = 32;
 pub const GMF_OP_INVALIDATE: u32 = 1;

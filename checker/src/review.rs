@@ -297,6 +297,31 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
         },
         |i| i.profile,
     );
+    let sev_defines = |name: &str| {
+        tree.file(SEV_C)
+            .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
+    };
+    // Late-2023 SNP host trees add the arch hooks to the gmem series:
+    // prepare from the lookup, invalidate from ->free_folio.
+    let gmem_hooks = |f: &GmemFile<'_>| {
+        let mut w = Vec::new();
+        if f.src.contains("kvm_arch_gmem_prepare(") {
+            w.push("kvm_arch_gmem_prepare() on the lookup path");
+        }
+        if f.get("kvm_gmem_free_folio").is_some() {
+            w.push("kvm_gmem_free_folio() → kvm_arch_gmem_invalidate()");
+        }
+        w
+    };
+    if inv_file.is_some_and(|f| f.path == "virt/kvm/guest_mem.c") {
+        let hooks = gmem_hooks(gen_file);
+        if !hooks.is_empty() {
+            evidence.push_str(&format!(
+                "; SEV-SNP hooks of late-2023 SNP host trees: {}",
+                hooks.join(", ")
+            ));
+        }
+    }
     let mut operations = Vec::new();
     for op in OPERATIONS {
         let name = op.name;
@@ -328,6 +353,9 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                             "inode, ..."
                         }
                     );
+                    if f.get("kvm_gmem_free_folio").is_some() {
+                        why.push_str(", folios freed through kvm_gmem_free_folio()");
+                    }
                     if let Some(i) = &i {
                         defines.extend(i.defines.iter().copied());
                         why.push_str(&format!("; invalidation {}", i.evidence));
@@ -385,8 +413,14 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                     Some(f.path),
                     format!(
                         "{}: kvm_gmem_get_pfn() with no prepared-folio state (2023 and gmem \
-                         v10–v14 contract: a hook runs at every lookup, a mismatched binding WARNs)",
-                        f.path
+                         v10–v14 contract: a hook runs at every lookup, a mismatched binding \
+                         WARNs){}",
+                        f.path,
+                        if f.src.contains("kvm_arch_gmem_prepare(") {
+                            "; kvm_arch_gmem_prepare() called from it (late-2023 SNP host tree)"
+                        } else {
+                            ""
+                        }
                     ),
                 ),
                 None => (tree_profile, None, "no kvm_gmem_get_pfn()".into()),
@@ -395,6 +429,25 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                 Some((p, w)) => (*p, None, w.clone()),
                 None => (tree_profile, None, "no x86 MMU files".into()),
             },
+            // The SNP series v10-v11 ask the RMP's level through their
+            // own hook, .gmem_max_level, which lowers the level the MMU
+            // hands in or fails the fault, after a successful prepare.
+            COp::Prepare
+                if sev_defines("sev_gmem_max_level")
+                    && !sev_defines("sev_private_max_mapping_level") =>
+            {
+                defines.push(GMEM_MAX_LEVEL);
+                (
+                    tree_profile,
+                    None,
+                    format!(
+                        "{SEV_C}: sev_gmem_max_level(kvm, pfn, gfn, &max_level) through \
+                         .gmem_max_level (SNP series v10–v11), asked only after a successful \
+                         prepare; the tree's guest_memfd profile ({})",
+                        tree_profile.name()
+                    ),
+                )
+            }
             // sev.c's hooks touch no guest_memfd structure: the tree's.
             COp::Prepare | COp::RmpInvalidate => (
                 tree_profile,
@@ -450,10 +503,25 @@ pub fn tables_placed(
     d: &Detected,
 ) -> Vec<(&'static str, &'static str, &'static [&'static str])> {
     let file = d.shape(op).and_then(|s| s.gmem_file);
+    if op == COp::Prepare && has_define(d, op, GMEM_MAX_LEVEL) {
+        return vec![("arch/x86/kvm/svm/svm.c", "svm_x86_ops", &["gmem_max_level"])];
+    }
     tables_for(op, d.profile_of(op))
         .iter()
         .map(|&(p, t, k)| (in_gmem_file(p, file), t, k))
         .collect()
+}
+
+/// sev.c, where the SEV-SNP hooks live.
+const SEV_C: &str = "arch/x86/kvm/svm/sev.c";
+
+/// Shim switch: `prepare` asks the RMP level through `.gmem_max_level`
+/// (the SNP series v10–v11) instead of `.private_max_mapping_level`.
+const GMEM_MAX_LEVEL: &str = "GMF_GMEM_MAX_LEVEL";
+
+/// Whether `op` was detected with the shim switch `define`.
+fn has_define(d: &Detected, op: COp, define: &str) -> bool {
+    d.shape(op).is_some_and(|s| s.defines.contains(&define))
 }
 
 /// The functions one operation needs from a tree of the detected shape
@@ -461,6 +529,9 @@ pub fn tables_placed(
 /// them where this tree has them).
 pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static str)] {
     match op {
+        COp::Prepare if has_define(d, op, GMEM_MAX_LEVEL) => {
+            &[(SEV_C, "sev_gmem_prepare"), (SEV_C, "sev_gmem_max_level")]
+        }
         COp::Invalidate if d.per_inode => &[
             ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_begin"),
             ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_end"),

@@ -24,7 +24,27 @@ int gmf_prepare(const struct gmf_prepare_in *in, struct gmf_rmp_out *out)
 	ret = sev_gmem_prepare(&vm->kvm, in->pfn, in->gfn, in->max_order);
 	/* The level the MMU asks for: through the unit's vendor table. */
 	gmf_x86_ops_register();
+#ifdef GMF_GMEM_MAX_LEVEL
+	/*
+	 * The SNP series v10-v11: kvm_faultin_pfn_private() asks
+	 * .gmem_max_level only after kvm_gmem_get_pfn(), and so the prepare
+	 * hook, succeeded, handing in the level it would map at; the hook
+	 * lowers it to the RMP entry's or fails the fault.  Asked with a level
+	 * above any RMP entry's, one left alone is no limit (0, as
+	 * private_max_mapping_level says it); a failure is its -errno.
+	 */
+	if (ret) {
+		level = GMF_LEVEL_NOT_ASKED;
+	} else {
+		u8 want = PG_LEVEL_1G;
+		int r = kvm_x86_call(gmem_max_level)(&vm->kvm, in->pfn, in->gfn,
+						     &want);
+
+		level = r ? r : want == PG_LEVEL_1G ? 0 : want;
+	}
+#else
 	level = kvm_x86_call(private_max_mapping_level)(&vm->kvm, in->pfn);
+#endif
 	gmf_rmp_out_fill(out, ret, level);
 	return 0;
 }

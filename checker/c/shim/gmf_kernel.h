@@ -129,6 +129,9 @@ typedef unsigned int xa_mark_t;
 #define CONFIG_RETPOLINE 1
 #define CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE 1
 #define CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE 1
+/* The same hooks under their 2023 names (SNP host trees on gmem v12-v13). */
+#define CONFIG_HAVE_KVM_GMEM_PREPARE 1
+#define CONFIG_HAVE_KVM_GMEM_INVALIDATE 1
 
 #define BIT(nr) (1UL << (nr))
 #define BIT_ULL(nr) (1ULL << (nr))
@@ -586,6 +589,17 @@ static inline struct page *folio_file_page(struct folio *folio, pgoff_t index)
 {
 	return folio_page(folio, index & (folio_nr_pages(folio) - 1));
 }
+
+/*
+ * The head page of page's folio, and a head's order (0 for any other
+ * page), as the 2023 trees read a folio's order back from a page
+ * (compound_order(compound_head(page)), thp_order()).  Tail pages hold no
+ * state here, so shim.c finds the head among the page cache's folios.
+ */
+struct page *compound_head(struct page *page);
+unsigned int compound_order(struct page *page);
+#define thp_order(page) compound_order(page)
+#define thp_nr_pages(page) (1L << compound_order(page))
 
 /* Page flags the guest_memfd code reads (a head page's, per folio). */
 #define PG_uptodate 0
@@ -1378,6 +1392,12 @@ struct kvm_x86_ops {
 			    int max_order);
 	void (*gmem_invalidate)(kvm_pfn_t start, kvm_pfn_t end);
 	int (*private_max_mapping_level)(struct kvm *kvm, kvm_pfn_t pfn);
+	/*
+	 * The SNP series v10-v11 (late 2023): lowers *max_level to what the
+	 * RMP allows, or fails the fault (OPTIONAL_RET0).
+	 */
+	int (*gmem_max_level)(struct kvm *kvm, kvm_pfn_t pfn, gfn_t gfn,
+			      u8 *max_level);
 };
 
 extern struct kvm_x86_ops kvm_x86_ops;
@@ -1393,6 +1413,8 @@ int gmf_static_call_kvm_x86_gmem_prepare(struct kvm *kvm, kvm_pfn_t pfn,
 void gmf_static_call_kvm_x86_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
 int gmf_static_call_kvm_x86_private_max_mapping_level(struct kvm *kvm,
 						       kvm_pfn_t pfn);
+int gmf_static_call_kvm_x86_gmem_max_level(struct kvm *kvm, kvm_pfn_t pfn,
+					   gfn_t gfn, u8 *max_level);
 #define static_call(name) gmf_static_call_##name
 #define static_call_cond(name) gmf_static_call_##name
 #define kvm_x86_call(func) static_call(kvm_x86_##func)
@@ -1401,6 +1423,7 @@ int gmf_static_call_kvm_x86_private_max_mapping_level(struct kvm *kvm,
 int sev_gmem_prepare(struct kvm *kvm, kvm_pfn_t pfn, gfn_t gfn, int max_order);
 void sev_gmem_invalidate(kvm_pfn_t start, kvm_pfn_t end);
 int sev_private_max_mapping_level(struct kvm *kvm, kvm_pfn_t pfn);
+int sev_gmem_max_level(struct kvm *kvm, kvm_pfn_t pfn, gfn_t gfn, u8 *max_level);
 
 /*
  * The generic hooks guest_memfd calls.  x86.c's wrappers (kvm_x86_call()
@@ -1534,6 +1557,8 @@ void gmf_trace_page_fault(struct kvm_vcpu *vcpu, u64 addr, u64 error_code);
 int x86_emulate_instruction(struct kvm_vcpu *vcpu, gpa_t cr2_or_gpa,
 			    int emulation_type, void *insn, int insn_len);
 void sev_handle_rmp_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code);
+/* Its name in the 2023 SNP host trees. */
+void handle_rmp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code);
 
 static inline bool is_nx_huge_page_enabled(struct kvm *kvm)
 {

@@ -434,6 +434,52 @@ struct folio *__filemap_get_folio_mpol(struct address_space *mapping,
 	return filemap_grab_folio(mapping, index);
 }
 
+/*
+ * Whether folio is in its mapping's page cache now (a memmap entry keeps
+ * what an earlier vector left in it, so the fields alone do not say).
+ */
+static bool gmf_folio_cached(struct folio *folio)
+{
+	struct folio *pos;
+
+	if (!folio->mapping)
+		return false;
+	list_for_each_entry(pos, &folio->mapping->gmf_folios, lru)
+		if (pos == folio)
+			return true;
+	return false;
+}
+
+/*
+ * A folio's pfns are aligned to its order, so its head is page's pfn
+ * rounded down to that order: try each order, largest first, for a folio
+ * in the page cache that holds page.  A page of a GMF_PG_SPLIT block is an
+ * order-0 folio of its own (the split made it one), as is a page in no
+ * page cache.
+ */
+struct page *compound_head(struct page *page)
+{
+	unsigned long pfn = page_to_pfn(page);
+	int order;
+
+	for (order = PMD_ORDER; order >= 0; order--) {
+		struct folio *f = (struct folio *)pfn_to_page(pfn & ~((1UL << order) - 1));
+
+		if (f->gmf_order == (unsigned int)order && gmf_folio_cached(f))
+			return (f->flags & GMF_PG_SPLIT) ? page : &f->page;
+	}
+	return page;
+}
+
+unsigned int compound_order(struct page *page)
+{
+	struct folio *f = (struct folio *)page;
+
+	if (f->flags & GMF_PG_SPLIT || !gmf_folio_cached(f))
+		return 0;
+	return f->gmf_order;
+}
+
 /* Off the page cache, then to ->free_folio, as filemap_free_folio(). */
 static void gmf_filemap_remove(struct address_space *mapping,
 			       struct folio *folio)
@@ -685,6 +731,14 @@ int gmf_static_call_kvm_x86_private_max_mapping_level(struct kvm *kvm,
 	return kvm_x86_ops.private_max_mapping_level(kvm, pfn);
 }
 
+int gmf_static_call_kvm_x86_gmem_max_level(struct kvm *kvm, kvm_pfn_t pfn,
+					   gfn_t gfn, u8 *max_level)
+{
+	if (!kvm_x86_ops.gmem_max_level)
+		return 0;
+	return kvm_x86_ops.gmem_max_level(kvm, pfn, gfn, max_level);
+}
+
 /*
  * 6.12 x86.c's wrappers of the generic hooks: the vendor op through the
  * registered table (gmem_prepare takes pfn before gfn).  Weak, so a tree's
@@ -741,6 +795,11 @@ void sev_handle_rmp_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code)
 	(void)vcpu;
 	(void)gpa;
 	(void)error_code;
+}
+
+void handle_rmp_page_fault(struct kvm_vcpu *vcpu, gpa_t gpa, u64 error_code)
+{
+	sev_handle_rmp_fault(vcpu, gpa, error_code);
 }
 
 /*
