@@ -777,6 +777,15 @@ pub fn get_pfn(q: &GetPfnQuery) -> Vec<String> {
             "fault {k} gfn {gfn:#x}: file page {index}, folio at {start} (order {order}) → pfn {pfn:#x}; {hook} → {}",
             en(i64::from(ret))
         ));
+        if q.profile == Profile::GmemSolo2023 && order > 0 {
+            let mo = trace.results.get(k).and_then(|r| r.max_order).unwrap_or(0);
+            steps.push(format!(
+                "fault {k}: *max_order at most {mo}: the folio's order {order} only when its pages [{start}, {}) lie inside the binding's [{}, {})",
+                start.saturating_add(1 << order),
+                b.pgoff,
+                b.pgoff.saturating_add(b.npages)
+            ));
+        }
         if ret == 0 && q.profile == Profile::Upstream {
             folios.insert(start, (order, true, false));
         }

@@ -23,9 +23,13 @@
 //! Both: no file (unbound slot, file closed) → -EFAULT; the file page is
 //! not this memslot's → -EIO (upstream WARNs only when another memslot
 //! holds it, 2023 always); no memory for a new folio → -ENOMEM; a poisoned
-//! folio → -EHWPOISON. `*pfn` and `*max_order` (always 0) are written once
-//! the folio is found healthy, before the hook runs, so a failing hook
-//! leaves them set. A missing folio is allocated at order 0 (neither
+//! folio → -EHWPOISON. `*pfn` and `*max_order` are written once the folio
+//! is found healthy, before the hook runs, so a failing hook leaves them
+//! set. `*max_order` is 0 upstream (6.8+ maps guest_memfd at 4K); the 2023
+//! trees answered the folio's order, clamped to 0 (v12) when the folio
+//! does not lie wholly inside the memslot's binding — an upper bound: a C
+//! answering 0 maps at 4K, which is always safe, and the checker accepts
+//! it. A missing folio is allocated at order 0 (neither
 //! generation asks for huge folios) at pfn `pfn_base + index`.
 //!
 //! The hook is `kvm_arch_gmem_prepare()` → `kvm_x86_ops.gmem_prepare` =
@@ -278,7 +282,21 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
         }
         let pfn = s.pfn_base + index;
         result.pfn = Some(pfn);
-        result.max_order = Some(0);
+        result.max_order = Some(match s.profile {
+            // 6.8+: no huge mappings from guest_memfd yet.
+            Profile::Upstream => 0,
+            // The 2023 trees answered the folio's order (compound_order()),
+            // clamped from v12 on so a huge mapping never leaves the
+            // binding: the largest order allowed is the folio's when the
+            // whole folio lies inside this memslot's file range.
+            Profile::GmemSolo2023 => {
+                let n = 1u64 << order;
+                let inside = start >= b.pgoff
+                    && start - b.pgoff <= b.npages
+                    && b.npages - (start - b.pgoff) >= n;
+                if inside { order as i32 } else { 0 }
+            }
+        });
         let call = match s.profile {
             Profile::Upstream if prepared => None,
             Profile::Upstream => {
