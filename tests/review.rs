@@ -333,6 +333,47 @@ fn the_618_fixture_with_tdx_conforms_on_every_operation() {
 }
 
 #[test]
+fn mainline_preparing_at_every_fault_is_said_not_modelled_not_diverging() {
+    // Mainline after 6.18 dropped the prepared-folio state: the hook runs
+    // at every fault, at the folio's head. The model has no such contract,
+    // so get-pfn is missing with the reason, never a divergence it invents.
+    const GMEM: &str = "virt/kvm/guest_memfd.c";
+    let dir = variant_618(
+        "every-fault",
+        &[],
+        &[
+            (
+                GMEM,
+                "\t\t\t\t\tbool *is_prepared, int *max_order)",
+                "\t\t\t\t\tint *max_order)",
+            ),
+            (GMEM, "\t*is_prepared = folio_test_uptodate(folio);\n", ""),
+            (GMEM, "\tbool is_prepared = false;\n", ""),
+            (GMEM, "pfn, &is_prepared, max_order);", "pfn, max_order);"),
+            (
+                GMEM,
+                "\tif (!is_prepared)\n\t\tr = kvm_gmem_prepare_folio(",
+                "\tr = kvm_gmem_prepare_folio(",
+            ),
+        ],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}\n{r:#}");
+    assert_eq!(r["verdict"], "missing", "{r:#}");
+    let g = item(&r, "get-pfn");
+    assert_eq!(g["verdict"], "missing", "{g:#}");
+    assert!(
+        g["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("prepares at every fault") && e.contains("not reviewed")),
+        "{g:#}"
+    );
+    for op in ["invalidate", "bind", "punch-hole", "prepare"] {
+        assert_eq!(item(&r, op)["verdict"], "conforms", "{op}");
+    }
+}
+
+#[test]
 fn the_618_fixture_with_bugs_diverges_on_each_buggy_operation() {
     let dir = variant_618(
         "bugs",
