@@ -389,6 +389,12 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out);
  * own EPT-violation exit (tdx_handle_ept_violation(), 6.16+).
  */
 #define GMF_OP_CLASSIFY_TDX (1u << 8)
+/*
+ * Not an entry point: the unit's kvm_gmem_get_pfn() prepares at every
+ * fault, at the folio's head, with no prepared-folio state (mainline after
+ * 6.18); the checker asks the model for that contract.
+ */
+#define GMF_OP_GET_PFN_EVERY_FAULT (1u << 9)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

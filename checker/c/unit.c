@@ -137,6 +137,9 @@ uint32_t gmf_ops(void)
 #if defined(GMF_HAVE_OP_CLASSIFY) && defined(GMF_HAVE_TDX_EPT_VIOLATION)
 	ops |= GMF_OP_CLASSIFY_TDX;
 #endif
+#if defined(GMF_HAVE_OP_GET_PFN) && defined(GMF_GET_PFN_EVERY_FAULT)
+	ops |= GMF_OP_GET_PFN_EVERY_FAULT;
+#endif
 	return ops;
 }
 

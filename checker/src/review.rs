@@ -41,11 +41,6 @@ pub struct OpShape {
     pub defines: Vec<&'static str>,
     /// What decided it, in words.
     pub evidence: String,
-    /// The tree holds the operation's functions, but in a contract the
-    /// model does not have: why the operation is not reviewed (verdict
-    /// `missing`, never a divergence the model would invent).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unmodelled: Option<String>,
 }
 
 /// A generation of guest_memfd, as found in a tree.
@@ -328,7 +323,6 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
         }
     }
     let mut operations = Vec::new();
-    let mut unmodelled_get_pfn = None;
     for op in OPERATIONS {
         let name = op.name;
         let mut defines = Vec::new();
@@ -402,21 +396,13 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
             },
             COp::GetPfn => match holding("kvm_gmem_get_pfn") {
                 Some(f) if prepares_every_fault_at_head(f) => {
-                    unmodelled_get_pfn = Some(format!(
-                        "{}: kvm_gmem_get_pfn() prepares at every fault, at the folio's first \
-                         page (kvm_gmem_prepare_folio(kvm, slot, gfn, folio) with no \
-                         prepared-folio state: mainline since the preparation tracking was \
-                         removed after 6.18); the model knows once per folio (6.11-6.18) and \
-                         every lookup at the faulting page (2023-6.10), not this contract, so \
-                         get-pfn is not reviewed on this tree",
-                        f.path
-                    ));
+                    defines.push("GMF_GET_PFN_EVERY_FAULT");
                     (
                         Profile::Upstream,
                         Some(f.path),
                         format!(
                             "{}: kvm_gmem_get_pfn() prepares at every fault, at the folio's \
-                             head (mainline after 6.18): not modelled",
+                             head, with no prepared-folio state (mainline after 6.18)",
                             f.path
                         ),
                     )
@@ -490,11 +476,6 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
             gmem_file,
             defines,
             evidence: why,
-            unmodelled: if op.cop == COp::GetPfn {
-                unmodelled_get_pfn.take()
-            } else {
-                None
-            },
         });
     }
     // A tree may mix generations (a backport): then say so; each
@@ -513,10 +494,11 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
 /// Whether the file's `kvm_gmem_get_pfn()` calls the prepare hook at every
 /// fault through the folio-head form of `kvm_gmem_prepare_folio()` (the
 /// one taking the memslot, 6.11+) with no prepared-folio state left: the
-/// mainline shape after the preparation tracking was removed. 6.10 and
-/// the 2023 trees call the hook at every lookup too, but for the faulting
-/// page (their `kvm_gmem_prepare_folio()` takes the inode), which is the
-/// 2023 contract the model has.
+/// mainline shape after the preparation tracking was removed, reviewed
+/// against upstream's contract with the hook at every fault
+/// (`GMF_GET_PFN_EVERY_FAULT`). 6.10 and the 2023 trees call the hook at
+/// every lookup too, but for the faulting page (their
+/// `kvm_gmem_prepare_folio()` takes the inode): the 2023 contract.
 fn prepares_every_fault_at_head(f: &GmemFile<'_>) -> bool {
     let (Some(get_pfn), Some(prepare)) =
         (f.get("kvm_gmem_get_pfn"), f.get("kvm_gmem_prepare_folio"))
@@ -843,9 +825,6 @@ fn unbalanced_at(
 /// Finds the operation's functions; Err names what is missing and where
 /// it looked, or where a file stops parsing.
 fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
-    if let Some(why) = d.shape(op).and_then(|s| s.unmodelled.clone()) {
-        return Err(NotFound::Missing(why));
-    }
     let mut text = String::new();
     let mut defines: Vec<String> = d
         .shape(op)

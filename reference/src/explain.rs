@@ -761,9 +761,14 @@ pub fn get_pfn(q: &GetPfnQuery) -> Vec<String> {
         }
         let pfn = q.pfn_base + index;
         let hook = match q.profile {
-            Profile::Upstream if prepared => {
+            Profile::Upstream if prepared && !q.every_fault => {
                 "the folio is uptodate (prepared before) → no prepare call".to_owned()
             }
+            Profile::Upstream if q.every_fault => format!(
+                "no prepared-folio state (mainline after 6.18): every fault → kvm_arch_gmem_prepare(gfn {:#x}, pfn {:#x}, order {order}) (the folio's first page)",
+                b.base_gfn.wrapping_add(start).wrapping_sub(b.pgoff),
+                q.pfn_base + start
+            ),
             Profile::Upstream => format!(
                 "the folio is not uptodate → kvm_arch_gmem_prepare(gfn {:#x}, pfn {:#x}, order {order}) (the folio's first page)",
                 b.base_gfn.wrapping_add(start).wrapping_sub(b.pgoff),

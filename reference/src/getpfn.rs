@@ -15,6 +15,9 @@
 //!   folio's order; uptodate is set when it succeeds, so a prepared folio
 //!   is never prepared again. A WARN fires when the binding's pgoff is not
 //!   aligned to the folio.
+//! - **upstream, every fault** (mainline after 6.18, `every_fault`): the
+//!   prepared-folio state is gone; the hook runs at every fault, with the
+//!   folio's first gfn and pfn and its order, as above.
 //! - **gmem-solo-2023** (with the series' patch 4a): every successful
 //!   lookup calls the hook with the faulting gfn, its page's pfn and the
 //!   folio's order; the hook must be idempotent (SNP's returns at once for
@@ -152,6 +155,9 @@ pub struct GetPfnScenario<'a> {
     /// The RMP before, when given: it replaces what the prepared folios'
     /// prepare would have left (so any per-page state can meet a fault).
     pub rmp: Option<&'a [RmpRun]>,
+    /// Upstream without a prepared-folio state (mainline after 6.18): the
+    /// hook runs at every fault, still at the folio's head.
+    pub every_fault: bool,
 }
 
 fn folio_of(folios: &BTreeMap<u64, (u32, bool, bool)>, index: u64) -> Option<u64> {
@@ -298,7 +304,7 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             }
         });
         let call = match s.profile {
-            Profile::Upstream if prepared => None,
+            Profile::Upstream if prepared && !s.every_fault => None,
             Profile::Upstream => {
                 if b.pgoff % (1u64 << order) != 0 {
                     out.warnings += 1;

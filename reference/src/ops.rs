@@ -306,6 +306,13 @@ pub struct GetPfnQuery {
         serde(default, skip_serializing_if = "Option::is_none")
     )]
     pub rmp: Option<Vec<RmpRun>>,
+    /// Upstream's fault path without a prepared-folio state (mainline after
+    /// 6.18): the hook at every fault, at the folio's head.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "std::ops::Not::not")
+    )]
+    pub every_fault: bool,
 }
 
 /// `get-pfn`.
@@ -322,5 +329,6 @@ pub fn get_pfn(q: &GetPfnQuery) -> Result<crate::getpfn::GetPfnTrace, InputError
         folios: &q.folios,
         faults: &q.faults,
         rmp: q.rmp.as_deref(),
+        every_fault: q.every_fault,
     })
 }

@@ -412,6 +412,7 @@ fn get_pfn_never_panics() {
             folios: &folios,
             faults: &faults,
             rmp: rmp.as_deref(),
+            every_fault: g.bool(),
         });
     }
 }
@@ -503,6 +504,7 @@ fn explanations_never_panic() {
             folios,
             faults: (0..g.small(5)).map(|_| g.u64()).collect(),
             rmp: g.bool().then(|| random_runs(&mut g, max_pfn)),
+            every_fault: g.bool(),
         });
     }
 }

@@ -523,6 +523,7 @@ fn exhaustive() -> impl Iterator<Item = GetPfnQuery> {
                                     folios: folios.clone(),
                                     faults: [Some(p1), p2].into_iter().flatten().map(gfn).collect(),
                                     rmp: None,
+                                    every_fault: false,
                                 })
                         })
                     })
@@ -596,18 +597,31 @@ fn random_case(rng: &mut Rng) -> GetPfnQuery {
         folios,
         faults,
         rmp: None,
+        every_fault: false,
     }
 }
 
 /// The exhaustive bound, one query changed in place: the wiring cases of
 /// [`exhaustive`], then [`region_faults`].
 fn exhaustive_visit(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
-    for q in exhaustive() {
+    visit_bound(f, false);
+}
+
+/// [`exhaustive_visit`] for a C that prepares at every fault
+/// (`GMF_OP_GET_PFN_EVERY_FAULT`): the same cases, each asking the model
+/// for that contract.
+fn exhaustive_visit_every_fault(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+    visit_bound(f, true);
+}
+
+fn visit_bound(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault: bool) {
+    for mut q in exhaustive() {
+        q.every_fault = every_fault;
         if f(&q).is_break() {
             return;
         }
     }
-    region_faults(f);
+    region_faults(f, every_fault);
 }
 
 /// A fault over every RMP state of the prepare bound's 2M region
@@ -619,7 +633,7 @@ fn exhaustive_visit(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
 /// fault at each of `prepare`'s pfns. What the fault path adds to
 /// `prepare`'s bound: the folio's order and head reaching the hook, and
 /// the uptodate flag deciding whether it is called at all.
-fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault: bool) {
     let probes: Vec<PcFolio> = super::rmp::PROBES
         .iter()
         .map(|&p| folio(p - PFN_BASE, 0, false))
@@ -642,6 +656,7 @@ fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
         folios: Vec::new(),
         faults: vec![0],
         rmp: Some(Vec::new()),
+        every_fault,
     };
     let states = super::rmp::region_states();
     for profile in Profile::ALL {
@@ -777,6 +792,12 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let (lib, profile) = (ctx.lib, ctx.profile);
+    // A fault path without a prepared-folio state (mainline after 6.18):
+    // every case asks the model for that contract. Such a tree never
+    // allocates a large folio (its lookup WARNs on one), so a case with
+    // one is a state it cannot reach: model-only.
+    let every = lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
+    let reachable = move |q: &GetPfnQuery| !(every && q.folios.iter().any(|f| f.order > 0));
     let scratch = RefCell::new(Scratch::default());
     let answer: RefCell<Option<GetPfnTrace>> = RefCell::default();
     let ops = CaseOps {
@@ -785,7 +806,9 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         // know the model accepts the case, and `check` (always called
         // next, on the same case) compares with it.
         applicable: &|q| {
-            let m = fits(profile, q).then(|| get_pfn(q).ok()).flatten();
+            let m = (fits(profile, q) && reachable(q))
+                .then(|| get_pfn(q).ok())
+                .flatten();
             let ok = m.is_some();
             *answer.borrow_mut() = m;
             ok
@@ -798,8 +821,16 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
     };
     match source {
+        Source::Exhaustive if every => run_visit(ctx, exhaustive_visit_every_fault, &ops),
         Source::Exhaustive => run_visit(ctx, exhaustive_visit, &ops),
-        _ => run_cases(ctx, cases(source, ctx.vectors), &ops),
+        _ => run_cases(
+            ctx,
+            cases(source, ctx.vectors).map(move |mut q| {
+                q.every_fault |= every;
+                q
+            }),
+            &ops,
+        ),
     }
 }
 
