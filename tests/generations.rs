@@ -437,8 +437,7 @@ fn snp_host_v10_bugs_diverge_on_their_operation() {
     // folio's range (ALIGN rounds up), so a 2M mapping can reach file pages
     // the memslot does not bind; a failed prepare reported as -ENOMEM; and
     // a poisoned folio prepared before the poison check.
-    let dir = variant(
-        &fixture("snp-host-v10"),
+    v10_get_pfn_diverges(
         "v10-huge-index",
         &[
             (
@@ -452,47 +451,49 @@ fn snp_host_v10_bugs_diverge_on_their_operation() {
                 "\thuge_index = ALIGN(index, 1ull << *max_order);\n\tif (huge_index < ALIGN(slot->gmem.pgoff, 1ull << *max_order) ||\n\t    huge_index + (1ull << *max_order) > slot->gmem.pgoff + slot->npages)",
             ),
         ],
+        "max_order Some(9), model 0",
     );
-    let (_, r, err) = review(&dir);
-    assert_eq!(verdict(&r, "get-pfn"), "diverges", "{err}\n{r:#}");
-    assert!(
-        why(&r, "get-pfn").contains("max_order Some(9), model 0"),
-        "{}",
-        why(&r, "get-pfn")
-    );
-    let dir = variant(
-        &fixture("snp-host-v10"),
+    v10_get_pfn_diverges(
         "v10-enomem",
         &[(
             V12,
             "\tfolio = kvm_gmem_get_folio(file_inode(file), index, prep);\n\tif (IS_ERR(folio)) {\n\t\tr = PTR_ERR(folio);",
             "\tfolio = kvm_gmem_get_folio(file_inode(file), index, prep);\n\tif (IS_ERR(folio)) {\n\t\tr = -ENOMEM;",
         )],
+        "C returned -ENOMEM",
     );
-    let (_, r, err) = review(&dir);
-    assert_eq!(verdict(&r, "get-pfn"), "diverges", "{err}\n{r:#}");
-    assert!(
-        why(&r, "get-pfn").contains("C returned -ENOMEM"),
-        "{}",
-        why(&r, "get-pfn")
+    v10_get_pfn_diverges(
+        "v10-poison-late",
+        &[(
+            V12,
+            "\tif (prep && !folio_test_hwpoison(folio)) {",
+            "\tif (prep) {",
+        )],
+        ", model nothing",
     );
 
     // The lookup never calls the hook (the launch path's prep = false on
     // every fault): get-pfn now also misses the model's prepare call.
-    let dir = variant(
-        &fixture("snp-host-v10"),
+    v10_get_pfn_diverges(
         "v10-unprepared",
         &[(
             V12,
             "return __kvm_gmem_get_pfn(kvm, slot, gfn, pfn, max_order, true);",
             "return __kvm_gmem_get_pfn(kvm, slot, gfn, pfn, max_order, false);",
         )],
+        "C nothing, model gmem_prepare",
     );
+}
+
+/// The SNP host fixture with `edits`: its get-pfn diverges, the
+/// counterexample's why naming `needle`.
+fn v10_get_pfn_diverges(name: &str, edits: &[(&str, &str, &str)], needle: &str) {
+    let dir = variant(&fixture("snp-host-v10"), name, edits);
     let (_, r, err) = review(&dir);
-    assert_eq!(verdict(&r, "get-pfn"), "diverges", "{err}\n{r:#}");
+    assert_eq!(verdict(&r, "get-pfn"), "diverges", "{name}: {err}\n{r:#}");
     assert!(
-        why(&r, "get-pfn").contains("C nothing, model gmem_prepare"),
-        "{}",
+        why(&r, "get-pfn").contains(needle),
+        "{name}: {}",
         why(&r, "get-pfn")
     );
 }
