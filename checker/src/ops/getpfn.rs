@@ -695,9 +695,10 @@ fn cases(
 }
 
 /// Smaller cases, in the order get-pfn minimises (ARCHITECTURE.md,
-/// "Shrinking"): fewer faults, fewer RMP runs (when given), fewer folios, fewer bindings, then the
-/// faulting memslot at a lower gfn (its faults moving with it, so they
-/// hit the same file pages), with fewer pages and a lower file offset,
+/// "Shrinking"): fewer faults, fewer RMP runs (when given), fewer folios,
+/// fewer bindings, then the faulting memslot at a lower gfn (its faults
+/// moving with it, so they hit the same file pages), with fewer pages and
+/// a lower file offset,
 /// each fault at a lower gfn, then a lower ASID. An SNP guest's ASID
 /// stays 1 or more: ASID 0 is the host's.
 fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
