@@ -39,11 +39,10 @@
 //! `sev_gmem_prepare()` ([`crate::rmp`]); each call is an event, followed
 //! by the RMP updates it makes. It never runs under `mmu_lock`.
 
-use std::collections::BTreeMap;
-
 use crate::error::InputError;
 use crate::invalidate::{Binding, Bindings};
 use crate::kernel::errno;
+use crate::page_cache::PageCache;
 use crate::profile::Profile;
 use crate::rmp::{HookTrace, PageSize, Rmp, RmpEvent, RmpRun, sev_gmem_prepare};
 
@@ -160,14 +159,6 @@ pub struct GetPfnScenario<'a> {
     pub every_fault: bool,
 }
 
-fn folio_of(folios: &BTreeMap<u64, (u32, bool, bool)>, index: u64) -> Option<u64> {
-    folios
-        .range(..=index)
-        .next_back()
-        .filter(|(start, (order, ..))| index - **start < 1u64 << order)
-        .map(|(start, _)| *start)
-}
-
 /// Runs the faults.
 pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputError> {
     let bindings = Bindings::new(s.bindings)?;
@@ -192,8 +183,8 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             format!("at most {MAX_FOLIOS} folios"),
         ));
     }
-    // (order, prepared, hwpoison) by first index.
-    let mut folios: BTreeMap<u64, (u32, bool, bool)> = BTreeMap::new();
+    // (prepared, hwpoison) by first index.
+    let mut folios: PageCache<(bool, bool)> = PageCache::default();
     let mut runs = Vec::new();
     for (i, f) in s.folios.iter().enumerate() {
         let n = 1u64 << f.order.min(63);
@@ -211,15 +202,12 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
                 "order 0 or 9, index and pfn aligned to it, pfns below nr_pfns",
             ));
         }
-        if folio_of(&folios, f.index).is_some()
-            || folios.range(f.index..f.index + n).next().is_some()
-        {
+        if !folios.add(f.index, f.order, (f.prepared, f.hwpoison)) {
             return Err(InputError::new(
                 format!("folios[{i}]"),
                 "overlaps another folio",
             ));
         }
-        folios.insert(f.index, (f.order, f.prepared, f.hwpoison));
         let pfn = s.pfn_base + f.index;
         if s.rmp.is_none() && f.prepared && pfn + n <= s.max_pfn {
             runs.push(RmpRun {
@@ -267,8 +255,8 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             out.results.push(result);
             continue;
         }
-        let start = match folio_of(&folios, index) {
-            Some(start) => start,
+        let (start, order, (prepared, hwpoison)) = match folios.holding(index) {
+            Some(f) => f,
             None => {
                 let fits = s.pfn_base.checked_add(index).is_some_and(|p| p < s.nr_pfns);
                 if !fits {
@@ -276,11 +264,10 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
                     out.results.push(result);
                     continue;
                 }
-                folios.insert(index, (0, false, false));
-                index
+                folios.insert(index, 0, (false, false));
+                (index, 0, (false, false))
             }
         };
-        let (order, prepared, hwpoison) = folios[&start];
         if hwpoison {
             result.ret = -errno::EHWPOISON;
             out.results.push(result);
@@ -346,7 +333,7 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
                 .extend(t.events.into_iter().map(GetPfnEvent::Rmp));
             result.ret = ret;
             if ret == 0 && s.profile == Profile::Upstream {
-                folios.insert(start, (order, true, false));
+                folios.insert(start, order, (true, false));
             }
         }
         out.results.push(result);

@@ -20,6 +20,7 @@
 //! | [`prefault`] | `KVM_PRE_FAULT_MEMORY` |
 //! | [`getpfn`] | `kvm_gmem_get_pfn()`: the fault path and its prepare hook |
 //! | [`lifecycle`] | when RMP updates happen, and under which lock |
+//! | [`page_cache`] | a guest_memfd file's page cache (folios by index) |
 //! | [`rules`] | the formulas shared with the generated C |
 //! | [`explain`] | why the model answers as it does, rule by rule, for counterexamples |
 
@@ -36,6 +37,7 @@ pub mod invalidate;
 pub mod kernel;
 pub mod lifecycle;
 pub mod ops;
+pub mod page_cache;
 pub mod prefault;
 pub mod profile;
 pub mod rmp;

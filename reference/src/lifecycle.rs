@@ -17,7 +17,9 @@
 //! [`lock_violations`] checks any trace (the model's, or one recorded from
 //! C): an RMP update while `mmu_lock` is held is a violation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use crate::page_cache::PageCache;
 
 use crate::error::InputError;
 use crate::invalidate::{AttrFilter, Binding, Bindings, GfnRange, invalidate_ranges};
@@ -166,8 +168,8 @@ struct Vm<'a> {
     s: &'a Scenario,
     bindings: Bindings,
     private: BTreeSet<u64>,
-    /// Allocated folios by first file index: (order, prepared).
-    folios: BTreeMap<u64, (u32, bool)>,
+    /// Allocated folios by first file index, with whether prepared.
+    folios: PageCache<bool>,
     /// Whether the page cache matters after this step: a lone punch hole
     /// drops it, so a split folio's surviving pages (up to 511 entries)
     /// are not recorded.
@@ -204,11 +206,7 @@ impl Vm<'_> {
     }
 
     fn folio_of(&self, index: u64) -> Option<u64> {
-        self.folios
-            .range(..=index)
-            .next_back()
-            .filter(|(start, (order, _))| index - **start < 1 << order)
-            .map(|(start, _)| *start)
+        self.folios.folio_of(index)
     }
 
     fn fault(&mut self, gfn: u64) {
@@ -229,18 +227,17 @@ impl Vm<'_> {
         };
         // kvm_gmem_get_pfn(): allocate and prepare before mmu_lock.
         let index = gfn - b.base_gfn + b.pgoff;
-        let start = match self.folio_of(index) {
-            Some(start) => start,
+        let (start, order, prepared) = match self.folios.holding(index) {
+            Some(f) => f,
             None => {
                 let order = self.s.folio_order;
                 let head = index & !((1u64 << order) - 1);
                 let fits = order > 0 && head + (1 << order) <= self.s.file_pages;
                 let (start, order) = if fits { (head, order) } else { (index, 0) };
-                self.folios.insert(start, (order, false));
-                start
+                self.folios.insert(start, order, false);
+                (start, order, false)
             }
         };
-        let (order, prepared) = self.folios[&start];
         let pfn = self.s.pfn_base + index;
         if !prepared {
             let mut t = HookTrace::default();
@@ -260,7 +257,7 @@ impl Vm<'_> {
                 self.events.push(TraceEvent::MemoryFaultExit { gfn });
                 return;
             }
-            self.folios.insert(start, (order, true));
+            self.folios.insert(start, order, true);
         }
         self.events.push(TraceEvent::Map {
             gfn,
@@ -283,7 +280,7 @@ impl Vm<'_> {
     /// hook (6.12 does not look at whether it was prepared; the hook skips
     /// pfns the RMP does not have assigned).
     fn free_folio(&mut self, start: u64) {
-        if let Some((order, _)) = self.folios.remove(&start) {
+        if let Some((order, _)) = self.folios.remove(start) {
             let pfn = self.s.pfn_base + start;
             self.invalidate_hook(pfn, pfn + (1 << order));
         }
@@ -295,7 +292,7 @@ impl Vm<'_> {
         // leaves behind lie before the next `from`, so are not revisited).
         let mut from = self.folio_of(start).unwrap_or(start);
         while from < end
-            && let Some((&f, &(order, prepared))) = self.folios.range(from..end).next()
+            && let Some((f, order, prepared)) = self.folios.first_in(from, end)
         {
             from = f + (1 << order);
             if f >= start && f + (1 << order) <= end {
@@ -304,11 +301,11 @@ impl Vm<'_> {
             }
             // Partly covered large folio: split, then free the covered pages
             // (each its own 4K folio, in index order).
-            self.folios.remove(&f);
+            self.folios.remove(f);
             let (lo, hi) = (f.max(start), (f + (1 << order)).min(end));
             if self.keep_page_cache {
                 for i in (f..lo).chain(hi..f + (1 << order)) {
-                    self.folios.insert(i, (0, prepared));
+                    self.folios.insert(i, 0, prepared);
                 }
             }
             // One hook call per freed 4K page; run as one call over the
@@ -360,14 +357,14 @@ impl Vm<'_> {
                 };
                 let index = gfn - b.base_gfn + b.pgoff;
                 if let Some(f) = self.folio_of(index)
-                    && self.folios[&f].1
+                    && self.folios.get(f).is_some_and(|(_, prepared)| prepared)
                 {
                     let pfn = self.s.pfn_base + index;
                     self.invalidate_hook(pfn, pfn + 1);
                     // The page must be prepared again before it is private.
-                    let (order, _) = self.folios.remove(&f).unwrap_or((0, false));
+                    let (order, _) = self.folios.remove(f).unwrap_or((0, false));
                     for i in f..f + (1u64 << order) {
-                        self.folios.insert(i, (0, i != index && order > 0));
+                        self.folios.insert(i, 0, i != index && order > 0);
                     }
                 }
             }
@@ -412,7 +409,7 @@ impl Vm<'_> {
         if any {
             self.events.push(TraceEvent::InvalidateEnd);
         }
-        let all: Vec<u64> = self.folios.keys().copied().collect();
+        let all: Vec<u64> = self.folios.starts().collect();
         for f in all {
             self.free_folio(f);
         }
@@ -447,6 +444,7 @@ pub struct PunchScratch {
     pub warnings: u32,
     bindings: Bindings,
     hook: HookTrace,
+    page_cache: PageCache<bool>,
 }
 
 /// `kvm_gmem_punch_hole()` on a file whose page cache holds `folios`
@@ -513,7 +511,7 @@ pub fn punch_hole_with(
         s: &scenario,
         bindings: std::mem::take(&mut sc.bindings),
         private: BTreeSet::new(),
-        folios: BTreeMap::new(),
+        folios: std::mem::take(&mut sc.page_cache),
         keep_page_cache: false,
         rmp: std::mem::take(&mut sc.rmp),
         events: std::mem::take(&mut sc.events),
@@ -529,6 +527,8 @@ pub fn punch_hole_with(
     sc.events = vm.events;
     sc.hook = vm.hook;
     sc.warnings = vm.warnings;
+    sc.page_cache = vm.folios;
+    sc.page_cache.clear();
     r
 }
 
@@ -546,14 +546,12 @@ fn load_folios(vm: &mut Vm<'_>, pfn_base: u64, folios: &[Folio]) -> Result<(), I
                 "order 0 or 9, index aligned to it, pfns in range",
             ));
         }
-        if vm.folio_of(f.index).is_some() || vm.folios.range(f.index..f.index + n).next().is_some()
-        {
+        if !vm.folios.add(f.index, f.order, true) {
             return Err(InputError::new(
                 format!("folios[{i}]"),
                 "overlaps another folio",
             ));
         }
-        vm.folios.insert(f.index, (f.order, true));
     }
     Ok(())
 }
@@ -602,7 +600,7 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
         s,
         bindings,
         private: BTreeSet::new(),
-        folios: BTreeMap::new(),
+        folios: PageCache::default(),
         keep_page_cache: true,
         rmp: Rmp::new(true, max_pfn),
         events: Vec::new(),

@@ -228,14 +228,16 @@ impl Rmp {
         // predecessor alone; anything else goes through an interval map.
         let mut sorted = true;
         for (i, r) in runs.iter().enumerate() {
-            let run = checked_run(i, r, max_pfn, &mut total)?;
+            let Some(npages) = run_pages(r, max_pfn, &mut total) else {
+                return Err(bad_run(i, r, max_pfn, total));
+            };
             if let Some(last) = rmp.runs.last()
-                && run.pfn < last.pfn + last.npages
+                && r.pfn < last.pfn + last.npages
             {
                 sorted = false;
                 break;
             }
-            rmp.runs.push(run);
+            rmp.runs.push(RmpRun { npages, ..*r });
         }
         if !sorted {
             rmp.runs = unsorted_runs(max_pfn, runs)?;
@@ -496,18 +498,30 @@ impl Rmp {
 /// Run `i` of an input, checked on its own; a 2M run always covers 512.
 #[inline]
 fn checked_run(i: usize, r: &RmpRun, max_pfn: u64, total: &mut u64) -> Result<RmpRun, InputError> {
+    match run_pages(r, max_pfn, total) {
+        Some(n) => Ok(RmpRun { npages: n, ..*r }),
+        None => Err(bad_run(i, r, max_pfn, *total)),
+    }
+}
+
+/// The entries run `r` covers, added to `total`; `None` when it is
+/// refused ([`bad_run`] says why). Only a number comes back, so the
+/// checked run is built in place rather than moved through a `Result`
+/// the size of an error.
+#[inline]
+fn run_pages(r: &RmpRun, max_pfn: u64, total: &mut u64) -> Option<u64> {
     let n = match r.size {
         PageSize::M2 if r.pfn % PTRS_PER_PMD == 0 && matches!(r.npages, 1 | PTRS_PER_PMD) => {
             PTRS_PER_PMD
         }
-        PageSize::M2 => return Err(bad_run(i, r, max_pfn, *total)),
+        PageSize::M2 => return None,
         PageSize::K4 => r.npages,
     };
     *total = total.saturating_add(n);
     if n == 0 || *total > MAX_INPUT_ENTRIES || r.pfn.checked_add(n).is_none_or(|e| e > max_pfn) {
-        return Err(bad_run(i, r, max_pfn, *total));
+        return None;
     }
-    Ok(RmpRun { npages: n, ..*r })
+    Some(n)
 }
 
 /// Why run `i` is refused (kept out of [`checked_run`], which the checker
