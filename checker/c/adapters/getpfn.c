@@ -63,8 +63,8 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out)
 		return -1;
 	gmf_x86_ops_register();
 
-	__builtin_memset(&gmf_world.inodes[0], 0, sizeof(gmf_world.inodes[0]));
-	__builtin_memset(file, 0, sizeof(*file));
+	gmf_zero(&gmf_world.inodes[0], sizeof(gmf_world.inodes[0]));
+	gmf_zero(file, sizeof(*file));
 	inode->i_mapping = mapping;
 	gmf_mapping_init(mapping);
 	mapping->gmf_pfn_base = in->pfn_base;

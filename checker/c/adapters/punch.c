@@ -42,8 +42,8 @@ int gmf_punch_hole(const struct gmf_punch_in *in, struct gmf_rmp_out *out)
 		return -1;
 
 	/* One guest_memfd file of this VM: inode, mapping, kvm_gmem. */
-	__builtin_memset(&gmf_world.inodes[0], 0, sizeof(gmf_world.inodes[0]));
-	__builtin_memset(file, 0, sizeof(*file));
+	gmf_zero(&gmf_world.inodes[0], sizeof(gmf_world.inodes[0]));
+	gmf_zero(file, sizeof(*file));
 	inode->i_mapping = mapping;
 	gmf_mapping_init(mapping);
 	file->f_inode = inode;

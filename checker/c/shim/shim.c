@@ -24,26 +24,6 @@ struct kvm_x86_ops kvm_x86_ops;
 /* Written only for folios an adapter inserts: no reset, no hot-path cost. */
 struct page gmf_memmap[GMF_MAX_RMP_PFNS];
 
-/*
- * Zero a small object with plain 16-byte stores: gcc turns a memset of a
- * hundred-odd bytes into "rep stos", whose start-up cost dominated the
- * invalidate vector.  The zero goes through an empty asm so gcc cannot
- * see a memset pattern.
- */
-typedef long long gmf_v2 __attribute__((vector_size(16), may_alias, aligned(8)));
-
-static __always_inline void gmf_zero(void *p, size_t bytes)
-{
-	gmf_v2 *v = p, z = { 0, 0 };
-	size_t i;
-
-	__asm__("" : "+x"(z));
-	for (i = 0; i < bytes / sizeof(*v); i++)
-		v[i] = z;
-	for (i = bytes & ~(sizeof(*v) - 1); i < bytes; i++)
-		((char *)p)[i] = 0;
-}
-
 void gmf_shim_reset(void)
 {
 	/* Only the counters: events/ranges are valid up to their counts. */
@@ -356,13 +336,25 @@ int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
 	/* Inclusive: index + nr wraps for the file's last possible folio. */
 	last = index + (nr - 1);
 
-	/* The list is sorted: insert before the first folio past ours. */
-	list_for_each_entry(pos, &mapping->gmf_folios, lru) {
-		if (pos->index + (folio_nr_pages(pos) - 1) < index)
-			continue;
-		if (pos->index <= last)
-			return -EEXIST;
-		break;
+	/*
+	 * The list is sorted: insert before the first folio past ours.  An
+	 * adapter adds a page cache in index order, so past the last folio
+	 * is looked at first (a walk per folio would cost a page cache of
+	 * n folios n^2/2 steps, every vector).
+	 */
+	pos = list_last_entry(&mapping->gmf_folios, struct folio, lru);
+	if (list_entry_is_head(pos, &mapping->gmf_folios, lru) ||
+	    pos->index + (folio_nr_pages(pos) - 1) < index) {
+		/* Past the last folio: before the head, at the tail. */
+		pos = list_entry(&mapping->gmf_folios, struct folio, lru);
+	} else {
+		list_for_each_entry(pos, &mapping->gmf_folios, lru) {
+			if (pos->index + (folio_nr_pages(pos) - 1) < index)
+				continue;
+			if (pos->index <= last)
+				return -EEXIST;
+			break;
+		}
 	}
 
 	folio = (struct folio *)pfn_to_page(pfn);
@@ -959,9 +951,25 @@ void gmf_rmp_clear(void)
 	gmf_rmp.dirty_hi = 0;
 	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
 	gmf_rmp.written_hi = 0;
+	gmf_rmp.loaded_nruns = ~0U;
 }
 
-/* Costs the entries the state describes plus the ones the last vector left. */
+/* Whether the table holds exactly st, untouched since it was loaded. */
+static bool gmf_rmp_holds(const struct gmf_rmp_state *st)
+{
+	return gmf_rmp.loaded_nruns == st->nruns &&
+	       gmf_rmp.written_lo >= gmf_rmp.written_hi &&
+	       gmf_rmp.snp_enabled == st->snp_enabled &&
+	       gmf_rmp.max_pfn == st->max_pfn &&
+	       !__builtin_memcmp(gmf_rmp.loaded, st->runs,
+				 st->nruns * sizeof(st->runs[0]));
+}
+
+/*
+ * Costs the entries the state describes plus the ones the last vector
+ * left, or a comparison when the last vector loaded the same state and
+ * wrote nothing.
+ */
 int gmf_rmp_load(const struct gmf_rmp_state *st)
 {
 	struct gmf_rmp_entry *e = gmf_rmp.entries;
@@ -970,6 +978,8 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 
 	if (st->max_pfn > GMF_MAX_RMP_PFNS || st->nruns > GMF_MAX_RMP_RUNS)
 		return -1;
+	if (gmf_rmp_holds(st))
+		return 0;
 	gmf_rmp_clear();
 	gmf_rmp.snp_enabled = st->snp_enabled;
 	gmf_rmp.max_pfn = st->max_pfn;
@@ -991,6 +1001,8 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 			};
 		}
 	}
+	__builtin_memcpy(gmf_rmp.loaded, st->runs, st->nruns * sizeof(st->runs[0]));
+	gmf_rmp.loaded_nruns = st->nruns;
 	return 0;
 }
 

@@ -74,7 +74,7 @@ fn fits(max_pfn: u64, runs: &[RmpRun]) -> bool {
 
 /// Writes the entries `runs` describe into `tab`, which covers pfns
 /// `[lo, lo + tab.len())` and starts all shared.
-fn fill_span<'a>(
+fn fill_span(
     runs: impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)>,
     lo: u64,
     tab: &mut [abi::gmf_rmp_entry],
@@ -211,19 +211,22 @@ impl Scratch {
             ),
             Fields::State => (e.assigned, e.pagesize, 0, 0, 0, 0),
         };
-        let c_wrote = Pfns(o.written);
-        let mut both = Pfns(o.written);
-        for (w, m) in both.0.iter_mut().zip(&model.0) {
-            *w |= m;
+        let c_wrote = |p: u64| o.written[(p / 64) as usize] & (1 << (p % 64)) != 0;
+        // Words past the last one either side wrote need no search.
+        let words = (o.rmp_hi.div_ceil(64) as usize)
+            .max(model.0.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1));
+        let mut both = Pfns::default();
+        for ((w, c), m) in both.0.iter_mut().zip(&o.written).zip(&model.0).take(words) {
+            *w = c | m;
         }
         let mut from = 0;
-        while let Some(a) = both.next(from, true) {
-            let mut b = both.next(a, false).unwrap_or(PFNS);
+        while let Some(a) = both.next(from, true, words) {
+            let mut b = both.next(a, false, words).unwrap_or(PFNS);
             // Neighbouring stretches as one: pfns neither side wrote hold
             // the loaded state on both, so comparing them is harmless, and
             // cheaper than walking the runs once per stretch.
-            while let Some(a2) = both.next(b, true).filter(|&a2| a2 - b < 16) {
-                b = both.next(a2, false).unwrap_or(PFNS);
+            while let Some(a2) = both.next(b, true, words).filter(|&a2| a2 - b < 16) {
+                b = both.next(a2, false, words).unwrap_or(PFNS);
             }
             from = b;
             let n = (b - a) as usize;
@@ -235,7 +238,7 @@ impl Scratch {
             c.fill(abi::gmf_rmp_entry::default());
             fill_span(loaded(state), a, c);
             for p in a..b {
-                if c_wrote.has(p) {
+                if c_wrote(p) {
                     c[(p - a) as usize] = o.entries[p as usize];
                 }
             }
@@ -267,8 +270,17 @@ pub struct Pfns(pub [u64; PFNS as usize / 64]);
 impl Pfns {
     /// Adds `[lo, hi)` (clipped to the table).
     pub fn add(&mut self, (lo, hi): (u64, u64)) {
-        for p in lo..hi.min(PFNS) {
-            self.0[(p / 64) as usize] |= 1 << (p % 64);
+        // A word at a time: a 2M operation's span is 512 pfns.
+        let (mut p, hi) = (lo, hi.min(PFNS));
+        while p < hi {
+            let (b, n) = (p % 64, hi - p);
+            let bits = if n >= 64 - b {
+                !0u64 << b
+            } else {
+                ((1u64 << n) - 1) << b
+            };
+            self.0[(p / 64) as usize] |= bits;
+            p += 64 - b;
         }
     }
 
@@ -278,10 +290,10 @@ impl Pfns {
     }
 
     /// The first pfn at or after `from` that is in the set (`set`) or
-    /// not (`!set`).
-    fn next(&self, from: u64, set: bool) -> Option<u64> {
+    /// not (`!set`), for a set whose words from `words` on are empty.
+    fn next(&self, from: u64, set: bool, words: usize) -> Option<u64> {
         let mut w = (from / 64) as usize;
-        if w >= self.0.len() {
+        if w >= self.0.len() || (set && w >= words) {
             return None;
         }
         let word = |w: usize| if set { self.0[w] } else { !self.0[w] };
@@ -291,7 +303,7 @@ impl Pfns {
                 return Some(w as u64 * 64 + u64::from(bits.trailing_zeros()));
             }
             w += 1;
-            if w == self.0.len() {
+            if w == self.0.len() || (set && w >= words) {
                 return None;
             }
             bits = word(w);
@@ -1092,6 +1104,30 @@ mod tests {
         let mut s: Box<abi::gmf_rmp_state> = Box::default();
         runs_state(true, PFNS, runs, &mut s).expect("fits");
         s
+    }
+
+    #[test]
+    fn pfn_sets_add_spans_word_by_word_as_bit_by_bit() {
+        for (lo, hi) in [
+            (0, 0),
+            (0, 1),
+            (3, 64),
+            (63, 65),
+            (64, 128),
+            (5, 700),
+            (512, 1024),
+            (2000, 4000),
+        ] {
+            let mut p = Pfns::default();
+            p.add((lo, hi));
+            for pfn in 0..PFNS + 64 {
+                assert_eq!(
+                    p.has(pfn),
+                    pfn >= lo && pfn < hi.min(PFNS),
+                    "[{lo}, {hi}) at {pfn}"
+                );
+            }
+        }
     }
 
     #[test]
