@@ -138,7 +138,7 @@ fn prune(cache: &Path, keep: &Path, now: std::time::SystemTime) -> Vec<PathBuf> 
         })
         .collect();
     // Oldest first.
-    areas.sort_by(|a, b| b.0.cmp(&a.0));
+    areas.sort_by_key(|a| std::cmp::Reverse(a.0));
     let mut left = areas.len() + 1;
     let mut gone = Vec::new();
     for (age, p) in areas {

@@ -98,7 +98,7 @@ pub fn prune(root: &Path, keep: &Path) {
         })
         .collect();
     // Newest first; the one just built counts as one of the kept.
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (i, (used, path)) in found.iter().enumerate() {
         let old = now.duration_since(*used).unwrap_or_default() > MAX_AGE;
         if old || i + 1 >= MAX_ENTRIES {
