@@ -1755,13 +1755,15 @@ struct gmf_rmp_table {
 	uint64_t written[GMF_MAX_RMP_PFNS / 64];
 	struct gmf_rmp_entry entries[GMF_MAX_RMP_PFNS];
 	/*
-	 * The state the table was last loaded from, while nothing has been
-	 * written since (loaded_nruns is ~0U otherwise): loading it again
-	 * changes nothing, and the exhaustive bounds load one state for
-	 * dozens of vectors in a row.
+	 * The state the table was last loaded from (loaded_nruns is ~0U
+	 * after a clear), and the entries as loaded (zero wherever dirty[]
+	 * is clear, as entries[]): loading the same state again only puts
+	 * back the entries written since, and the exhaustive bounds load one
+	 * state for dozens of vectors in a row.
 	 */
 	uint32_t loaded_nruns;
 	struct gmf_rmp_run loaded[GMF_MAX_RMP_RUNS];
+	struct gmf_rmp_entry pristine[GMF_MAX_RMP_PFNS];
 };
 
 /* The objects a vector runs on; adapters fill what their op uses. */

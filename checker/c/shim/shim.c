@@ -930,7 +930,7 @@ int gmf_shadow_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
  */
 void gmf_rmp_clear(void)
 {
-	struct gmf_rmp_entry *e = gmf_rmp.entries;
+	struct gmf_rmp_entry *e = gmf_rmp.entries, *pe = gmf_rmp.pristine;
 	uint32_t w;
 
 	/* Only the words that can have a bit set: the dirty span's. */
@@ -939,10 +939,14 @@ void gmf_rmp_clear(void)
 
 		if (d == ~0ULL) {
 			__builtin_memset(&e[w * 64], 0, 64 * sizeof(*e));
+			__builtin_memset(&pe[w * 64], 0, 64 * sizeof(*pe));
 		} else {
-			for (; d; d &= d - 1)
-				e[w * 64 + __builtin_ctzll(d)] =
-					(struct gmf_rmp_entry){ 0 };
+			for (; d; d &= d - 1) {
+				uint32_t p = w * 64 + __builtin_ctzll(d);
+
+				e[p] = (struct gmf_rmp_entry){ 0 };
+				pe[p] = (struct gmf_rmp_entry){ 0 };
+			}
 		}
 		gmf_rmp.dirty[w] = 0;
 		gmf_rmp.written[w] = 0;
@@ -954,11 +958,10 @@ void gmf_rmp_clear(void)
 	gmf_rmp.loaded_nruns = ~0U;
 }
 
-/* Whether the table holds exactly st, untouched since it was loaded. */
-static bool gmf_rmp_holds(const struct gmf_rmp_state *st)
+/* Whether the table was last loaded from st (and not cleared since). */
+static bool gmf_rmp_loaded_from(const struct gmf_rmp_state *st)
 {
 	return gmf_rmp.loaded_nruns == st->nruns &&
-	       gmf_rmp.written_lo >= gmf_rmp.written_hi &&
 	       gmf_rmp.snp_enabled == st->snp_enabled &&
 	       gmf_rmp.max_pfn == st->max_pfn &&
 	       !__builtin_memcmp(gmf_rmp.loaded, st->runs,
@@ -966,9 +969,38 @@ static bool gmf_rmp_holds(const struct gmf_rmp_state *st)
 }
 
 /*
+ * The entries written since the load back as loaded, nothing written:
+ * the table holds the state it was loaded from again.
+ */
+static void gmf_rmp_restore(void)
+{
+	uint64_t lo = gmf_rmp.written_lo, hi = gmf_rmp.written_hi;
+	uint32_t w;
+
+	for (w = lo / 64; lo < hi && w < (hi + 63) / 64; w++) {
+		uint64_t d = gmf_rmp.written[w];
+
+		if (d == ~0ULL) {
+			__builtin_memcpy(&gmf_rmp.entries[w * 64],
+					 &gmf_rmp.pristine[w * 64],
+					 64 * sizeof(gmf_rmp.entries[0]));
+		} else {
+			for (; d; d &= d - 1) {
+				uint32_t p = w * 64 + __builtin_ctzll(d);
+
+				gmf_rmp.entries[p] = gmf_rmp.pristine[p];
+			}
+		}
+		gmf_rmp.written[w] = 0;
+	}
+	gmf_rmp.written_lo = GMF_MAX_RMP_PFNS;
+	gmf_rmp.written_hi = 0;
+}
+
+/*
  * Costs the entries the state describes plus the ones the last vector
- * left, or a comparison when the last vector loaded the same state and
- * wrote nothing.
+ * left; when the last vector ran on the same state, only the entries it
+ * wrote.
  */
 int gmf_rmp_load(const struct gmf_rmp_state *st)
 {
@@ -978,8 +1010,10 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 
 	if (st->max_pfn > GMF_MAX_RMP_PFNS || st->nruns > GMF_MAX_RMP_RUNS)
 		return -1;
-	if (gmf_rmp_holds(st))
+	if (gmf_rmp_loaded_from(st)) {
+		gmf_rmp_restore();
 		return 0;
+	}
 	gmf_rmp_clear();
 	gmf_rmp.snp_enabled = st->snp_enabled;
 	gmf_rmp.max_pfn = st->max_pfn;
@@ -999,6 +1033,7 @@ int gmf_rmp_load(const struct gmf_rmp_state *st)
 				.asid = r->asid,
 				.gpa = r->gpa + (k << PAGE_SHIFT),
 			};
+			gmf_rmp.pristine[r->pfn + k] = e[r->pfn + k];
 		}
 	}
 	__builtin_memcpy(gmf_rmp.loaded, st->runs, st->nruns * sizeof(st->runs[0]));

@@ -224,8 +224,7 @@ fn check(
         _ => None,
     }));
     // The model's table after, as the valid runs it answers with.
-    if let Some(d) = scratch.table_differs(&input.rmp, || m.rmp.held_runs(), &model, Fields::State)
-    {
+    if let Some(d) = scratch.table_differs(&input.rmp, &m.rmp, &model, Fields::State) {
         why.push(d);
     }
     (!why.is_empty()).then(|| {

@@ -153,19 +153,41 @@ pub fn op_span(op: &RmpOp) -> (u64, u64) {
 /// Buffers one worker reuses for every vector: the harness structs are
 /// large (events, a table's worth of entries), and a vector must cost what
 /// it touches, not their size.
+#[derive(Default)]
 pub struct Scratch {
     /// The harness's answer.
     pub out: Box<abi::gmf_rmp_out>,
-    c_tab: Vec<abi::gmf_rmp_entry>,
-    m_tab: Vec<abi::gmf_rmp_entry>,
+    /// A loaded state's runs put in pfn order, when it lists them in
+    /// another.
+    sorted: Vec<Run>,
 }
 
-impl Default for Scratch {
-    fn default() -> Scratch {
-        Scratch {
-            out: Box::default(),
-            c_tab: vec![abi::gmf_rmp_entry::default(); PFNS as usize],
-            m_tab: vec![abi::gmf_rmp_entry::default(); PFNS as usize],
+/// A run as the tables are filled from it: first pfn, pages, whether its
+/// first entry is a 2M one, the entry (gpa of the first page).
+type Run = (u64, u64, bool, abi::gmf_rmp_entry);
+
+/// The entries of disjoint runs in pfn order, asked for in increasing pfn
+/// order: one pass over the runs in all, each converted only when the
+/// walk reaches it.
+struct Walk<I: Iterator<Item = Run>>(std::iter::Peekable<I>);
+
+impl<I: Iterator<Item = Run>> Walk<I> {
+    fn new(runs: I) -> Self {
+        Walk(runs.peekable())
+    }
+
+    fn entry(&mut self, p: u64) -> abi::gmf_rmp_entry {
+        while self.0.next_if(|r| r.0 + r.1 <= p).is_some() {}
+        match self.0.peek() {
+            Some(&(pfn, _, head_2m, e)) if pfn <= p => {
+                let k = p - pfn;
+                abi::gmf_rmp_entry {
+                    pagesize: u8::from(head_2m && k == 0),
+                    gpa: e.gpa.wrapping_add(k << 12),
+                    ..e
+                }
+            }
+            _ => abi::gmf_rmp_entry::default(),
         }
     }
 }
@@ -179,28 +201,9 @@ pub enum Fields {
     State,
 }
 
-impl Scratch {
-    /// Compares the table after the call, whole: the C's is the loaded
-    /// state with the entries it wrote (`out.entries` where `out.written`
-    /// is set) on top, the model's is `after()`'s runs; both equal the loaded state
-    /// wherever neither wrote, so only the pfns the C wrote or the model's
-    /// operations may have written (`model`) are compared, stretch by
-    /// stretch, entry by entry. The first difference, in words.
-    pub fn table_differs<'r, I: Iterator<Item = &'r RmpRun> + 'r>(
-        &mut self,
-        state: &abi::gmf_rmp_state,
-        after: impl Fn() -> I,
-        model: &Pfns,
-        fields: Fields,
-    ) -> Option<String> {
-        let o = &self.out;
-        if o.rmp_lo > o.rmp_hi || o.rmp_hi > PFNS {
-            return Some(format!(
-                "the C reported RMP writes over pfns [{}, {}), outside the table",
-                o.rmp_lo, o.rmp_hi
-            ));
-        }
-        let key = |e: &abi::gmf_rmp_entry| match fields {
+impl Fields {
+    fn key(self, e: &abi::gmf_rmp_entry) -> (u8, u8, u8, u8, u32, u64) {
+        match self {
             Fields::All => (
                 e.assigned,
                 e.pagesize,
@@ -210,56 +213,96 @@ impl Scratch {
                 e.gpa,
             ),
             Fields::State => (e.assigned, e.pagesize, 0, 0, 0, 0),
-        };
-        let c_wrote = |p: u64| o.written[(p / 64) as usize] & (1 << (p % 64)) != 0;
-        // Words past the last one either side wrote need no search.
-        let words = (o.rmp_hi.div_ceil(64) as usize)
-            .max(model.0.iter().rposition(|&w| w != 0).map_or(0, |i| i + 1));
-        let mut both = Pfns::default();
-        for ((w, c), m) in both.0.iter_mut().zip(&o.written).zip(&model.0).take(words) {
-            *w = c | m;
         }
-        let mut from = 0;
-        while let Some(a) = both.next(from, true, words) {
-            let mut b = both.next(a, false, words).unwrap_or(PFNS);
-            // Neighbouring stretches as one: pfns neither side wrote hold
-            // the loaded state on both, so comparing them is harmless, and
-            // cheaper than walking the runs once per stretch.
-            while let Some(a2) = both.next(b, true, words).filter(|&a2| a2 - b < 16) {
-                b = both.next(a2, false, words).unwrap_or(PFNS);
+    }
+}
+
+impl Scratch {
+    /// Compares the table after the call, whole: the C's is the loaded
+    /// state with the entries it wrote (`out.entries` where `out.written`
+    /// is set) on top, the model's is `after`; both equal the loaded state
+    /// wherever neither wrote, so only the pfns the C wrote or the model's
+    /// operations may have written (`model`) are compared, in pfn order,
+    /// each side's runs walked once. The first difference, in words.
+    pub fn table_differs(
+        &mut self,
+        state: &abi::gmf_rmp_state,
+        after: &Rmp,
+        model: &Pfns,
+        fields: Fields,
+    ) -> Option<String> {
+        let o = &*self.out;
+        if o.rmp_lo > o.rmp_hi || o.rmp_hi > PFNS {
+            return Some(format!(
+                "the C reported RMP writes over pfns [{}, {}), outside the table",
+                o.rmp_lo, o.rmp_hi
+            ));
+        }
+        // Words outside the ones either side wrote hold nothing to compare.
+        let model_words = model.0.iter().position(|&w| w != 0).map_or(0..0, |lo| {
+            lo..model
+                .0
+                .iter()
+                .rposition(|&w| w != 0)
+                .map_or(lo, |hi| hi + 1)
+        });
+        let c_words = (o.rmp_lo / 64) as usize..o.rmp_hi.div_ceil(64) as usize;
+        let words = match (c_words.is_empty(), model_words.is_empty()) {
+            (true, true) => return None,
+            (true, false) => model_words,
+            (false, true) => c_words,
+            (false, false) => {
+                c_words.start.min(model_words.start)..c_words.end.max(model_words.end)
             }
-            from = b;
-            let n = (b - a) as usize;
-            let m = &mut self.m_tab[..n];
-            m.fill(abi::gmf_rmp_entry::default());
-            fill_span(held(after()), a, m);
-            // The C's: the loaded state, and what it wrote on top.
-            let c = &mut self.c_tab[..n];
-            c.fill(abi::gmf_rmp_entry::default());
-            fill_span(loaded(state), a, c);
-            for p in a..b {
-                if c_wrote(p) {
-                    c[(p - a) as usize] = o.entries[p as usize];
-                }
-            }
-            if let Some(k) = c.iter().zip(m.iter()).position(|(x, y)| key(x) != key(y)) {
-                let (x, y) = (&c[k], &m[k]);
+        };
+        // The model's held runs are disjoint and in pfn order already.
+        let mut m = Walk::new(held(after.held_runs()));
+        let runs = &state.runs[..(state.nruns as usize).min(state.runs.len())];
+        if runs.is_sorted_by_key(|r| r.pfn) {
+            let mut c = Walk::new(loaded(state));
+            first_difference(o, model, words, fields, |p| c.entry(p), |p| m.entry(p))
+        } else {
+            self.sorted.clear();
+            self.sorted.extend(loaded(state));
+            self.sorted.sort_by_key(|r| r.0);
+            let mut c = Walk::new(self.sorted.iter().copied());
+            first_difference(o, model, words, fields, |p| c.entry(p), |p| m.entry(p))
+        }
+    }
+}
+
+/// [`Scratch::table_differs`]' walk: every pfn set in the C's `written` or
+/// in `model`, in the words `words`, the C's entry (what it wrote, else
+/// `loaded(p)`) against the model's (`after(p)`).
+fn first_difference(
+    o: &abi::gmf_rmp_out,
+    model: &Pfns,
+    words: std::ops::Range<usize>,
+    fields: Fields,
+    mut loaded: impl FnMut(u64) -> abi::gmf_rmp_entry,
+    mut after: impl FnMut(u64) -> abi::gmf_rmp_entry,
+) -> Option<String> {
+    for w in words {
+        let (c_wrote, mut bits) = (o.written[w], o.written[w] | model.0[w]);
+        while bits != 0 {
+            let bit = bits.trailing_zeros();
+            bits &= bits - 1;
+            let p = w as u64 * 64 + u64::from(bit);
+            let m = after(p);
+            let c = if c_wrote & (1 << bit) != 0 {
+                o.entries[p as usize]
+            } else {
+                loaded(p)
+            };
+            if fields.key(&c) != fields.key(&m) {
                 return Some(format!(
-                    "RMP entry of pfn {} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
-                    a + k as u64,
-                    x.assigned,
-                    x.pagesize,
-                    x.asid,
-                    x.gpa,
-                    y.assigned,
-                    y.pagesize,
-                    y.asid,
-                    y.gpa
+                    "RMP entry of pfn {p} after: C assigned {} 2M {} asid {} gpa {:#x}, model assigned {} 2M {} asid {} gpa {:#x}",
+                    c.assigned, c.pagesize, c.asid, c.gpa, m.assigned, m.pagesize, m.asid, m.gpa
                 ));
             }
         }
-        None
     }
+    None
 }
 
 /// A set of the table's pfns, as the harness's `written` bitmap: bit
@@ -287,27 +330,6 @@ impl Pfns {
     /// Whether `pfn` is in the set.
     pub fn has(&self, pfn: u64) -> bool {
         pfn < PFNS && self.0[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
-    }
-
-    /// The first pfn at or after `from` that is in the set (`set`) or
-    /// not (`!set`), for a set whose words from `words` on are empty.
-    fn next(&self, from: u64, set: bool, words: usize) -> Option<u64> {
-        let mut w = (from / 64) as usize;
-        if w >= self.0.len() || (set && w >= words) {
-            return None;
-        }
-        let word = |w: usize| if set { self.0[w] } else { !self.0[w] };
-        let mut bits = word(w) & (!0u64 << (from % 64));
-        loop {
-            if bits != 0 {
-                return Some(w as u64 * 64 + u64::from(bits.trailing_zeros()));
-            }
-            w += 1;
-            if w == self.0.len() || (set && w >= words) {
-                return None;
-            }
-            bits = word(w);
-        }
     }
 }
 
@@ -490,7 +512,7 @@ fn compare(
         why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
     }
     let model = model_pfns(t.events.iter().map(|e| &e.op));
-    if let Some(d) = scratch.table_differs(state, || after.held_runs(), &model, Fields::All) {
+    if let Some(d) = scratch.table_differs(state, after, &model, Fields::All) {
         why.push(d);
     }
 }
@@ -1131,6 +1153,35 @@ mod tests {
     }
 
     #[test]
+    fn table_compare_walks_a_state_listed_out_of_pfn_order() {
+        // Runs given high pfn first: the C loads them so, the model sorts.
+        let runs = [page(900, 1, 1), page(600, 2, 2), page(700, 1, 3)];
+        let s = state(&runs);
+        let before = Rmp::from_runs(true, PFNS, &runs).expect("valid");
+        let mut scratch = Scratch::default();
+        let mut both = Pfns::default();
+        for p in [600, 601, 700, 900] {
+            both.add((p, p + 1));
+        }
+        // Neither wrote anything the other did not: every pfn agrees.
+        scratch.out.rmp_lo = 0;
+        scratch.out.rmp_hi = 0;
+        assert_eq!(scratch.table_differs(&s, &before, &both, Fields::All), None);
+        // The model made 700 shared, the C did not: found at 700, the
+        // walk having passed 600's run first.
+        let mut after = before.clone();
+        assert_eq!(after.make_shared(700, 1), 0);
+        let d = scratch.table_differs(&s, &after, &both, Fields::All);
+        assert!(d.as_deref().is_some_and(|d| d.contains("pfn 700")), "{d:?}");
+        // The C made 700 shared too: they agree again.
+        scratch.out.rmp_lo = 700;
+        scratch.out.rmp_hi = 701;
+        scratch.out.written[700 / 64] = 1 << (700 % 64);
+        scratch.out.entries[700] = abi::gmf_rmp_entry::default();
+        assert_eq!(scratch.table_differs(&s, &after, &both, Fields::All), None);
+    }
+
+    #[test]
     fn table_compare_sees_writes_on_either_side() {
         let runs = [page(600, 2, 2)];
         let s = state(&runs);
@@ -1145,14 +1196,11 @@ mod tests {
         // Nobody wrote: the tables agree.
         scratch.out.rmp_lo = 0;
         scratch.out.rmp_hi = 0;
-        assert_eq!(
-            scratch.table_differs(&s, || before.held_runs(), &none, Fields::All),
-            None
-        );
+        assert_eq!(scratch.table_differs(&s, &before, &none, Fields::All), None);
         // The model made pfn 600 shared, the C wrote nothing.
         let mut after = before.clone();
         assert_eq!(after.make_shared(600, 1), 0);
-        let d = scratch.table_differs(&s, || after.held_runs(), &only(600, 601), Fields::All);
+        let d = scratch.table_differs(&s, &after, &only(600, 601), Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 600")), "{d:?}");
         // The C wrote pfn 601's validated bit away, the model did nothing.
         scratch.out.rmp_lo = 601;
@@ -1164,18 +1212,18 @@ mod tests {
             gpa: (601 + 0x40000) << 12,
             ..Default::default()
         };
-        let d = scratch.table_differs(&s, || before.held_runs(), &none, Fields::All);
+        let d = scratch.table_differs(&s, &before, &none, Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 601")), "{d:?}");
         // ... which a state-only comparison (punch-hole's) does not look at.
         assert_eq!(
-            scratch.table_differs(&s, || before.held_runs(), &none, Fields::State),
+            scratch.table_differs(&s, &before, &none, Fields::State),
             None
         );
         // A span outside the table is a finding, not a panic.
         scratch.out.rmp_hi = PFNS + 1;
         assert!(
             scratch
-                .table_differs(&s, || before.held_runs(), &none, Fields::All)
+                .table_differs(&s, &before, &none, Fields::All)
                 .is_some()
         );
     }
@@ -1197,16 +1245,13 @@ mod tests {
         scratch.out.rmp_hi = 1024;
         scratch.out.written = model.0;
         scratch.out.entries[700].assigned = 1;
-        assert_eq!(
-            scratch.table_differs(&s, || after.held_runs(), &model, Fields::All),
-            None
-        );
+        assert_eq!(scratch.table_differs(&s, &after, &model, Fields::All), None);
         // The C left pfn 1023 assigned: found, though 512 agrees.
         scratch.out.entries[1023] = abi::gmf_rmp_entry {
             assigned: 1,
             ..Default::default()
         };
-        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        let d = scratch.table_differs(&s, &after, &model, Fields::All);
         assert!(
             d.as_deref().is_some_and(|d| d.contains("pfn 1023")),
             "{d:?}"
@@ -1214,7 +1259,7 @@ mod tests {
         // A pfn the C wrote and the model did not: compared too.
         scratch.out.entries[1023] = abi::gmf_rmp_entry::default();
         scratch.out.written[700 / 64] |= 1 << (700 % 64);
-        let d = scratch.table_differs(&s, || after.held_runs(), &model, Fields::All);
+        let d = scratch.table_differs(&s, &after, &model, Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 700")), "{d:?}");
     }
 
