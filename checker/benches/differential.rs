@@ -37,7 +37,7 @@ use gmem_checker::abi;
 use gmem_checker::compile::{CSource, compile};
 use gmem_checker::library::Library;
 use gmem_checker::ops::invalidate::{BOUND_BINDINGS, BOUND_PAGES, bound_ranges, c_input, layouts};
-use gmem_checker::ops::{OPERATIONS, Source, Split, cpu_seconds, punch, rmp};
+use gmem_checker::ops::{OPERATIONS, Operation, Source, Split, cpu_seconds, punch, rmp};
 use gmem_checker::runner::{self, Options, unit_defines, unit_ops};
 use gmem_codegen::unit;
 use gmem_reference::Profile;
@@ -134,6 +134,19 @@ fn invalidate_split(lib: &Library, layouts: &[Vec<Binding>], ranges: &[(u64, u64
     }
 }
 
+/// `op`'s exhaustive bound on the upstream profile, one core, through
+/// the full differential path as `check` runs it.
+fn exhaustive(op: &Operation, lib: &Library) -> gmem_checker::ops::Outcome {
+    runner::run_operation(
+        op,
+        lib,
+        Profile::Upstream,
+        &[Source::Exhaustive],
+        1,
+        &|_| Vec::<Value>::new(),
+    )
+}
+
 fn main() {
     // `cargo test --all-targets` runs benches as tests with no arguments;
     // only `cargo bench` passes --bench.
@@ -165,14 +178,7 @@ fn main() {
         let mut best = Split::default();
         for _ in 0..rounds {
             let t = cpu_seconds();
-            let o = runner::run_operation(
-                op,
-                &lib,
-                Profile::Upstream,
-                &[Source::Exhaustive],
-                1,
-                &|_| Vec::<Value>::new(),
-            );
+            let o = exhaustive(op, &lib);
             assert!(
                 o.counterexample.is_none(),
                 "builtin C conforms on {}",
@@ -205,15 +211,7 @@ fn main() {
             .find(|o| o.name == "invalidate")
             .expect("registered");
         let t = Instant::now();
-        let o = runner::run_operation(
-            op,
-            &lib,
-            Profile::Upstream,
-            &[Source::Exhaustive],
-            1,
-            &|_| Vec::<Value>::new(),
-        );
-        rate(o.vectors, t)
+        rate(exhaustive(op, &lib).vectors, t)
     };
     let n = 200_000u32;
     let strategy = (
