@@ -445,6 +445,8 @@ pub struct PunchScratch {
     bindings: Bindings,
     hook: HookTrace,
     page_cache: PageCache<bool>,
+    /// Loads `rmp` from a query's runs (the same runs again by a copy).
+    pub(crate) loader: crate::rmp::RmpLoader,
 }
 
 /// `kvm_gmem_punch_hole()` on a file whose page cache holds `folios`

@@ -160,7 +160,7 @@ pub fn punch_hole_with(
     q: &PunchQuery,
 ) -> Result<(), InputError> {
     let (start, end) = punch_range(q)?;
-    sc.rmp.load_runs(true, q.max_pfn, &q.rmp)?;
+    sc.loader.load(&mut sc.rmp, true, q.max_pfn, &q.rmp)?;
     crate::lifecycle::punch_hole_with(sc, &q.bindings, q.pfn_base, &q.folios, start, end)
 }
 

@@ -134,6 +134,47 @@ pub struct Rmp {
     pub max_pfn: u64,
 }
 
+/// [`Rmp::load_runs`] for a caller that loads the same input many times in
+/// a row (the checker's exhaustive bounds hold one RMP state for dozens of
+/// cases): the input last loaded and the table it gave are kept, and the
+/// same input again is a copy of that table, not a check of every run.
+#[derive(Debug, Default)]
+pub struct RmpLoader {
+    input: Vec<RmpRun>,
+    snp_enabled: bool,
+    max_pfn: u64,
+    table: Rmp,
+    valid: bool,
+}
+
+impl RmpLoader {
+    /// Loads `runs` into `rmp` as [`Rmp::load_runs`] does (the same
+    /// answer, the same error).
+    pub fn load(
+        &mut self,
+        rmp: &mut Rmp,
+        snp_enabled: bool,
+        max_pfn: u64,
+        runs: &[RmpRun],
+    ) -> Result<(), InputError> {
+        if self.valid
+            && self.snp_enabled == snp_enabled
+            && self.max_pfn == max_pfn
+            && self.input == runs
+        {
+            rmp.copy_from(&self.table);
+            return Ok(());
+        }
+        self.valid = false;
+        rmp.load_runs(snp_enabled, max_pfn, runs)?;
+        self.table.copy_from(rmp);
+        self.input.clear();
+        self.input.extend_from_slice(runs);
+        (self.snp_enabled, self.max_pfn, self.valid) = (snp_enabled, max_pfn, true);
+        Ok(())
+    }
+}
+
 /// Two tables are equal when they hold the same entries, however their
 /// runs happen to be split.
 impl PartialEq for Rmp {
@@ -208,6 +249,14 @@ impl Rmp {
         let mut rmp = Rmp::new(snp_enabled, max_pfn);
         rmp.load_runs(snp_enabled, max_pfn, runs)?;
         Ok(rmp)
+    }
+
+    /// This table made equal to `other`, reusing its storage (a derived
+    /// `clone_from` would allocate a new one).
+    pub fn copy_from(&mut self, other: &Rmp) {
+        self.runs.clone_from(&other.runs);
+        self.snp_enabled = other.snp_enabled;
+        self.max_pfn = other.max_pfn;
     }
 
     /// [`Rmp::from_runs`] into this table, reusing its storage: the
@@ -763,6 +812,44 @@ pub fn sev_private_max_mapping_level(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loader_gives_what_load_runs_gives_however_often_asked() {
+        let run = |pfn, size| RmpRun {
+            pfn,
+            npages: 1,
+            size,
+            asid: 1,
+            gpa: pfn << 12,
+            immutable: false,
+            validated: false,
+        };
+        let a = [run(512, PageSize::M2), run(1024, PageSize::K4)];
+        let b = [run(1030, PageSize::K4)];
+        let (mut loader, mut rmp) = (RmpLoader::default(), Rmp::default());
+        let fresh = |runs: &[RmpRun]| Rmp::from_runs(true, 2048, runs).expect("valid");
+        loader.load(&mut rmp, true, 2048, &a).expect("valid");
+        assert_eq!(rmp, fresh(&a));
+        // The hooks change the table; the same runs again give it as loaded.
+        assert_eq!(rmp.make_shared(1024, PG_LEVEL_4K), 0);
+        assert_ne!(rmp, fresh(&a));
+        loader.load(&mut rmp, true, 2048, &a).expect("valid");
+        assert_eq!(rmp, fresh(&a));
+        // Other runs, another size, SNP off: each loaded as asked.
+        loader.load(&mut rmp, true, 2048, &b).expect("valid");
+        assert_eq!(rmp, fresh(&b));
+        loader.load(&mut rmp, true, 1536, &a).expect("valid");
+        assert_eq!(rmp, Rmp::from_runs(true, 1536, &a).expect("valid"));
+        loader.load(&mut rmp, false, 1536, &a).expect("valid");
+        assert!(!rmp.snp_enabled);
+        // A refused input is refused every time, and forgets the last.
+        let past = [run(4096, PageSize::K4)];
+        let err = Rmp::from_runs(true, 2048, &past).expect_err("past the table");
+        assert_eq!(loader.load(&mut rmp, true, 2048, &past), Err(err.clone()));
+        assert_eq!(loader.load(&mut rmp, true, 2048, &past), Err(err));
+        loader.load(&mut rmp, true, 2048, &a).expect("valid");
+        assert_eq!(rmp, fresh(&a));
+    }
 
     #[test]
     fn prepare_2m_then_partial_invalidate_psmashes() {

@@ -31,8 +31,8 @@ use gmem_reference::ops::{
     MAX_RMP_INVALIDATE_PFNS, PrepareQuery, RmpInvalidateQuery, prepare, rmp_invalidate,
 };
 use gmem_reference::rmp::{
-    HookTrace, PageSize, Rmp, RmpEvent, RmpOp, RmpRun, sev_gmem_invalidate, sev_gmem_prepare,
-    sev_private_max_mapping_level,
+    HookTrace, PageSize, Rmp, RmpEvent, RmpLoader, RmpOp, RmpRun, sev_gmem_invalidate,
+    sev_gmem_prepare, sev_private_max_mapping_level,
 };
 
 /// The `prepare` registry entry.
@@ -239,13 +239,7 @@ impl Scratch {
             ));
         }
         // Words outside the ones either side wrote hold nothing to compare.
-        let model_words = model.0.iter().position(|&w| w != 0).map_or(0..0, |lo| {
-            lo..model
-                .0
-                .iter()
-                .rposition(|&w| w != 0)
-                .map_or(lo, |hi| hi + 1)
-        });
+        let model_words = model.span();
         let c_words = (o.rmp_lo / 64) as usize..o.rmp_hi.div_ceil(64) as usize;
         let words = match (c_words.is_empty(), model_words.is_empty()) {
             (true, true) => return None,
@@ -283,7 +277,7 @@ fn first_difference(
     mut after: impl FnMut(u64) -> abi::gmf_rmp_entry,
 ) -> Option<String> {
     for w in words {
-        let (c_wrote, mut bits) = (o.written[w], o.written[w] | model.0[w]);
+        let (c_wrote, mut bits) = (o.written[w], o.written[w] | model.words[w]);
         while bits != 0 {
             let bit = bits.trailing_zeros();
             bits &= bits - 1;
@@ -306,15 +300,29 @@ fn first_difference(
 }
 
 /// A set of the table's pfns, as the harness's `written` bitmap: bit
-/// `pfn % 64` of word `pfn / 64`.
+/// `pfn % 64` of word `pfn / 64`, and the words that hold them (so a walk
+/// over the set does not look at the table's other words).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Pfns(pub [u64; PFNS as usize / 64]);
+pub struct Pfns {
+    words: [u64; PFNS as usize / 64],
+    /// Every set bit is in words `[span.0, span.1)`; empty when equal.
+    span: (usize, usize),
+}
 
 impl Pfns {
     /// Adds `[lo, hi)` (clipped to the table).
     pub fn add(&mut self, (lo, hi): (u64, u64)) {
-        // A word at a time: a 2M operation's span is 512 pfns.
         let (mut p, hi) = (lo, hi.min(PFNS));
+        if p >= hi {
+            return;
+        }
+        let (first, end) = ((p / 64) as usize, hi.div_ceil(64) as usize);
+        self.span = if self.span.0 == self.span.1 {
+            (first, end)
+        } else {
+            (self.span.0.min(first), self.span.1.max(end))
+        };
+        // A word at a time: a 2M operation's span is 512 pfns.
         while p < hi {
             let (b, n) = (p % 64, hi - p);
             let bits = if n >= 64 - b {
@@ -322,14 +330,24 @@ impl Pfns {
             } else {
                 ((1u64 << n) - 1) << b
             };
-            self.0[(p / 64) as usize] |= bits;
+            self.words[(p / 64) as usize] |= bits;
             p += 64 - b;
         }
     }
 
     /// Whether `pfn` is in the set.
     pub fn has(&self, pfn: u64) -> bool {
-        pfn < PFNS && self.0[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
+        pfn < PFNS && self.words[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
+    }
+
+    /// The set as the harness's bitmap.
+    pub fn words(&self) -> &[u64; PFNS as usize / 64] {
+        &self.words
+    }
+
+    /// The words that hold the set (empty for an empty set).
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.span.0..self.span.1
     }
 }
 
@@ -375,9 +393,8 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     // The table after: the loaded state with the written span on top.
     let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     fill_span(loaded(state), 0, &mut tab);
-    let wrote = Pfns(o.written);
     for (p, e) in tab.iter_mut().enumerate() {
-        if wrote.has(p as u64) {
+        if o.written[p / 64] & (1 << (p % 64)) != 0 {
             *e = o.entries[p];
         }
     }
@@ -1048,12 +1065,15 @@ pub fn split_rmp_invalidate(lib: &Library) -> Split {
 pub struct Model {
     rmp: Rmp,
     t: HookTrace,
+    loader: RmpLoader,
 }
 
 impl Model {
     /// Loads the case's table: whether the model accepts it.
     fn load(&mut self, snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> bool {
-        self.rmp.load_runs(snp_enabled, max_pfn, runs).is_ok()
+        self.loader
+            .load(&mut self.rmp, snp_enabled, max_pfn, runs)
+            .is_ok()
     }
 
     fn clear_trace(&mut self) {
@@ -1149,7 +1169,15 @@ mod tests {
                     "[{lo}, {hi}) at {pfn}"
                 );
             }
+            let words = (lo / 64) as usize..hi.min(PFNS).div_ceil(64) as usize;
+            assert_eq!(p.span(), if lo < hi.min(PFNS) { words } else { 0..0 });
         }
+        // Two spans far apart: the words from the first's to the second's.
+        let mut p = Pfns::default();
+        p.add((700, 701));
+        p.add((100, 130));
+        assert_eq!(p.span(), 1..11);
+        assert!(p.has(100) && p.has(129) && p.has(700) && !p.has(130));
     }
 
     #[test]
@@ -1205,7 +1233,7 @@ mod tests {
         // The C wrote pfn 601's validated bit away, the model did nothing.
         scratch.out.rmp_lo = 601;
         scratch.out.rmp_hi = 602;
-        scratch.out.written = only(601, 602).0;
+        scratch.out.written = *only(601, 602).words();
         scratch.out.entries[601] = abi::gmf_rmp_entry {
             assigned: 1,
             asid: 7,
@@ -1243,7 +1271,7 @@ mod tests {
         let mut scratch = Scratch::default();
         scratch.out.rmp_lo = 512;
         scratch.out.rmp_hi = 1024;
-        scratch.out.written = model.0;
+        scratch.out.written = *model.words();
         scratch.out.entries[700].assigned = 1;
         assert_eq!(scratch.table_differs(&s, &after, &model, Fields::All), None);
         // The C left pfn 1023 assigned: found, though 512 agrees.
