@@ -19,11 +19,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::page_cache::PageCache;
-
 use crate::error::InputError;
 use crate::invalidate::{AttrFilter, Binding, Bindings, GfnRange, invalidate_ranges};
 use crate::kernel::PTRS_PER_PMD;
+use crate::page_cache::PageCache;
 use crate::rmp::{HookTrace, Rmp, RmpEvent, RmpRun, sev_gmem_invalidate, sev_gmem_prepare};
 
 /// When private memory goes back to shared in the RMP.
