@@ -108,25 +108,34 @@ const GMEM_FUNCTIONS: &[&str] = &[
     "kvm_gmem_get_pfn",
 ];
 
-/// One guest_memfd file of the tree, parsed once.
-struct GmemFile<'t> {
+/// One guest_memfd file of the tree, parsed once, for detection: its code
+/// with the comments blanked (`cparse::code_only`), so that a comment
+/// naming a function or a field ("no is_prepared here", ".attr_filter is
+/// set by the caller") never decides which contract the tree is held to.
+struct GmemFile {
     path: &'static str,
-    src: &'t str,
+    code: String,
     fns: Vec<cparse::CFunction>,
 }
 
-impl<'t> GmemFile<'t> {
-    /// The text of `name`'s one definition here.
-    fn get(&self, name: &str) -> Option<&'t str> {
+impl GmemFile {
+    fn new(path: &'static str, src: &str) -> GmemFile {
+        let code = cparse::code_only(src);
+        let fns = cparse::functions(&code).unwrap_or_default();
+        GmemFile { path, code, fns }
+    }
+
+    /// The code of `name`'s one definition here.
+    fn get(&self, name: &str) -> Option<&str> {
         let mut it = self.fns.iter().filter(|f| f.name == name);
         match (it.next(), it.next()) {
-            (Some(f), None) => Some(f.text(self.src)),
+            (Some(f), None) => Some(f.text(&self.code)),
             (Some(_), Some(_)) => None,
             // Lost to a brace elsewhere: its own definition, parsed alone.
-            (None, _) => cparse::find_recovering(self.src, name)
+            (None, _) => cparse::find_recovering(&self.code, name)
                 .ok()
                 .flatten()
-                .map(|f| f.text(self.src)),
+                .map(|f| f.text(&self.code)),
         }
     }
 }
@@ -156,7 +165,7 @@ struct Invalidation {
 ///   end)` from v10 on: the adapter calls it as the tree wrote it;
 /// - whether `struct kvm_gfn_range` has `attr_filter` (6.12+): before it,
 ///   the shim's struct has none, so a tree cannot set a filter it lacks.
-fn invalidation(f: &GmemFile<'_>) -> Option<Invalidation> {
+fn invalidation(f: &GmemFile) -> Option<Invalidation> {
     let per_inode = f.get("__kvm_gmem_invalidate_begin").is_some();
     let name = if per_inode {
         "__kvm_gmem_invalidate_begin"
@@ -193,7 +202,7 @@ fn invalidation(f: &GmemFile<'_>) -> Option<Invalidation> {
         Profile::Upstream
     };
     // A member set, not a word in a comment.
-    if f.src.contains(".attr_filter") {
+    if f.code.contains(".attr_filter") {
         words.push("attr_filter".into());
     } else {
         words.push("no attr_filter".into());
@@ -208,13 +217,13 @@ fn invalidation(f: &GmemFile<'_>) -> Option<Invalidation> {
 }
 
 /// The generation a guest_memfd file looks like, in words.
-fn generation(f: &GmemFile<'_>, inv: Option<&Invalidation>) -> String {
-    let pgoff = f.src.contains("gmem.pgoff");
+fn generation(f: &GmemFile, inv: Option<&Invalidation>) -> String {
+    let pgoff = f.code.contains("gmem.pgoff");
     let what = match (f.path, inv) {
         (_, Some(i)) if i.per_inode => {
             "with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)"
         }
-        ("virt/kvm/guest_memfd.c", _) if f.src.contains(".attr_filter") => {
+        ("virt/kvm/guest_memfd.c", _) if f.code.contains(".attr_filter") => {
             "with slot->gmem.pgoff and attr_filter (upstream 6.12–6.17 shape)"
         }
         ("virt/kvm/guest_memfd.c", _) => {
@@ -251,13 +260,9 @@ fn generation(f: &GmemFile<'_>, inv: Option<&Invalidation>) -> String {
 ///   every lookup); upstream's "a prepared folio is not prepared again"
 ///   starts with `kvm_gmem_mark_prepared()` (6.11).
 pub fn detect(tree: &Tree) -> Option<Detected> {
-    let files: Vec<GmemFile<'_>> = GMEM_FILES
+    let files: Vec<GmemFile> = GMEM_FILES
         .iter()
-        .filter_map(|&path| {
-            let src = tree.file(path)?;
-            let fns = cparse::functions(src).unwrap_or_default();
-            Some(GmemFile { path, src, fns })
-        })
+        .filter_map(|&path| Some(GmemFile::new(path, tree.file(path)?)))
         .collect();
     let holding = |name: &str| files.iter().find(|f| f.get(name).is_some());
     let gmem = files
@@ -273,7 +278,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     // has none and decides by the attribute or a configurable mask.
     let x86 = ["arch/x86/kvm/mmu/mmu_internal.h", "arch/x86/kvm/mmu/mmu.c"]
         .iter()
-        .filter_map(|p| tree.file(p).map(|s| (*p, s)))
+        .filter_map(|p| tree.file(p).map(|s| (*p, cparse::code_only(s))))
         .collect::<Vec<_>>();
     let fault = match x86.iter().find(|(_, s)| s.contains("PFERR_PRIVATE_ACCESS")) {
         Some((p, _)) => Some((
@@ -290,7 +295,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
         None => None,
     };
     let tree_profile = inv.as_ref().map_or(
-        if gmem.src.contains("gmem.index") {
+        if gmem.code.contains("gmem.index") {
             Profile::GmemSolo2023
         } else {
             Profile::Upstream
@@ -303,9 +308,9 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     };
     // Late-2023 SNP host trees add the arch hooks to the gmem series:
     // prepare from the lookup, invalidate from ->free_folio.
-    let gmem_hooks = |f: &GmemFile<'_>| {
+    let gmem_hooks = |f: &GmemFile| {
         let mut w = Vec::new();
-        if f.src.contains("kvm_arch_gmem_prepare(") {
+        if f.code.contains("kvm_arch_gmem_prepare(") {
             w.push("kvm_arch_gmem_prepare() on the lookup path");
         }
         if f.get("kvm_gmem_free_folio").is_some() {
@@ -408,8 +413,8 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                     )
                 }
                 Some(f)
-                    if f.src.contains("kvm_gmem_mark_prepared")
-                        || f.src.contains("is_prepared") =>
+                    if f.code.contains("kvm_gmem_mark_prepared")
+                        || f.code.contains("is_prepared") =>
                 {
                     (
                         Profile::Upstream,
@@ -428,7 +433,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                          v10–v14 contract: a hook runs at every lookup, a mismatched binding \
                          WARNs){}",
                         f.path,
-                        if f.src.contains("kvm_arch_gmem_prepare(") {
+                        if f.code.contains("kvm_arch_gmem_prepare(") {
                             "; kvm_arch_gmem_prepare() called from it (late-2023 SNP host tree)"
                         } else {
                             ""
@@ -499,7 +504,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
 /// (`GMF_GET_PFN_EVERY_FAULT`). 6.10 and the 2023 trees call the hook at
 /// every lookup too, but for the faulting page (their
 /// `kvm_gmem_prepare_folio()` takes the inode): the 2023 contract.
-fn prepares_every_fault_at_head(f: &GmemFile<'_>) -> bool {
+fn prepares_every_fault_at_head(f: &GmemFile) -> bool {
     let (Some(get_pfn), Some(prepare)) =
         (f.get("kvm_gmem_get_pfn"), f.get("kvm_gmem_prepare_folio"))
     else {
@@ -507,8 +512,8 @@ fn prepares_every_fault_at_head(f: &GmemFile<'_>) -> bool {
     };
     get_pfn.contains("kvm_gmem_prepare_folio(")
         && signature(prepare).contains("struct kvm_memory_slot")
-        && !f.src.contains("kvm_gmem_mark_prepared")
-        && !f.src.contains("is_prepared")
+        && !f.code.contains("kvm_gmem_mark_prepared")
+        && !f.code.contains("is_prepared")
 }
 
 /// The functions one operation needs from a tree of the detected shape,
@@ -876,7 +881,7 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     // The tree's own struct kvm_page_fault decides the error code's width.
     if op == COp::Classify
         && let Some(h) = tree.file("arch/x86/kvm/mmu/mmu_internal.h")
-        && h.contains("const u32 error_code;")
+        && cparse::code_only(h).contains("const u32 error_code;")
     {
         defines.push("GMF_FAULT_ERROR_CODE_T=u32".into());
     }
@@ -1154,12 +1159,41 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
         );
     }
 
-    fn file<'t>(path: &'static str, src: &'t str) -> GmemFile<'t> {
-        GmemFile {
-            path,
-            src,
-            fns: cparse::functions(src).expect("parses"),
-        }
+    fn file(path: &'static str, src: &str) -> GmemFile {
+        GmemFile::new(path, src)
+    }
+
+    #[test]
+    fn comments_naming_code_do_not_decide_the_contract() {
+        // v12's begin, with comments a vendor might write: the 2023 call,
+        // the 6.12 filter and the 6.11 prepared state named, none in code.
+        let v12 = "/* .attr_filter: not in this tree */\n\
+                   static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,\n\
+                   \t\tpgoff_t end)\n{\n\tpgoff_t pgoff = slot->gmem.pgoff;\n\
+                   \t/* was: kvm_unmap_gfn_range(kvm, &r) after range_add */\n\
+                   \tflush |= kvm_mmu_unmap_gfn_range(kvm, &r);\n}\n";
+        let i = invalidation(&file("virt/kvm/guest_mem.c", v12)).expect("found");
+        assert_eq!(i.profile, Profile::Upstream, "{}", i.evidence);
+        assert!(i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
+        // Mainline's get-pfn with a comment on the state it no longer has.
+        let mainline = "static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,\n\
+                        \t\tgfn_t gfn, struct folio *folio)\n{\n\treturn 0;\n}\n\
+                        int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot)\n{\n\
+                        \t/* no is_prepared, no kvm_gmem_mark_prepared(): every fault */\n\
+                        \treturn kvm_gmem_prepare_folio(kvm, slot, gfn, folio);\n}\n";
+        assert!(prepares_every_fault_at_head(&file(
+            "virt/kvm/guest_memfd.c",
+            mainline
+        )));
+        // The same with the state in code is 6.11-6.18's shape.
+        let marked = mainline.replace(
+            "\treturn kvm_gmem_prepare",
+            "\tkvm_gmem_mark_prepared(folio);\n\treturn kvm_gmem_prepare",
+        );
+        assert!(!prepares_every_fault_at_head(&file(
+            "virt/kvm/guest_memfd.c",
+            &marked
+        )));
     }
 
     #[test]

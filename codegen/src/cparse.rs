@@ -263,6 +263,48 @@ pub fn definitions(source: &str) -> Vec<Definition> {
     out
 }
 
+/// `source` with every comment blanked: each byte of a `/* */` or `//`
+/// comment becomes a space, newlines stay, strings and character literals
+/// are kept whole. Lines and byte offsets are the source's, so a function
+/// found in one is the same range in the other. For detection by text:
+/// a comment that names a function or a field says nothing about the code.
+pub fn code_only(source: &str) -> String {
+    let mut out = source.as_bytes().to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        match out[i] {
+            b'/' if out.get(i + 1) == Some(&b'/') => {
+                while i < out.len() && out[i] != b'\n' {
+                    out[i] = b' ';
+                    i += 1;
+                }
+            }
+            b'/' if out.get(i + 1) == Some(&b'*') => {
+                let end = source[i + 2..]
+                    .find("*/")
+                    .map_or(out.len(), |k| i + 2 + k + 2);
+                for c in &mut out[i..end] {
+                    if *c != b'\n' {
+                        *c = b' ';
+                    }
+                }
+                i = end;
+            }
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < out.len() && out[i] != q && out[i] != b'\n' {
+                    i += if out[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    // Only ASCII bytes were written, each over a whole comment: the
+    // multi-byte characters left are the source's own, intact.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// The top-level definitions of `source` whose braces do not balance.
 pub fn unbalanced(source: &str) -> Vec<Unbalanced> {
     definitions(source)
@@ -303,6 +345,42 @@ pub fn find_recovering(source: &str, name: &str) -> Result<Option<CFunction>, Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_only_blanks_comments_and_keeps_everything_else_in_place() {
+        let src = "int a; /* is_prepared — ünïcode */ int b; // .attr_filter\n\
+                   char *s = \"/* not a comment */\"; char c = '\\''; /* two\nlines */ x\n";
+        let code = code_only(src);
+        assert_eq!(code.len(), src.len());
+        assert_eq!(
+            code.lines().count(),
+            src.lines().count(),
+            "newlines stay: {code:?}"
+        );
+        assert!(
+            !code.contains("is_prepared") && !code.contains("attr_filter"),
+            "{code:?}"
+        );
+        assert!(!code.contains("two") && !code.contains("lines"), "{code:?}");
+        for kept in [
+            "int a;",
+            "int b;",
+            "\"/* not a comment */\"",
+            "'\\''",
+            " x\n",
+        ] {
+            assert!(code.contains(kept), "{kept} in {code:?}");
+        }
+        // A function found in the code is the same range in the source.
+        let fsrc = "/* f() { } */\nstatic int f(void)\n{\n\treturn 1; /* } */\n}\n";
+        let f = find(&code_only(fsrc), "f").expect("parses").expect("found");
+        assert_eq!(
+            f.text(fsrc),
+            "static int f(void)\n{\n\treturn 1; /* } */\n}"
+        );
+        // An unterminated comment runs to the end.
+        assert_eq!(code_only("a /* b"), "a     ");
+    }
 
     const SRC: &str = "\
 #ifndef X_H
