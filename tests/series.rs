@@ -165,17 +165,29 @@ fn snapshot(repo: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// 6.12's checkpatch.pl and the files it reads, written once for every
+/// test of this binary: tests run in threads of one process, and a
+/// directory per call named by the pid would be removed under another
+/// test's feet.
+fn checkpatch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tmp("checkpatch");
+        for f in [
+            "scripts/checkpatch.pl",
+            "scripts/spelling.txt",
+            "scripts/const_structs.checkpatch",
+        ] {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, &linux_612()[f]).expect("write");
+        }
+        dir
+    })
+}
+
 fn checkpatch(patch: &Path) -> String {
-    let dir = tmp("checkpatch");
-    for f in [
-        "scripts/checkpatch.pl",
-        "scripts/spelling.txt",
-        "scripts/const_structs.checkpatch",
-    ] {
-        let p = dir.join(f);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        std::fs::write(p, &linux_612()[f]).expect("write");
-    }
+    let dir = checkpatch_dir();
     let o = Command::new("perl")
         .arg(dir.join("scripts/checkpatch.pl"))
         .args(["--strict", "--no-tree", "--show-types"])
