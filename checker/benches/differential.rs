@@ -23,7 +23,9 @@
 //!
 //! A shared machine still slows a whole pass now and then (a neighbour
 //! on the same core, caches taken): single passes of one operation were
-//! seen to differ by 1.6x minutes apart. So each operation runs
+//! seen to differ by up to 1.9x minutes apart (punch-hole's C alone,
+//! 1.27M to 2.43M per CPU second), and for longer than a round: the best
+//! round can miss a fast period entirely. So each operation runs
 //! `GMF_BENCH_ROUNDS` rounds (default 3) of its three passes,
 //! interleaved (differential, C alone, model alone, then again), and each
 //! column shows its best round: the rate the code reaches when nothing
