@@ -958,14 +958,31 @@ void gmf_rmp_clear(void)
 	gmf_rmp.loaded_nruns = ~0U;
 }
 
-/* Whether the table was last loaded from st (and not cleared since). */
+/*
+ * Whether the table was last loaded from st (and not cleared since).
+ * Field by field: the caller writes each run as a value, and the bytes
+ * of its padding are whatever they were, so a memcmp() could call two
+ * equal states different.
+ */
 static bool gmf_rmp_loaded_from(const struct gmf_rmp_state *st)
 {
-	return gmf_rmp.loaded_nruns == st->nruns &&
-	       gmf_rmp.snp_enabled == st->snp_enabled &&
-	       gmf_rmp.max_pfn == st->max_pfn &&
-	       !__builtin_memcmp(gmf_rmp.loaded, st->runs,
-				 st->nruns * sizeof(st->runs[0]));
+	uint32_t i;
+
+	if (gmf_rmp.loaded_nruns != st->nruns ||
+	    gmf_rmp.snp_enabled != st->snp_enabled ||
+	    gmf_rmp.max_pfn != st->max_pfn)
+		return false;
+	for (i = 0; i < st->nruns; i++) {
+		const struct gmf_rmp_run *a = &gmf_rmp.loaded[i], *b = &st->runs[i];
+
+		if (a->pfn != b->pfn || a->npages != b->npages ||
+		    a->gpa != b->gpa || a->asid != b->asid ||
+		    a->pagesize != b->pagesize ||
+		    a->immutable != b->immutable ||
+		    a->validated != b->validated)
+			return false;
+	}
+	return true;
 }
 
 /*
