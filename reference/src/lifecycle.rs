@@ -23,7 +23,9 @@ use crate::error::InputError;
 use crate::invalidate::{AttrFilter, Binding, Bindings, GfnRange, invalidate_ranges};
 use crate::kernel::PTRS_PER_PMD;
 use crate::page_cache::PageCache;
-use crate::rmp::{HookTrace, Rmp, RmpEvent, RmpRun, sev_gmem_invalidate, sev_gmem_prepare};
+use crate::rmp::{
+    HookTrace, Rmp, RmpEvent, RmpOp, RmpRun, RmpTrace, sev_gmem_invalidate, sev_gmem_prepare,
+};
 
 /// When private memory goes back to shared in the RMP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -176,22 +178,36 @@ struct Vm<'a> {
     rmp: Rmp,
     events: Vec<TraceEvent>,
     warnings: u32,
-    /// The invalidate hook's trace, reused call after call.
-    hook: HookTrace,
+}
+
+/// The lifecycle's own event list as the invalidate hook's trace: each
+/// RMP operation recorded once, where it belongs.
+struct Recorder<'a> {
+    events: &'a mut Vec<TraceEvent>,
+    warnings: &'a mut u32,
+}
+
+impl RmpTrace for Recorder<'_> {
+    fn record(&mut self, op: RmpOp, mmu_lock: bool, ret: i32) {
+        self.events.push(TraceEvent::Rmp {
+            event: RmpEvent { op, mmu_lock, ret },
+        });
+    }
+
+    fn warnings(&mut self) -> &mut u32 {
+        self.warnings
+    }
 }
 
 impl Vm<'_> {
     /// `sev_gmem_invalidate()` over pfns `[start, end)`, outside
     /// `mmu_lock`, its updates and WARNs recorded.
     fn invalidate_hook(&mut self, start: u64, end: u64) {
-        let mut t = std::mem::take(&mut self.hook);
-        t.events.clear();
-        t.warnings = 0;
+        let mut t = Recorder {
+            events: &mut self.events,
+            warnings: &mut self.warnings,
+        };
         sev_gmem_invalidate(&mut self.rmp, start, end, false, &mut t);
-        self.warnings += t.warnings;
-        self.events
-            .extend(t.events.drain(..).map(|event| TraceEvent::Rmp { event }));
-        self.hook = t;
     }
 
     fn rmp_hook(&mut self, trace: HookTrace) {
@@ -442,8 +458,11 @@ pub struct PunchScratch {
     /// WARNs.
     pub warnings: u32,
     bindings: Bindings,
-    hook: HookTrace,
+    /// The input `bindings` was loaded from: the same input again is
+    /// the same set (the exhaustive bound keeps one for many holes).
+    bindings_from: Vec<Binding>,
     page_cache: PageCache<bool>,
+    folios: FolioLoader,
     /// Loads `rmp` from a query's runs (the same runs again by a copy).
     pub(crate) loader: crate::rmp::RmpLoader,
 }
@@ -497,7 +516,12 @@ pub fn punch_hole_with(
             format!("at most {MAX_FOLIOS} folios"),
         ));
     }
-    sc.bindings.load(bindings)?;
+    if sc.bindings_from != bindings {
+        // On an error the set is left as it was, so still `bindings_from`'s.
+        sc.bindings.load(bindings)?;
+        sc.bindings_from.clear();
+        sc.bindings_from.extend_from_slice(bindings);
+    }
     let scenario = Scenario {
         policy: SharedPolicy::WhenFreed,
         asid: 0,
@@ -517,24 +541,62 @@ pub fn punch_hole_with(
         rmp: std::mem::take(&mut sc.rmp),
         events: std::mem::take(&mut sc.events),
         warnings: 0,
-        hook: std::mem::take(&mut sc.hook),
     };
-    let r = load_folios(&mut vm, pfn_base, folios);
+    let r = sc.folios.load(&mut vm.folios, pfn_base, folios);
     if r.is_ok() {
         vm.punch_hole(start, end);
     }
     sc.bindings = vm.bindings;
     sc.rmp = vm.rmp;
     sc.events = vm.events;
-    sc.hook = vm.hook;
     sc.warnings = vm.warnings;
     sc.page_cache = vm.folios;
-    sc.page_cache.clear();
     r
 }
 
+/// The page cache of a punch-hole query's folios, checked, for a caller
+/// that asks for the same folios many times in a row (the exhaustive
+/// bound keeps one page cache for dozens of holes): the folios last
+/// loaded and the page cache they gave are kept, and the same folios
+/// again are a copy of it, not a check of each.
+#[derive(Debug, Default)]
+struct FolioLoader {
+    /// The folios and pfn base of the last load that succeeded (none at
+    /// first) and the page cache they gave; a refused load changes none.
+    input: Vec<Folio>,
+    pfn_base: u64,
+    cache: PageCache<bool>,
+}
+
+impl FolioLoader {
+    /// `into` made the page cache of `folios` (every folio prepared), or
+    /// the error [`load_folios`] gives (then `into` is unspecified).
+    fn load(
+        &mut self,
+        into: &mut PageCache<bool>,
+        pfn_base: u64,
+        folios: &[Folio],
+    ) -> Result<(), InputError> {
+        if self.pfn_base == pfn_base && self.input == folios {
+            into.copy_from(&self.cache);
+            return Ok(());
+        }
+        into.clear();
+        load_folios(into, pfn_base, folios)?;
+        self.cache.copy_from(into);
+        self.input.clear();
+        self.input.extend_from_slice(folios);
+        self.pfn_base = pfn_base;
+        Ok(())
+    }
+}
+
 /// The page cache of a punch-hole query, checked: every folio prepared.
-fn load_folios(vm: &mut Vm<'_>, pfn_base: u64, folios: &[Folio]) -> Result<(), InputError> {
+fn load_folios(
+    cache: &mut PageCache<bool>,
+    pfn_base: u64,
+    folios: &[Folio],
+) -> Result<(), InputError> {
     for (i, f) in folios.iter().enumerate() {
         let n = 1u64 << f.order.min(63);
         let fits = pfn_base
@@ -547,7 +609,7 @@ fn load_folios(vm: &mut Vm<'_>, pfn_base: u64, folios: &[Folio]) -> Result<(), I
                 "order 0 or 9, index aligned to it, pfns in range",
             ));
         }
-        if !vm.folios.add(f.index, f.order, true) {
+        if !cache.add(f.index, f.order, true) {
             return Err(InputError::new(
                 format!("folios[{i}]"),
                 "overlaps another folio",
@@ -606,7 +668,6 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
         rmp: Rmp::new(true, max_pfn),
         events: Vec::new(),
         warnings: 0,
-        hook: HookTrace::default(),
     };
     for st in &s.steps {
         match *st {
@@ -648,6 +709,93 @@ mod tests {
                 pgoff: 0,
             }],
             steps,
+        }
+    }
+
+    #[test]
+    fn a_reused_punch_scratch_answers_as_a_fresh_one() {
+        // The scratch keeps the last bindings, page cache and RMP input
+        // to copy them when asked again: every answer, in any order of
+        // queries (the same again, another, a refused one), must be what
+        // a fresh punch hole gives.
+        use crate::ops::{PunchQuery, punch_hole, punch_hole_with};
+        let b = |id, base_gfn, npages, pgoff| Binding {
+            id,
+            base_gfn,
+            npages,
+            pgoff,
+        };
+        let prepared = |index: u64, order: u32| RmpRun {
+            pfn: 0x200 + index,
+            npages: 1 << order,
+            size: if order == 9 {
+                crate::rmp::PageSize::M2
+            } else {
+                crate::rmp::PageSize::K4
+            },
+            asid: 1,
+            gpa: index << 12,
+            immutable: false,
+            validated: false,
+        };
+        let big = PunchQuery {
+            bindings: vec![b(0, 0x800, 1024, 0)],
+            pfn_base: 0x200,
+            rmp: vec![prepared(0, 9)],
+            folios: vec![Folio { index: 0, order: 9 }],
+            offset: 0x1000,
+            len: 0x3000,
+            max_pfn: 4096,
+        };
+        let small = PunchQuery {
+            bindings: vec![b(1, 0x4000, 8, 520), b(0, 0x800, 300, 0)],
+            rmp: vec![prepared(1, 0), prepared(3, 0)],
+            folios: vec![Folio { index: 1, order: 0 }, Folio { index: 3, order: 0 }],
+            offset: 0,
+            len: 0x4000,
+            ..big.clone()
+        };
+        let moved = PunchQuery {
+            pfn_base: 0x400,
+            rmp: vec![RmpRun {
+                pfn: 0x400,
+                ..prepared(0, 9)
+            }],
+            ..big.clone()
+        };
+        let overlapping = PunchQuery {
+            folios: vec![Folio { index: 0, order: 9 }, Folio { index: 3, order: 0 }],
+            ..big.clone()
+        };
+        // Folios whose pfns would pass 2^64: refused for this base alone.
+        let far = PunchQuery {
+            pfn_base: u64::MAX - 2,
+            rmp: Vec::new(),
+            ..small.clone()
+        };
+        let clashing = PunchQuery {
+            bindings: vec![b(0, 0x800, 8, 0), b(0, 0x900, 8, 8)],
+            ..small.clone()
+        };
+        let mut sc = PunchScratch::default();
+        for q in [
+            &big,
+            &big,
+            &small,
+            &small,
+            &overlapping,
+            &small,
+            &clashing,
+            &small,
+            &far,
+            &moved,
+            &big,
+        ] {
+            let fresh = punch_hole(q);
+            let reused = punch_hole_with(&mut sc, q)
+                .map(|()| (sc.events.clone(), sc.rmp.runs(), sc.warnings));
+            let fresh = fresh.map(|t| (t.events, t.rmp, t.warnings));
+            assert_eq!(reused, fresh, "{q:?}");
         }
     }
 

@@ -16,6 +16,11 @@ pub struct PageCache<V> {
 }
 
 impl<V: Copy> PageCache<V> {
+    /// This page cache made equal to `other`, reusing its storage.
+    pub fn copy_from(&mut self, other: &PageCache<V>) {
+        self.folios.clone_from(&other.folios);
+    }
+
     /// Drops every folio, keeping the storage.
     pub fn clear(&mut self) {
         self.folios.clear();

@@ -323,11 +323,25 @@ impl Rmp {
         self.runs.iter().filter(|r| r.npages > 0)
     }
 
-    /// Index of the run holding `pfn`, if any.
+    /// Index of the run holding `pfn`, if any. Only the last run starting
+    /// at or before `pfn` can: held runs are disjoint, and no emptied run
+    /// lies inside a held one ([`Rmp::insert`] keeps it so).
     fn find(&self, pfn: u64) -> Option<usize> {
         let i = self.runs.partition_point(|r| r.pfn <= pfn);
         let r = self.runs.get(i.checked_sub(1)?)?;
         (pfn - r.pfn < r.npages).then(|| i - 1)
+    }
+
+    /// Whether `pfn` is assigned.
+    fn is_assigned(&self, pfn: u64) -> bool {
+        self.find(pfn).is_some()
+    }
+
+    /// Whether run `i` (the one holding some pfn, if any) is a 2M entry:
+    /// then that pfn's region is one. A 2M entry's run covers its region
+    /// and nothing else, so it is the run holding any pfn of the region.
+    fn is_2m(&self, i: Option<usize>) -> bool {
+        i.is_some_and(|i| self.runs[i].size == PageSize::M2)
     }
 
     /// The first assigned pfn at or after `pfn`.
@@ -361,10 +375,6 @@ impl Rmp {
         pfn & !(PTRS_PER_PMD - 1)
     }
 
-    fn region_is_2m(&self, pfn: u64) -> bool {
-        self.entry(Self::head(pfn)).size == PageSize::M2
-    }
-
     fn any_assigned(&self, head: u64) -> bool {
         self.next_assigned(head)
             .is_some_and(|p| p < head.saturating_add(PTRS_PER_PMD))
@@ -379,22 +389,26 @@ impl Rmp {
             *warnings += 1;
             return Err(-errno::EFAULT);
         }
-        let level = if self.region_is_2m(pfn) {
+        // One search answers both: the run holding pfn, if any, is the
+        // region's 2M entry when the region is one.
+        let i = self.find(pfn);
+        let level = if self.is_2m(i) {
             PG_LEVEL_2M
         } else {
             PG_LEVEL_4K
         };
-        Ok((self.entry(pfn).assigned, level))
+        Ok((i.is_some(), level))
     }
 
     /// RMPUPDATE as the hardware does it: 0 or a non-zero failure code.
     fn rmpupdate(&mut self, pfn: u64, level: i32, new: RmpEntry) -> i32 {
         let head = Self::head(pfn);
         if PageSize::from_level(level) == PageSize::K4 {
-            if self.region_is_2m(pfn) {
+            let i = self.find(pfn);
+            if self.is_2m(i) {
                 return RMP_HW_FAIL;
             }
-            self.set(pfn, new);
+            self.set(i, pfn, new);
             return 0;
         }
         if pfn != head
@@ -418,26 +432,39 @@ impl Rmp {
                 validated: new.validated,
             });
         } else {
-            if !self.region_is_2m(head) {
+            let i = self.find(head);
+            if !self.is_2m(i) {
                 return RMP_HW_FAIL;
             }
-            // The 2M entry is the one run of its region.
-            if let Some(i) = self.find(head) {
+            // The 2M entry is the one run of its region: emptied in place.
+            if let Some(i) = i {
                 self.runs[i].npages = 0;
             }
         }
         0
     }
 
-    /// Inserts a run over pfns no run holds.
+    /// Inserts a run over pfns no run holds, in place of the emptied runs
+    /// that start in its span: left there, one would be the last run
+    /// starting at or before a pfn the new run holds, and [`Rmp::find`]
+    /// would miss the pfn (and a split of the new run, inserted after it,
+    /// would put the runs out of pfn order).
     fn insert(&mut self, run: RmpRun) {
-        let i = self.runs.partition_point(|r| r.pfn <= run.pfn);
-        self.runs.insert(i, run);
+        let lo = self.runs.partition_point(|r| r.pfn < run.pfn);
+        let hi = lo + self.runs[lo..].partition_point(|r| r.pfn < run.pfn + run.npages);
+        debug_assert!(self.runs[lo..hi].iter().all(|r| r.npages == 0));
+        if lo == hi {
+            self.runs.insert(lo, run);
+        } else {
+            self.runs[lo] = run;
+            self.runs.drain(lo + 1..hi);
+        }
     }
 
-    /// Writes one 4K entry (the region is not a 2M entry).
-    fn set(&mut self, pfn: u64, e: RmpEntry) {
-        if let Some(i) = self.find(pfn) {
+    /// Writes one 4K entry of `pfn`, which run `held` holds if any (the
+    /// region is not a 2M entry).
+    fn set(&mut self, held: Option<usize>, pfn: u64, e: RmpEntry) {
+        if let Some(i) = held {
             // Cut pfn out of its run: trim an end, or split in two.
             let r = self.runs[i];
             let off = pfn - r.pfn;
@@ -648,11 +675,29 @@ pub struct HookTrace {
     pub warnings: u32,
 }
 
-impl HookTrace {
+/// Where [`sev_gmem_invalidate`] records what it does: its RMP
+/// operations, in order, and the WARNs that fired. [`HookTrace`] keeps
+/// them apart; a caller with an event list of its own (the lifecycle
+/// model, millions of punch holes in the checker) records into that list
+/// directly rather than through a copy.
+pub trait RmpTrace {
+    /// One RMP operation, with whether `mmu_lock` was held and its result.
+    fn record(&mut self, op: RmpOp, mmu_lock: bool, ret: i32);
+    /// The WARN count.
+    fn warnings(&mut self) -> &mut u32;
+}
+
+impl RmpTrace for HookTrace {
     fn record(&mut self, op: RmpOp, mmu_lock: bool, ret: i32) {
         self.events.push(RmpEvent { op, mmu_lock, ret });
     }
 
+    fn warnings(&mut self) -> &mut u32 {
+        &mut self.warnings
+    }
+}
+
+impl HookTrace {
     /// The RMP updates issued while `mmu_lock` was held: each a violation.
     pub fn violations(&self) -> impl Iterator<Item = &RmpEvent> {
         self.events.iter().filter(|e| e.mmu_lock)
@@ -744,7 +789,7 @@ pub fn sev_gmem_invalidate(
     start: u64,
     end: u64,
     mmu_lock: bool,
-    trace: &mut HookTrace,
+    trace: &mut impl RmpTrace,
 ) {
     if !rmp.snp_enabled {
         return;
@@ -752,13 +797,13 @@ pub fn sev_gmem_invalidate(
     let mut pfn = start;
     while pfn < end {
         let mut use_2m = false;
-        if let Ok((true, rmp_level)) = rmp.lookup(pfn, &mut trace.warnings) {
+        if let Ok((true, rmp_level)) = rmp.lookup(pfn, trace.warnings()) {
             use_2m = rmp_use_2m_update(pfn, end, rmp_level);
             if !use_2m && rmp_level > PG_LEVEL_4K {
                 let rc = rmp.psmash(pfn);
                 trace.record(RmpOp::Psmash { pfn }, mmu_lock, rc);
                 if rc != 0 {
-                    trace.warnings += 1;
+                    *trace.warnings() += 1;
                 }
             }
             let level = if use_2m { PG_LEVEL_2M } else { PG_LEVEL_4K };
@@ -767,7 +812,7 @@ pub fn sev_gmem_invalidate(
             // A failed update WARNs and moves on by the step it intended,
             // as 6.12 does (its `goto next_pfn` keeps `use_2m_update`).
             if rc != 0 {
-                trace.warnings += 1;
+                *trace.warnings() += 1;
             }
         }
         // The kernel's pfn never wraps (pfns are far below 2^64); the model
@@ -781,12 +826,11 @@ pub fn sev_gmem_invalidate(
         // each lookup WARNs and nothing is assigned: count them at once.
         if pfn < end && pfn >= rmp.max_pfn {
             let n = end - pfn;
-            trace.warnings = trace
-                .warnings
-                .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+            let w = trace.warnings();
+            *w = w.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
             break;
         }
-        if pfn < end && !rmp.entry(pfn).assigned {
+        if pfn < end && !rmp.is_assigned(pfn) {
             pfn = rmp.skip_shared(pfn, end);
         }
     }
@@ -926,6 +970,36 @@ mod tests {
         };
         assert!(Rmp::from_runs(true, 2048, &[runs[0], clash]).is_err());
         assert!(Rmp::from_runs(true, 2048, &[clash, runs[0]]).is_err());
+    }
+
+    #[test]
+    fn an_emptied_run_never_hides_the_entry_written_over_it() {
+        // A 4K page made private then shared leaves an emptied run at 600;
+        // a 2M entry written over its region must still be found at 600,
+        // and a later split of that region keeps every page findable.
+        let mut rmp = Rmp::new(true, 2048);
+        assert_eq!(rmp.make_private(600, 0x1000, PG_LEVEL_4K, 1, false), 0);
+        assert_eq!(rmp.make_shared(600, PG_LEVEL_4K), 0);
+        assert_eq!(rmp.make_private(512, 0x2000, PG_LEVEL_2M, 1, false), 0);
+        let mut w = 0;
+        assert_eq!(rmp.lookup(600, &mut w), Ok((true, PG_LEVEL_2M)));
+        assert!(rmp.entry(600).assigned);
+        assert_eq!(rmp.psmash(512), 0);
+        assert_eq!(rmp.make_shared(550, PG_LEVEL_4K), 0);
+        assert_eq!(rmp.make_shared(700, PG_LEVEL_4K), 0);
+        for pfn in 512..1024 {
+            let shared = pfn == 550 || pfn == 700;
+            assert_eq!(
+                rmp.lookup(pfn, &mut w),
+                Ok((!shared, PG_LEVEL_4K)),
+                "pfn {pfn}"
+            );
+        }
+        assert_eq!(w, 0);
+        // 510 pages in three runs, in pfn order.
+        let runs = rmp.runs();
+        assert_eq!(runs.iter().map(|r| r.npages).sum::<u64>(), 510);
+        assert!(runs.is_sorted_by_key(|r| r.pfn));
     }
 
     #[test]
