@@ -886,6 +886,30 @@ mod tests {
         assert_eq!(rmp, Rmp::from_runs(true, 1536, &a).expect("valid"));
         loader.load(&mut rmp, false, 1536, &a).expect("valid");
         assert!(!rmp.snp_enabled);
+        // Runs that differ from the last in one field alone are loaded.
+        loader.load(&mut rmp, true, 2048, &a).expect("valid");
+        let mut one_field: Vec<[RmpRun; 2]> = Vec::new();
+        for f in 0..6 {
+            let mut c = a;
+            let r = &mut c[1];
+            match f {
+                0 => r.pfn += 1,
+                1 => r.npages += 1,
+                2 => r.asid += 1,
+                3 => r.gpa += 1 << 12,
+                4 => r.immutable = true,
+                _ => r.validated = true,
+            }
+            one_field.push(c);
+        }
+        let mut sized = a;
+        sized[0].size = PageSize::K4;
+        one_field.push(sized);
+        for c in &one_field {
+            loader.load(&mut rmp, true, 2048, c).expect("valid");
+            assert_eq!(rmp, fresh(c), "{c:?}");
+            loader.load(&mut rmp, true, 2048, &a).expect("valid");
+        }
         // A refused input is refused every time, and forgets the last.
         let past = [run(4096, PageSize::K4)];
         let err = Rmp::from_runs(true, 2048, &past).expect_err("past the table");

@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
-use super::rmp::{Fields, Scratch, model_pfns, runs_state};
+use super::rmp::{Fields, Scratch, runs_state};
 
 use super::{
     CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
@@ -104,27 +104,15 @@ fn model_events(events: &[TraceEvent]) -> impl Iterator<Item = Ev> + '_ {
 }
 
 fn c_event(e: &abi::gmf_event) -> Ev {
-    let arg = if matches!(e.op, abi::GMF_EV_UNMAP | abi::GMF_EV_MAKE_PRIVATE) {
-        e.arg
-    } else {
-        0
-    };
-    let level = if matches!(e.op, abi::GMF_EV_MAKE_SHARED | abi::GMF_EV_MAKE_PRIVATE) {
-        e.level
-    } else {
-        0
-    };
-    let begin_end = matches!(
-        e.op,
-        abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END
-    );
-    (
-        e.op,
-        if begin_end { 0 } else { e.pfn },
-        arg,
-        level,
-        e.mmu_lock_held,
-    )
+    // Only the fields the event kind defines; the rest the C may leave.
+    let (op, lock) = (e.op, e.mmu_lock_held);
+    match op {
+        abi::GMF_EV_INVALIDATE_BEGIN | abi::GMF_EV_INVALIDATE_END => (op, 0, 0, 0, lock),
+        abi::GMF_EV_UNMAP => (op, e.pfn, e.arg, 0, lock),
+        abi::GMF_EV_MAKE_SHARED => (op, e.pfn, 0, e.level, lock),
+        abi::GMF_EV_MAKE_PRIVATE => (op, e.pfn, e.arg, e.level, lock),
+        _ => (op, e.pfn, 0, 0, lock),
+    }
 }
 
 fn c_events(o: &abi::gmf_rmp_out) -> impl Iterator<Item = Ev> + '_ {
@@ -219,12 +207,11 @@ fn check(
     if o.warnings != m.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
     }
-    let model = model_pfns(m.events.iter().filter_map(|e| match e {
+    let ops = m.events.iter().filter_map(|e| match e {
         TraceEvent::Rmp { event } => Some(&event.op),
         _ => None,
-    }));
-    // The model's table after, as the valid runs it answers with.
-    if let Some(d) = scratch.table_differs(&input.rmp, &m.rmp, &model, Fields::State) {
+    });
+    if let Some(d) = scratch.model_table_differs(&input.rmp, &m.rmp, ops, Fields::State) {
         why.push(d);
     }
     (!why.is_empty()).then(|| {

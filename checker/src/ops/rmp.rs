@@ -93,26 +93,6 @@ fn fill_span(
     }
 }
 
-fn held<'a>(
-    runs: impl Iterator<Item = &'a RmpRun> + 'a,
-) -> impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)> + 'a {
-    runs.map(|r| {
-        (
-            r.pfn,
-            r.npages,
-            r.size == PageSize::M2,
-            abi::gmf_rmp_entry {
-                assigned: 1,
-                pagesize: 0,
-                immutable: u8::from(r.immutable),
-                validated: u8::from(r.validated),
-                asid: r.asid,
-                gpa: r.gpa,
-            },
-        )
-    })
-}
-
 fn loaded(
     s: &abi::gmf_rmp_state,
 ) -> impl Iterator<Item = (u64, u64, bool, abi::gmf_rmp_entry)> + '_ {
@@ -157,28 +137,48 @@ pub fn op_span(op: &RmpOp) -> (u64, u64) {
 pub struct Scratch {
     /// The harness's answer.
     pub out: Box<abi::gmf_rmp_out>,
-    /// A loaded state's runs put in pfn order, when it lists them in
-    /// another.
+    /// A loaded state's runs in pfn order, built when a comparison first
+    /// needs a loaded entry.
     sorted: Vec<Run>,
+    /// The pfns the model's operations may have written, refilled per
+    /// vector ([`Scratch::model_table_differs`]).
+    model: Pfns,
 }
 
 /// A run as the tables are filled from it: first pfn, pages, whether its
 /// first entry is a 2M one, the entry (gpa of the first page).
 type Run = (u64, u64, bool, abi::gmf_rmp_entry);
 
-/// The entries of disjoint runs in pfn order, asked for in increasing pfn
-/// order: one pass over the runs in all, each converted only when the
-/// walk reaches it.
-struct Walk<I: Iterator<Item = Run>>(std::iter::Peekable<I>);
+/// The loaded state's entries, asked for in increasing pfn order: the
+/// state's runs are put in pfn order only when the first entry is asked
+/// for (a vector whose C wrote every pfn the model did never asks), then
+/// walked once.
+struct Loaded<'a> {
+    state: &'a abi::gmf_rmp_state,
+    runs: &'a mut Vec<Run>,
+    /// Runs before this one end at or before the last pfn asked for.
+    next: Option<usize>,
+}
 
-impl<I: Iterator<Item = Run>> Walk<I> {
-    fn new(runs: I) -> Self {
-        Walk(runs.peekable())
-    }
-
+impl Loaded<'_> {
     fn entry(&mut self, p: u64) -> abi::gmf_rmp_entry {
-        while self.0.next_if(|r| r.0 + r.1 <= p).is_some() {}
-        match self.0.peek() {
+        let next = match self.next {
+            Some(i) => i,
+            None => {
+                self.runs.clear();
+                self.runs.extend(loaded(self.state));
+                if !self.runs.is_sorted_by_key(|r| r.0) {
+                    self.runs.sort_by_key(|r| r.0);
+                }
+                0
+            }
+        };
+        let skip = self.runs[next..]
+            .iter()
+            .take_while(|r| r.0 + r.1 <= p)
+            .count();
+        self.next = Some(next + skip);
+        match self.runs.get(next + skip) {
             Some(&(pfn, _, head_2m, e)) if pfn <= p => {
                 let k = p - pfn;
                 abi::gmf_rmp_entry {
@@ -189,6 +189,19 @@ impl<I: Iterator<Item = Run>> Walk<I> {
             }
             _ => abi::gmf_rmp_entry::default(),
         }
+    }
+}
+
+/// The model's entry of `p` in the harness's form.
+fn model_entry(rmp: &Rmp, p: u64) -> abi::gmf_rmp_entry {
+    let e = rmp.entry(p);
+    abi::gmf_rmp_entry {
+        assigned: u8::from(e.assigned),
+        pagesize: u8::from(e.size == PageSize::M2),
+        immutable: u8::from(e.immutable),
+        validated: u8::from(e.validated),
+        asid: e.asid,
+        gpa: e.gpa,
     }
 }
 
@@ -222,8 +235,10 @@ impl Scratch {
     /// state with the entries it wrote (`out.entries` where `out.written`
     /// is set) on top, the model's is `after`; both equal the loaded state
     /// wherever neither wrote, so only the pfns the C wrote or the model's
-    /// operations may have written (`model`) are compared, in pfn order,
-    /// each side's runs walked once. The first difference, in words.
+    /// operations may have written (`model`) are compared, in pfn order:
+    /// the model's entry looked up in `after`, the C's loaded entry (where
+    /// it wrote nothing) from the state's runs, walked once. The first
+    /// difference, in words.
     pub fn table_differs(
         &mut self,
         state: &abi::gmf_rmp_state,
@@ -231,38 +246,70 @@ impl Scratch {
         model: &Pfns,
         fields: Fields,
     ) -> Option<String> {
-        let o = &*self.out;
-        if o.rmp_lo > o.rmp_hi || o.rmp_hi > PFNS {
-            return Some(format!(
-                "the C reported RMP writes over pfns [{}, {}), outside the table",
-                o.rmp_lo, o.rmp_hi
-            ));
-        }
-        // Words outside the ones either side wrote hold nothing to compare.
-        let model_words = model.span();
-        let c_words = (o.rmp_lo / 64) as usize..o.rmp_hi.div_ceil(64) as usize;
-        let words = match (c_words.is_empty(), model_words.is_empty()) {
-            (true, true) => return None,
-            (true, false) => model_words,
-            (false, true) => c_words,
-            (false, false) => {
-                c_words.start.min(model_words.start)..c_words.end.max(model_words.end)
-            }
-        };
-        // The model's held runs are disjoint and in pfn order already.
-        let mut m = Walk::new(held(after.held_runs()));
-        let runs = &state.runs[..(state.nruns as usize).min(state.runs.len())];
-        if runs.is_sorted_by_key(|r| r.pfn) {
-            let mut c = Walk::new(loaded(state));
-            first_difference(o, model, words, fields, |p| c.entry(p), |p| m.entry(p))
-        } else {
-            self.sorted.clear();
-            self.sorted.extend(loaded(state));
-            self.sorted.sort_by_key(|r| r.0);
-            let mut c = Walk::new(self.sorted.iter().copied());
-            first_difference(o, model, words, fields, |p| c.entry(p), |p| m.entry(p))
-        }
+        table_differs(&self.out, &mut self.sorted, state, after, model, fields)
     }
+
+    /// [`Scratch::table_differs`] with the pfns the model's `ops` may
+    /// have written, gathered in storage kept from vector to vector.
+    pub fn model_table_differs<'a>(
+        &mut self,
+        state: &abi::gmf_rmp_state,
+        after: &Rmp,
+        ops: impl Iterator<Item = &'a RmpOp>,
+        fields: Fields,
+    ) -> Option<String> {
+        self.model.clear();
+        for op in ops {
+            self.model.add(op_span(op));
+        }
+        table_differs(
+            &self.out,
+            &mut self.sorted,
+            state,
+            after,
+            &self.model,
+            fields,
+        )
+    }
+}
+
+/// [`Scratch::table_differs`], on its parts.
+fn table_differs(
+    o: &abi::gmf_rmp_out,
+    sorted: &mut Vec<Run>,
+    state: &abi::gmf_rmp_state,
+    after: &Rmp,
+    model: &Pfns,
+    fields: Fields,
+) -> Option<String> {
+    if o.rmp_lo > o.rmp_hi || o.rmp_hi > PFNS {
+        return Some(format!(
+            "the C reported RMP writes over pfns [{}, {}), outside the table",
+            o.rmp_lo, o.rmp_hi
+        ));
+    }
+    // Words outside the ones either side wrote hold nothing to compare.
+    let model_words = model.span();
+    let c_words = (o.rmp_lo / 64) as usize..o.rmp_hi.div_ceil(64) as usize;
+    let words = match (c_words.is_empty(), model_words.is_empty()) {
+        (true, true) => return None,
+        (true, false) => model_words,
+        (false, true) => c_words,
+        (false, false) => c_words.start.min(model_words.start)..c_words.end.max(model_words.end),
+    };
+    let mut c = Loaded {
+        state,
+        runs: sorted,
+        next: None,
+    };
+    first_difference(
+        o,
+        model,
+        words,
+        fields,
+        |p| c.entry(p),
+        |p| model_entry(after, p),
+    )
 }
 
 /// [`Scratch::table_differs`]' walk: every pfn set in the C's `written` or
@@ -335,6 +382,12 @@ impl Pfns {
         }
     }
 
+    /// Empties the set (only the words it spans are touched).
+    pub fn clear(&mut self) {
+        self.words[self.span.0..self.span.1].fill(0);
+        self.span = (0, 0);
+    }
+
     /// Whether `pfn` is in the set.
     pub fn has(&self, pfn: u64) -> bool {
         pfn < PFNS && self.words[(pfn / 64) as usize] & (1 << (pfn % 64)) != 0
@@ -349,15 +402,6 @@ impl Pfns {
     pub fn span(&self) -> std::ops::Range<usize> {
         self.span.0..self.span.1
     }
-}
-
-/// The pfns the model's RMP operations may have written.
-pub fn model_pfns<'a>(ops: impl Iterator<Item = &'a RmpOp>) -> Pfns {
-    let mut set = Pfns::default();
-    for op in ops {
-        set.add(op_span(op));
-    }
-    set
 }
 
 fn event_tuple(e: &RmpEvent) -> (u32, u64, u64, i32, u32, u8, i32) {
@@ -528,8 +572,9 @@ fn compare(
     if o.warnings != t.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
     }
-    let model = model_pfns(t.events.iter().map(|e| &e.op));
-    if let Some(d) = scratch.table_differs(state, after, &model, Fields::All) {
+    if let Some(d) =
+        scratch.model_table_differs(state, after, t.events.iter().map(|e| &e.op), Fields::All)
+    {
         why.push(d);
     }
 }
@@ -1178,6 +1223,13 @@ mod tests {
         p.add((100, 130));
         assert_eq!(p.span(), 1..11);
         assert!(p.has(100) && p.has(129) && p.has(700) && !p.has(130));
+        // Cleared, it is empty and takes a set again as a fresh one does.
+        p.clear();
+        assert_eq!(p, Pfns::default());
+        p.add((600, 601));
+        let mut fresh = Pfns::default();
+        fresh.add((600, 601));
+        assert_eq!(p, fresh);
     }
 
     #[test]
