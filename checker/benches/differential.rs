@@ -31,6 +31,9 @@
 //! column shows its best round: the rate the code reaches when nothing
 //! else interferes, each column measured as close in time to the others
 //! as the passes allow. The ratio is of those best rates.
+//! `GMF_BENCH_VERBOSE=1` also prints every round's differential and
+//! C-alone rates and their ratio (to stderr), the two passes of a round
+//! run back to back: how far the machine moved the figures in this run.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -187,8 +190,17 @@ fn main() {
                 op.name
             );
             vectors = o.vectors;
-            differential = differential.max(cpu_rate(o.vectors, t));
+            let d = cpu_rate(o.vectors, t);
+            differential = differential.max(d);
             let s = split(op.name, &lib, &layouts, &ranges);
+            if std::env::var("GMF_BENCH_VERBOSE").is_ok() {
+                eprintln!(
+                    "  {} round: differential {d:.0}/s, C alone {:.0}/s, ratio {:.2}",
+                    op.name,
+                    s.c_rate,
+                    d / s.c_rate
+                );
+            }
             best.c_rate = best.c_rate.max(s.c_rate);
             best.model_rate = best.model_rate.max(s.model_rate);
         }
