@@ -193,6 +193,7 @@ fn abnormal_counterexample(
     op: &Operation,
     source: Source,
     profile: Profile,
+    lib: &Library,
     a: &Abnormal,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Counterexample {
@@ -217,7 +218,7 @@ fn abnormal_counterexample(
     let input = if at == NOT_STARTED {
         Value::Null
     } else {
-        (op.case_json)(source, at, profile, vectors).unwrap_or(Value::Null)
+        (op.case_json)(source, at, profile, lib, vectors).unwrap_or(Value::Null)
     };
     Counterexample {
         input,
@@ -255,8 +256,9 @@ pub fn run_operation(
                 Ok(o) => merge(&mut total, o),
                 Err(a) => {
                     if total.counterexample.is_none() {
-                        total.counterexample =
-                            Some(abnormal_counterexample(op, source, profile, &a, vectors));
+                        total.counterexample = Some(abnormal_counterexample(
+                            op, source, profile, lib, &a, vectors,
+                        ));
                     }
                 }
             }

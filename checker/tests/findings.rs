@@ -108,3 +108,52 @@ fn c_that_calls_exit_is_a_finding_with_its_vector() {
         c.input
     );
 }
+
+#[test]
+fn a_crash_in_get_pfn_shows_the_case_under_the_trees_contract() {
+    // A tree that prepares at every fault (mainline after 6.18) gets every
+    // get-pfn case with `every_fault` set; the case a crash report shows
+    // must be that one, not the same case under the other contract.
+    let mut u = unit::builtin(Profile::Upstream).expect("builtin unit");
+    u.name = "test:every-fault-crash".into();
+    let f = u
+        .functions
+        .iter_mut()
+        .find(|f| f.name == "kvm_gmem_get_pfn")
+        .expect("defined");
+    let at = f.text.find("{\n").expect("a body") + 2;
+    f.text.insert_str(at, "\t*(volatile int *)NULL = 1;\n");
+    let ops = unit_ops(&u);
+    let text = u.text();
+    let crash = |defines: Vec<String>| {
+        let path = compile(&CSource {
+            name: &u.name,
+            profile: u.profile,
+            text: &text,
+            ops: &ops,
+            defines: &defines,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let lib = Library::open(&path).expect("loads");
+        let op = OPERATIONS
+            .iter()
+            .find(|o| o.name == "get-pfn")
+            .expect("registered");
+        let o = gmem_checker::runner::run_operation(
+            op,
+            &lib,
+            Profile::Upstream,
+            &[Source::Exhaustive],
+            1,
+            &|_| Vec::<Value>::new(),
+        );
+        let c = o.counterexample.expect("the crash is reported");
+        assert!(c.why.contains("SIGSEGV"), "{}", c.why);
+        // Serialised only when set.
+        c.input["every_fault"].as_bool().unwrap_or(false)
+    };
+    let mut every = unit_defines(&u);
+    every.push("GMF_GET_PFN_EVERY_FAULT".into());
+    assert!(crash(every));
+    assert!(!crash(unit_defines(&u)));
+}

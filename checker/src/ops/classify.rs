@@ -356,6 +356,7 @@ fn case_json(
     source: Source,
     index: u64,
     _p: Profile,
+    _lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     nth_case_json(cases(source, vectors), index)

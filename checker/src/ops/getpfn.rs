@@ -826,24 +826,43 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         Source::Exhaustive => run_visit(ctx, exhaustive_visit, &ops),
         _ => run_cases(
             ctx,
-            cases(source, ctx.vectors).map(move |mut q| {
-                q.every_fault |= every;
-                q
-            }),
+            with_every_fault(cases(source, ctx.vectors), every),
             &ops,
         ),
     }
 }
 
+/// `cases` with `every_fault` set on each when the tree prepares at every
+/// fault (a vector may set it itself).
+fn with_every_fault(
+    cases: impl Iterator<Item = GetPfnQuery>,
+    every: bool,
+) -> impl Iterator<Item = GetPfnQuery> {
+    cases.map(move |mut q| {
+        q.every_fault |= every;
+        q
+    })
+}
+
+/// Case `index` as [`run`] gave it to this library: a tree preparing at
+/// every fault got every case with `every_fault` set.
 fn case_json(
     source: Source,
     index: u64,
     _p: Profile,
+    lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
+    let every = lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
     match source {
+        Source::Exhaustive if every => {
+            nth_visited(exhaustive_visit_every_fault, index).map(|q| to_json(&q))
+        }
         Source::Exhaustive => nth_visited(exhaustive_visit, index).map(|q| to_json(&q)),
-        _ => nth_case_json(cases(source, vectors), index),
+        _ => nth_case_json(
+            Box::new(with_every_fault(cases(source, vectors), every)),
+            index,
+        ),
     }
 }
 

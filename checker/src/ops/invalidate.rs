@@ -392,6 +392,7 @@ fn case_json(
     source: Source,
     index: u64,
     _profile: Profile,
+    _lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     let q = match source {

@@ -112,9 +112,11 @@ pub struct Operation {
     pub cop: COp,
     /// Runs cases from `source`.
     pub run: fn(&Ctx<'_>, Source) -> Outcome,
-    /// Recomputes case `index` of `source`, in JSON, to report a crash.
+    /// Recomputes case `index` of `source`, in JSON, to report a crash:
+    /// the case as `run` gave it for this profile and this library (whose
+    /// shape can choose the contract, as get-pfn's does).
     #[allow(clippy::type_complexity)] // a plain fn pointer over the vector lookup
-    pub case_json: fn(Source, u64, Profile, &dyn Fn(&str) -> Vec<Value>) -> Option<Value>,
+    pub case_json: fn(Source, u64, Profile, &Library, &dyn Fn(&str) -> Vec<Value>) -> Option<Value>,
     /// The model's reasons for its answer to a case (its JSON input):
     /// what a counterexample shows beside the C's answer.
     pub explain: fn(&Value) -> Vec<String>,

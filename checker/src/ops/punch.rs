@@ -475,6 +475,7 @@ fn case_json(
     source: Source,
     index: u64,
     _p: Profile,
+    _lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     match source {

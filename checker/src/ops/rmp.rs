@@ -1031,6 +1031,7 @@ fn prepare_json(
     source: Source,
     index: u64,
     _p: Profile,
+    _lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     match source {
@@ -1043,6 +1044,7 @@ fn rmp_invalidate_json(
     source: Source,
     index: u64,
     _p: Profile,
+    _lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
     match source {
