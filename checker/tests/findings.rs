@@ -9,28 +9,44 @@ use gmem_codegen::unit;
 use gmem_reference::Profile;
 use serde_json::Value;
 
-/// The builtin upstream unit with `kvm_gmem_invalidate_begin()` given an
-/// extra first statement.
-fn broken(extra: &str) -> Library {
+/// The builtin upstream unit named `name`, with `extra` inserted in
+/// `function` before the first `before`.
+fn builtin_with(name: &str, function: &str, before: &str, extra: &str) -> unit::Unit {
     let mut u = unit::builtin(Profile::Upstream).expect("builtin unit");
-    u.name = "test:broken".into();
+    u.name = name.into();
     let f = u
         .functions
         .iter_mut()
-        .find(|f| f.name == "kvm_gmem_invalidate_begin")
+        .find(|f| f.name == function)
         .expect("defined");
-    let at = f.text.find("\txa_for_each_range").expect("the walk");
+    let at = f.text.find(before).expect("the anchor");
     f.text.insert_str(at, extra);
-    let (ops, defines, text) = (unit_ops(&u), unit_defines(&u), u.text());
+    u
+}
+
+/// `u` compiled with `defines` and loaded.
+fn open(u: &unit::Unit, defines: &[String]) -> Library {
     let path = compile(&CSource {
         name: &u.name,
         profile: u.profile,
-        text: &text,
-        ops: &ops,
-        defines: &defines,
+        text: &u.text(),
+        ops: &unit_ops(u),
+        defines,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     Library::open(&path).expect("loads")
+}
+
+/// The builtin upstream unit with `kvm_gmem_invalidate_begin()` given an
+/// extra first statement.
+fn broken(extra: &str) -> Library {
+    let u = builtin_with(
+        "test:broken",
+        "kvm_gmem_invalidate_begin",
+        "\txa_for_each_range",
+        extra,
+    );
+    open(&u, &unit_defines(&u))
 }
 
 fn invalidate_outcome(lib: &Library) -> gmem_checker::ops::Outcome {
@@ -114,27 +130,14 @@ fn a_crash_in_get_pfn_shows_the_case_under_the_trees_contract() {
     // A tree that prepares at every fault (mainline after 6.18) gets every
     // get-pfn case with `every_fault` set; the case a crash report shows
     // must be that one, not the same case under the other contract.
-    let mut u = unit::builtin(Profile::Upstream).expect("builtin unit");
-    u.name = "test:every-fault-crash".into();
-    let f = u
-        .functions
-        .iter_mut()
-        .find(|f| f.name == "kvm_gmem_get_pfn")
-        .expect("defined");
-    let at = f.text.find("{\n").expect("a body") + 2;
-    f.text.insert_str(at, "\t*(volatile int *)NULL = 1;\n");
-    let ops = unit_ops(&u);
-    let text = u.text();
+    let u = builtin_with(
+        "test:every-fault-crash",
+        "kvm_gmem_get_pfn",
+        "\tpgoff_t index",
+        "\t*(volatile int *)NULL = 1;\n",
+    );
     let crash = |defines: Vec<String>| {
-        let path = compile(&CSource {
-            name: &u.name,
-            profile: u.profile,
-            text: &text,
-            ops: &ops,
-            defines: &defines,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        let lib = Library::open(&path).expect("loads");
+        let lib = open(&u, &defines);
         let op = OPERATIONS
             .iter()
             .find(|o| o.name == "get-pfn")
