@@ -462,7 +462,7 @@ pub struct PunchScratch {
     /// the same set (the exhaustive bound keeps one for many holes).
     bindings_from: Vec<Binding>,
     page_cache: PageCache<bool>,
-    folios: FolioLoader,
+    folio_loader: FolioLoader,
     /// Loads `rmp` from a query's runs (the same runs again by a copy).
     pub(crate) loader: crate::rmp::RmpLoader,
 }
@@ -542,7 +542,7 @@ pub fn punch_hole_with(
         events: std::mem::take(&mut sc.events),
         warnings: 0,
     };
-    let r = sc.folios.load(&mut vm.folios, pfn_base, folios);
+    let r = sc.folio_loader.load(&mut vm.folios, pfn_base, folios);
     if r.is_ok() {
         vm.punch_hole(start, end);
     }
