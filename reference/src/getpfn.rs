@@ -111,7 +111,7 @@ pub enum GetPfnEvent {
 }
 
 /// What the faults did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct GetPfnTrace {
     /// One per fault.
@@ -159,33 +159,80 @@ pub struct GetPfnScenario<'a> {
     pub every_fault: bool,
 }
 
-/// Runs the faults.
-pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputError> {
-    let bindings = Bindings::new(s.bindings)?;
-    let slot = match s.slot {
-        Some(i) => Some(*s.bindings.get(i).ok_or_else(|| {
-            InputError::new(
-                "slot",
-                format!("no bindings[{i}]: {} bindings", s.bindings.len()),
-            )
-        })?),
-        None => None,
-    };
-    if s.faults.len() > MAX_FAULTS {
-        return Err(InputError::new(
-            "faults",
-            format!("at most {MAX_FAULTS} faults"),
-        ));
+/// What [`kvm_gmem_get_pfn_with`] answers in, reused from one scenario to
+/// the next (the checker runs millions): the trace, and the storage behind
+/// the bindings, the page cache and the table, so a scenario allocates
+/// nothing once they have grown.
+#[derive(Debug, Default)]
+pub struct GetPfnScratch {
+    /// The answer of the last scenario that ran.
+    pub trace: GetPfnTrace,
+    bindings: Bindings,
+    /// The input `bindings` was loaded from: the same input again is the
+    /// same set.
+    bindings_from: Vec<Binding>,
+    folios: PageCache<(bool, bool)>,
+    built: Built,
+    rmp: Rmp,
+    loader: crate::rmp::RmpLoader,
+    hook: HookTrace,
+}
+
+/// What a scenario's page cache is built from.
+#[derive(Debug, Clone, Copy)]
+struct FolioKey<'a> {
+    folios: &'a [PcFolio],
+    pfn_base: u64,
+    nr_pfns: u64,
+    max_pfn: u64,
+    asid: u32,
+    /// Whether the RMP is the prepared folios' (no table given).
+    derive_runs: bool,
+}
+
+/// The page cache and prepared runs of the last [`FolioKey`] built.
+#[derive(Debug, Default)]
+struct Built {
+    folios_in: Vec<PcFolio>,
+    pfn_base: u64,
+    nr_pfns: u64,
+    max_pfn: u64,
+    asid: u32,
+    derive_runs: bool,
+    valid: bool,
+    folios: PageCache<(bool, bool)>,
+    runs: Vec<RmpRun>,
+}
+
+impl Built {
+    fn holds(&self, k: &FolioKey<'_>) -> bool {
+        self.valid
+            && self.pfn_base == k.pfn_base
+            && self.nr_pfns == k.nr_pfns
+            && self.max_pfn == k.max_pfn
+            && self.asid == k.asid
+            && self.derive_runs == k.derive_runs
+            && self.folios_in == k.folios
     }
-    if s.folios.len() > MAX_FOLIOS {
-        return Err(InputError::new(
-            "folios",
-            format!("at most {MAX_FOLIOS} folios"),
-        ));
+
+    fn set(&mut self, k: &FolioKey<'_>) {
+        self.folios_in.clear();
+        self.folios_in.extend_from_slice(k.folios);
+        (self.pfn_base, self.nr_pfns, self.max_pfn) = (k.pfn_base, k.nr_pfns, k.max_pfn);
+        (self.asid, self.derive_runs, self.valid) = (k.asid, k.derive_runs, true);
     }
-    // (prepared, hwpoison) by first index.
-    let mut folios: PageCache<(bool, bool)> = PageCache::default();
-    let mut runs = Vec::new();
+}
+
+/// The page cache of `s`'s folios, checked ((prepared, hwpoison) by first
+/// index), and the RMP runs the prepared ones left when the table is
+/// theirs.
+fn build_page_cache(
+    s: &FolioKey<'_>,
+    folios: &mut PageCache<(bool, bool)>,
+    runs: &mut Vec<RmpRun>,
+) -> Result<(), InputError> {
+    folios.clear();
+    runs.clear();
     for (i, f) in s.folios.iter().enumerate() {
         let n = 1u64 << f.order.min(63);
         let end = s
@@ -209,7 +256,7 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             ));
         }
         let pfn = s.pfn_base + f.index;
-        if s.rmp.is_none() && f.prepared && pfn + n <= s.max_pfn {
+        if s.derive_runs && f.prepared && pfn + n <= s.max_pfn {
             runs.push(RmpRun {
                 pfn,
                 npages: n,
@@ -225,13 +272,76 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
             });
         }
     }
-    let mut rmp = Rmp::from_runs(s.snp, s.max_pfn, s.rmp.unwrap_or(&runs))?;
+    Ok(())
+}
 
-    let mut out = GetPfnTrace {
-        results: Vec::new(),
-        events: Vec::new(),
-        warnings: 0,
+/// Runs the faults.
+pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputError> {
+    let mut sc = GetPfnScratch::default();
+    kvm_gmem_get_pfn_with(&mut sc, s)?;
+    Ok(sc.trace)
+}
+
+/// [`kvm_gmem_get_pfn`] into `sc`: the answer is `sc.trace` (left
+/// unspecified on an error).
+pub fn kvm_gmem_get_pfn_with(
+    sc: &mut GetPfnScratch,
+    s: &GetPfnScenario<'_>,
+) -> Result<(), InputError> {
+    if sc.bindings_from != s.bindings {
+        // On an error the set is left as it was, so still `bindings_from`'s.
+        sc.bindings.load(s.bindings)?;
+        sc.bindings_from.clear();
+        sc.bindings_from.extend_from_slice(s.bindings);
+    }
+    let bindings = &sc.bindings;
+    let slot = match s.slot {
+        Some(i) => Some(*s.bindings.get(i).ok_or_else(|| {
+            InputError::new(
+                "slot",
+                format!("no bindings[{i}]: {} bindings", s.bindings.len()),
+            )
+        })?),
+        None => None,
     };
+    if s.faults.len() > MAX_FAULTS {
+        return Err(InputError::new(
+            "faults",
+            format!("at most {MAX_FAULTS} faults"),
+        ));
+    }
+    if s.folios.len() > MAX_FOLIOS {
+        return Err(InputError::new(
+            "folios",
+            format!("at most {MAX_FOLIOS} folios"),
+        ));
+    }
+    // (prepared, hwpoison) by first index, and the runs prepared folios
+    // left; the same folios again (the exhaustive bound keeps a page
+    // cache for many faults) are a copy of what they gave.
+    let key = FolioKey {
+        folios: s.folios,
+        pfn_base: s.pfn_base,
+        nr_pfns: s.nr_pfns,
+        max_pfn: s.max_pfn,
+        asid: s.asid,
+        derive_runs: s.rmp.is_none(),
+    };
+    if !sc.built.holds(&key) {
+        sc.built.valid = false;
+        build_page_cache(&key, &mut sc.built.folios, &mut sc.built.runs)?;
+        sc.built.set(&key);
+    }
+    let folios = &mut sc.folios;
+    folios.copy_from(&sc.built.folios);
+    let runs = &sc.built.runs;
+    let rmp = &mut sc.rmp;
+    sc.loader
+        .load(rmp, s.snp, s.max_pfn, s.rmp.unwrap_or(runs))?;
+    let out = &mut sc.trace;
+    out.results.clear();
+    out.events.clear();
+    out.warnings = 0;
     for (k, &gfn) in s.faults.iter().enumerate() {
         let mut result = GetPfnResult {
             ret: 0,
@@ -314,23 +424,16 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
                     ret: 0,
                 },
             });
-            let mut t = HookTrace::default();
-            let ret = sev_gmem_prepare(
-                &mut rmp,
-                s.snp,
-                s.asid,
-                cpfn,
-                cgfn,
-                order as i32,
-                false,
-                &mut t,
-            );
+            let t = &mut sc.hook;
+            t.events.clear();
+            t.warnings = 0;
+            let ret = sev_gmem_prepare(rmp, s.snp, s.asid, cpfn, cgfn, order as i32, false, t);
             if let GetPfnEvent::Prepare { prepare } = &mut out.events[at] {
                 prepare.ret = ret;
             }
             out.warnings += t.warnings;
             out.events
-                .extend(t.events.into_iter().map(GetPfnEvent::Rmp));
+                .extend(t.events.iter().copied().map(GetPfnEvent::Rmp));
             result.ret = ret;
             if ret == 0 && s.profile == Profile::Upstream {
                 folios.insert(start, order, (true, false));
@@ -338,5 +441,147 @@ pub fn kvm_gmem_get_pfn(s: &GetPfnScenario<'_>) -> Result<GetPfnTrace, InputErro
         }
         out.results.push(result);
     }
-    Ok(out)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_scratch_answers_as_a_fresh_one() {
+        // The scratch keeps the last bindings and RMP input to reuse them:
+        // every answer, in any order of scenarios (the same again, another,
+        // a refused one), must be what a fresh call gives.
+        let b = |id, base_gfn, npages, pgoff| Binding {
+            id,
+            base_gfn,
+            npages,
+            pgoff,
+        };
+        let folio = |index, order, prepared| PcFolio {
+            index,
+            order,
+            prepared,
+            hwpoison: false,
+        };
+        let one = [b(0, 0x800, 1024, 0)];
+        let two = [b(1, 0x4000, 8, 520), b(0, 0x800, 300, 0)];
+        let clash = [b(0, 0x800, 8, 0), b(0, 0x900, 8, 8)];
+        let big = [folio(0, 9, true)];
+        let small = [folio(1, 0, false), folio(3, 0, true)];
+        let overlap = [folio(0, 9, false), folio(3, 0, false)];
+        let given = [RmpRun {
+            pfn: 0x201,
+            npages: 1,
+            size: PageSize::K4,
+            asid: 1,
+            gpa: 0,
+            immutable: true,
+            validated: false,
+        }];
+        let base = GetPfnScenario {
+            profile: Profile::Upstream,
+            snp: true,
+            asid: 1,
+            max_pfn: 4096,
+            nr_pfns: 4096,
+            bindings: &one,
+            slot: Some(0),
+            pfn_base: 0x200,
+            folios: &big,
+            faults: &[0x801, 0x803],
+            rmp: None,
+            every_fault: false,
+        };
+        let solo = GetPfnScenario {
+            profile: Profile::GmemSolo2023,
+            ..base.clone()
+        };
+        // Each after one it differs from in one thing that builds the page
+        // cache (the folios, the pfn base, the pfns there are, the table's
+        // size, the ASID the prepared entries carry, a table given or not),
+        // and a refused one between two of the same. (The ASID shows in no
+        // answer, only in the table the model keeps.)
+        let scenarios = [
+            base.clone(),
+            base.clone(),
+            GetPfnScenario {
+                folios: &small,
+                ..base.clone()
+            },
+            GetPfnScenario {
+                bindings: &two,
+                slot: Some(1),
+                faults: &[0x4000, 0x801],
+                folios: &small,
+                ..base.clone()
+            },
+            GetPfnScenario {
+                bindings: &clash,
+                ..base.clone()
+            },
+            GetPfnScenario {
+                folios: &overlap,
+                ..base.clone()
+            },
+            base.clone(),
+            GetPfnScenario {
+                folios: &small,
+                rmp: Some(&given),
+                ..base.clone()
+            },
+            GetPfnScenario {
+                folios: &small,
+                rmp: Some(&given),
+                profile: Profile::GmemSolo2023,
+                ..base.clone()
+            },
+            GetPfnScenario {
+                bindings: &two,
+                slot: Some(1),
+                ..base.clone()
+            },
+            base.clone(),
+            GetPfnScenario {
+                nr_pfns: 0x300,
+                ..base.clone()
+            },
+            base.clone(),
+            solo.clone(),
+            GetPfnScenario {
+                pfn_base: 0x400,
+                ..solo.clone()
+            },
+            solo.clone(),
+            GetPfnScenario {
+                asid: 2,
+                ..solo.clone()
+            },
+            solo.clone(),
+            GetPfnScenario {
+                max_pfn: 0x300,
+                ..solo.clone()
+            },
+            GetPfnScenario {
+                folios: &small,
+                ..solo.clone()
+            },
+            GetPfnScenario {
+                rmp: Some(&[]),
+                ..solo.clone()
+            },
+            solo.clone(),
+            base.clone(),
+        ];
+        let mut sc = GetPfnScratch::default();
+        for s in &scenarios {
+            let reused = kvm_gmem_get_pfn_with(&mut sc, s).map(|()| sc.trace.clone());
+            assert_eq!(reused, kvm_gmem_get_pfn(s), "{s:?}");
+        }
+        // The refused ones are refused: the test sees both kinds.
+        for refused in [4, 5, 11] {
+            assert!(kvm_gmem_get_pfn(&scenarios[refused]).is_err());
+        }
+    }
 }

@@ -317,7 +317,20 @@ pub struct GetPfnQuery {
 
 /// `get-pfn`.
 pub fn get_pfn(q: &GetPfnQuery) -> Result<crate::getpfn::GetPfnTrace, InputError> {
-    crate::getpfn::kvm_gmem_get_pfn(&crate::getpfn::GetPfnScenario {
+    crate::getpfn::kvm_gmem_get_pfn(&scenario(q))
+}
+
+/// [`get_pfn`] into storage reused from query to query (the checker's hot
+/// path): the answer is `sc.trace`.
+pub fn get_pfn_with(
+    sc: &mut crate::getpfn::GetPfnScratch,
+    q: &GetPfnQuery,
+) -> Result<(), InputError> {
+    crate::getpfn::kvm_gmem_get_pfn_with(sc, &scenario(q))
+}
+
+fn scenario(q: &GetPfnQuery) -> crate::getpfn::GetPfnScenario<'_> {
+    crate::getpfn::GetPfnScenario {
         profile: q.profile,
         snp: q.snp,
         asid: q.asid,
@@ -330,5 +343,5 @@ pub fn get_pfn(q: &GetPfnQuery) -> Result<crate::getpfn::GetPfnTrace, InputError
         faults: &q.faults,
         rmp: q.rmp.as_deref(),
         every_fault: q.every_fault,
-    })
+    }
 }
