@@ -136,6 +136,7 @@ fn invalidate_split(lib: &Library, layouts: &[Vec<Binding>], ranges: &[(u64, u64
         cases,
         c_rate,
         model_rate: cpu_rate(cases, t),
+        interleaved: None,
     }
 }
 
@@ -170,8 +171,14 @@ fn main() {
     //    runs it), C alone, model alone; per CPU second (this process and
     //    its children), so other work on a shared machine does not count.
     println!(
-        "{:<16} {:>10} {:>16} {:>16} {:>16} {:>8}",
-        "operation", "vectors", "differential/s", "C alone/s", "model alone/s", "diff/C"
+        "{:<16} {:>10} {:>16} {:>16} {:>16} {:>8} {:>12}",
+        "operation",
+        "vectors",
+        "differential/s",
+        "C alone/s",
+        "model alone/s",
+        "diff/C",
+        "interleaved"
     );
     let rounds: u32 = std::env::var("GMF_BENCH_ROUNDS")
         .ok()
@@ -181,6 +188,7 @@ fn main() {
     for op in OPERATIONS.iter().filter(|o| o.name.contains(&filter)) {
         let (mut vectors, mut differential) = (0, 0f64);
         let mut best = Split::default();
+        let mut interleaved = Vec::new();
         for _ in 0..rounds {
             let t = cpu_seconds();
             let o = exhaustive(op, &lib);
@@ -200,18 +208,32 @@ fn main() {
                     s.c_rate,
                     d / s.c_rate
                 );
+                if let Some((di, ci)) = s.interleaved {
+                    eprintln!(
+                        "  {} round, interleaved: differential {di:.0}/s, C alone {ci:.0}/s, ratio {:.2}",
+                        op.name,
+                        di / ci
+                    );
+                }
             }
+            interleaved.extend(s.interleaved.map(|(d, c)| d / c));
             best.c_rate = best.c_rate.max(s.c_rate);
             best.model_rate = best.model_rate.max(s.model_rate);
         }
+        // The interleaved ratio of the median round.
+        interleaved.sort_by(f64::total_cmp);
+        let median = interleaved
+            .get(interleaved.len() / 2)
+            .map_or("-".to_string(), |r| format!("{r:.2}"));
         println!(
-            "{:<16} {:>10} {:>16.0} {:>16.0} {:>16.0} {:>8.2}",
+            "{:<16} {:>10} {:>16.0} {:>16.0} {:>16.0} {:>8.2} {:>12}",
             op.name,
             vectors,
             differential,
             best.c_rate,
             best.model_rate,
-            differential / best.c_rate
+            differential / best.c_rate,
+            median
         );
     }
     if !filter.is_empty() {

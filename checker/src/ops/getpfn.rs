@@ -27,15 +27,15 @@ use std::ops::ControlFlow;
 use super::rmp::runs_state;
 use super::{
     CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
-    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
+    run_cases, run_visit, smaller_numbers, time_interleaved, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
 use crate::library::Library;
 use gmem_reference::Profile;
-use gmem_reference::getpfn::{GetPfnEvent, GetPfnTrace, PcFolio};
+use gmem_reference::getpfn::{GetPfnEvent, GetPfnScratch, GetPfnTrace, PcFolio};
 use gmem_reference::invalidate::Binding;
-use gmem_reference::ops::{GetPfnQuery, get_pfn};
+use gmem_reference::ops::{GetPfnQuery, get_pfn, get_pfn_with};
 use gmem_reference::rmp::RmpOp;
 
 /// The registry entry.
@@ -360,9 +360,8 @@ fn check(
     lib: &Library,
     scratch: &mut Scratch,
     q: &GetPfnQuery,
-    m: Option<GetPfnTrace>,
+    m: &GetPfnTrace,
 ) -> Option<(String, Value)> {
-    let m = m.or_else(|| get_pfn(q).ok())?;
     fill_input(q, &mut scratch.input)?;
     let o = &mut *scratch.out;
     // SAFETY: valid pointers for the call.
@@ -791,8 +790,12 @@ fn candidates(q: &GetPfnQuery) -> Vec<GetPfnQuery> {
     out
 }
 
-fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
-    let (lib, profile) = (ctx.lib, ctx.profile);
+/// `f` given a case as `check` runs it for `lib` and `profile`.
+fn with_case_ops<R>(
+    lib: &Library,
+    profile: Profile,
+    f: impl FnOnce(&CaseOps<'_, GetPfnQuery>) -> R,
+) -> R {
     // A fault path without a prepared-folio state (mainline after 6.18):
     // every case asks the model for that contract. Such a tree never
     // allocates a large folio (its lookup WARNs on one), so a case with
@@ -800,36 +803,32 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let every = lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
     let reachable = move |q: &GetPfnQuery| !(every && q.folios.iter().any(|f| f.order > 0));
     let scratch = RefCell::new(Scratch::default());
-    let answer: RefCell<Option<GetPfnTrace>> = RefCell::default();
-    let ops = CaseOps {
+    let answer: RefCell<GetPfnScratch> = RefCell::default();
+    f(&CaseOps {
         other_profile: Some(&|q: &GetPfnQuery| q.profile != profile),
         // The model's answer, computed once: `applicable` needs it to
         // know the model accepts the case, and `check` (always called
         // next, on the same case) compares with it.
         applicable: &|q| {
-            let m = (fits(profile, q) && reachable(q))
-                .then(|| get_pfn(q).ok())
-                .flatten();
-            let ok = m.is_some();
-            *answer.borrow_mut() = m;
-            ok
+            fits(profile, q) && reachable(q) && get_pfn_with(&mut answer.borrow_mut(), q).is_ok()
         },
-        check: &|q| {
-            let m = answer.borrow_mut().take();
-            check(lib, &mut scratch.borrow_mut(), q, m)
-        },
+        check: &|q| check(lib, &mut scratch.borrow_mut(), q, &answer.borrow().trace),
         candidates: &candidates,
         model_json: &|q| get_pfn(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
-    };
-    match source {
-        Source::Exhaustive if every => run_visit(ctx, exhaustive_visit_every_fault, &ops),
-        Source::Exhaustive => run_visit(ctx, exhaustive_visit, &ops),
+    })
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    let every = ctx.lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
+    with_case_ops(ctx.lib, ctx.profile, |ops| match source {
+        Source::Exhaustive if every => run_visit(ctx, exhaustive_visit_every_fault, ops),
+        Source::Exhaustive => run_visit(ctx, exhaustive_visit, ops),
         _ => run_cases(
             ctx,
             with_every_fault(cases(source, ctx.vectors), every),
-            &ops,
+            ops,
         ),
-    }
+    })
 }
 
 /// `cases` with `every_fault` set on each when the tree prepares at every
@@ -866,20 +865,26 @@ fn case_json(
     }
 }
 
-/// The exhaustive cases of the upstream profile timed apart (the bench).
+/// The exhaustive cases of the upstream profile timed apart (the bench):
+/// the C alone, the model alone, and the C alone interleaved with the
+/// differential path.
 pub fn split(lib: &Library) -> Split {
     let mut scratch = Scratch::default();
-    time_split_visit(
-        exhaustive_visit,
-        |q| fits(Profile::Upstream, q) && get_pfn(q).is_ok(),
-        |q| {
-            let _ = fill_input(q, &mut scratch.input);
-            // SAFETY: valid pointers for the call.
-            unsafe { (lib.get_pfn)(&*scratch.input, &mut *scratch.out) };
-            std::hint::black_box(&scratch.out);
-        },
-        |q| {
-            std::hint::black_box(get_pfn(q).ok());
-        },
-    )
+    let model = RefCell::new(GetPfnScratch::default());
+    let applicable = |q: &GetPfnQuery| {
+        fits(Profile::Upstream, q) && get_pfn_with(&mut model.borrow_mut(), q).is_ok()
+    };
+    let mut c = |q: &GetPfnQuery| {
+        let _ = fill_input(q, &mut scratch.input);
+        // SAFETY: valid pointers for the call.
+        unsafe { (lib.get_pfn)(&*scratch.input, &mut *scratch.out) };
+        std::hint::black_box(&scratch.out);
+    };
+    let mut split = time_split_visit(exhaustive_visit, applicable, &mut c, |q| {
+        std::hint::black_box(get_pfn_with(&mut model.borrow_mut(), q).is_ok());
+    });
+    split.interleaved = Some(with_case_ops(lib, Profile::Upstream, |ops| {
+        time_interleaved(exhaustive_visit, applicable, c, ops)
+    }));
+    split
 }

@@ -100,7 +100,9 @@ impl Ctx<'_> {
     /// Whether case `i` belongs to this worker.
     #[inline]
     pub fn mine(&self, i: u64) -> bool {
-        i % self.shard.1 == self.shard.0
+        // A lone worker owns every case without a division per case (a
+        // 64-bit divide is tens of cycles; a case can be a few hundred).
+        self.shard.1 == 1 || i % self.shard.1 == self.shard.0
     }
 }
 
@@ -438,6 +440,58 @@ pub struct Split {
     pub c_rate: f64,
     /// Model answers per CPU second.
     pub model_rate: f64,
+    /// The differential path and the C alone timed interleaved
+    /// ([`time_interleaved`]), per CPU second; `None` where the operation
+    /// does not measure it.
+    pub interleaved: Option<(f64, f64)>,
+}
+
+/// The differential path and the C alone over the same cases, timed in
+/// alternating blocks of 1024 cases: two visits, the second with the
+/// blocks' roles swapped, so each case runs once each way, and a machine
+/// that slows for a while (a neighbour on the core) slows both alike:
+/// their ratio is the code's. The differential side is a case as `check`
+/// runs it (other profile, applicability with the model, then the C and
+/// the comparison), in this process: the fork around a worker costs
+/// nothing per case. A divergence panics (the bench runs conforming C).
+/// Returns (differential, C alone) cases per CPU second.
+pub fn time_interleaved<Q>(
+    visit: Visit<Q>,
+    c_applicable: impl Fn(&Q) -> bool,
+    mut c: impl FnMut(&Q),
+    ops: &CaseOps<'_, Q>,
+) -> (f64, f64) {
+    const BLOCK: u64 = 1024;
+    let ok = accepted(visit, c_applicable);
+    // [differential, C alone]: CPU seconds and cases.
+    let (mut t, mut n) = ([0f64; 2], [0u64; 2]);
+    for swap in 0..2u64 {
+        let (mut i, mut start) = (0u64, cpu_seconds());
+        let mode = |i: u64| ((i / BLOCK + swap) % 2) as usize;
+        visit(&mut |q| {
+            let m = mode(i);
+            if m == 0 {
+                if !ops.other_profile.is_some_and(|f| f(q)) && (ops.applicable)(q) {
+                    if let Some((why, _)) = (ops.check)(q) {
+                        panic!("the C diverges from the model: {why}");
+                    }
+                    n[0] += 1;
+                }
+            } else if ok[i as usize] {
+                c(q);
+                n[1] += 1;
+            }
+            i += 1;
+            if i % BLOCK == 0 {
+                let now = cpu_seconds();
+                t[m] += now - start;
+                start = now;
+            }
+            ControlFlow::Continue(())
+        });
+        t[mode(i.saturating_sub(1))] += cpu_seconds() - start;
+    }
+    (n[0] as f64 / t[0].max(1e-9), n[1] as f64 / t[1].max(1e-9))
 }
 
 /// CPU seconds this process and its finished children have used: on a
@@ -458,63 +512,78 @@ pub fn cpu_seconds() -> f64 {
 }
 
 /// Times `c` and `model` over the same cases, those `applicable` (the
-/// same test `check` applies) accepts; each pass generates and filters
-/// them afresh as `check` does, so both rates include that. Rates are per
-/// CPU second ([`cpu_seconds`]).
+/// same test `check` applies) accepts. Which those are is found before
+/// the timed passes, since the test can be the model's; each pass
+/// generates the cases afresh as `check` does, so both rates include
+/// that. Rates are per CPU second ([`cpu_seconds`]).
 pub fn time_split<Q>(
     cases: impl Fn() -> Box<dyn Iterator<Item = Q>>,
     applicable: impl Fn(&Q) -> bool,
     mut c: impl FnMut(&Q),
     mut model: impl FnMut(&Q),
 ) -> Split {
+    let ok: Vec<bool> = cases().map(|q| applicable(&q)).collect();
     let rate = |n: u64, t: f64| n as f64 / (cpu_seconds() - t).max(1e-9);
-    let t = cpu_seconds();
-    let mut n = 0u64;
-    for q in cases().filter(|q| applicable(q)) {
-        c(&q);
-        n += 1;
-    }
-    let c_rate = rate(n, t);
-    let t = cpu_seconds();
-    for q in cases().filter(|q| applicable(q)) {
-        model(&q);
-    }
+    let timed = |f: &mut dyn FnMut(&Q)| {
+        let (t, mut n) = (cpu_seconds(), 0u64);
+        for (q, _) in cases().zip(&ok).filter(|(_, ok)| **ok) {
+            f(&q);
+            n += 1;
+        }
+        (n, rate(n, t))
+    };
+    let (n, c_rate) = timed(&mut c);
+    let (_, model_rate) = timed(&mut model);
     Split {
         cases: n,
         c_rate,
-        model_rate: rate(n, t),
+        model_rate,
+        interleaved: None,
     }
 }
 
+/// Which of a visitor's cases `applicable` accepts, by index: found
+/// before any timing, so that a timed pass pays for generating the cases
+/// and for the work it names, not for the test (which can be the model's).
+fn accepted<Q>(visit: Visit<Q>, applicable: impl Fn(&Q) -> bool) -> Vec<bool> {
+    let mut ok = Vec::new();
+    visit(&mut |q| {
+        ok.push(applicable(q));
+        ControlFlow::Continue(())
+    });
+    ok
+}
+
 /// [`time_split`] over a visitor's cases ([`Visit`]), as `check` runs
-/// an exhaustive bound made in place.
+/// an exhaustive bound made in place; which cases `applicable` accepts is
+/// found before the timed passes ([`accepted`]), so `model` must not
+/// count on anything `applicable` did.
 pub fn time_split_visit<Q>(
     visit: Visit<Q>,
     applicable: impl Fn(&Q) -> bool,
     mut c: impl FnMut(&Q),
     mut model: impl FnMut(&Q),
 ) -> Split {
+    let ok = accepted(visit, applicable);
     let rate = |n: u64, t: f64| n as f64 / (cpu_seconds() - t).max(1e-9);
-    let t = cpu_seconds();
-    let mut n = 0u64;
-    visit(&mut |q| {
-        if applicable(q) {
-            c(q);
-            n += 1;
-        }
-        ControlFlow::Continue(())
-    });
-    let c_rate = rate(n, t);
-    let t = cpu_seconds();
-    visit(&mut |q| {
-        if applicable(q) {
-            model(q);
-        }
-        ControlFlow::Continue(())
-    });
+    let timed = |f: &mut dyn FnMut(&Q)| {
+        let (t, mut i, mut n) = (cpu_seconds(), 0, 0u64);
+        visit(&mut |q| {
+            if ok[i] {
+                f(q);
+                n += 1;
+            }
+            i += 1;
+            ControlFlow::Continue(())
+        });
+        (n, rate(n, t))
+    };
+    let (n, c_rate) = timed(&mut c);
+    let (_, model_rate) = timed(&mut model);
     Split {
         cases: n,
         c_rate,
-        model_rate: rate(n, t),
+        model_rate,
+        interleaved: None,
     }
 }

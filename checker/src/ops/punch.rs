@@ -22,7 +22,7 @@ use super::rmp::{Fields, Scratch, runs_state};
 
 use super::{
     CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
-    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
+    run_cases, run_visit, smaller_numbers, time_interleaved, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -442,12 +442,14 @@ fn candidates(q: &PunchQuery) -> Vec<PunchQuery> {
     out
 }
 
-fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
-    let lib = ctx.lib;
+/// `f` given a case as `check` runs it, with the storage a worker keeps
+/// from case to case (the harness structs are large; the model's storage
+/// is reused).
+fn with_case_ops<R>(lib: &Library, f: impl FnOnce(&CaseOps<'_, PunchQuery>) -> R) -> R {
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_punch_in>> = RefCell::default();
     let answer: RefCell<PunchScratch> = RefCell::default();
-    let ops = CaseOps {
+    f(&CaseOps {
         other_profile: None,
         // The model's answer, computed once into reused storage:
         // `applicable` needs it to know the model accepts the case, and
@@ -464,11 +466,14 @@ fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
         },
         candidates: &candidates,
         model_json: &|q| punch_hole(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
-    };
-    match source {
-        Source::Exhaustive => run_visit(ctx, exhaustive, &ops),
-        _ => run_cases(ctx, cases(source, ctx.vectors), &ops),
-    }
+    })
+}
+
+fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    with_case_ops(ctx.lib, |ops| match source {
+        Source::Exhaustive => run_visit(ctx, exhaustive, ops),
+        _ => run_cases(ctx, cases(source, ctx.vectors), ops),
+    })
 }
 
 fn case_json(
@@ -484,23 +489,24 @@ fn case_json(
     }
 }
 
-/// The exhaustive cases timed apart (the bench).
+/// The exhaustive cases timed apart (the bench): the C alone, the model
+/// alone, and the C alone interleaved with the differential path.
 pub fn split(lib: &Library) -> Split {
     let mut m = PunchScratch::default();
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_punch_in> = Box::default();
-    time_split_visit(
-        exhaustive,
-        fits,
-        |q| {
-            if fill_input(q, &mut input).is_some() {
-                // SAFETY: valid pointers for the call.
-                unsafe { (lib.punch_hole)(&*input, &mut *out) };
-            }
-            std::hint::black_box(&out);
-        },
-        |q| {
-            std::hint::black_box(punch_hole_with(&mut m, q).is_ok());
-        },
-    )
+    let mut c = |q: &PunchQuery| {
+        if fill_input(q, &mut input).is_some() {
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.punch_hole)(&*input, &mut *out) };
+        }
+        std::hint::black_box(&out);
+    };
+    let mut split = time_split_visit(exhaustive, fits, &mut c, |q| {
+        std::hint::black_box(punch_hole_with(&mut m, q).is_ok());
+    });
+    split.interleaved = Some(with_case_ops(lib, |ops| {
+        time_interleaved(exhaustive, fits, c, ops)
+    }));
+    split
 }

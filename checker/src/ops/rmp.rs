@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::{
     CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
-    run_cases, run_visit, smaller_numbers, time_split_visit, to_json,
+    run_cases, run_visit, smaller_numbers, time_interleaved, time_split_visit, to_json,
 };
 use crate::abi;
 use crate::compile::COp;
@@ -961,12 +961,12 @@ fn rmp_invalidate_candidates(q: &RmpInvalidateQuery) -> Vec<RmpInvalidateQuery> 
     out
 }
 
-fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
-    let lib = ctx.lib;
+/// `f` given a `prepare` case as `check` runs it.
+fn with_prepare_ops<R>(lib: &Library, f: impl FnOnce(&CaseOps<'_, PrepareQuery>) -> R) -> R {
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_prepare_in>> = RefCell::default();
     let model = RefCell::new(Model::default());
-    let ops: CaseOps<'_, PrepareQuery> = CaseOps {
+    f(&CaseOps {
         other_profile: None,
         // The model's table, loaded once (as for gmem-invalidate).
         applicable: &|q| {
@@ -983,28 +983,30 @@ fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
         },
         candidates: &prepare_candidates,
         model_json: &|q| prepare(q).map(|a| to_json(&a)).unwrap_or(Value::Null),
-    };
-    match source {
-        Source::Exhaustive => run_visit(ctx, prepare_exhaustive, &ops),
-        _ => run_cases(ctx, prepare_cases(source, ctx.vectors), &ops),
-    }
+    })
 }
 
-fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
-    let lib = ctx.lib;
+fn run_prepare(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    with_prepare_ops(ctx.lib, |ops| match source {
+        Source::Exhaustive => run_visit(ctx, prepare_exhaustive, ops),
+        _ => run_cases(ctx, prepare_cases(source, ctx.vectors), ops),
+    })
+}
+
+/// `f` given a `gmem-invalidate` case as `check` runs it.
+fn with_rmp_invalidate_ops<R>(
+    lib: &Library,
+    f: impl FnOnce(&CaseOps<'_, RmpInvalidateQuery>) -> R,
+) -> R {
     let scratch = RefCell::new(Scratch::default());
     let input: RefCell<Box<abi::gmf_rmp_invalidate_in>> = RefCell::default();
     let model = RefCell::new(Model::default());
-    let ops: CaseOps<'_, RmpInvalidateQuery> = CaseOps {
+    f(&CaseOps {
         other_profile: None,
         // The model's table, loaded once: `applicable` needs it to know
         // the model accepts the case, `check` (always called next, on
         // the same case) runs the hook on it.
-        applicable: &|q| {
-            fits(q.max_pfn, &q.rmp)
-                && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
-                && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
-        },
+        applicable: &|q| rmp_invalidate_accepted(q, &mut model.borrow_mut()),
         check: &|q| {
             check_rmp_invalidate(
                 lib,
@@ -1020,11 +1022,22 @@ fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
                 .map(|a| to_json(&a))
                 .unwrap_or(Value::Null)
         },
-    };
-    match source {
-        Source::Exhaustive => run_visit(ctx, rmp_invalidate_exhaustive, &ops),
-        _ => run_cases(ctx, rmp_invalidate_cases(source, ctx.vectors), &ops),
-    }
+    })
+}
+
+/// Whether the harness can express a `gmem-invalidate` case and the
+/// model accepts its table, which it loads into `m`.
+fn rmp_invalidate_accepted(q: &RmpInvalidateQuery, m: &mut Model) -> bool {
+    fits(q.max_pfn, &q.rmp)
+        && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
+        && m.load(q.snp_enabled, q.max_pfn, &q.rmp)
+}
+
+fn run_rmp_invalidate(ctx: &Ctx<'_>, source: Source) -> Outcome {
+    with_rmp_invalidate_ops(ctx.lib, |ops| match source {
+        Source::Exhaustive => run_visit(ctx, rmp_invalidate_exhaustive, ops),
+        _ => run_cases(ctx, rmp_invalidate_cases(source, ctx.vectors), ops),
+    })
 }
 
 fn prepare_json(
@@ -1057,27 +1070,31 @@ fn rmp_invalidate_json(
 pub fn split_prepare(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_prepare_in> = Box::default();
-    // As `check` runs them: the model's table loaded by the applicability
-    // test, the C's input filled by the call.
     let model = RefCell::new(Model::default());
-    time_split_visit(
-        prepare_exhaustive,
-        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
-        |q| {
-            input.snp_guest = u8::from(q.snp_guest);
-            input.asid = q.asid;
-            input.pfn = q.pfn;
-            input.gfn = q.gfn;
-            input.max_order = q.max_order;
-            let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
-            // SAFETY: valid pointers for the call.
-            unsafe { (lib.prepare)(&*input, &mut *out) };
-            std::hint::black_box(&out);
-        },
-        |q| {
-            std::hint::black_box(prepare_model(q, &mut model.borrow_mut(), true));
-        },
-    )
+    let accepted = |q: &PrepareQuery| {
+        fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
+    };
+    let mut c = |q: &PrepareQuery| {
+        input.snp_guest = u8::from(q.snp_guest);
+        input.asid = q.asid;
+        input.pfn = q.pfn;
+        input.gfn = q.gfn;
+        input.max_order = q.max_order;
+        let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
+        // SAFETY: valid pointers for the call.
+        unsafe { (lib.prepare)(&*input, &mut *out) };
+        std::hint::black_box(&out);
+    };
+    // The model as `check` runs it: its table loaded, then the hook.
+    let mut split = time_split_visit(prepare_exhaustive, accepted, &mut c, |q| {
+        let m = &mut *model.borrow_mut();
+        m.load(q.snp_enabled, q.max_pfn, &q.rmp);
+        std::hint::black_box(prepare_model(q, m, true));
+    });
+    split.interleaved = Some(with_prepare_ops(lib, |ops| {
+        time_interleaved(prepare_exhaustive, accepted, c, ops)
+    }));
+    split
 }
 
 /// `gmem-invalidate`'s exhaustive cases timed apart (the bench).
@@ -1085,24 +1102,27 @@ pub fn split_rmp_invalidate(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_rmp_invalidate_in> = Box::default();
     let model = RefCell::new(Model::default());
-    time_split_visit(
-        rmp_invalidate_exhaustive,
-        |q| fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
-        |q| {
-            input.start = q.start;
-            input.end = q.end;
-            let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
-            // SAFETY: valid pointers for the call.
-            unsafe { (lib.rmp_invalidate)(&*input, &mut *out) };
-            std::hint::black_box(&out);
-        },
-        |q| {
-            let m = &mut *model.borrow_mut();
-            m.clear_trace();
-            sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
-            std::hint::black_box(&m.t);
-        },
-    )
+    let accepted = |q: &RmpInvalidateQuery| rmp_invalidate_accepted(q, &mut model.borrow_mut());
+    let mut c = |q: &RmpInvalidateQuery| {
+        input.start = q.start;
+        input.end = q.end;
+        let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
+        // SAFETY: valid pointers for the call.
+        unsafe { (lib.rmp_invalidate)(&*input, &mut *out) };
+        std::hint::black_box(&out);
+    };
+    // The model as `check` runs it: its table loaded, then the hook.
+    let mut split = time_split_visit(rmp_invalidate_exhaustive, accepted, &mut c, |q| {
+        let m = &mut *model.borrow_mut();
+        m.load(q.snp_enabled, q.max_pfn, &q.rmp);
+        m.clear_trace();
+        sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+        std::hint::black_box(&m.t);
+    });
+    split.interleaved = Some(with_rmp_invalidate_ops(lib, |ops| {
+        time_interleaved(rmp_invalidate_exhaustive, accepted, c, ops)
+    }));
+    split
 }
 
 /// The model's side of a case, reused from case to case: the table
