@@ -393,10 +393,10 @@ fn check(
     }
     if o.overflow != 0 {
         why.push("more events than the harness records".into());
-    } else if !c_events(o).eq(model_events(&m)) {
+    } else if !c_events(o).eq(model_events(m)) {
         // Only a divergence pays for the lists.
         let ce: Vec<Ev> = c_events(o).collect();
-        let me: Vec<Ev> = model_events(&m).collect();
+        let me: Vec<Ev> = model_events(m).collect();
         let i = ce
             .iter()
             .zip(&me)
