@@ -132,7 +132,16 @@ pub struct Rmp {
     pub snp_enabled: bool,
     /// Size of the table in pfns: lookups at or beyond fail (-EFAULT, WARN).
     pub max_pfn: u64,
+    /// Which write left `runs` as they are: a number no other write in
+    /// the process was given (0: none yet). Every method that changes
+    /// `runs` takes a new one ([`Rmp::touch`]), so two tables with one
+    /// stamp hold the same runs (a clone keeps its original's), and
+    /// [`RmpLoader`] can tell a table it copied is still as copied.
+    stamp: u64,
 }
+
+/// The next [`Rmp`] stamp.
+static NEXT_STAMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// [`Rmp::load_runs`] for a caller that loads the same input many times in
 /// a row (the checker's exhaustive bounds hold one RMP state for dozens of
@@ -145,6 +154,8 @@ pub struct RmpLoader {
     max_pfn: u64,
     table: Rmp,
     valid: bool,
+    /// The stamp the last table loaded into was left with (0: none).
+    loaded: u64,
 }
 
 impl RmpLoader {
@@ -162,12 +173,23 @@ impl RmpLoader {
             && self.max_pfn == max_pfn
             && self.input == runs
         {
-            rmp.copy_from(&self.table);
+            // A table nothing wrote since this loader filled it holds the
+            // runs already (its two public fields are compared too, since
+            // a caller may set those directly).
+            let untouched = self.loaded != 0
+                && rmp.stamp == self.loaded
+                && rmp.snp_enabled == snp_enabled
+                && rmp.max_pfn == max_pfn;
+            if !untouched {
+                rmp.copy_from(&self.table);
+                self.loaded = rmp.stamp;
+            }
             return Ok(());
         }
         self.valid = false;
         rmp.load_runs(snp_enabled, max_pfn, runs)?;
         self.table.copy_from(rmp);
+        self.loaded = rmp.stamp;
         self.input.clear();
         self.input.extend_from_slice(runs);
         (self.snp_enabled, self.max_pfn, self.valid) = (snp_enabled, max_pfn, true);
@@ -237,6 +259,7 @@ impl Rmp {
             runs: Vec::new(),
             snp_enabled,
             max_pfn,
+            stamp: 0,
         }
     }
 
@@ -254,9 +277,15 @@ impl Rmp {
     /// This table made equal to `other`, reusing its storage (a derived
     /// `clone_from` would allocate a new one).
     pub fn copy_from(&mut self, other: &Rmp) {
+        self.touch();
         self.runs.clone_from(&other.runs);
         self.snp_enabled = other.snp_enabled;
         self.max_pfn = other.max_pfn;
+    }
+
+    /// A new stamp, for a write about to change `runs`.
+    fn touch(&mut self) {
+        self.stamp = NEXT_STAMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// [`Rmp::from_runs`] into this table, reusing its storage: the
@@ -269,6 +298,7 @@ impl Rmp {
         runs: &[RmpRun],
     ) -> Result<(), InputError> {
         let rmp = self;
+        rmp.touch();
         rmp.snp_enabled = snp_enabled;
         rmp.max_pfn = max_pfn;
         rmp.runs.clear();
@@ -438,6 +468,7 @@ impl Rmp {
             }
             // The 2M entry is the one run of its region: emptied in place.
             if let Some(i) = i {
+                self.touch();
                 self.runs[i].npages = 0;
             }
         }
@@ -450,6 +481,7 @@ impl Rmp {
     /// would miss the pfn (and a split of the new run, inserted after it,
     /// would put the runs out of pfn order).
     fn insert(&mut self, run: RmpRun) {
+        self.touch();
         let lo = self.runs.partition_point(|r| r.pfn < run.pfn);
         let hi = lo + self.runs[lo..].partition_point(|r| r.pfn < run.pfn + run.npages);
         debug_assert!(self.runs[lo..hi].iter().all(|r| r.npages == 0));
@@ -464,6 +496,7 @@ impl Rmp {
     /// Writes one 4K entry of `pfn`, which run `held` holds if any (the
     /// region is not a 2M entry).
     fn set(&mut self, held: Option<usize>, pfn: u64, e: RmpEntry) {
+        self.touch();
         if let Some(i) = held {
             // Cut pfn out of its run: trim an end, or split in two.
             let r = self.runs[i];
@@ -563,6 +596,7 @@ impl Rmp {
         match self.find(head) {
             // 512 4K entries that keep every field: the same run, 4K.
             Some(i) if self.runs[i].pfn == head && self.runs[i].size == PageSize::M2 => {
+                self.touch();
                 self.runs[i].size = PageSize::K4;
                 0
             }
@@ -886,6 +920,43 @@ mod tests {
         assert_eq!(rmp, Rmp::from_runs(true, 1536, &a).expect("valid"));
         loader.load(&mut rmp, false, 1536, &a).expect("valid");
         assert!(!rmp.snp_enabled);
+        // Every kind of write between two loads of the same runs is undone
+        // by the second (a table nothing wrote is not copied again).
+        let c = [run(1024, PageSize::M2), run(1536, PageSize::K4)];
+        let writes: [&dyn Fn(&mut Rmp); 7] = [
+            &|r| assert_eq!(r.make_shared(1536, PG_LEVEL_4K), 0),
+            &|r| assert_eq!(r.make_private(1600, 0, PG_LEVEL_4K, 1, false), 0),
+            &|r| assert_eq!(r.make_private(512, 0, PG_LEVEL_2M, 1, false), 0),
+            &|r| assert_eq!(r.psmash(1024), 0),
+            &|r| assert_eq!(r.make_shared(1024, PG_LEVEL_2M), 0),
+            &|r| r.snp_enabled = false,
+            &|r| r.max_pfn = 1536,
+        ];
+        for write in writes {
+            loader.load(&mut rmp, true, 2048, &c).expect("valid");
+            loader.load(&mut rmp, true, 2048, &c).expect("valid");
+            write(&mut rmp);
+            assert_ne!(
+                (&rmp, rmp.snp_enabled, rmp.max_pfn),
+                (&fresh(&c), true, 2048)
+            );
+            loader.load(&mut rmp, true, 2048, &c).expect("valid");
+            assert_eq!(
+                (&rmp, rmp.snp_enabled, rmp.max_pfn),
+                (&fresh(&c), true, 2048)
+            );
+        }
+        // A stamp names one content, whichever table holds it: a copy of a
+        // written table, loaded into neither, is not taken for the loaded
+        // one (after a load by copy, and after a load of other runs).
+        for other in [&c[..], &b[..]] {
+            loader.load(&mut rmp, true, 2048, &c).expect("valid");
+            assert_eq!(rmp.make_shared(1536, PG_LEVEL_4K), 0);
+            let mut written = rmp.clone();
+            loader.load(&mut rmp, true, 2048, other).expect("valid");
+            loader.load(&mut written, true, 2048, other).expect("valid");
+            assert_eq!(written, fresh(other));
+        }
         // Runs that differ from the last in one field alone are loaded.
         loader.load(&mut rmp, true, 2048, &a).expect("valid");
         let mut one_field: Vec<[RmpRun; 2]> = Vec::new();
