@@ -38,7 +38,7 @@
 //! run back to back: how far the machine moved the figures in this run.
 //!
 //! Those passes are still seconds apart, and the machine's speed moves in
-//! that time: punch-hole's ratio went from 0.44 to 0.86 between rounds of
+//! that time: punch-hole's ratio went from 0.44 to 0.73 between rounds of
 //! one run. So for the RMP operations each round also times the
 //! differential path and the C alone interleaved (`ops::time_interleaved`:
 //! alternating blocks of 1024 cases, twice with the roles swapped, the

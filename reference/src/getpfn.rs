@@ -168,9 +168,6 @@ pub struct GetPfnScratch {
     /// The answer of the last scenario that ran.
     pub trace: GetPfnTrace,
     bindings: Bindings,
-    /// The input `bindings` was loaded from: the same input again is the
-    /// same set.
-    bindings_from: Vec<Binding>,
     folios: PageCache<(bool, bool)>,
     built: Built,
     rmp: Rmp,
@@ -288,12 +285,7 @@ pub fn kvm_gmem_get_pfn_with(
     sc: &mut GetPfnScratch,
     s: &GetPfnScenario<'_>,
 ) -> Result<(), InputError> {
-    if sc.bindings_from != s.bindings {
-        // On an error the set is left as it was, so still `bindings_from`'s.
-        sc.bindings.load(s.bindings)?;
-        sc.bindings_from.clear();
-        sc.bindings_from.extend_from_slice(s.bindings);
-    }
+    sc.bindings.load(s.bindings)?;
     let bindings = &sc.bindings;
     let slot = match s.slot {
         Some(i) => Some(*s.bindings.get(i).ok_or_else(|| {

@@ -458,9 +458,6 @@ pub struct PunchScratch {
     /// WARNs.
     pub warnings: u32,
     bindings: Bindings,
-    /// The input `bindings` was loaded from: the same input again is
-    /// the same set (the exhaustive bound keeps one for many holes).
-    bindings_from: Vec<Binding>,
     page_cache: PageCache<bool>,
     folio_loader: FolioLoader,
     /// Loads `rmp` from a query's runs (the same runs again by a copy).
@@ -516,12 +513,7 @@ pub fn punch_hole_with(
             format!("at most {MAX_FOLIOS} folios"),
         ));
     }
-    if sc.bindings_from != bindings {
-        // On an error the set is left as it was, so still `bindings_from`'s.
-        sc.bindings.load(bindings)?;
-        sc.bindings_from.clear();
-        sc.bindings_from.extend_from_slice(bindings);
-    }
+    sc.bindings.load(bindings)?;
     let scenario = Scenario {
         policy: SharedPolicy::WhenFreed,
         asid: 0,

@@ -146,7 +146,8 @@ static NEXT_STAMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// [`Rmp::load_runs`] for a caller that loads the same input many times in
 /// a row (the checker's exhaustive bounds hold one RMP state for dozens of
 /// cases): the input last loaded and the table it gave are kept, and the
-/// same input again is a copy of that table, not a check of every run.
+/// same input again is a copy of that table, not a check of every run, or
+/// nothing at all when no write touched the table since (its stamp).
 #[derive(Debug, Default)]
 pub struct RmpLoader {
     input: Vec<RmpRun>,

@@ -588,12 +588,7 @@ fn check_prepare(
     q: &PrepareQuery,
     m: &mut Model,
 ) -> Option<(String, Value)> {
-    input.snp_guest = u8::from(q.snp_guest);
-    input.asid = q.asid;
-    input.pfn = q.pfn;
-    input.gfn = q.gfn;
-    input.max_order = q.max_order;
-    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
+    prepare_input(q, input)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.prepare)(input, &mut *scratch.out) };
     // A tree whose MMU asks the level only after a successful prepare (SNP
@@ -629,13 +624,10 @@ fn check_rmp_invalidate(
     q: &RmpInvalidateQuery,
     m: &mut Model,
 ) -> Option<(String, Value)> {
-    input.start = q.start;
-    input.end = q.end;
-    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)?;
+    rmp_invalidate_input(q, input)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.rmp_invalidate)(input, &mut *scratch.out) };
-    m.clear_trace();
-    sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+    rmp_invalidate_model(q, m);
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_rmp_invalidate returned {r}"));
@@ -1075,14 +1067,10 @@ pub fn split_prepare(lib: &Library) -> Split {
         fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
     };
     let mut c = |q: &PrepareQuery| {
-        input.snp_guest = u8::from(q.snp_guest);
-        input.asid = q.asid;
-        input.pfn = q.pfn;
-        input.gfn = q.gfn;
-        input.max_order = q.max_order;
-        let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
-        // SAFETY: valid pointers for the call.
-        unsafe { (lib.prepare)(&*input, &mut *out) };
+        if prepare_input(q, &mut input).is_some() {
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.prepare)(&*input, &mut *out) };
+        }
         std::hint::black_box(&out);
     };
     // The model as `check` runs it: its table loaded, then the hook.
@@ -1104,19 +1092,17 @@ pub fn split_rmp_invalidate(lib: &Library) -> Split {
     let model = RefCell::new(Model::default());
     let accepted = |q: &RmpInvalidateQuery| rmp_invalidate_accepted(q, &mut model.borrow_mut());
     let mut c = |q: &RmpInvalidateQuery| {
-        input.start = q.start;
-        input.end = q.end;
-        let _ = runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp);
-        // SAFETY: valid pointers for the call.
-        unsafe { (lib.rmp_invalidate)(&*input, &mut *out) };
+        if rmp_invalidate_input(q, &mut input).is_some() {
+            // SAFETY: valid pointers for the call.
+            unsafe { (lib.rmp_invalidate)(&*input, &mut *out) };
+        }
         std::hint::black_box(&out);
     };
     // The model as `check` runs it: its table loaded, then the hook.
     let mut split = time_split_visit(rmp_invalidate_exhaustive, accepted, &mut c, |q| {
         let m = &mut *model.borrow_mut();
         m.load(q.snp_enabled, q.max_pfn, &q.rmp);
-        m.clear_trace();
-        sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+        rmp_invalidate_model(q, m);
         std::hint::black_box(&m.t);
     });
     split.interleaved = Some(with_rmp_invalidate_ops(lib, |ops| {
@@ -1152,6 +1138,34 @@ impl Model {
 /// The model's side of one `prepare` case on the loaded table: the
 /// hook's return and the max level after (`GMF_LEVEL_NOT_ASKED` unless
 /// `ask_level`).
+/// The harness input of a `prepare` case; `None` when its state does not
+/// fit the harness.
+fn prepare_input(q: &PrepareQuery, input: &mut abi::gmf_prepare_in) -> Option<()> {
+    input.snp_guest = u8::from(q.snp_guest);
+    input.asid = q.asid;
+    input.pfn = q.pfn;
+    input.gfn = q.gfn;
+    input.max_order = q.max_order;
+    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)
+}
+
+/// The harness input of a `gmem-invalidate` case; `None` when its state
+/// does not fit the harness.
+fn rmp_invalidate_input(
+    q: &RmpInvalidateQuery,
+    input: &mut abi::gmf_rmp_invalidate_in,
+) -> Option<()> {
+    input.start = q.start;
+    input.end = q.end;
+    runs_state(q.snp_enabled, q.max_pfn, &q.rmp, &mut input.rmp)
+}
+
+/// The model's side of a `gmem-invalidate` case, on the table `m` holds.
+fn rmp_invalidate_model(q: &RmpInvalidateQuery, m: &mut Model) {
+    m.clear_trace();
+    sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
+}
+
 fn prepare_model(q: &PrepareQuery, m: &mut Model, ask_level: bool) -> (i32, i32) {
     m.clear_trace();
     let ret = sev_gmem_prepare(
