@@ -33,8 +33,12 @@ use crate::rules::{max_level_for_order, rmp_use_2m_update};
 pub const RMP_HW_FAIL: i32 = 1;
 
 /// Page size of an RMP entry.
+///
+/// Two bytes wide, so that an [`RmpRun`] has no padding and its last word
+/// (ASID, size, flags) reads as one ([`RmpRun::words`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[repr(u16)]
 pub enum PageSize {
     /// 4K.
     #[default]
@@ -157,6 +161,8 @@ pub struct RmpLoader {
     valid: bool,
     /// The stamp the last table loaded into was left with (0: none).
     loaded: u64,
+    /// Inputs taken that were not the one held ([`RmpLoader::inputs`]).
+    inputs: u64,
 }
 
 impl RmpLoader {
@@ -172,7 +178,7 @@ impl RmpLoader {
         if self.valid
             && self.snp_enabled == snp_enabled
             && self.max_pfn == max_pfn
-            && self.input == runs
+            && same_runs(&self.input, runs)
         {
             // A table nothing wrote since this loader filled it holds the
             // runs already (its two public fields are compared too, since
@@ -188,6 +194,7 @@ impl RmpLoader {
             return Ok(());
         }
         self.valid = false;
+        self.inputs += 1;
         rmp.load_runs(snp_enabled, max_pfn, runs)?;
         self.table.copy_from(rmp);
         self.loaded = rmp.stamp;
@@ -196,6 +203,51 @@ impl RmpLoader {
         (self.snp_enabled, self.max_pfn, self.valid) = (snp_enabled, max_pfn, true);
         Ok(())
     }
+
+    /// How many inputs the loader took that were not the one it held
+    /// (built into a table, or refused): while this stays the same, every
+    /// load was of one input, so a caller may keep what it worked out
+    /// from that input.
+    pub fn inputs(&self) -> u64 {
+        self.inputs
+    }
+}
+
+impl RmpRun {
+    /// The run as four words, equal exactly when the runs are (every field
+    /// is named here, so a new one cannot be left out): the fields in their
+    /// in-memory order, so the compiler reads the last word as one load.
+    fn words(&self) -> [u64; 4] {
+        let RmpRun {
+            pfn,
+            npages,
+            size,
+            asid,
+            gpa,
+            immutable,
+            validated,
+        } = *self;
+        [
+            pfn,
+            npages,
+            gpa,
+            u64::from(asid)
+                | u64::from(size as u16) << 32
+                | u64::from(immutable) << 48
+                | u64::from(validated) << 56,
+        ]
+    }
+}
+
+/// `a == b`, a run at a time in words with one branch per run: the loader
+/// asks this of every case, and nearly always of equal inputs, so every
+/// field is read; the derived comparison branches on each.
+fn same_runs(a: &[RmpRun], b: &[RmpRun]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (x, y) = (x.words(), y.words());
+            (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) == 0
+        })
 }
 
 /// Two tables are equal when they hold the same entries, however their

@@ -541,6 +541,12 @@ fn picture_rmp_invalidate(c: &super::Counterexample) -> Option<String> {
 }
 
 /// Compares events, warnings and the final table.
+///
+/// Most cases make no RMP operation on either side. Then the events agree,
+/// and so do the tables: the model writes its table only by the operations
+/// it records, the C wrote no entry. Only the WARN counts are left, and
+/// this much is inlined in every case; the rest is [`compare_all`].
+#[inline]
 fn compare(
     scratch: &mut Scratch,
     state: &abi::gmf_rmp_state,
@@ -549,6 +555,45 @@ fn compare(
     why: &mut Vec<String>,
 ) {
     let o = &scratch.out;
+    let quiet = o.overflow == 0
+        && o.nevents == 0
+        && t.events.is_empty()
+        && o.rmp_lo == o.rmp_hi
+        && o.rmp_hi <= PFNS;
+    if quiet {
+        warnings_differ(o, t, why);
+    } else {
+        compare_all(scratch, state, t, after, why);
+    }
+}
+
+/// [`compare`] in full: events, warnings, then the table's entries.
+#[inline(never)]
+fn compare_all(
+    scratch: &mut Scratch,
+    state: &abi::gmf_rmp_state,
+    t: &HookTrace,
+    after: &Rmp,
+    why: &mut Vec<String>,
+) {
+    events_differ(&scratch.out, t, why);
+    warnings_differ(&scratch.out, t, why);
+    if let Some(d) =
+        scratch.model_table_differs(state, after, t.events.iter().map(|e| &e.op), Fields::All)
+    {
+        why.push(d);
+    }
+}
+
+fn warnings_differ(o: &abi::gmf_rmp_out, t: &HookTrace, why: &mut Vec<String>) {
+    if o.warnings != t.warnings {
+        why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
+    }
+}
+
+/// The first RMP operation the C and the model made differently, or the
+/// C's overflow of the harness's record.
+fn events_differ(o: &abi::gmf_rmp_out, t: &HookTrace, why: &mut Vec<String>) {
     let c_events = &o.events[..(o.nevents as usize).min(o.events.len())];
     if o.overflow != 0 {
         why.push("the C made more RMP operations than the harness records".into());
@@ -568,14 +613,6 @@ fn compare(
             c_events.get(i).map(c_event_tuple),
             t.events.get(i).map(event_tuple)
         ));
-    }
-    if o.warnings != t.warnings {
-        why.push(format!("WARNs: C {}, model {}", o.warnings, t.warnings));
-    }
-    if let Some(d) =
-        scratch.model_table_differs(state, after, t.events.iter().map(|e| &e.op), Fields::All)
-    {
-        why.push(d);
     }
 }
 
@@ -961,9 +998,7 @@ fn with_prepare_ops<R>(lib: &Library, f: impl FnOnce(&CaseOps<'_, PrepareQuery>)
     f(&CaseOps {
         other_profile: None,
         // The model's table, loaded once (as for gmem-invalidate).
-        applicable: &|q| {
-            fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
-        },
+        applicable: &|q| model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp),
         check: &|q| {
             check_prepare(
                 lib,
@@ -1020,8 +1055,7 @@ fn with_rmp_invalidate_ops<R>(
 /// Whether the harness can express a `gmem-invalidate` case and the
 /// model accepts its table, which it loads into `m`.
 fn rmp_invalidate_accepted(q: &RmpInvalidateQuery, m: &mut Model) -> bool {
-    fits(q.max_pfn, &q.rmp)
-        && q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
+    q.end.saturating_sub(q.start) <= MAX_RMP_INVALIDATE_PFNS
         && m.load(q.snp_enabled, q.max_pfn, &q.rmp)
 }
 
@@ -1063,9 +1097,7 @@ pub fn split_prepare(lib: &Library) -> Split {
     let mut out: Box<abi::gmf_rmp_out> = Box::default();
     let mut input: Box<abi::gmf_prepare_in> = Box::default();
     let model = RefCell::new(Model::default());
-    let accepted = |q: &PrepareQuery| {
-        fits(q.max_pfn, &q.rmp) && model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp)
-    };
+    let accepted = |q: &PrepareQuery| model.borrow_mut().load(q.snp_enabled, q.max_pfn, &q.rmp);
     let mut c = |q: &PrepareQuery| {
         if prepare_input(q, &mut input).is_some() {
             // SAFETY: valid pointers for the call.
@@ -1119,14 +1151,24 @@ pub struct Model {
     rmp: Rmp,
     t: HookTrace,
     loader: RmpLoader,
+    /// [`fits`] of the loader's input, and the loader's input count it
+    /// was worked out at: the exhaustive bounds hold one state for dozens
+    /// of cases, and each would walk its runs again.
+    fits: (u64, bool),
 }
 
 impl Model {
-    /// Loads the case's table: whether the model accepts it.
+    /// Loads the case's table: whether the model accepts it and the
+    /// harness can express it.
     fn load(&mut self, snp_enabled: bool, max_pfn: u64, runs: &[RmpRun]) -> bool {
-        self.loader
+        let ok = self
+            .loader
             .load(&mut self.rmp, snp_enabled, max_pfn, runs)
-            .is_ok()
+            .is_ok();
+        if self.fits.0 != self.loader.inputs() {
+            self.fits = (self.loader.inputs(), fits(max_pfn, runs));
+        }
+        ok && self.fits.1
     }
 
     fn clear_trace(&mut self) {
@@ -1135,9 +1177,6 @@ impl Model {
     }
 }
 
-/// The model's side of one `prepare` case on the loaded table: the
-/// hook's return and the max level after (`GMF_LEVEL_NOT_ASKED` unless
-/// `ask_level`).
 /// The harness input of a `prepare` case; `None` when its state does not
 /// fit the harness.
 fn prepare_input(q: &PrepareQuery, input: &mut abi::gmf_prepare_in) -> Option<()> {
@@ -1166,6 +1205,9 @@ fn rmp_invalidate_model(q: &RmpInvalidateQuery, m: &mut Model) {
     sev_gmem_invalidate(&mut m.rmp, q.start, q.end, false, &mut m.t);
 }
 
+/// The model's side of one `prepare` case on the loaded table: the
+/// hook's return and the max level after (`GMF_LEVEL_NOT_ASKED` unless
+/// `ask_level`).
 fn prepare_model(q: &PrepareQuery, m: &mut Model, ask_level: bool) -> (i32, i32) {
     m.clear_trace();
     let ret = sev_gmem_prepare(
@@ -1266,6 +1308,65 @@ mod tests {
         let mut fresh = Pfns::default();
         fresh.add((600, 601));
         assert_eq!(p, fresh);
+    }
+
+    #[test]
+    fn a_case_without_rmp_operations_is_still_checked_for_table_writes() {
+        // No events on either side, the model's table as loaded: the short
+        // path. Each way the C's record can still differ must be reported.
+        let runs = [page(600, 1, 1)];
+        let s = state(&runs);
+        let after = Rmp::from_runs(true, PFNS, &runs).expect("valid");
+        let t = HookTrace::default();
+        let why = |scratch: &mut Scratch| {
+            let mut why = Vec::new();
+            compare(scratch, &s, &t, &after, &mut why);
+            why.join("; ")
+        };
+        let mut scratch = Scratch::default();
+        assert_eq!(why(&mut scratch), "");
+        // The C wrote pfn 600 shared without recording an operation.
+        scratch.out.rmp_lo = 600;
+        scratch.out.rmp_hi = 601;
+        scratch.out.written[600 / 64] = 1 << (600 % 64);
+        assert!(
+            why(&mut scratch).contains("pfn 600"),
+            "{}",
+            why(&mut scratch)
+        );
+        // It recorded too many operations to hold.
+        let mut scratch = Scratch::default();
+        scratch.out.overflow = 1;
+        assert!(why(&mut scratch).contains("more RMP operations"));
+        // It reported an empty span past the table's end.
+        let mut scratch = Scratch::default();
+        scratch.out.rmp_lo = PFNS + 1;
+        scratch.out.rmp_hi = PFNS + 1;
+        assert!(why(&mut scratch).contains("outside the table"));
+        // Its WARNs differ.
+        let mut scratch = Scratch::default();
+        scratch.out.warnings = 1;
+        assert_eq!(why(&mut scratch), "WARNs: C 1, model 0");
+    }
+
+    #[test]
+    fn whether_a_state_fits_the_harness_follows_each_new_state() {
+        // The model accepts both states; only the first fits the harness.
+        let inside = vec![page(600, 1, 1)];
+        let outside = vec![page(PFNS, 1, 1)];
+        let mut m = Model::default();
+        for (runs, max_pfn, fits) in [
+            (&inside, PFNS, true),
+            (&outside, 2 * PFNS, false),
+            (&outside, 2 * PFNS, false),
+            (&inside, PFNS, true),
+            (&inside, PFNS, true),
+            // The same runs in a table too large for the harness.
+            (&inside, 2 * PFNS, false),
+            (&inside, PFNS, true),
+        ] {
+            assert_eq!(m.load(true, max_pfn, runs), fits, "{runs:?} of {max_pfn}");
+        }
     }
 
     #[test]
