@@ -174,7 +174,7 @@ fn review_result(
     vectors: &dyn Fn(&str) -> Vec<serde_json::Value>,
     jobs: u64,
     random: u64,
-) -> Result<Vec<String>, Failure> {
+) -> Result<ResultReview, Failure> {
     let dir = std::env::temp_dir().join(format!("gmemforge-series-result-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut files = tree_files.clone();
@@ -200,24 +200,42 @@ fn review_result(
             .map_err(Failure::from)
         });
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(result?
-        .report
-        .items
-        .iter()
+    let items = result?.report.items;
+    Ok(ResultReview {
         // Operations the tree does not hold stay missing: not a divergence.
-        .filter(|i| !matches!(i.verdict, Verdict::Conforms | Verdict::Missing))
-        .map(|i| {
-            format!(
-                "{} {}",
-                i.operation,
-                serde_json::to_value(i.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            )
-        })
-        .collect())
+        still: items
+            .iter()
+            .filter(|i| !matches!(i.verdict, Verdict::Conforms | Verdict::Missing))
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i.operation,
+                    serde_json::to_value(i.verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        missing: items
+            .iter()
+            .filter(|i| i.verdict == Verdict::Missing)
+            .map(|i| format!("{}: {}", i.operation, i.error.as_deref().unwrap_or("")))
+            .collect(),
+    })
 }
+
+/// The review of a series' result: what still differs (operation and
+/// verdict), and the operations the result does not hold (operation: what
+/// was looked for).
+struct ResultReview {
+    still: Vec<String>,
+    missing: Vec<String>,
+}
+
+/// How stdout names an operation the tree (or the series' result) does
+/// not hold: no outcome of a patch, but not left unsaid.
+const MISSING: &str = "missing from this tree (no patch of this series adds it here): ";
 
 /// Runs `series`.
 pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
@@ -312,6 +330,13 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
                 diverging.join(", ")
             ));
         }
+        let missing = verdicts.iter().filter_map(|v| match &v.state {
+            State::Missing(m) => Some(format!("{}: {m}", v.operation)),
+            _ => None,
+        });
+        for m in missing {
+            text.push_str(&format!("  {}{m}\n", MISSING));
+        }
         crate::output::emit(&text)?;
         return Ok(u8::from(p.left_out() || !diverging.is_empty()));
     }
@@ -370,10 +395,10 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         r.detected.evidence
     );
     let mut result = Vec::new();
-    if !after.is_empty() {
+    if !after.still.is_empty() {
         result.push(format!(
             "With the series applied, gmemforge review still finds: {}.",
-            after.join("; ")
+            after.still.join("; ")
         ));
     }
     if p.left_out() {
@@ -432,8 +457,11 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     for l in outcomes.iter().filter(|l| !l.starts_with("written")) {
         listing.push_str(&format!("  {l}\n"));
     }
+    for m in &after.missing {
+        listing.push_str(&format!("  {MISSING}{m}\n"));
+    }
     crate::output::emit(&listing)?;
-    let mut code = u8::from(p.left_out() || !after.is_empty());
+    let mut code = u8::from(p.left_out() || !after.still.is_empty());
     if args.build {
         let patches: Vec<kbuild::Patch<'_>> = p
             .steps
