@@ -304,20 +304,47 @@ static void gmf_split_blocks(struct list_head **prev, struct folio *head,
  * inside the folio) go: each of them its own order-0 folio, in order; the
  * pages before and after stay GMF_PG_SPLIT blocks.  Every piece keeps the
  * folio's flags, as the kernel's split copies them to the new folios.
+ *
+ * For truncate (@truncate), the order-0 folios of [lo, hi] are then
+ * removed and freed in index order, as gmf_filemap_remove() would each,
+ * and never linked into the list only to be unlinked at once: a hole of
+ * 511 pages in a 2M folio costs the 511 frees the kernel makes, not 511
+ * insertions and removals besides.
+ *
+ * Returns where a walk goes on after [lo, hi]: the first piece after it.
  */
-static void gmf_split_folio(struct folio *folio, pgoff_t lo, pgoff_t hi)
+static struct list_head *gmf_split_range(struct folio *folio, pgoff_t lo,
+					 pgoff_t hi, bool truncate)
 {
-	struct list_head *prev = folio->lru.prev;
 	struct address_space *mapping = folio->mapping;
+	const struct address_space_operations *a_ops = mapping->a_ops;
+	struct list_head *prev = folio->lru.prev, *after;
 	pgoff_t first = folio->index, end = first + folio_nr_pages(folio);
 	unsigned long flags = folio->flags & ~GMF_PG_SPLIT;
 	pgoff_t i;
 
 	list_del(&folio->lru);
 	gmf_split_blocks(&prev, folio, first, first, lo, mapping, flags);
-	for (i = lo; i <= hi; i++)
-		gmf_split_piece(&prev, folio, first, i, 0, mapping, flags);
+	if (truncate)
+		mapping->nrpages -= hi - lo + 1;
+	for (i = lo; i <= hi; i++) {
+		struct folio *f;
+
+		if (!truncate) {
+			gmf_split_piece(&prev, folio, first, i, 0, mapping, flags);
+			continue;
+		}
+		f = (struct folio *)folio_page(folio, i - first);
+		f->mapping = NULL;
+		f->index = i;
+		f->gmf_order = 0;
+		f->flags = flags;
+		if (a_ops && a_ops->free_folio)
+			a_ops->free_folio(f);
+	}
+	after = prev;
 	gmf_split_blocks(&prev, folio, first, hi + 1, end, mapping, flags);
+	return after->next;
 }
 
 int gmf_filemap_add_folio(struct address_space *mapping, pgoff_t index,
@@ -393,7 +420,7 @@ found:
 		struct folio *at = (struct folio *)folio_page(folio,
 							       index - folio->index);
 
-		gmf_split_folio(folio, index, index);
+		gmf_split_range(folio, index, index, false);
 		folio = at;
 	}
 	folio_lock(folio);
@@ -484,44 +511,6 @@ static void gmf_filemap_remove(struct address_space *mapping,
 }
 
 /*
- * Truncate's split of a folio partly inside the hole (or of a
- * GMF_PG_SPLIT block): split_folio() to order 0, then the order-0 folios
- * of pages [lo, hi] (inclusive, inside the folio) removed and freed in
- * index order, as gmf_filemap_remove() would each.  The pages inside are
- * never linked into the list only to be unlinked at once: a hole of 511
- * pages in a 2M folio costs the 511 frees the kernel makes, not 511
- * insertions and removals besides.  The pages outside stay GMF_PG_SPLIT
- * blocks.  Returns where the walk goes on: the first piece after the hole.
- */
-static struct list_head *gmf_truncate_split(struct address_space *mapping,
-					    struct folio *folio, pgoff_t lo,
-					    pgoff_t hi)
-{
-	const struct address_space_operations *a_ops = mapping->a_ops;
-	struct list_head *prev = folio->lru.prev, *after;
-	pgoff_t first = folio->index, end = first + folio_nr_pages(folio);
-	unsigned long flags = folio->flags & ~GMF_PG_SPLIT;
-	pgoff_t i;
-
-	list_del(&folio->lru);
-	gmf_split_blocks(&prev, folio, first, first, lo, mapping, flags);
-	mapping->nrpages -= hi - lo + 1;
-	for (i = lo; i <= hi; i++) {
-		struct folio *f = (struct folio *)folio_page(folio, i - first);
-
-		f->mapping = NULL;
-		f->index = i;
-		f->gmf_order = 0;
-		f->flags = flags;
-		if (a_ops && a_ops->free_folio)
-			a_ops->free_folio(f);
-	}
-	after = prev;
-	gmf_split_blocks(&prev, folio, first, hi + 1, end, mapping, flags);
-	return after->next;
-}
-
-/*
  * mm/truncate.c's truncate_inode_pages_range() as guest_memfd sees it:
  *
  * - The pages removed are [start, end): start is lstart rounded up to a
@@ -575,9 +564,11 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart,
 		}
 		if (first < start || last > last_in ||
 		    (folio->flags & GMF_PG_SPLIT)) {
-			pos = gmf_truncate_split(mapping, folio,
-						 first < start ? start : first,
-						 last > last_in ? last_in : last);
+			/* Split, and its pages inside the hole freed. */
+			pos = gmf_split_range(folio,
+					      first < start ? start : first,
+					      last > last_in ? last_in : last,
+					      true);
 			continue;
 		}
 		pos = pos->next;
