@@ -34,8 +34,9 @@ pub const RMP_HW_FAIL: i32 = 1;
 
 /// Page size of an RMP entry.
 ///
-/// Two bytes wide, so that an [`RmpRun`] has no padding and its last word
-/// (ASID, size, flags) reads as one ([`RmpRun::words`]).
+/// Two bytes wide, so that an [`RmpRun`] has no padding and the compiler
+/// can read its last word (ASID, size, flags) as one load, which it does on
+/// x86-64 ([`RmpRun::words`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(u16)]
