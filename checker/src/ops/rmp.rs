@@ -31,7 +31,7 @@ use gmem_reference::ops::{
     MAX_RMP_INVALIDATE_PFNS, PrepareQuery, RmpInvalidateQuery, prepare, rmp_invalidate,
 };
 use gmem_reference::rmp::{
-    HookTrace, PageSize, Rmp, RmpEvent, RmpLoader, RmpOp, RmpRun, sev_gmem_invalidate,
+    HookTrace, PageSize, Rmp, RmpEntry, RmpEvent, RmpLoader, RmpOp, RmpRun, sev_gmem_invalidate,
     sev_gmem_prepare, sev_private_max_mapping_level,
 };
 
@@ -192,9 +192,8 @@ impl Loaded<'_> {
     }
 }
 
-/// The model's entry of `p` in the harness's form.
-fn model_entry(rmp: &Rmp, p: u64) -> abi::gmf_rmp_entry {
-    let e = rmp.entry(p);
+/// A model entry in the harness's form.
+fn harness_entry(e: RmpEntry) -> abi::gmf_rmp_entry {
     abi::gmf_rmp_entry {
         assigned: u8::from(e.assigned),
         pagesize: u8::from(e.size == PageSize::M2),
@@ -236,9 +235,9 @@ impl Scratch {
     /// is set) on top, the model's is `after`; both equal the loaded state
     /// wherever neither wrote, so only the pfns the C wrote or the model's
     /// operations may have written (`model`) are compared, in pfn order:
-    /// the model's entry looked up in `after`, the C's loaded entry (where
-    /// it wrote nothing) from the state's runs, walked once. The first
-    /// difference, in words.
+    /// the model's entries from one walk over `after`'s runs, the C's
+    /// loaded entry (where it wrote nothing) from one over the state's
+    /// runs. The first difference, in words.
     pub fn table_differs(
         &mut self,
         state: &abi::gmf_rmp_state,
@@ -308,7 +307,11 @@ fn table_differs(
         words,
         fields,
         |p| c.entry(p),
-        |p| model_entry(after, p),
+        // first_difference asks in increasing pfn order.
+        {
+            let mut walk = after.walk();
+            move |p| harness_entry(walk.entry(p))
+        },
     )
 }
 
