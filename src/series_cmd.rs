@@ -220,7 +220,7 @@ fn review_result(
         missing: items
             .iter()
             .filter(|i| i.verdict == Verdict::Missing)
-            .map(|i| format!("{}: {}", i.operation, i.error.as_deref().unwrap_or("")))
+            .map(|i| (i.operation, i.error.clone().unwrap_or_default()))
             .collect(),
     })
 }
@@ -230,12 +230,15 @@ fn review_result(
 /// was looked for).
 struct ResultReview {
     still: Vec<String>,
-    missing: Vec<String>,
+    missing: Vec<(&'static str, String)>,
 }
 
-/// How stdout names an operation the tree (or the series' result) does
-/// not hold: no outcome of a patch, but not left unsaid.
-const MISSING: &str = "missing from this tree (no patch of this series adds it here): ";
+/// stdout's line for an operation the tree (or the series' result) does
+/// not hold: no patch's outcome, but not left unsaid. `why`: what review
+/// looked for.
+fn missing_line(operation: &str, why: &str) -> String {
+    format!("  missing from this tree (no patch of this series adds it here): {operation}: {why}\n")
+}
 
 /// Runs `series`.
 pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
@@ -330,12 +333,10 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
                 diverging.join(", ")
             ));
         }
-        let missing = verdicts.iter().filter_map(|v| match &v.state {
-            State::Missing(m) => Some(format!("{}: {m}", v.operation)),
-            _ => None,
-        });
-        for m in missing {
-            text.push_str(&format!("  {}{m}\n", MISSING));
+        for v in &verdicts {
+            if let State::Missing(m) = &v.state {
+                text.push_str(&missing_line(&v.operation, m));
+            }
         }
         crate::output::emit(&text)?;
         return Ok(u8::from(p.left_out() || !diverging.is_empty()));
@@ -457,8 +458,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     for l in outcomes.iter().filter(|l| !l.starts_with("written")) {
         listing.push_str(&format!("  {l}\n"));
     }
-    for m in &after.missing {
-        listing.push_str(&format!("  {MISSING}{m}\n"));
+    for (op, why) in &after.missing {
+        listing.push_str(&missing_line(op, why));
     }
     crate::output::emit(&listing)?;
     let mut code = u8::from(p.left_out() || !after.still.is_empty());
