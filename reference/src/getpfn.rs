@@ -42,6 +42,7 @@
 use crate::error::InputError;
 use crate::invalidate::{Binding, Bindings};
 use crate::kernel::errno;
+use crate::last_input::LastInput;
 use crate::page_cache::PageCache;
 use crate::profile::Profile;
 use crate::rmp::{HookTrace, PageSize, Rmp, RmpEvent, RmpRun, sev_gmem_prepare};
@@ -179,6 +180,13 @@ pub struct GetPfnScratch {
 #[derive(Debug, Clone, Copy)]
 struct FolioKey<'a> {
     folios: &'a [PcFolio],
+    /// The scalars that go with them.
+    with: FolioScalars,
+}
+
+/// A [`FolioKey`]'s scalars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FolioScalars {
     pfn_base: u64,
     nr_pfns: u64,
     max_pfn: u64,
@@ -190,47 +198,23 @@ struct FolioKey<'a> {
 /// The page cache and prepared runs of the last [`FolioKey`] built.
 #[derive(Debug, Default)]
 struct Built {
-    folios_in: Vec<PcFolio>,
-    pfn_base: u64,
-    nr_pfns: u64,
-    max_pfn: u64,
-    asid: u32,
-    derive_runs: bool,
-    valid: bool,
+    input: LastInput<PcFolio, FolioScalars>,
     folios: PageCache<(bool, bool)>,
     runs: Vec<RmpRun>,
-}
-
-impl Built {
-    fn holds(&self, k: &FolioKey<'_>) -> bool {
-        self.valid
-            && self.pfn_base == k.pfn_base
-            && self.nr_pfns == k.nr_pfns
-            && self.max_pfn == k.max_pfn
-            && self.asid == k.asid
-            && self.derive_runs == k.derive_runs
-            && self.folios_in == k.folios
-    }
-
-    fn set(&mut self, k: &FolioKey<'_>) {
-        self.folios_in.clear();
-        self.folios_in.extend_from_slice(k.folios);
-        (self.pfn_base, self.nr_pfns, self.max_pfn) = (k.pfn_base, k.nr_pfns, k.max_pfn);
-        (self.asid, self.derive_runs, self.valid) = (k.asid, k.derive_runs, true);
-    }
 }
 
 /// The page cache of `s`'s folios, checked ((prepared, hwpoison) by first
 /// index), and the RMP runs the prepared ones left when the table is
 /// theirs.
 fn build_page_cache(
-    s: &FolioKey<'_>,
+    key: &FolioKey<'_>,
     folios: &mut PageCache<(bool, bool)>,
     runs: &mut Vec<RmpRun>,
 ) -> Result<(), InputError> {
+    let s = &key.with;
     folios.clear();
     runs.clear();
-    for (i, f) in s.folios.iter().enumerate() {
+    for (i, f) in key.folios.iter().enumerate() {
         let n = 1u64 << f.order.min(63);
         let end = s
             .pfn_base
@@ -313,16 +297,19 @@ pub fn kvm_gmem_get_pfn_with(
     // cache for many faults) are a copy of what they gave.
     let key = FolioKey {
         folios: s.folios,
-        pfn_base: s.pfn_base,
-        nr_pfns: s.nr_pfns,
-        max_pfn: s.max_pfn,
-        asid: s.asid,
-        derive_runs: s.rmp.is_none(),
+        with: FolioScalars {
+            pfn_base: s.pfn_base,
+            nr_pfns: s.nr_pfns,
+            max_pfn: s.max_pfn,
+            asid: s.asid,
+            derive_runs: s.rmp.is_none(),
+        },
     };
-    if !sc.built.holds(&key) {
-        sc.built.valid = false;
-        build_page_cache(&key, &mut sc.built.folios, &mut sc.built.runs)?;
-        sc.built.set(&key);
+    let built = &mut sc.built;
+    if !built.input.is(key.folios, key.with) {
+        built.input.forget();
+        build_page_cache(&key, &mut built.folios, &mut built.runs)?;
+        built.input.set(key.folios, key.with);
     }
     let folios = &mut sc.folios;
     folios.copy_from(&sc.built.folios);

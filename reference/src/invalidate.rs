@@ -13,6 +13,7 @@
 //! mappings.
 
 use crate::error::InputError;
+use crate::last_input::LastInput;
 use crate::rules::{gmem_invalidate_gfn_end, gmem_invalidate_gfn_start};
 
 /// A memslot bound to a guest_memfd file at file page `pgoff`
@@ -77,7 +78,7 @@ pub struct Bindings {
     sorted: Vec<Binding>,
     /// The input `sorted` was loaded from, as given: [`Bindings::load`]
     /// of the same input again has nothing to check or sort.
-    from: Vec<Binding>,
+    from: LastInput<Binding, ()>,
 }
 
 /// Two sets are equal when they hold the same bindings, in whatever order
@@ -104,7 +105,7 @@ impl Bindings {
     /// makes one per case, millions of times, mostly from the input it
     /// gave last). On an error the set is left as it was.
     pub fn load(&mut self, slots: &[Binding]) -> Result<(), InputError> {
-        if self.from == slots {
+        if self.from.is(slots, ()) {
             return Ok(());
         }
         for (i, s) in slots.iter().enumerate() {
@@ -138,8 +139,7 @@ impl Bindings {
         self.sorted.clear();
         self.sorted.extend_from_slice(slots);
         self.sorted.sort_by_key(|s| s.pgoff);
-        self.from.clear();
-        self.from.extend_from_slice(slots);
+        self.from.set(slots, ());
         Ok(())
     }
 

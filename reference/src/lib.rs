@@ -35,6 +35,7 @@ pub mod fault;
 pub mod getpfn;
 pub mod invalidate;
 pub mod kernel;
+mod last_input;
 pub mod lifecycle;
 pub mod ops;
 pub mod page_cache;

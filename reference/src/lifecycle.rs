@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use crate::error::InputError;
 use crate::invalidate::{AttrFilter, Binding, Bindings, GfnRange, invalidate_ranges};
 use crate::kernel::PTRS_PER_PMD;
+use crate::last_input::LastInput;
 use crate::page_cache::PageCache;
 use crate::rmp::{
     HookTrace, Rmp, RmpEvent, RmpOp, RmpRun, RmpTrace, sev_gmem_invalidate, sev_gmem_prepare,
@@ -553,10 +554,8 @@ pub fn punch_hole_with(
 /// again are a copy of it, not a check of each.
 #[derive(Debug, Default)]
 struct FolioLoader {
-    /// The folios and pfn base of the last load that succeeded (none at
-    /// first) and the page cache they gave; a refused load changes none.
-    input: Vec<Folio>,
-    pfn_base: u64,
+    /// The folios and pfn base `cache` was made from.
+    input: LastInput<Folio, u64>,
     cache: PageCache<bool>,
 }
 
@@ -569,16 +568,15 @@ impl FolioLoader {
         pfn_base: u64,
         folios: &[Folio],
     ) -> Result<(), InputError> {
-        if self.pfn_base == pfn_base && self.input == folios {
+        if self.input.is(folios, pfn_base) {
             into.copy_from(&self.cache);
             return Ok(());
         }
+        // A refused input leaves `cache` and its input as they were.
         into.clear();
         load_folios(into, pfn_base, folios)?;
         self.cache.copy_from(into);
-        self.input.clear();
-        self.input.extend_from_slice(folios);
-        self.pfn_base = pfn_base;
+        self.input.set(folios, pfn_base);
         Ok(())
     }
 }

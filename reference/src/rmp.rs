@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 
 use crate::error::InputError;
 use crate::kernel::{PAGE_SHIFT, PG_LEVEL_2M, PG_LEVEL_4K, PTRS_PER_PMD, errno};
+use crate::last_input::LastInput;
 use crate::rules::{max_level_for_order, rmp_use_2m_update};
 
 /// RMPUPDATE / PSMASH failure code the model's hardware returns (FAIL_INPUT).
@@ -87,7 +88,9 @@ pub struct RmpEntry {
 
 /// A run of assigned entries, the JSON form of the table: `npages` 4K
 /// entries from `pfn` with gpa increasing by 4K, or one 2M entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+// Equality is field by field, as the derived Hash hashes (by words).
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Debug, Clone, Copy, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct RmpRun {
@@ -155,11 +158,9 @@ static NEXT_STAMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// nothing at all when no write touched the table since (its stamp).
 #[derive(Debug, Default)]
 pub struct RmpLoader {
-    input: Vec<RmpRun>,
-    snp_enabled: bool,
-    max_pfn: u64,
+    /// The runs, host SNP and `max_pfn` that `table` was loaded from.
+    input: LastInput<RmpRun, (bool, u64)>,
     table: Rmp,
-    valid: bool,
     /// The stamp the last table loaded into was left with (0: none).
     loaded: u64,
     /// Inputs taken that were not the one held ([`RmpLoader::inputs`]).
@@ -176,11 +177,7 @@ impl RmpLoader {
         max_pfn: u64,
         runs: &[RmpRun],
     ) -> Result<(), InputError> {
-        if self.valid
-            && self.snp_enabled == snp_enabled
-            && self.max_pfn == max_pfn
-            && same_runs(&self.input, runs)
-        {
+        if self.input.is(runs, (snp_enabled, max_pfn)) {
             // A table nothing wrote since this loader filled it holds the
             // runs already (its two public fields are compared too, since
             // a caller may set those directly).
@@ -194,14 +191,12 @@ impl RmpLoader {
             }
             return Ok(());
         }
-        self.valid = false;
+        // A refused input leaves `table` and its input as they were.
         self.inputs += 1;
         rmp.load_runs(snp_enabled, max_pfn, runs)?;
         self.table.copy_from(rmp);
         self.loaded = rmp.stamp;
-        self.input.clear();
-        self.input.extend_from_slice(runs);
-        (self.snp_enabled, self.max_pfn, self.valid) = (snp_enabled, max_pfn, true);
+        self.input.set(runs, (snp_enabled, max_pfn));
         Ok(())
     }
 
@@ -285,17 +280,20 @@ impl RmpRun {
     }
 }
 
-/// `a == b`, a run at a time as four words: the loader asks this of every
-/// case, and nearly always of equal inputs, so every field is read; the
-/// derived comparison reads and branches on the seven fields one by one
-/// (24 instructions a run on x86-64, against 15 for this).
-fn same_runs(a: &[RmpRun], b: &[RmpRun]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            let (x, y) = (x.words(), y.words());
-            (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) == 0
-        })
+/// Equal runs are equal in every field, compared a run at a time as four
+/// words: [`RmpLoader`] asks this of every case, nearly always of equal
+/// inputs, so every field is read, and the derived comparison reads and
+/// branches on the seven fields one by one (24 instructions a run on
+/// x86-64, against 15 for this).
+impl PartialEq for RmpRun {
+    #[inline]
+    fn eq(&self, other: &RmpRun) -> bool {
+        let (x, y) = (self.words(), other.words());
+        (x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) == 0
+    }
 }
+
+impl Eq for RmpRun {}
 
 /// Two tables are equal when they hold the same entries, however their
 /// runs happen to be split.
