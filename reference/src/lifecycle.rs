@@ -166,19 +166,33 @@ pub fn lock_violations(events: &[TraceEvent]) -> Vec<usize> {
 /// Largest scenario the model runs (file pages, steps).
 pub const MAX_FILE_PAGES: u64 = 1 << 16;
 
+/// What a [`Vm`] needs of its scenario beyond the bindings (a punch-hole
+/// query has no scenario: it makes one of these).
+#[derive(Clone, Copy)]
+struct Setup {
+    policy: SharedPolicy,
+    asid: u32,
+    file_pages: u64,
+    pfn_base: u64,
+    folio_order: u32,
+}
+
+/// The VM a scenario steps through. Its storage is borrowed, so the
+/// checker's punch-hole path runs in a scratch kept from query to query
+/// without moving the scratch's tables in and out per query.
 struct Vm<'a> {
-    s: &'a Scenario,
-    bindings: Bindings,
-    private: BTreeSet<u64>,
+    s: Setup,
+    bindings: &'a Bindings,
+    private: &'a mut BTreeSet<u64>,
     /// Allocated folios by first file index, with whether prepared.
-    folios: PageCache<bool>,
+    folios: &'a mut PageCache<bool>,
     /// Whether the page cache matters after this step: a lone punch hole
     /// drops it, so a split folio's surviving pages (up to 511 entries)
     /// are not recorded.
     keep_page_cache: bool,
-    rmp: Rmp,
-    events: Vec<TraceEvent>,
-    warnings: u32,
+    rmp: &'a mut Rmp,
+    events: &'a mut Vec<TraceEvent>,
+    warnings: &'a mut u32,
 }
 
 /// The lifecycle's own event list as the invalidate hook's trace: each
@@ -205,14 +219,14 @@ impl Vm<'_> {
     /// `mmu_lock`, its updates and WARNs recorded.
     fn invalidate_hook(&mut self, start: u64, end: u64) {
         let mut t = Recorder {
-            events: &mut self.events,
-            warnings: &mut self.warnings,
+            events: self.events,
+            warnings: self.warnings,
         };
-        sev_gmem_invalidate(&mut self.rmp, start, end, false, &mut t);
+        sev_gmem_invalidate(self.rmp, start, end, false, &mut t);
     }
 
     fn rmp_hook(&mut self, trace: HookTrace) {
-        self.warnings += trace.warnings;
+        *self.warnings += trace.warnings;
         self.events.extend(
             trace
                 .events
@@ -259,7 +273,7 @@ impl Vm<'_> {
             let mut t = HookTrace::default();
             let folio_gfn = gfn - (index - start);
             let r = sev_gmem_prepare(
-                &mut self.rmp,
+                self.rmp,
                 true,
                 self.s.asid,
                 self.s.pfn_base + start,
@@ -459,6 +473,8 @@ pub struct PunchScratch {
     /// WARNs.
     pub warnings: u32,
     bindings: Bindings,
+    /// The VM's private gfns: a punch hole never reads or writes them.
+    private: BTreeSet<u64>,
     page_cache: PageCache<bool>,
     folio_loader: FolioLoader,
     /// Loads `rmp` from a query's runs (the same runs again by a copy).
@@ -515,36 +531,27 @@ pub fn punch_hole_with(
         ));
     }
     sc.bindings.load(bindings)?;
-    let scenario = Scenario {
-        policy: SharedPolicy::WhenFreed,
-        asid: 0,
-        file_pages: 0,
-        pfn_base,
-        folio_order: 0,
-        bindings: Vec::new(),
-        steps: Vec::new(),
-    };
     sc.events.clear();
-    let mut vm = Vm {
-        s: &scenario,
-        bindings: std::mem::take(&mut sc.bindings),
-        private: BTreeSet::new(),
-        folios: std::mem::take(&mut sc.page_cache),
+    sc.warnings = 0;
+    sc.folio_loader.load(&mut sc.page_cache, pfn_base, folios)?;
+    Vm {
+        s: Setup {
+            policy: SharedPolicy::WhenFreed,
+            asid: 0,
+            file_pages: 0,
+            pfn_base,
+            folio_order: 0,
+        },
+        bindings: &sc.bindings,
+        private: &mut sc.private,
+        folios: &mut sc.page_cache,
         keep_page_cache: false,
-        rmp: std::mem::take(&mut sc.rmp),
-        events: std::mem::take(&mut sc.events),
-        warnings: 0,
-    };
-    let r = sc.folio_loader.load(&mut vm.folios, pfn_base, folios);
-    if r.is_ok() {
-        vm.punch_hole(start, end);
+        rmp: &mut sc.rmp,
+        events: &mut sc.events,
+        warnings: &mut sc.warnings,
     }
-    sc.bindings = vm.bindings;
-    sc.rmp = vm.rmp;
-    sc.events = vm.events;
-    sc.warnings = vm.warnings;
-    sc.page_cache = vm.folios;
-    r
+    .punch_hole(start, end);
+    Ok(())
 }
 
 /// The page cache of a punch-hole query's folios, checked, for a caller
@@ -649,15 +656,23 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
         }
     }
     let max_pfn = pfn_end.div_ceil(PTRS_PER_PMD).saturating_mul(PTRS_PER_PMD);
+    let (mut private, mut folios) = (BTreeSet::new(), PageCache::default());
+    let (mut rmp, mut events, mut warnings) = (Rmp::new(true, max_pfn), Vec::new(), 0);
     let mut vm = Vm {
-        s,
-        bindings,
-        private: BTreeSet::new(),
-        folios: PageCache::default(),
+        s: Setup {
+            policy: s.policy,
+            asid: s.asid,
+            file_pages: s.file_pages,
+            pfn_base: s.pfn_base,
+            folio_order: s.folio_order,
+        },
+        bindings: &bindings,
+        private: &mut private,
+        folios: &mut folios,
         keep_page_cache: true,
-        rmp: Rmp::new(true, max_pfn),
-        events: Vec::new(),
-        warnings: 0,
+        rmp: &mut rmp,
+        events: &mut events,
+        warnings: &mut warnings,
     };
     for st in &s.steps {
         match *st {
@@ -671,12 +686,11 @@ pub fn run(s: &Scenario) -> Result<LifecycleTrace, InputError> {
             Step::Release => vm.release(),
         }
     }
-    let violations = lock_violations(&vm.events);
     Ok(LifecycleTrace {
-        rmp: vm.rmp.runs(),
-        violations,
-        warnings: vm.warnings,
-        events: vm.events,
+        rmp: rmp.runs(),
+        violations: lock_violations(&events),
+        warnings,
+        events,
     })
 }
 
