@@ -350,7 +350,7 @@ impl Vm<'_> {
     fn punch_hole(&mut self, start: u64, end: u64) {
         // zap(), without collecting the ranges first.
         let mut balanced = false;
-        for range in invalidate_ranges(&self.bindings, start, end) {
+        for range in invalidate_ranges(self.bindings, start, end) {
             if !balanced {
                 self.events.push(TraceEvent::InvalidateBegin);
                 balanced = true;
@@ -433,7 +433,7 @@ impl Vm<'_> {
     }
 
     fn release(&mut self) {
-        let ranges: Vec<GfnRange> = invalidate_ranges(&self.bindings, 0, u64::MAX).collect();
+        let ranges: Vec<GfnRange> = invalidate_ranges(self.bindings, 0, u64::MAX).collect();
         let any = !ranges.is_empty();
         self.zap(ranges, AttrFilter::Private);
         if any {
