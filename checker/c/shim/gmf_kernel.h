@@ -1739,9 +1739,9 @@ struct gmf_recorder {
 
 /*
  * The RMP table the hardware model updates.  Entries whose bit is clear
- * in dirty[] are all zero, so a load clears only those set (the entries
- * the last vector loaded or wrote); written[] holds the entries the
- * current vector's updates touched.  Bitmaps, not spans: two pages far
+ * in both dirty[] (the entries the last load set) and written[] (the
+ * entries the current vector's updates touched) are all zero, so a load
+ * clears only those set.  Bitmaps, not spans: two pages far
  * apart cost two entries; the spans [dirty_lo, dirty_hi) and
  * [written_lo, written_hi) bound them, so a load or a copy looks at the
  * bitmaps' words there only.

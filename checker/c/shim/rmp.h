@@ -88,6 +88,11 @@ static inline void rmp_span_add(uint64_t *span_lo, uint64_t *span_hi,
 /* Set bits [lo, hi) of a pfn bitmap (hi <= GMF_MAX_RMP_PFNS). */
 static inline void rmp_bits_set(uint64_t *map, uint64_t lo, uint64_t hi)
 {
+	/* A 4K update, the common case: one bit, no loop. */
+	if (hi - lo == 1) {
+		map[lo / 64] |= 1ULL << (lo % 64);
+		return;
+	}
 	while (lo < hi) {
 		uint64_t b = lo % 64, n = hi - lo;
 
@@ -104,12 +109,15 @@ static inline void rmp_dirty(uint64_t lo, uint64_t hi)
 	rmp_bits_set(gmf_rmp.dirty, lo, hi);
 }
 
-/* Every write to the table goes through here. */
+/*
+ * Every write to the table goes through here.  A written entry is dirty
+ * too, but is not marked so: gmf_rmp_clear() clears the written entries
+ * with the dirty ones, and gmf_rmp_restore() puts them back as loaded.
+ */
 static inline void rmp_written(uint64_t lo, uint64_t hi)
 {
 	rmp_span_add(&gmf_rmp.written_lo, &gmf_rmp.written_hi, lo, hi);
 	rmp_bits_set(gmf_rmp.written, lo, hi);
-	rmp_dirty(lo, hi);
 }
 
 

@@ -918,17 +918,19 @@ int gmf_shadow_page_fault(struct kvm_vcpu *vcpu, struct kvm_page_fault *fault)
 
 /*
  * The table all shared again, at the cost of the entries the last vector
- * loaded or wrote (dirty[]), never the whole table: the RMP ops run
- * millions of vectors.  Nothing written yet.
+ * loaded (dirty[]) or wrote (written[]), never the whole table: the RMP
+ * ops run millions of vectors.  Nothing written yet.
  */
 void gmf_rmp_clear(void)
 {
 	struct gmf_rmp_entry *e = gmf_rmp.entries, *pe = gmf_rmp.pristine;
+	uint64_t lo = gmf_rmp.dirty_lo, hi = gmf_rmp.dirty_hi;
 	uint32_t w;
 
-	/* Only the words that can have a bit set: the dirty span's. */
-	for (w = gmf_rmp.dirty_lo / 64; w < (gmf_rmp.dirty_hi + 63) / 64; w++) {
-		uint64_t d = gmf_rmp.dirty[w];
+	rmp_span_add(&lo, &hi, gmf_rmp.written_lo, gmf_rmp.written_hi);
+	/* Only the words that can have a bit set: the two spans'. */
+	for (w = lo / 64; lo < hi && w < (hi + 63) / 64; w++) {
+		uint64_t d = gmf_rmp.dirty[w] | gmf_rmp.written[w];
 
 		if (d == ~0ULL) {
 			__builtin_memset(&e[w * 64], 0, 64 * sizeof(*e));
