@@ -186,9 +186,9 @@ struct Vm<'a> {
     private: &'a mut BTreeSet<u64>,
     /// Allocated folios by first file index, with whether prepared.
     folios: &'a mut PageCache<bool>,
-    /// Whether the page cache matters after this step: a lone punch hole
-    /// drops it, so a split folio's surviving pages (up to 511 entries)
-    /// are not recorded.
+    /// Whether the page cache matters after this step. A lone punch hole
+    /// (false) only reads it: nothing is removed or split, so a caller
+    /// can lend a page cache it keeps for the next query as it is.
     keep_page_cache: bool,
     rmp: &'a mut Rmp,
     events: &'a mut Vec<TraceEvent>,
@@ -317,6 +317,9 @@ impl Vm<'_> {
     }
 
     fn truncate(&mut self, start: u64, end: u64) {
+        if !self.keep_page_cache {
+            return self.truncate_lone(start, end);
+        }
         // The folios touching [start, end), in index order: the one holding
         // `start`, then each that begins before `end` (pieces a split
         // leaves behind lie before the next `from`, so are not revisited).
@@ -344,6 +347,22 @@ impl Vm<'_> {
             // is 2M, and made shared 4K, in order, either way.
             let pfn = self.s.pfn_base + lo;
             self.invalidate_hook(pfn, pfn + (hi - lo));
+        }
+    }
+
+    /// [`Vm::truncate`] of a lone punch hole, the page cache only read:
+    /// each folio touching `[start, end)`, in index order, has the pages
+    /// the hole covers freed, as the whole folio or as the 4K pages a
+    /// split leaves, which is one hook call over those pages either way.
+    fn truncate_lone(&mut self, start: u64, end: u64) {
+        for (f, order, _) in self.folios.touching(start, end) {
+            let (lo, hi) = (f.max(start), (f + (1 << order)).min(end));
+            let pfn = self.s.pfn_base + lo;
+            let mut t = Recorder {
+                events: self.events,
+                warnings: self.warnings,
+            };
+            sev_gmem_invalidate(self.rmp, pfn, pfn + (hi - lo), false, &mut t);
         }
     }
 
@@ -475,7 +494,7 @@ pub struct PunchScratch {
     bindings: Bindings,
     /// The VM's private gfns: a punch hole never reads or writes them.
     private: BTreeSet<u64>,
-    page_cache: PageCache<bool>,
+    /// The page cache of the last folios given, lent to the VM as it is.
     folio_loader: FolioLoader,
     /// Loads `rmp` from a query's runs (the same runs again by a copy).
     pub(crate) loader: crate::rmp::RmpLoader,
@@ -533,7 +552,7 @@ pub fn punch_hole_with(
     sc.bindings.load(bindings)?;
     sc.events.clear();
     sc.warnings = 0;
-    sc.folio_loader.load(&mut sc.page_cache, pfn_base, folios)?;
+    let page_cache = sc.folio_loader.load(pfn_base, folios)?;
     Vm {
         s: Setup {
             policy: SharedPolicy::WhenFreed,
@@ -544,7 +563,7 @@ pub fn punch_hole_with(
         },
         bindings: &sc.bindings,
         private: &mut sc.private,
-        folios: &mut sc.page_cache,
+        folios: page_cache,
         keep_page_cache: false,
         rmp: &mut sc.rmp,
         events: &mut sc.events,
@@ -558,7 +577,8 @@ pub fn punch_hole_with(
 /// that asks for the same folios many times in a row (the exhaustive
 /// bound keeps one page cache for dozens of holes): the folios last
 /// loaded and the page cache they gave are kept, and the same folios
-/// again are a copy of it, not a check of each.
+/// again are that page cache, neither checked nor copied (a lone punch
+/// hole only reads it).
 #[derive(Debug, Default)]
 struct FolioLoader {
     /// The folios and pfn base `cache` was made from.
@@ -567,24 +587,21 @@ struct FolioLoader {
 }
 
 impl FolioLoader {
-    /// `into` made the page cache of `folios` (every folio prepared), or
-    /// the error [`load_folios`] gives (then `into` is unspecified).
+    /// The page cache of `folios` (every folio prepared), or the error
+    /// [`load_folios`] gives.
     fn load(
         &mut self,
-        into: &mut PageCache<bool>,
         pfn_base: u64,
         folios: &[Folio],
-    ) -> Result<(), InputError> {
-        if self.input.is(folios, pfn_base) {
-            into.copy_from(&self.cache);
-            return Ok(());
+    ) -> Result<&mut PageCache<bool>, InputError> {
+        if !self.input.is(folios, pfn_base) {
+            // Rebuilt in place: a refused input leaves nothing held.
+            self.input.forget();
+            self.cache.clear();
+            load_folios(&mut self.cache, pfn_base, folios)?;
+            self.input.set(folios, pfn_base);
         }
-        // A refused input leaves `cache` and its input as they were.
-        into.clear();
-        load_folios(into, pfn_base, folios)?;
-        self.cache.copy_from(into);
-        self.input.set(folios, pfn_base);
-        Ok(())
+        Ok(&mut self.cache)
     }
 }
 
@@ -771,6 +788,13 @@ mod tests {
             folios: vec![Folio { index: 0, order: 9 }, Folio { index: 3, order: 0 }],
             ..big.clone()
         };
+        // Refused at its second folio, after the first is in the page
+        // cache: `big` right after must not get that half-made cache
+        // (its hole would free nothing).
+        let doubled = PunchQuery {
+            folios: vec![Folio { index: 0, order: 0 }, Folio { index: 0, order: 0 }],
+            ..big.clone()
+        };
         // Folios whose pfns would pass 2^64: refused for this base alone.
         let far = PunchQuery {
             pfn_base: u64::MAX - 2,
@@ -784,6 +808,8 @@ mod tests {
         let mut sc = PunchScratch::default();
         for q in [
             &big,
+            &big,
+            &doubled,
             &big,
             &small,
             &small,

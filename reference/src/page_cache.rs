@@ -51,6 +51,23 @@ impl<V: Copy> PageCache<V> {
             .copied()
     }
 
+    /// The folios touching file pages `[start, end)`, in index order:
+    /// the one holding `start`, if any, then each starting before `end`.
+    pub fn touching(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u32, V)> + '_ {
+        // Past every folio starting at or before `start`; the last of
+        // those is the one holding it, if any folio does.
+        let mut from = self.folios.partition_point(|f| f.0 <= start);
+        if let Some(i) = from.checked_sub(1)
+            && start - self.folios[i].0 < 1u64 << self.folios[i].1.min(63)
+        {
+            from = i;
+        }
+        self.folios[from..]
+            .iter()
+            .take_while(move |f| f.0 < end)
+            .copied()
+    }
+
     /// The folio starting at `index`: (order, state).
     pub fn get(&self, index: u64) -> Option<(u32, V)> {
         let i = self.at_or_after(index);
@@ -143,5 +160,31 @@ mod tests {
         assert!(!pc.add(513, 0, 'd') && !pc.add(0, 9, 'e') && !pc.add(5, 0, 'f'));
         assert_eq!(pc.starts().collect::<Vec<_>>(), [0, 5, 512]);
         assert!(pc.add(1024, 0, 'g') && !pc.add(1024, 0, 'h'));
+    }
+
+    #[test]
+    fn the_folios_touching_a_range_are_the_ones_holding_its_pages() {
+        let mut pc = PageCache::default();
+        for (i, o) in [(0, 0), (2, 1), (8, 3), (512, 9), (1030, 0)] {
+            assert!(pc.add(i, o, o));
+        }
+        // Against the definition: every folio holding a page of the range.
+        for start in 0..1100 {
+            for end in [start + 1, start + 2, start + 7, start + 600] {
+                let want: Vec<_> =
+                    (start..end)
+                        .filter_map(|p| pc.holding(p))
+                        .fold(Vec::new(), |mut v, f| {
+                            if v.last() != Some(&f) {
+                                v.push(f);
+                            }
+                            v
+                        });
+                let got: Vec<_> = pc.touching(start, end).collect();
+                assert_eq!(got, want, "[{start}, {end})");
+            }
+        }
+        assert_eq!(pc.touching(3, 9).map(|f| f.0).collect::<Vec<_>>(), [2, 8]);
+        assert_eq!(pc.touching(1024, 1030).count(), 0);
     }
 }
