@@ -140,11 +140,14 @@ pub struct Rmp {
     pub snp_enabled: bool,
     /// Size of the table in pfns: lookups at or beyond fail (-EFAULT, WARN).
     pub max_pfn: u64,
-    /// Which write left `runs` as they are: a number no other write in
-    /// the process was given (0: none yet). Every method that changes
-    /// `runs` takes a new one ([`Rmp::touch`]), so two tables with one
-    /// stamp hold the same runs (a clone keeps its original's), and
-    /// [`RmpLoader`] can tell a table it copied is still as copied.
+    /// Names what `runs` hold: a number one load was given and nothing
+    /// else in the process, or 0 when not known. A load takes a new one;
+    /// a copy or a clone keeps its original's, since it holds the same
+    /// runs; every other change of `runs` sets 0 ([`Rmp::touch`]). So two
+    /// tables with one nonzero stamp hold the same runs, and
+    /// [`RmpLoader`] can tell a table it copied is still as copied. A
+    /// write costs a store, not a new number: the checker's RMP
+    /// operations write millions of tables.
     stamp: u64,
 }
 
@@ -161,7 +164,8 @@ pub struct RmpLoader {
     /// The runs, host SNP and `max_pfn` that `table` was loaded from.
     input: LastInput<RmpRun, (bool, u64)>,
     table: Rmp,
-    /// The stamp the last table loaded into was left with (0: none).
+    /// The stamp the last table loaded into was left with (0: none, or
+    /// not known).
     loaded: u64,
     /// Inputs taken that were not the one held ([`RmpLoader::inputs`]).
     inputs: u64,
@@ -375,15 +379,15 @@ impl Rmp {
     /// This table made equal to `other`, reusing its storage (a derived
     /// `clone_from` would allocate a new one).
     pub fn copy_from(&mut self, other: &Rmp) {
-        self.touch();
         self.runs.clone_from(&other.runs);
         self.snp_enabled = other.snp_enabled;
         self.max_pfn = other.max_pfn;
+        self.stamp = other.stamp;
     }
 
-    /// A new stamp, for a write about to change `runs`.
+    /// `runs` are about to change: what they hold has no name.
     fn touch(&mut self) {
-        self.stamp = NEXT_STAMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stamp = 0;
     }
 
     /// [`Rmp::from_runs`] into this table, reusing its storage: the
@@ -419,6 +423,7 @@ impl Rmp {
         if !sorted {
             rmp.runs = unsorted_runs(max_pfn, runs)?;
         }
+        rmp.stamp = NEXT_STAMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -1057,6 +1062,16 @@ mod tests {
             loader.load(&mut written, true, 2048, other).expect("valid");
             assert_eq!(written, fresh(other));
         }
+        // A copy holds its original's runs and stamp, not the loaded one's:
+        // a table copied from another load is loaded in full (after a
+        // load by copy, whose stamp is the loader's own table's).
+        loader.load(&mut rmp, true, 2048, &c).expect("valid");
+        assert_eq!(rmp.make_shared(1536, PG_LEVEL_4K), 0);
+        loader.load(&mut rmp, true, 2048, &c).expect("valid");
+        let mut copied = Rmp::default();
+        copied.copy_from(&fresh(&b));
+        loader.load(&mut copied, true, 2048, &c).expect("valid");
+        assert_eq!(copied, fresh(&c));
         // Runs that differ from the last in one field alone are loaded.
         loader.load(&mut rmp, true, 2048, &a).expect("valid");
         let mut one_field: Vec<[RmpRun; 2]> = Vec::new();
