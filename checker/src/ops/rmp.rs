@@ -372,6 +372,11 @@ impl Pfns {
         } else {
             (self.span.0.min(first), self.span.1.max(end))
         };
+        // A 4K operation's pfn, the common case: one bit, no loop.
+        if hi - p == 1 {
+            self.words[first] |= 1 << (p % 64);
+            return;
+        }
         // A word at a time: a 2M operation's span is 512 pfns.
         while p < hi {
             let (b, n) = (p % 64, hi - p);
@@ -387,7 +392,11 @@ impl Pfns {
 
     /// Empties the set (only the words it spans are touched).
     pub fn clear(&mut self) {
-        self.words[self.span.0..self.span.1].fill(0);
+        // A loop, not `fill`: the span is a word or two, and a call to
+        // memset cost more than the stores.
+        for w in &mut self.words[self.span.0..self.span.1] {
+            *w = 0;
+        }
         self.span = (0, 0);
     }
 
