@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 
 use serde_json::{Value, json};
 
-use super::rmp::{Fields, Scratch, runs_state};
+use super::rmp::{Fields, Pfns, Scratch, op_span, runs_state};
 
 use super::{
     CaseOps, Ctx, Operation, Outcome, Rng, Source, Split, cases_of, nth_case_json, nth_visited,
@@ -127,7 +127,11 @@ fn c_events(o: &abi::gmf_rmp_out) -> impl Iterator<Item = Ev> + '_ {
 /// [`Ev`]s and comparing those (`Iterator::eq`) cost more than the rest
 /// of the comparison. `events_agree_is_the_tuple_compare` holds the two
 /// to one answer.
-fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent]) -> bool {
+///
+/// On the way, the span each model RMP operation may have written goes
+/// into `pfns`, for the table compare; all of them when the events agree,
+/// those up to the first difference otherwise.
+fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent], pfns: &mut Pfns) -> bool {
     let mut c = o.events[..(o.nevents as usize).min(o.events.len())].iter();
     for e in m {
         let lock = |locked: bool| u8::from(locked);
@@ -144,23 +148,26 @@ fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent]) -> bool {
                     && c.arg == range.end
                     && c.mmu_lock_held == 1
             }),
-            TraceEvent::Rmp { event } => c.next().is_some_and(|c| {
-                c.mmu_lock_held == lock(event.mmu_lock)
-                    && match event.op {
-                        RmpOp::MakeShared { pfn, level } => {
-                            c.op == abi::GMF_EV_MAKE_SHARED && c.pfn == pfn && c.level == level
+            TraceEvent::Rmp { event } => {
+                pfns.add(op_span(&event.op));
+                c.next().is_some_and(|c| {
+                    c.mmu_lock_held == lock(event.mmu_lock)
+                        && match event.op {
+                            RmpOp::MakeShared { pfn, level } => {
+                                c.op == abi::GMF_EV_MAKE_SHARED && c.pfn == pfn && c.level == level
+                            }
+                            RmpOp::Psmash { pfn } => c.op == abi::GMF_EV_PSMASH && c.pfn == pfn,
+                            RmpOp::MakePrivate {
+                                pfn, gpa, level, ..
+                            } => {
+                                c.op == abi::GMF_EV_MAKE_PRIVATE
+                                    && c.pfn == pfn
+                                    && c.arg == gpa
+                                    && c.level == level
+                            }
                         }
-                        RmpOp::Psmash { pfn } => c.op == abi::GMF_EV_PSMASH && c.pfn == pfn,
-                        RmpOp::MakePrivate {
-                            pfn, gpa, level, ..
-                        } => {
-                            c.op == abi::GMF_EV_MAKE_PRIVATE
-                                && c.pfn == pfn
-                                && c.arg == gpa
-                                && c.level == level
-                        }
-                    }
-            }),
+                })
+            }
             TraceEvent::Map { .. } | TraceEvent::MemoryFaultExit { .. } => true,
         };
         if !same {
@@ -220,7 +227,17 @@ fn check(
     fill_input(q, input)?;
     // SAFETY: valid pointers for the call.
     let r = unsafe { (lib.punch_hole)(&*input, &mut *scratch.out) };
-    let o = &scratch.out;
+    let (o, pfns) = scratch.out_and_model_pfns();
+    let agree = o.overflow == 0 && events_agree(o, &m.events, pfns);
+    if !agree {
+        // The pass stopped early, or never ran: every span, for the report.
+        pfns.clear();
+        for e in &m.events {
+            if let TraceEvent::Rmp { event } = e {
+                pfns.add(op_span(&event.op));
+            }
+        }
+    }
     let mut why = Vec::new();
     if r != 0 {
         why.push(format!("gmf_punch_hole returned {r}"));
@@ -230,7 +247,7 @@ fn check(
     }
     if o.overflow != 0 {
         why.push("more events than the harness records".into());
-    } else if !events_agree(o, &m.events) {
+    } else if !agree {
         // Only a divergence pays for the lists.
         let ce: Vec<Ev> = c_events(o).collect();
         let me: Vec<Ev> = model_events(&m.events).collect();
@@ -256,11 +273,7 @@ fn check(
     if o.warnings != m.warnings {
         why.push(format!("WARNs: C {}, model {}", o.warnings, m.warnings));
     }
-    let ops = m.events.iter().filter_map(|e| match e {
-        TraceEvent::Rmp { event } => Some(&event.op),
-        _ => None,
-    });
-    if let Some(d) = scratch.model_table_differs(&input.rmp, &m.rmp, ops, Fields::State) {
+    if let Some(d) = scratch.gathered_table_differs(&input.rmp, &m.rmp, Fields::State) {
         why.push(d);
     }
     (!why.is_empty()).then(|| {
@@ -627,19 +640,26 @@ mod tests {
             TraceEvent::InvalidateEnd,
         ];
         let tuples = |o: &abi::gmf_rmp_out, m: &[TraceEvent]| c_events(o).eq(model_events(m));
+        let agree =
+            |o: &abi::gmf_rmp_out, m: &[TraceEvent]| events_agree(o, m, &mut Pfns::default());
         let same = recorded(&model);
-        assert!(events_agree(&same, &model));
+        // Agreeing, the pass gathers every model operation's span.
+        let mut gathered = Pfns::default();
+        assert!(events_agree(&same, &model, &mut gathered));
+        let mut spans = Pfns::default();
+        for e in &model {
+            if let TraceEvent::Rmp { event } = e {
+                spans.add(op_span(&event.op));
+            }
+        }
+        assert_eq!(gathered, spans);
+        assert!(spans.has(0x201) && spans.has(0x3ff) && spans.has(0x5ff));
         // Every field of every C event changed, one at a time, and the
         // lists cut short or run long on either side.
         let (mut agreed, mut differed) = (0, 0);
         let mut check = |o: &abi::gmf_rmp_out, m: &[TraceEvent]| {
             let want = tuples(o, m);
-            assert_eq!(
-                events_agree(o, m),
-                want,
-                "{:?}",
-                &o.events[..o.nevents as usize]
-            );
+            assert_eq!(agree(o, m), want, "{:?}", &o.events[..o.nevents as usize]);
             if want { agreed += 1 } else { differed += 1 }
         };
         for i in 0..same.nevents as usize {

@@ -261,6 +261,26 @@ impl Scratch {
         for op in ops {
             self.model.add(op_span(op));
         }
+        self.gathered_table_differs(state, after, fields)
+    }
+
+    /// The harness's answer, and the model's pfn set emptied, for a
+    /// caller that adds its operations' spans ([`op_span`]) in a pass it
+    /// makes over the model's events anyway; then
+    /// [`Scratch::gathered_table_differs`].
+    pub fn out_and_model_pfns(&mut self) -> (&abi::gmf_rmp_out, &mut Pfns) {
+        self.model.clear();
+        (&self.out, &mut self.model)
+    }
+
+    /// [`Scratch::table_differs`] with the pfns gathered since
+    /// [`Scratch::out_and_model_pfns`].
+    pub fn gathered_table_differs(
+        &mut self,
+        state: &abi::gmf_rmp_state,
+        after: &Rmp,
+        fields: Fields,
+    ) -> Option<String> {
         table_differs(
             &self.out,
             &mut self.sorted,
