@@ -321,23 +321,22 @@ fn table_differs(
         runs: sorted,
         next: None,
     };
-    first_difference(
-        o,
-        model,
-        words,
-        fields,
-        |p| c.entry(p),
-        // first_difference asks in increasing pfn order.
-        {
-            let mut walk = after.walk();
-            move |p| harness_entry(walk.entry(p))
-        },
-    )
+    let mut loaded = |p| c.entry(p);
+    // first_difference asks in increasing pfn order.
+    let mut walk = after.walk();
+    let mut after = |p| harness_entry(walk.entry(p));
+    // Each kind of compare compiled on its own: a `fields` known at
+    // compile time compares only its fields per pfn.
+    match fields {
+        Fields::All => first_difference(o, model, words, Fields::All, &mut loaded, &mut after),
+        Fields::State => first_difference(o, model, words, Fields::State, &mut loaded, &mut after),
+    }
 }
 
 /// [`Scratch::table_differs`]' walk: every pfn set in the C's `written` or
 /// in `model`, in the words `words`, the C's entry (what it wrote, else
 /// `loaded(p)`) against the model's (`after(p)`).
+#[inline(always)]
 fn first_difference(
     o: &abi::gmf_rmp_out,
     model: &Pfns,
