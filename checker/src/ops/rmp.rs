@@ -491,9 +491,13 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
 pub fn c_after_runs(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     fill_span(loaded(state), 0, &mut tab);
+    // The entries the C wrote, and only those: an entry of the span it
+    // did not write is whatever an earlier vector left there.
     let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
-    if a < b {
-        tab[a..b].copy_from_slice(&o.entries[a..b]);
+    for p in a..b {
+        if o.written[p / 64] & (1 << (p % 64)) != 0 {
+            tab[p] = o.entries[p];
+        }
     }
     let mut runs: Vec<RmpRun> = Vec::new();
     let mut p = 0usize;
@@ -1509,6 +1513,30 @@ mod tests {
         scratch.out.written[700 / 64] |= 1 << (700 % 64);
         let d = scratch.table_differs(&s, &after, &model, Fields::All);
         assert!(d.as_deref().is_some_and(|d| d.contains("pfn 700")), "{d:?}");
+    }
+
+    #[test]
+    fn the_c_table_shown_holds_only_the_entries_the_c_wrote() {
+        // Pfns 512 and 1023 made shared; pfn 700, in their span but not
+        // written, holds a stale entry from an earlier vector.
+        let runs = [page(512, 1, 1), page(600, 1, 1), page(1023, 1, 1)];
+        let s = state(&runs);
+        let mut o: Box<abi::gmf_rmp_out> = Box::default();
+        o.rmp_lo = 512;
+        o.rmp_hi = 1024;
+        o.written[512 / 64] |= 1 << (512 % 64);
+        o.written[1023 / 64] |= 1 << (1023 % 64);
+        o.entries[700].assigned = 1;
+        o.entries[600].assigned = 0;
+        let shown = c_after_runs(&s, &o);
+        let pfns: Vec<u64> = shown
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|r| r["pfn"].as_u64().expect("pfn"))
+            .collect();
+        // 600 as loaded (not written), 700 not at all, 512 and 1023 shared.
+        assert_eq!(pfns, [600]);
     }
 
     #[test]
