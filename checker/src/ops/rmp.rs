@@ -494,9 +494,9 @@ pub fn c_after_runs(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
     // The entries the C wrote, and only those: an entry of the span it
     // did not write is whatever an earlier vector left there.
     let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
-    for p in a..b {
+    for (p, e) in tab.iter_mut().enumerate().take(b).skip(a) {
         if o.written[p / 64] & (1 << (p % 64)) != 0 {
-            tab[p] = o.entries[p];
+            *e = o.entries[p];
         }
     }
     let mut runs: Vec<RmpRun> = Vec::new();
