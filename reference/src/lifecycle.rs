@@ -214,15 +214,25 @@ impl RmpTrace for Recorder<'_> {
     }
 }
 
+/// `sev_gmem_invalidate()` over pfns `[start, end)`, outside `mmu_lock`,
+/// its updates and WARNs recorded in `events` and `warnings`. A function
+/// of the parts it uses, so a caller can run it while it reads the page
+/// cache ([`Vm::truncate_lone`]).
+fn invalidate_hook(
+    rmp: &mut Rmp,
+    events: &mut Vec<TraceEvent>,
+    warnings: &mut u32,
+    start: u64,
+    end: u64,
+) {
+    let mut t = Recorder { events, warnings };
+    sev_gmem_invalidate(rmp, start, end, false, &mut t);
+}
+
 impl Vm<'_> {
-    /// `sev_gmem_invalidate()` over pfns `[start, end)`, outside
-    /// `mmu_lock`, its updates and WARNs recorded.
+    /// [`invalidate_hook`] on this VM's table and record.
     fn invalidate_hook(&mut self, start: u64, end: u64) {
-        let mut t = Recorder {
-            events: self.events,
-            warnings: self.warnings,
-        };
-        sev_gmem_invalidate(self.rmp, start, end, false, &mut t);
+        invalidate_hook(self.rmp, self.events, self.warnings, start, end);
     }
 
     fn rmp_hook(&mut self, trace: HookTrace) {
@@ -358,11 +368,7 @@ impl Vm<'_> {
         for (f, order, _) in self.folios.touching(start, end) {
             let (lo, hi) = (f.max(start), (f + (1 << order)).min(end));
             let pfn = self.s.pfn_base + lo;
-            let mut t = Recorder {
-                events: self.events,
-                warnings: self.warnings,
-            };
-            sev_gmem_invalidate(self.rmp, pfn, pfn + (hi - lo), false, &mut t);
+            invalidate_hook(self.rmp, self.events, self.warnings, pfn, pfn + (hi - lo));
         }
     }
 
