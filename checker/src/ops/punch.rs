@@ -134,7 +134,6 @@ fn c_events(o: &abi::gmf_rmp_out) -> impl Iterator<Item = Ev> + '_ {
 fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent], pfns: &mut Pfns) -> bool {
     let mut c = o.events[..(o.nevents as usize).min(o.events.len())].iter();
     for e in m {
-        let lock = |locked: bool| u8::from(locked);
         let same = match *e {
             TraceEvent::InvalidateBegin => c
                 .next()
@@ -151,7 +150,7 @@ fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent], pfns: &mut Pfns) -> bool
             TraceEvent::Rmp { event } => {
                 pfns.add(op_span(&event.op));
                 c.next().is_some_and(|c| {
-                    c.mmu_lock_held == lock(event.mmu_lock)
+                    c.mmu_lock_held == u8::from(event.mmu_lock)
                         && match event.op {
                             RmpOp::MakeShared { pfn, level } => {
                                 c.op == abi::GMF_EV_MAKE_SHARED && c.pfn == pfn && c.level == level
@@ -175,6 +174,15 @@ fn events_agree(o: &abi::gmf_rmp_out, m: &[TraceEvent], pfns: &mut Pfns) -> bool
         }
     }
     c.next().is_none()
+}
+
+/// Adds the span each of the model's RMP operations may have written.
+fn add_model_spans(m: &[TraceEvent], pfns: &mut Pfns) {
+    for e in m {
+        if let TraceEvent::Rmp { event } = e {
+            pfns.add(op_span(&event.op));
+        }
+    }
 }
 
 /// Whether the harness can express the case.
@@ -232,11 +240,7 @@ fn check(
     if !agree {
         // The pass stopped early, or never ran: every span, for the report.
         pfns.clear();
-        for e in &m.events {
-            if let TraceEvent::Rmp { event } = e {
-                pfns.add(op_span(&event.op));
-            }
-        }
+        add_model_spans(&m.events, pfns);
     }
     let mut why = Vec::new();
     if r != 0 {
@@ -647,11 +651,7 @@ mod tests {
         let mut gathered = Pfns::default();
         assert!(events_agree(&same, &model, &mut gathered));
         let mut spans = Pfns::default();
-        for e in &model {
-            if let TraceEvent::Rmp { event } = e {
-                spans.add(op_span(&event.op));
-            }
-        }
+        add_model_spans(&model, &mut spans);
         assert_eq!(gathered, spans);
         assert!(spans.has(0x201) && spans.has(0x3ff) && spans.has(0x5ff));
         // Every field of every C event changed, one at a time, and the
