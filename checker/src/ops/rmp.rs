@@ -460,12 +460,10 @@ fn c_event_tuple(e: &abi::gmf_event) -> (u32, u64, u64, i32, u32, u8, i32) {
     (e.op, e.pfn, arg, level, asid, e.mmu_lock_held, e.ret)
 }
 
-fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
-    let events: Vec<Value> = o.events[..(o.nevents as usize).min(o.events.len())]
-        .iter()
-        .map(|e| json!({"op": e.op, "pfn": e.pfn, "arg": e.arg, "level": e.level, "mmu_lock": e.mmu_lock_held != 0, "ret": e.ret}))
-        .collect();
-    // The table after: the loaded state with the written span on top.
+/// The C's whole table after a call: the loaded state with the entries
+/// the C wrote on top, and only those (an entry it did not write is
+/// whatever an earlier vector left in `entries`). For a counterexample.
+fn c_table_after(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Vec<abi::gmf_rmp_entry> {
     let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
     fill_span(loaded(state), 0, &mut tab);
     for (p, e) in tab.iter_mut().enumerate() {
@@ -473,6 +471,15 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
             *e = o.entries[p];
         }
     }
+    tab
+}
+
+fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
+    let events: Vec<Value> = o.events[..(o.nevents as usize).min(o.events.len())]
+        .iter()
+        .map(|e| json!({"op": e.op, "pfn": e.pfn, "arg": e.arg, "level": e.level, "mmu_lock": e.mmu_lock_held != 0, "ret": e.ret}))
+        .collect();
+    let tab = c_table_after(state, o);
     let assigned: Vec<u64> = tab
         .iter()
         .enumerate()
@@ -489,16 +496,7 @@ fn c_json(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
 /// counterexample shows and its picture draws. Built only for a
 /// counterexample.
 pub fn c_after_runs(state: &abi::gmf_rmp_state, o: &abi::gmf_rmp_out) -> Value {
-    let mut tab = vec![abi::gmf_rmp_entry::default(); PFNS as usize];
-    fill_span(loaded(state), 0, &mut tab);
-    // The entries the C wrote, and only those: an entry of the span it
-    // did not write is whatever an earlier vector left there.
-    let (a, b) = (o.rmp_lo.min(PFNS) as usize, o.rmp_hi.min(PFNS) as usize);
-    for (p, e) in tab.iter_mut().enumerate().take(b).skip(a) {
-        if o.written[p / 64] & (1 << (p % 64)) != 0 {
-            *e = o.entries[p];
-        }
-    }
+    let tab = c_table_after(state, o);
     let mut runs: Vec<RmpRun> = Vec::new();
     let mut p = 0usize;
     while p < tab.len() {
