@@ -88,7 +88,8 @@ pub struct RmpEntry {
 
 /// A run of assigned entries, the JSON form of the table: `npages` 4K
 /// entries from `pfn` with gpa increasing by 4K, or one 2M entry.
-// Equality is field by field, as the derived Hash hashes (by words).
+// Equality compares every field (as four words) and the derived Hash
+// hashes every field, so equal runs hash alike.
 #[allow(clippy::derived_hash_with_manual_eq)]
 #[derive(Debug, Clone, Copy, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
