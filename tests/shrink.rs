@@ -68,6 +68,31 @@ fn bind_shrinks_to_a_two_page_memslot_on_a_one_page_file() {
 }
 
 #[test]
+fn the_72_bind_contracts_mutants_shrink_to_one_page() {
+    // A loff_t offset + size wraps negative first at 2^63: one page at
+    // the last page-aligned offset below it, on the smallest file.
+    assert_minimal(
+        "bind-loff-wrap",
+        "bind",
+        json!({"profile": "upstream", "contract": "prepare-commit",
+            "files": [{"fd": 3, "size": 4096, "gmem": true, "other_vm": false}],
+            "slots": [],
+            "new": {"id": 1, "base_gfn": 0, "npages": 1, "fd": 3,
+                "offset": (1u64 << 63) - 4096}}),
+    );
+    // A file range bound twice: one page bound at file page 0 (gfn 0),
+    // the same page again for the next gfn.
+    assert_minimal(
+        "commit-einval",
+        "bind",
+        json!({"profile": "upstream", "contract": "prepare-commit",
+            "files": [{"fd": 3, "size": 4096, "gmem": true, "other_vm": false}],
+            "slots": [{"id": 2, "base_gfn": 0, "npages": 1, "gmem": {"fd": 3, "pgoff": 0}}],
+            "new": {"id": 1, "base_gfn": 1, "npages": 1, "fd": 3, "offset": 0}}),
+    );
+}
+
+#[test]
 fn invalidate_shrinks_to_one_page_bindings() {
     // 2023's code WARNs and skips a binding the range does not lie
     // inside: one page at offset 0, a range one page longer.

@@ -338,7 +338,10 @@ struct gmf_file {
 	uint8_t other_vm;
 };
 
-/* kvm_gmem_bind(kvm, slot, fd, offset) on a file with existing bindings. */
+/*
+ * kvm_gmem_bind(kvm, slot, fd, offset), or its two halves, on a file with
+ * existing bindings.
+ */
 struct gmf_bind_in {
 	uint32_t nfiles;
 	struct gmf_file files[GMF_MAX_FILES];
@@ -395,6 +398,14 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out);
  * 6.18); the checker asks the model for that contract.
  */
 #define GMF_OP_GET_PFN_EVERY_FAULT (1u << 9)
+/*
+ * Not an entry point: the unit binds in two halves,
+ * kvm_gmem_prepare_memory_region() then kvm_gmem_commit_memory_region()
+ * (7.2, 6.12.118+); gmf_bind() calls them as __kvm_set_memory_region()
+ * does, and the checker asks the model for that contract (a file range
+ * bound twice is -EEXIST).
+ */
+#define GMF_OP_BIND_SPLIT (1u << 10)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

@@ -140,6 +140,9 @@ uint32_t gmf_ops(void)
 #if defined(GMF_HAVE_OP_GET_PFN) && defined(GMF_GET_PFN_EVERY_FAULT)
 	ops |= GMF_OP_GET_PFN_EVERY_FAULT;
 #endif
+#if defined(GMF_HAVE_OP_BIND) && defined(GMF_BIND_SPLIT)
+	ops |= GMF_OP_BIND_SPLIT;
+#endif
 	return ops;
 }
 

@@ -107,7 +107,12 @@ impl COp {
                 "kvm_vcpu_pre_fault_memory",
                 "kvm_arch_vcpu_pre_fault_memory",
             ],
-            (COp::Bind, _) => &["kvm_gmem_bind"],
+            // The builtin upstream unit binds as 7.2 does, in two halves.
+            (COp::Bind, Profile::Upstream) => &[
+                "kvm_gmem_prepare_memory_region",
+                "kvm_gmem_commit_memory_region",
+            ],
+            (COp::Bind, Profile::GmemSolo2023) => &["kvm_gmem_bind"],
             (COp::PunchHole, _) => &[
                 "kvm_gmem_punch_hole",
                 "kvm_gmem_free_folio",

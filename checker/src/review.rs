@@ -39,6 +39,10 @@ pub struct OpShape {
     pub gmem_file: Option<&'static str>,
     /// Shim shape switches (`-D`) the tree's code needs for this operation.
     pub defines: Vec<&'static str>,
+    /// The functions this shape reviews, when they are not the profile's
+    /// (`functions_for()`), e.g. 7.2's two halves of bind.
+    #[serde(skip)]
+    pub functions: Option<&'static [(&'static str, &'static str)]>,
     /// What decided it, in words.
     pub evidence: String,
 }
@@ -92,8 +96,8 @@ pub const FILES: &[&str] = &[
 
 /// What detection looks for, for the message when a guest_memfd file holds
 /// none of it.
-pub const LOOKED_FOR: &str = "kvm_gmem_invalidate_begin(), kvm_gmem_bind(), kvm_gmem_punch_hole() \
-or kvm_gmem_get_pfn() defined in virt/kvm/guest_memfd.c (upstream, 6.8+) or virt/kvm/guest_mem.c \
+pub const LOOKED_FOR: &str = "kvm_gmem_invalidate_begin(), kvm_gmem_bind() (or 7.2's \
+kvm_gmem_prepare_memory_region()), kvm_gmem_punch_hole() or kvm_gmem_get_pfn() defined in virt/kvm/guest_memfd.c (upstream, 6.8+) or virt/kvm/guest_mem.c \
 (the 2023 kvm_gmem_solo branch and the gmem series v10–v14 of late-2023 vendor trees)";
 
 /// The files a generation keeps guest_memfd in, newest name first.
@@ -104,6 +108,7 @@ const GMEM_FUNCTIONS: &[&str] = &[
     "kvm_gmem_invalidate_begin",
     "__kvm_gmem_invalidate_begin",
     "kvm_gmem_bind",
+    "kvm_gmem_prepare_memory_region",
     "kvm_gmem_punch_hole",
     "kvm_gmem_get_pfn",
 ];
@@ -331,6 +336,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     for op in OPERATIONS {
         let name = op.name;
         let mut defines = Vec::new();
+        let mut functions = None;
         let (profile, gmem_file, why) = match op.cop {
             COp::Invalidate => match (&inv, inv_file) {
                 (Some(i), Some(f)) => {
@@ -369,6 +375,33 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
                 }
                 None => (tree_profile, None, "no kvm_gmem_punch_hole()".into()),
             },
+            // 7.2 (and 6.12.118): bind in two halves around installing
+            // the memslot; a file range bound twice is -EEXIST.
+            COp::Bind
+                if holding("kvm_gmem_prepare_memory_region").is_some()
+                    && holding("kvm_gmem_commit_memory_region").is_some() =>
+            {
+                let f = holding("kvm_gmem_prepare_memory_region").unwrap_or(gmem);
+                functions = Some(BIND_SPLIT);
+                let prepare = f.get("kvm_gmem_prepare_memory_region").unwrap_or_default();
+                let offset = if signature(prepare).contains("uoff_t") {
+                    "uoff_t offset (mainline)"
+                } else if signature(prepare).contains("loff_t") {
+                    "loff_t offset"
+                } else {
+                    "u64 offset (6.12.118)"
+                };
+                (
+                    Profile::Upstream,
+                    Some(f.path),
+                    format!(
+                        "{}: kvm_gmem_prepare_memory_region(..., {offset}) + \
+                         kvm_gmem_commit_memory_region(): bind split in two (7.2 contract: a \
+                         file range bound twice is -EEXIST)",
+                        f.path
+                    ),
+                )
+            }
             COp::Bind => match holding("kvm_gmem_bind") {
                 Some(f) => {
                     let body = f.get("kvm_gmem_bind").unwrap_or_default();
@@ -480,6 +513,7 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
             profile,
             gmem_file,
             defines,
+            functions,
             evidence: why,
         });
     }
@@ -549,6 +583,12 @@ pub fn tables_placed(
         .collect()
 }
 
+/// 7.2's bind, in the order `__kvm_set_memory_region()` calls it.
+const BIND_SPLIT: &[(&str, &str)] = &[
+    ("virt/kvm/guest_memfd.c", "kvm_gmem_prepare_memory_region"),
+    ("virt/kvm/guest_memfd.c", "kvm_gmem_commit_memory_region"),
+];
+
 /// sev.c, where the SEV-SNP hooks live.
 const SEV_C: &str = "arch/x86/kvm/svm/sev.c";
 
@@ -565,6 +605,9 @@ fn has_define(d: &Detected, op: COp, define: &str) -> bool {
 /// (paths as the generation of its profile names them; `placed()` puts
 /// them where this tree has them).
 pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static str)] {
+    if let Some(f) = d.shape(op).and_then(|s| s.functions) {
+        return f;
+    }
     match op {
         COp::Prepare if has_define(d, op, GMEM_MAX_LEVEL) => {
             &[(SEV_C, "sev_gmem_prepare"), (SEV_C, "sev_gmem_max_level")]

@@ -285,6 +285,8 @@ const PROVIDES: &[(&str, &str)] = &[
     ("kvm_tdp_map_page", "GMF_HAVE_TDP_MAP_PAGE"),
     // 6.16+ TDX: classify feeds TD faults through the tree's exit handler.
     ("tdx_handle_ept_violation", "GMF_HAVE_TDX_EPT_VIOLATION"),
+    // 7.2's second half of bind: gmf_bind() calls prepare, then commit.
+    ("kvm_gmem_commit_memory_region", "GMF_BIND_SPLIT"),
     // Tables, not functions: the adapters register these (the kernel's
     // a_ops and kvm_ops_update()), so hooks are reached through them.
     ("svm_x86_ops", "GMF_HAVE_SVM_X86_OPS"),

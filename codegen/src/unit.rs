@@ -50,6 +50,8 @@ pub const MUTANT_FILES: &[(&str, &str)] = embed!(
     "mutants/bind-past-eof.c",
     "mutants/prepare-2m-unchecked.c",
     "mutants/invalidate-no-psmash.c",
+    "mutants/bind-loff-wrap.c",
+    "mutants/commit-einval.c",
 );
 
 /// Kernel files in the order their functions must appear (callees first).

@@ -9,10 +9,21 @@
 //! 3. `fget(fd)` fails → -EBADF (2023: -EINVAL);
 //! 4. not a guest_memfd, or one of another VM → -EINVAL;
 //! 5. offset not page aligned (upstream) or offset + size past EOF → -EINVAL;
-//! 6. any file page of the new binding already bound → -EINVAL.
+//! 6. any file page of the new binding already bound → -EINVAL, or -EEXIST
+//!    under the prepare/commit contract ([`BindContract::PrepareCommit`]).
 //!
 //! On success the slot records `gmem.pgoff = offset >> PAGE_SHIFT` and the
 //! file's xarray holds the slot over `[pgoff, pgoff + npages)`.
+//!
+//! Upstream's 7.2 guest_memfd pull (and Debian's 6.12.118 stable update)
+//! split `kvm_gmem_bind()` in two, called from the memslot code around
+//! installing the slot: `kvm_gmem_prepare_memory_region()` makes checks 3-5
+//! and keeps the file, `kvm_gmem_commit_memory_region()` makes check 6 and
+//! stores the binding. The split changed one errno (a file range bound
+//! twice is -EEXIST, as a GPA range bound twice always was) and spelled
+//! offsets and sizes unsigned. The model's offset and size arithmetic was
+//! always unsigned (u64, within what the memslot checks let through), so a
+//! `loff_t` sum that wraps negative diverges under either contract.
 
 use crate::error::InputError;
 use crate::invalidate::{Binding, Bindings};
@@ -86,6 +97,45 @@ pub struct NewSlot {
     pub offset: u64,
 }
 
+/// Which bind contract the C is held to: a property of its shape, not of
+/// a vector (the checker sets it from what the C under test defines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum BindContract {
+    /// `kvm_gmem_bind()` in one call (2023 to 6.12.117, mainline before
+    /// 7.2): a file range bound twice is -EINVAL.
+    #[default]
+    #[cfg_attr(feature = "serde", serde(rename = "bind"))]
+    Bind,
+    /// `kvm_gmem_prepare_memory_region()` + `kvm_gmem_commit_memory_region()`
+    /// (7.2, 6.12.118+): a file range bound twice is -EEXIST.
+    #[cfg_attr(feature = "serde", serde(rename = "prepare-commit"))]
+    PrepareCommit,
+}
+
+impl BindContract {
+    /// The errno of a file range already bound.
+    pub fn overlap_errno(self) -> i32 {
+        match self {
+            BindContract::Bind => errno::EINVAL,
+            BindContract::PrepareCommit => errno::EEXIST,
+        }
+    }
+
+    /// The contract's name as the vectors spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BindContract::Bind => "bind",
+            BindContract::PrepareCommit => "prepare-commit",
+        }
+    }
+
+    /// Whether this is the default contract (serde skips it).
+    pub fn is_default(&self) -> bool {
+        *self == BindContract::Bind
+    }
+}
+
 /// Input of [`kvm_gmem_bind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -94,6 +144,12 @@ pub struct BindInput {
     /// Kernel generation.
     #[cfg_attr(feature = "serde", serde(default))]
     pub profile: Profile,
+    /// One call or two (upstream only).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "BindContract::is_default")
+    )]
+    pub contract: BindContract,
     /// Open files.
     pub files: Vec<OpenFile>,
     /// Existing memslots.
@@ -123,6 +179,12 @@ impl BindOutcome {
 }
 
 fn validate(input: &BindInput) -> Result<(), InputError> {
+    if input.contract == BindContract::PrepareCommit && input.profile != Profile::Upstream {
+        return Err(InputError::new(
+            "contract",
+            "prepare-commit is an upstream contract (7.2, 6.12.118+)",
+        ));
+    }
     for (i, f) in input.files.iter().enumerate() {
         if input.files[..i].iter().any(|g| g.fd == f.fd) {
             return Err(InputError::new(format!("files[{i}].fd"), "fd listed twice"));
@@ -265,7 +327,7 @@ pub fn kvm_gmem_bind(input: &BindInput) -> Result<BindOutcome, InputError> {
     // The new binding's last page, as the kernel computes `end - 1`.
     let last = pgoff.wrapping_add(new.npages).wrapping_sub(1);
     if bindings.overlapping(pgoff, last).next().is_some() {
-        return Ok(BindOutcome::err(errno::EINVAL));
+        return Ok(BindOutcome::err(input.contract.overlap_errno()));
     }
     Ok(BindOutcome {
         ret: 0,
@@ -285,6 +347,7 @@ mod tests {
     fn input(profile: Profile, fd: u32, offset: u64) -> BindInput {
         BindInput {
             profile,
+            contract: BindContract::Bind,
             files: vec![OpenFile {
                 fd: 3,
                 size: 16 * PAGE_SIZE,
@@ -340,5 +403,34 @@ mod tests {
         let mut gpa_overlap = input(Profile::Upstream, 3, 4 * PAGE_SIZE);
         gpa_overlap.new.base_gfn = 0x102;
         assert_eq!(ret(&gpa_overlap), -errno::EEXIST);
+    }
+
+    #[test]
+    fn prepare_commit_changes_only_the_file_overlap_errno() {
+        let split = |fd, offset| BindInput {
+            contract: BindContract::PrepareCommit,
+            ..input(Profile::Upstream, fd, offset)
+        };
+        // File pages 2-5 overlap slot 0's 0-3: commit says -EEXIST.
+        assert_eq!(ret(&split(3, 2 * PAGE_SIZE)), -errno::EEXIST);
+        assert_eq!(
+            ret(&input(Profile::Upstream, 3, 2 * PAGE_SIZE)),
+            -errno::EINVAL
+        );
+        // Prepare's refusals are the one-call bind's.
+        assert_eq!(ret(&split(7, 4 * PAGE_SIZE)), -errno::EBADF);
+        assert_eq!(ret(&split(3, 13 * PAGE_SIZE)), -errno::EINVAL);
+        assert_eq!(ret(&split(3, 4 * PAGE_SIZE + 1)), -errno::EINVAL);
+        // The loff_t wrap's input: unsigned, past the end of the file.
+        assert_eq!(ret(&split(3, 0x7FFF_FFFF_FFFF_E000)), -errno::EINVAL);
+        assert_eq!(ret(&split(3, 4 * PAGE_SIZE)), 0);
+        let solo = BindInput {
+            contract: BindContract::PrepareCommit,
+            ..input(Profile::GmemSolo2023, 3, 0)
+        };
+        assert_eq!(
+            kvm_gmem_bind(&solo).map_err(|e| e.field),
+            Err("contract".to_owned())
+        );
     }
 }

@@ -13,7 +13,7 @@
 //! Like the rest of the model: no IO, no panics; an input the model
 //! refuses is explained as that refusal.
 
-use crate::binding::{BindInput, bindings_of, memslot_checks};
+use crate::binding::{BindContract, BindInput, bindings_of, memslot_checks};
 use crate::error::InputError;
 use crate::fault::{FaultInput, FaultRule, Outcome, PrivateWhen, RuleSource};
 use crate::invalidate::{Bindings, gfn_range_for};
@@ -127,6 +127,14 @@ pub fn bind(q: &BindInput) -> Vec<String> {
         Ok(None) => {}
     }
     let size = new.npages << PAGE_SHIFT;
+    // The 7.2 split: prepare makes the file checks, commit the overlap.
+    let (prep, commit) = match q.contract {
+        BindContract::Bind => ("kvm_gmem_bind()", "kvm_gmem_bind()"),
+        BindContract::PrepareCommit => (
+            "kvm_gmem_prepare_memory_region()",
+            "kvm_gmem_commit_memory_region()",
+        ),
+    };
     let Some(file) = q.files.iter().find(|f| f.fd == new.fd) else {
         return vec![if q.profile.bind_bad_fd_is_ebadf() {
             format!("fget({}) fails: no such open file → -EBADF", new.fd)
@@ -160,7 +168,7 @@ pub fn bind(q: &BindInput) -> Vec<String> {
         Profile::Upstream => {
             if new.offset & (PAGE_SIZE - 1) != 0 {
                 return vec![format!(
-                    "kvm_gmem_bind(): offset not page aligned: {} & (PAGE_SIZE - 1) = {} → -EINVAL",
+                    "{prep}: offset not page aligned: {} & (PAGE_SIZE - 1) = {} → -EINVAL",
                     new.offset,
                     new.offset & (PAGE_SIZE - 1)
                 )];
@@ -177,12 +185,12 @@ pub fn bind(q: &BindInput) -> Vec<String> {
     }
     if end > file.size {
         return vec![format!(
-            "kvm_gmem_bind(): offset + npages * PAGE_SIZE > i_size: {} + {} * {PAGE_SIZE} = {end}{wraps} > {} → -EINVAL",
+            "{prep}: offset + npages * PAGE_SIZE > i_size: {} + {} * {PAGE_SIZE} = {end}{wraps} > {} → -EINVAL",
             new.offset, new.npages, file.size
         )];
     }
     out.push(format!(
-        "kvm_gmem_bind(): offset + npages * PAGE_SIZE <= i_size: {end}{wraps} <= {}",
+        "{prep}: offset + npages * PAGE_SIZE <= i_size: {end}{wraps} <= {}",
         file.size
     ));
     let pgoff = new.offset >> PAGE_SHIFT;
@@ -193,16 +201,17 @@ pub fn bind(q: &BindInput) -> Vec<String> {
     };
     if let Some(b) = bindings.overlapping(pgoff, last).next() {
         out.push(format!(
-            "kvm_gmem_bind(): file pages [{pgoff}, {}) already bound: slot {} holds [{}, {}) → -EINVAL",
+            "{commit}: file pages [{pgoff}, {}) already bound: slot {} holds [{}, {}) → {}",
             pgoff.wrapping_add(new.npages),
             b.id,
             b.pgoff,
-            b.pgoff.saturating_add(b.npages)
+            b.pgoff.saturating_add(b.npages),
+            en(-i64::from(q.contract.overlap_errno()))
         ));
         return out;
     }
     out.push(format!(
-        "kvm_gmem_bind(): file pages [{pgoff}, {}) are free → 0, slot {} bound at pgoff {pgoff} (offset >> PAGE_SHIFT)",
+        "{commit}: file pages [{pgoff}, {}) are free → 0, slot {} bound at pgoff {pgoff} (offset >> PAGE_SHIFT)",
         pgoff.wrapping_add(new.npages),
         new.id
     ));
@@ -895,6 +904,7 @@ mod tests {
     #[test]
     fn bind_names_the_check_with_its_values() {
         let q = BindInput {
+            contract: Default::default(),
             profile: Profile::GmemSolo2023,
             files: vec![file(65536)],
             slots: vec![],
@@ -909,6 +919,7 @@ mod tests {
             ]
         );
         let ok = BindInput {
+            contract: Default::default(),
             new: new(0, 2),
             ..q.clone()
         };
@@ -919,6 +930,7 @@ mod tests {
                 .ends_with("bound at pgoff 0 (offset >> PAGE_SHIFT)")
         );
         let overlap = BindInput {
+            contract: Default::default(),
             slots: vec![Memslot {
                 id: 0,
                 base_gfn: 0x100,
@@ -935,6 +947,7 @@ mod tests {
                 .contains("slot 0 holds [1, 3) → -EINVAL")
         );
         let gpa = BindInput {
+            contract: Default::default(),
             profile: Profile::Upstream,
             slots: vec![Memslot {
                 id: 0,
@@ -953,13 +966,19 @@ mod tests {
     /// exhaustive-style grid the checker uses.
     #[test]
     fn bind_explanations_reach_the_models_errno() {
-        for profile in Profile::ALL {
+        let contracts = [
+            (Profile::Upstream, BindContract::Bind),
+            (Profile::Upstream, BindContract::PrepareCommit),
+            (Profile::GmemSolo2023, BindContract::Bind),
+        ];
+        for (profile, contract) in contracts {
             for size in [0, 4096, 3 * 4096, 4096 + 1] {
                 for offset in [0, 1, 4095, 4096, 8192, 1 << 63, u64::MAX - 4095] {
                     for npages in 1..=3 {
                         for fd in [3, 4] {
                             for slot in [None, Some(1u64), Some(0)] {
                                 let q = BindInput {
+                                    contract,
                                     profile,
                                     files: vec![file(size)],
                                     slots: slot

@@ -3,7 +3,9 @@
 //! boundaries, 2^63, 2^64 - 1 and their neighbours). Tests build with
 //! overflow checks on, so an unmirrored kernel wrap-around would panic here.
 
-use gmem_reference::binding::{BindInput, Memslot, NewSlot, OpenFile, SlotGmem, kvm_gmem_bind};
+use gmem_reference::binding::{
+    BindContract, BindInput, Memslot, NewSlot, OpenFile, SlotGmem, kvm_gmem_bind,
+};
 use gmem_reference::explain;
 use gmem_reference::fallocate::{FallocateInput, kvm_gmem_fallocate};
 use gmem_reference::fault::{
@@ -307,6 +309,13 @@ fn bind_and_fallocate_never_panic() {
             })
             .collect();
         let q = BindInput {
+            // Either contract with either profile: the 2023 one with
+            // prepare-commit is refused, never a panic.
+            contract: if g.bool() {
+                BindContract::PrepareCommit
+            } else {
+                BindContract::Bind
+            },
             profile: if g.bool() {
                 Profile::Upstream
             } else {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * gmf_bind(): kvm_gmem_bind() of a new memslot to file in->fd, whose
+ * gmf_bind(): kvm_gmem_bind() (or, GMF_BIND_SPLIT, 7.2's
+ * kvm_gmem_prepare_memory_region() + kvm_gmem_commit_memory_region()) of a
+ * new memslot to file in->fd, whose
  * guest_memfd may already hold bindings.  The fd table maps each harness
  * file to a struct file: a guest_memfd (f_op == &kvm_gmem_fops, a
  * kvm_gmem of this VM or of another) or any other file.
@@ -112,7 +114,28 @@ int gmf_bind(const struct gmf_bind_in *in, struct gmf_bind_out *out)
 	new->npages = in->npages;
 	new->flags = KVM_MEM_GUEST_MEMFD;
 
+#ifdef GMF_BIND_SPLIT
+	/*
+	 * __kvm_set_memory_region(): prepare before the slot is installed,
+	 * commit from kvm_set_memslot(), then drop prepare's file reference
+	 * whatever commit said. A slot whose bind failed is freed, so what
+	 * it holds then is nobody's: only a bound slot's fields count.
+	 */
+	ret = kvm_gmem_prepare_memory_region(kvm, new, in->fd, in->offset);
+	if (!ret) {
+		struct file *held = new->gmem.file;
+
+		ret = kvm_gmem_commit_memory_region(kvm, new);
+		if (held)
+			fput(held);
+		if (ret) {
+			new->gmem.file = NULL;
+			new->gmem.pgoff = 0;
+		}
+	}
+#else
 	ret = kvm_gmem_bind(kvm, new, in->fd, in->offset);
+#endif
 
 	__builtin_memset(out, 0, sizeof(*out));
 	out->ret = ret;

@@ -75,6 +75,8 @@ enum { false = 0, true = 1 };
 
 /* x86-64 kernel: loff_t is long long, pgoff_t unsigned long. */
 typedef long long loff_t;
+/* Mainline (7.2) spells guest_memfd's unsigned offsets and sizes uoff_t. */
+typedef u64 uoff_t;
 typedef unsigned long pgoff_t;
 typedef u64 gfn_t;
 typedef u64 gpa_t;

@@ -1,6 +1,7 @@
-//! `bind`: kvm_gmem_bind().
+//! `bind`: kvm_gmem_bind(), or 7.2's kvm_gmem_prepare_memory_region() +
+//! kvm_gmem_commit_memory_region() called as the memslot code calls them.
 //!
-//! The C side is `kvm_gmem_bind()` alone; the memslot checks that precede
+//! The C side is the guest_memfd code alone; the memslot checks that precede
 //! it in `__kvm_set_memory_region()` (GPA overlap → -EEXIST, upstream's
 //! offset alignment and wrap checks) are generic KVM code no patch touches,
 //! so cases they decide are model-only. Cases of the other profile are
@@ -19,7 +20,8 @@ use crate::compile::COp;
 use crate::library::Library;
 use gmem_reference::Profile;
 use gmem_reference::binding::{
-    BindInput, Memslot, NewSlot, OpenFile, SlotGmem, bindings_of, kvm_gmem_bind, memslot_checks,
+    BindContract, BindInput, Memslot, NewSlot, OpenFile, SlotGmem, bindings_of, kvm_gmem_bind,
+    memslot_checks,
 };
 use gmem_reference::kernel::PAGE_SIZE;
 
@@ -176,6 +178,7 @@ fn explain(input: &Value) -> Vec<String> {
 
 fn applicable(profile: Profile, q: &BindInput) -> bool {
     q.profile == profile
+        && (q.contract == BindContract::Bind || profile == Profile::Upstream)
         && q.files.len() <= abi::GMF_MAX_FILES as usize
         && bindings_of(q, q.new.fd).len() < abi::GMF_MAX_BINDINGS as usize
         && matches!(memslot_checks(q), Ok(None))
@@ -238,10 +241,13 @@ fn check(lib: &Library, q: &BindInput) -> Option<(String, Value)> {
         why.push(format!("gmf_bind returned {r}"));
     }
     if o.ret != m.ret {
-        why.push(format!(
-            "kvm_gmem_bind() returned {}, model {}",
-            o.ret, m.ret
-        ));
+        let called = match q.contract {
+            BindContract::Bind => "kvm_gmem_bind()",
+            BindContract::PrepareCommit => {
+                "kvm_gmem_prepare_memory_region() + kvm_gmem_commit_memory_region()"
+            }
+        };
+        why.push(format!("{called} returned {}, model {}", o.ret, m.ret));
     }
     if let Some(b) = m.binding
         && (o.pgoff != b.pgoff || o.file_set == 0)
@@ -306,6 +312,7 @@ fn exhaustive() -> impl Iterator<Item = BindInput> {
             existing.into_iter().flat_map(move |ex| {
                 offsets.into_iter().flat_map(move |offset| {
                     (1u64..=3).map(move |npages| BindInput {
+                        contract: Default::default(),
                         profile,
                         files: files(kind),
                         slots: ex
@@ -368,6 +375,7 @@ fn random_case(rng: &mut Rng) -> BindInput {
             }
     };
     BindInput {
+        contract: Default::default(),
         profile: if rng.bool() {
             Profile::Upstream
         } else {
@@ -476,12 +484,44 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
             new: NewSlot { npages, ..q.new },
             ..q.clone()
         });
+        // Fewer pages at an offset further by as many: the same end, so a
+        // sum that wraps still wraps.
+        if let Some(offset) = q.new.offset.checked_add(fewer * PAGE_SIZE) {
+            out.push(BindInput {
+                new: NewSlot {
+                    npages,
+                    offset,
+                    ..q.new
+                },
+                ..q.clone()
+            });
+        }
         // Fewer pages and a file smaller by as many: same overhang.
         if let Some(f) = file
             && f.size >= (fewer + 1) * PAGE_SIZE
             && let Some(mut c) = with_file(f.size - fewer * PAGE_SIZE)
         {
             c.new.npages = npages;
+            out.push(c);
+        }
+    }
+    // The existing bindings nearer the file's start and shorter: the
+    // overlap a counterexample needs is then at its first pages.
+    for (i, s) in q.slots.iter().enumerate() {
+        let Some(g) = s.gmem else { continue };
+        for pgoff in smaller_numbers(g.pgoff) {
+            let mut c = q.clone();
+            c.slots[i].gmem = Some(SlotGmem { pgoff, ..g });
+            out.push(c);
+        }
+        for npages in smaller_numbers(s.npages).into_iter().filter(|&n| n > 0) {
+            let mut c = q.clone();
+            c.slots[i].npages = npages;
+            out.push(c);
+        }
+        for base_gfn in smaller_numbers(s.base_gfn) {
+            let mut c = q.clone();
+            c.slots[i].base_gfn = base_gfn;
             out.push(c);
         }
     }
@@ -493,16 +533,37 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
                 ..q.clone()
             }),
     );
+    // A binding that exists was made by a bind, so it lies inside its
+    // file: a smaller case keeps that if the case had it.
+    if bound_inside_files(q) {
+        out.retain(bound_inside_files);
+    }
     out
+}
+
+/// Whether every existing binding lies inside its file, as only a bind
+/// that passed the i_size check could have made it.
+fn bound_inside_files(q: &BindInput) -> bool {
+    q.slots.iter().all(|s| {
+        s.gmem.is_none_or(|g| {
+            q.files.iter().any(|f| {
+                f.fd == g.fd
+                    && g.pgoff
+                        .checked_add(s.npages)
+                        .is_some_and(|end| end <= f.size / PAGE_SIZE)
+            })
+        })
+    })
 }
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
     let (lib, profile) = (ctx.lib, ctx.profile);
+    let contract = contract_of(lib);
     run_cases(
         ctx,
-        cases(source, ctx.vectors),
+        held_to(cases(source, ctx.vectors), contract),
         &CaseOps {
-            other_profile: Some(&|q| q.profile != profile),
+            other_profile: Some(&|q| q.profile != profile || q.contract != contract),
             applicable: &|q| applicable(profile, q),
             check: &|q| check(lib, q),
             candidates: &candidates,
@@ -515,17 +576,47 @@ fn case_json(
     source: Source,
     index: u64,
     _p: Profile,
-    _lib: &Library,
+    lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    nth_case_json(cases(source, vectors), index)
+    nth_case_json(held_to(cases(source, vectors), contract_of(lib)), index)
+}
+
+/// The contract the C is held to: its shape decides (`GMF_OP_BIND_SPLIT`:
+/// 7.2's prepare + commit), never the errno it returns.
+fn contract_of(lib: &Library) -> BindContract {
+    if lib.has(abi::GMF_OP_BIND_SPLIT) {
+        BindContract::PrepareCommit
+    } else {
+        BindContract::Bind
+    }
+}
+
+/// `cases` as asked of C of `contract`: an upstream case written for the
+/// one-call bind (every vector before 7.2, the bounds) is asked with the
+/// split's contract when the C binds in two; a case naming the split's
+/// contract stays as it is, so on one-call C it is of another profile.
+fn held_to(
+    cases: Box<dyn Iterator<Item = BindInput>>,
+    contract: BindContract,
+) -> Box<dyn Iterator<Item = BindInput>> {
+    if contract == BindContract::Bind {
+        return cases;
+    }
+    Box::new(cases.map(move |mut q| {
+        if q.profile == Profile::Upstream {
+            q.contract = contract;
+        }
+        q
+    }))
 }
 
 /// The exhaustive cases timed apart (the bench).
 pub fn split(lib: &Library, profile: Profile) -> Split {
     let none = |_: &str| Vec::new();
+    let contract = contract_of(lib);
     time_split(
-        || cases(Source::Exhaustive, &none),
+        || held_to(cases(Source::Exhaustive, &none), contract),
         |q| applicable(profile, q),
         |q| {
             let input = bind_input(q);
@@ -549,6 +640,7 @@ mod tests {
     #[test]
     fn an_aligned_offset_shrinks_only_to_aligned_offsets() {
         let q = BindInput {
+            contract: Default::default(),
             profile: Profile::GmemSolo2023,
             files: Vec::new(),
             slots: Vec::new(),

@@ -72,16 +72,17 @@ static void kvm_gmem_invalidate_end(struct kvm_gmem *gmem, pgoff_t start,
 	}
 }
 
-//@ kvm_gmem_bind context virt/kvm/guest_memfd.c
-int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
-		  unsigned int fd, u64 offset)
+//@ kvm_gmem_prepare_memory_region context virt/kvm/guest_memfd.c
+/*
+ * First half of binding a new memslot (7.2): check the file and the range
+ * and hand the caller a reference to the file; nothing is bound yet.
+ */
+int kvm_gmem_prepare_memory_region(struct kvm *kvm, struct kvm_memory_slot *slot,
+				   unsigned int fd, uoff_t offset)
 {
-	u64 size = slot->npages << PAGE_SHIFT;
-	unsigned long start, end;
+	uoff_t size = slot->npages << PAGE_SHIFT;
 	struct kvm_gmem *gmem;
-	struct inode *inode;
 	struct file *file;
-	int r = -EINVAL;
 
 	file = fget(fd);
 	if (!file)
@@ -94,37 +95,49 @@ int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,
 	if (gmem->kvm != kvm)
 		goto err;
 
-	inode = file_inode(file);
-
-	if (@{gmem_bind_range_invalid(offset: offset, size: size, i_size: i_size_read(inode))})
+	if (@{gmem_bind_range_invalid(offset: offset, size: size, i_size: i_size_read(file_inode(file)))})
 		goto err;
 
-	filemap_invalidate_lock(inode->i_mapping);
+	WRITE_ONCE(slot->gmem.file, file);
+	slot->gmem.pgoff = offset >> PAGE_SHIFT;
+	return 0;
 
-	start = offset >> PAGE_SHIFT;
-	end = start + slot->npages;
+err:
+	fput(file);
+	return -EINVAL;
+}
+
+//@ kvm_gmem_commit_memory_region context virt/kvm/guest_memfd.c
+/*
+ * Second half: record the binding, unless some page of its file range is
+ * bound already (-EEXIST, as for a GPA range bound twice).
+ */
+int kvm_gmem_commit_memory_region(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	struct kvm_gmem *gmem = slot->gmem.file->private_data;
+	struct inode *inode = file_inode(slot->gmem.file);
+	unsigned long start = slot->gmem.pgoff;
+	unsigned long end = start + slot->npages;
+	int r;
+
+	if (WARN_ON_ONCE(slot->gmem.file->f_op != &kvm_gmem_fops))
+		return -EIO;
+
+	filemap_invalidate_lock(inode->i_mapping);
 
 	if (!xa_empty(&gmem->bindings) &&
 	    xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT)) {
 		filemap_invalidate_unlock(inode->i_mapping);
-		goto err;
+		return -EEXIST;
 	}
-
-	WRITE_ONCE(slot->gmem.file, file);
-	slot->gmem.pgoff = start;
 
 	r = xa_err(xa_store_range(&gmem->bindings, start, end - 1, slot,
 				  GFP_KERNEL));
-	if (r) {
+	if (r)
 		xa_store_range(&gmem->bindings, start, end - 1, NULL,
 			       GFP_KERNEL);
-		slot->gmem.file = NULL;
-		slot->gmem.pgoff = 0;
-	}
-	filemap_invalidate_unlock(inode->i_mapping);
 
-err:
-	fput(file);
+	filemap_invalidate_unlock(inode->i_mapping);
 	return r;
 }
 
