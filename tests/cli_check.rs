@@ -97,6 +97,22 @@ fn mutant_bind_past_eof_is_caught() {
 }
 
 #[test]
+fn mutant_bind_loff_wrap_is_caught() {
+    // 6.8-7.1's loff_t offset + size wraps negative past 2^63 and binds.
+    caught(
+        "bind-loff-wrap",
+        "bind",
+        "kvm_gmem_prepare_memory_region() + kvm_gmem_commit_memory_region() returned 0, model -EINVAL",
+    );
+}
+
+#[test]
+fn mutant_commit_einval_is_caught() {
+    // 7.2's contract: a file range bound twice is -EEXIST.
+    caught("commit-einval", "bind", "returned -EINVAL, model -EEXIST");
+}
+
+#[test]
 fn mutant_prepare_2m_unchecked_is_caught() {
     caught(
         "prepare-2m-unchecked",

@@ -487,7 +487,10 @@ fn candidates(q: &BindInput) -> Vec<BindInput> {
         // Past loff_t's range: fewer pages at an offset further by as
         // many, the same end, so a sum that wraps as a loff_t still wraps
         // (below it a higher offset is not smaller).
-        let end = q.new.offset.checked_add(q.new.npages.saturating_mul(PAGE_SIZE));
+        let end = q
+            .new
+            .offset
+            .checked_add(q.new.npages.saturating_mul(PAGE_SIZE));
         if end.is_some_and(|e| e >= 1 << 63)
             && let Some(offset) = q.new.offset.checked_add(fewer * PAGE_SIZE)
         {
