@@ -464,3 +464,123 @@ int noinline kvm_c(int x) { return x; }
         );
     }
 }
+
+/// What one function's code holds, read from its parse tree (comments and
+/// string literals are nodes of their own, so neither counts): the
+/// functions it calls, every name it uses (identifiers, members, types,
+/// macros) and its parameter list as written. What review's shape
+/// registry matches a tree against, instead of substrings of the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Callees of call expressions whose callee is a plain name.
+    pub calls: std::collections::BTreeSet<String>,
+    /// Identifiers and type names anywhere in the definition; members
+    /// (field names) as `.name`.
+    pub names: std::collections::BTreeSet<String>,
+    /// The parameter list, from `(` to `)`, whitespace runs made one space.
+    pub params: String,
+}
+
+impl Facts {
+    /// Whether the parameter list holds `text` (e.g. `uoff_t`,
+    /// `struct kvm *`, `struct page **`), whitespace-insensitive.
+    pub fn param(&self, text: &str) -> bool {
+        // Whitespace runs as one space, none around `*`: `struct kvm *kvm`
+        // and `struct kvm* kvm` are the same parameter.
+        let squash = |s: &str| {
+            s.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace(" *", "*")
+                .replace("* ", "*")
+        };
+        squash(&self.params).contains(&squash(text))
+    }
+}
+
+fn facts_walk(node: Node<'_>, source: &str, f: &mut Facts) {
+    match node.kind() {
+        // A macro's definition is not its use.
+        "comment"
+        | "string_literal"
+        | "char_literal"
+        | "system_lib_string"
+        | "preproc_def"
+        | "preproc_function_def" => return,
+        "identifier" | "type_identifier" => {
+            f.names.insert(source[node.byte_range()].to_owned());
+        }
+        // A member, set or read, as `.name`: a local `index` is not
+        // `slot->gmem.index`.
+        "field_identifier" => {
+            f.names.insert(format!(".{}", &source[node.byte_range()]));
+        }
+        "call_expression" => {
+            if let Some(callee) = node.child_by_field_name("function")
+                && callee.kind() == "identifier"
+            {
+                f.calls.insert(source[callee.byte_range()].to_owned());
+            }
+        }
+        "parameter_list" if f.params.is_empty() => {
+            f.params = source[node.byte_range()]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        _ => {}
+    }
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        facts_walk(child, source, f);
+    }
+}
+
+/// The facts of one function's text (a whole definition, as
+/// `CFunction::text` gives it). Macros the parser does not know (loop
+/// macros, attributes) leave ERROR nodes, whose tokens still count.
+pub fn facts(text: &str) -> Facts {
+    let mut f = Facts::default();
+    let mut parser = Parser::new();
+    if parser
+        .set_language(&tree_sitter_c::LANGUAGE.into())
+        .is_err()
+    {
+        return f;
+    }
+    if let Some(tree) = parser.parse(text, None) {
+        facts_walk(tree.root_node(), text, &mut f);
+    }
+    f
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use super::*;
+
+    #[test]
+    fn facts_come_from_code_not_comments_or_strings() {
+        let f = facts(
+            "int kvm_gmem_prepare_memory_region(struct kvm *kvm,\n\
+             \t\tstruct kvm_memory_slot *slot, unsigned int fd, uoff_t offset)\n{\n\
+             \t/* was kvm_gmem_bind(): is_prepared */\n\
+             \tpr_info(\"kvm_gmem_mark_prepared\");\n\
+             \txa_for_each(&gmem->bindings, index, s) {\n\
+             \t\tr.attr_filter = KVM_FILTER_PRIVATE;\n\
+             \t\tkvm_mmu_unmap_gfn_range(kvm, &r);\n\t}\n\
+             \treturn -EBADF;\n}\n",
+        );
+        assert!(f.param("uoff_t offset"));
+        assert!(f.param("struct kvm* kvm"));
+        assert!(!f.param("loff_t"));
+        assert!(f.calls.contains("kvm_mmu_unmap_gfn_range"));
+        assert!(f.calls.contains("pr_info"));
+        assert!(f.names.contains(".attr_filter"));
+        assert!(!f.names.contains("attr_filter"));
+        assert!(f.names.contains("EBADF"));
+        for absent in ["kvm_gmem_bind", "is_prepared", "kvm_gmem_mark_prepared"] {
+            assert!(!f.names.contains(absent), "{absent}: {f:?}");
+            assert!(!f.calls.contains(absent), "{absent}");
+        }
+    }
+}
