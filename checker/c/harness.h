@@ -406,6 +406,14 @@ int gmf_get_pfn(const struct gmf_getpfn_in *in, struct gmf_getpfn_out *out);
  * bound twice is -EEXIST).
  */
 #define GMF_OP_BIND_SPLIT (1u << 10)
+/*
+ * Not an entry point: the unit's kvm_gmem_get_pfn() has no arch prepare
+ * hook (upstream 6.8-6.10), or calls one the model does not cover yet
+ * (the in-place conversion series' kvm_arch_gmem_make_private()): the
+ * checker asks the model to prepare nothing and compares errnos, pfns and
+ * orders.
+ */
+#define GMF_OP_GET_PFN_NO_HOOK (1u << 11)
 uint32_t gmf_ops(void);
 uint32_t gmf_abi_version(void);
 

@@ -143,6 +143,9 @@ uint32_t gmf_ops(void)
 #if defined(GMF_HAVE_OP_BIND) && defined(GMF_BIND_SPLIT)
 	ops |= GMF_OP_BIND_SPLIT;
 #endif
+#if defined(GMF_HAVE_OP_GET_PFN) && defined(GMF_GET_PFN_NO_HOOK)
+	ops |= GMF_OP_GET_PFN_NO_HOOK;
+#endif
 	return ops;
 }
 

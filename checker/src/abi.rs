@@ -26,6 +26,7 @@ pub const GMF_OP_GET_PFN: u32 = 128;
 pub const GMF_OP_CLASSIFY_TDX: u32 = 256;
 pub const GMF_OP_GET_PFN_EVERY_FAULT: u32 = 512;
 pub const GMF_OP_BIND_SPLIT: u32 = 1024;
+pub const GMF_OP_GET_PFN_NO_HOOK: u32 = 2048;
 pub const GMF_PROFILE_UPSTREAM: gmf_profile = 0;
 pub const GMF_PROFILE_SOLO2023: gmf_profile = 1;
 pub type gmf_profile = ::std::os::raw::c_uint;

@@ -770,6 +770,9 @@ pub fn get_pfn(q: &GetPfnQuery) -> Vec<String> {
         }
         let pfn = q.pfn_base + index;
         let hook = match q.profile {
+            _ if q.no_hook => {
+                "no arch prepare hook on this fault path → nothing prepares".to_owned()
+            }
             Profile::Upstream if prepared && !q.every_fault => {
                 "the folio is uptodate (prepared before) → no prepare call".to_owned()
             }

@@ -158,6 +158,8 @@ pub struct GetPfnScenario<'a> {
     /// Upstream without a prepared-folio state (mainline after 6.18): the
     /// hook runs at every fault, still at the folio's head.
     pub every_fault: bool,
+    /// No arch prepare hook on the fault path: nothing is prepared.
+    pub no_hook: bool,
 }
 
 /// What [`kvm_gmem_get_pfn_with`] answers in, reused from one scenario to
@@ -380,6 +382,7 @@ pub fn kvm_gmem_get_pfn_with(
             }
         });
         let call = match s.profile {
+            _ if s.no_hook => None,
             Profile::Upstream if prepared && !s.every_fault => None,
             Profile::Upstream => {
                 if b.pgoff % (1u64 << order) != 0 {
@@ -472,6 +475,7 @@ mod tests {
             faults: &[0x801, 0x803],
             rmp: None,
             every_fault: false,
+            no_hook: false,
         };
         let solo = GetPfnScenario {
             profile: Profile::GmemSolo2023,

@@ -313,6 +313,15 @@ pub struct GetPfnQuery {
         serde(default, skip_serializing_if = "std::ops::Not::not")
     )]
     pub every_fault: bool,
+    /// A generation with no arch prepare hook (upstream 6.8–6.10), or one
+    /// whose fault path calls a hook the model does not cover yet (the
+    /// in-place conversion series' `kvm_arch_gmem_make_private()`):
+    /// nothing prepares, so only errnos, pfns and orders are answered.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "std::ops::Not::not")
+    )]
+    pub no_hook: bool,
 }
 
 /// `get-pfn`.
@@ -343,5 +352,6 @@ fn scenario(q: &GetPfnQuery) -> crate::getpfn::GetPfnScenario<'_> {
         faults: &q.faults,
         rmp: q.rmp.as_deref(),
         every_fault: q.every_fault,
+        no_hook: q.no_hook,
     }
 }

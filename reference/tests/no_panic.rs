@@ -422,6 +422,7 @@ fn get_pfn_never_panics() {
             faults: &faults,
             rmp: rmp.as_deref(),
             every_fault: g.bool(),
+            no_hook: g.bool(),
         });
     }
 }
@@ -514,6 +515,7 @@ fn explanations_never_panic() {
             faults: (0..g.small(5)).map(|_| g.u64()).collect(),
             rmp: g.bool().then(|| random_runs(&mut g, max_pfn)),
             every_fault: g.bool(),
+            no_hook: g.bool(),
         });
     }
 }

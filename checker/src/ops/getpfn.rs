@@ -523,6 +523,7 @@ fn exhaustive() -> impl Iterator<Item = GetPfnQuery> {
                                     faults: [Some(p1), p2].into_iter().flatten().map(gfn).collect(),
                                     rmp: None,
                                     every_fault: false,
+                                    no_hook: false,
                                 })
                         })
                     })
@@ -597,30 +598,77 @@ fn random_case(rng: &mut Rng) -> GetPfnQuery {
         faults,
         rmp: None,
         every_fault: false,
+        no_hook: false,
     }
 }
 
 /// The exhaustive bound, one query changed in place: the wiring cases of
 /// [`exhaustive`], then [`region_faults`].
 fn exhaustive_visit(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
-    visit_bound(f, false);
+    visit_bound(f, Hook::Profile);
 }
 
 /// [`exhaustive_visit`] for a C that prepares at every fault
 /// (`GMF_OP_GET_PFN_EVERY_FAULT`): the same cases, each asking the model
 /// for that contract.
 fn exhaustive_visit_every_fault(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
-    visit_bound(f, true);
+    visit_bound(f, Hook::EveryFault);
 }
 
-fn visit_bound(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault: bool) {
+/// [`exhaustive_visit`] for a C with no prepare hook
+/// (`GMF_OP_GET_PFN_NO_HOOK`): the same cases, the model asked to prepare
+/// nothing.
+fn exhaustive_visit_no_hook(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+    visit_bound(f, Hook::None);
+}
+
+/// Which hook contract the C's shape selects (its `gmf_ops()` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    /// The profile's own: once per folio upstream, every lookup in 2023.
+    Profile,
+    /// Every fault at the folio's head (mainline after 6.18).
+    EveryFault,
+    /// No prepare hook on the fault path (6.8–6.10, or one the model does
+    /// not cover yet).
+    None,
+}
+
+impl Hook {
+    fn of(lib: &Library) -> Hook {
+        if lib.has(abi::GMF_OP_GET_PFN_NO_HOOK) {
+            Hook::None
+        } else if lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT) {
+            Hook::EveryFault
+        } else {
+            Hook::Profile
+        }
+    }
+
+    /// Sets the query's contract flags (a vector may set them itself).
+    fn apply(self, q: &mut GetPfnQuery) {
+        q.every_fault |= self == Hook::EveryFault;
+        q.no_hook |= self == Hook::None;
+    }
+
+    /// The exhaustive bound as this contract asks it.
+    fn visitor(self) -> fn(&mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+        match self {
+            Hook::Profile => exhaustive_visit,
+            Hook::EveryFault => exhaustive_visit_every_fault,
+            Hook::None => exhaustive_visit_no_hook,
+        }
+    }
+}
+
+fn visit_bound(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, hook: Hook) {
     for mut q in exhaustive() {
-        q.every_fault = every_fault;
+        hook.apply(&mut q);
         if f(&q).is_break() {
             return;
         }
     }
-    region_faults(f, every_fault);
+    region_faults(f, hook);
 }
 
 /// A fault over every RMP state of the prepare bound's 2M region
@@ -632,7 +680,7 @@ fn visit_bound(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault: 
 /// fault at each of `prepare`'s pfns. What the fault path adds to
 /// `prepare`'s bound: the folio's order and head reaching the hook, and
 /// the uptodate flag deciding whether it is called at all.
-fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault: bool) {
+fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, hook: Hook) {
     let probes: Vec<PcFolio> = super::rmp::PROBES
         .iter()
         .map(|&p| folio(p - PFN_BASE, 0, false))
@@ -655,8 +703,10 @@ fn region_faults(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>, every_fault
         folios: Vec::new(),
         faults: vec![0],
         rmp: Some(Vec::new()),
-        every_fault,
+        every_fault: false,
+        no_hook: false,
     };
+    hook.apply(&mut q);
     let states = super::rmp::region_states();
     for profile in Profile::ALL {
         q.profile = profile;
@@ -819,26 +869,20 @@ fn with_case_ops<R>(
 }
 
 fn run(ctx: &Ctx<'_>, source: Source) -> Outcome {
-    let every = ctx.lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
+    let hook = Hook::of(ctx.lib);
     with_case_ops(ctx.lib, ctx.profile, |ops| match source {
-        Source::Exhaustive if every => run_visit(ctx, exhaustive_visit_every_fault, ops),
-        Source::Exhaustive => run_visit(ctx, exhaustive_visit, ops),
-        _ => run_cases(
-            ctx,
-            with_every_fault(cases(source, ctx.vectors), every),
-            ops,
-        ),
+        Source::Exhaustive => run_visit(ctx, hook.visitor(), ops),
+        _ => run_cases(ctx, with_hook(cases(source, ctx.vectors), hook), ops),
     })
 }
 
-/// `cases` with `every_fault` set on each when the tree prepares at every
-/// fault (a vector may set it itself).
-fn with_every_fault(
+/// `cases` as the C's hook contract asks them.
+fn with_hook(
     cases: impl Iterator<Item = GetPfnQuery>,
-    every: bool,
+    hook: Hook,
 ) -> impl Iterator<Item = GetPfnQuery> {
     cases.map(move |mut q| {
-        q.every_fault |= every;
+        hook.apply(&mut q);
         q
     })
 }
@@ -852,16 +896,10 @@ fn case_json(
     lib: &Library,
     vectors: &dyn Fn(&str) -> Vec<Value>,
 ) -> Option<Value> {
-    let every = lib.has(abi::GMF_OP_GET_PFN_EVERY_FAULT);
+    let hook = Hook::of(lib);
     match source {
-        Source::Exhaustive if every => {
-            nth_visited(exhaustive_visit_every_fault, index).map(|q| to_json(&q))
-        }
-        Source::Exhaustive => nth_visited(exhaustive_visit, index).map(|q| to_json(&q)),
-        _ => nth_case_json(
-            Box::new(with_every_fault(cases(source, vectors), every)),
-            index,
-        ),
+        Source::Exhaustive => nth_visited(hook.visitor(), index).map(|q| to_json(&q)),
+        _ => nth_case_json(Box::new(with_hook(cases(source, vectors), hook)), index),
     }
 }
 
