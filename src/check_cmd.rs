@@ -125,6 +125,9 @@ fn item_line(i: &Item) -> String {
             e.replace('\n', "\n            ")
         ));
     }
+    if let Some(n) = &i.not_checked {
+        s.push_str(&format!("            not checked: {n}\n"));
+    }
     if let Some(c) = &i.counterexample {
         let show = |v: &Value| serde_json::to_string(v).unwrap_or_default();
         // The difference first, then the model's own reasons, each on a

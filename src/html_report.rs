@@ -43,6 +43,12 @@ fn item_html(i: &Item) -> String {
             esc(e)
         ));
     }
+    if let Some(n) = &i.not_checked {
+        s.push_str(&format!(
+            "<tr><td colspan=7>not checked: {}</td></tr>\n",
+            esc(n)
+        ));
+    }
     s
 }
 

@@ -16,4 +16,5 @@ pub mod ops;
 pub mod progress;
 pub mod review;
 pub mod runner;
+pub mod shapes;
 pub mod tree;

@@ -22,6 +22,7 @@ use crate::progress::Event;
 use crate::runner::{
     CheckError, Item, Report, Verdict, not_run, provides_define, report, run_item,
 };
+use crate::shapes;
 use crate::tree::Tree;
 
 /// How one operation is reviewed: where the tree keeps its guest_memfd
@@ -31,6 +32,9 @@ use crate::tree::Tree;
 pub struct OpShape {
     /// The operation, as `check` names it.
     pub operation: &'static str,
+    /// The registry entry that decided it (`shapes::SHAPES`); None when
+    /// no known shape fits.
+    pub shape: Option<&'static str>,
     /// The model profile the operation is compared with.
     #[serde(serialize_with = "profile_name")]
     pub profile: Profile,
@@ -43,6 +47,9 @@ pub struct OpShape {
     /// (`functions_for()`), e.g. 7.2's two halves of bind.
     #[serde(skip)]
     pub functions: Option<&'static [(&'static str, &'static str)]>,
+    /// What the model does not cover for this shape yet.
+    #[serde(serialize_with = "gap_words", skip_serializing_if = "no_gap")]
+    pub gap: shapes::Gap,
     /// What decided it, in words.
     pub evidence: String,
 }
@@ -74,6 +81,14 @@ impl Detected {
     pub fn profile_of(&self, op: COp) -> Profile {
         self.shape(op).map_or(self.profile, |s| s.profile)
     }
+}
+
+fn gap_words<S: serde::Serializer>(g: &shapes::Gap, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(g.words().unwrap_or_default())
+}
+
+fn no_gap(g: &shapes::Gap) -> bool {
+    *g == shapes::Gap::None
 }
 
 fn profile_name<S: serde::Serializer>(p: &Profile, s: S) -> Result<S::Ok, S::Error> {
@@ -113,218 +128,103 @@ const GMEM_FUNCTIONS: &[&str] = &[
     "kvm_gmem_get_pfn",
 ];
 
-/// One guest_memfd file of the tree, parsed once, for detection: its code
-/// with the comments blanked (`cparse::code_only`), so that a comment
-/// naming a function or a field ("no is_prepared here", ".attr_filter is
-/// set by the caller") never decides which contract the tree is held to.
+/// One guest_memfd file of the tree, for the generation's description:
+/// its code with the comments blanked (`cparse::code_only`).
 struct GmemFile {
     path: &'static str,
     code: String,
-    fns: Vec<cparse::CFunction>,
 }
 
-impl GmemFile {
-    fn new(path: &'static str, src: &str) -> GmemFile {
-        let code = cparse::code_only(src);
-        let fns = cparse::functions(&code).unwrap_or_default();
-        GmemFile { path, code, fns }
-    }
-
-    /// The code of `name`'s one definition here.
-    fn get(&self, name: &str) -> Option<&str> {
-        let mut it = self.fns.iter().filter(|f| f.name == name);
-        match (it.next(), it.next()) {
-            (Some(f), None) => Some(f.text(&self.code)),
-            (Some(_), Some(_)) => None,
-            // Lost to a brace elsewhere: its own definition, parsed alone.
-            (None, _) => cparse::find_recovering(&self.code, name)
-                .ok()
-                .flatten()
-                .map(|f| f.text(&self.code)),
-        }
-    }
-}
-
-/// The function's signature: its text up to the body's brace.
-fn signature(text: &str) -> &str {
-    text.split('{').next().unwrap_or(text)
-}
-
-/// How a file's invalidation is written, shared by `invalidate` and
-/// `punch-hole` (which calls it).
-struct Invalidation {
-    profile: Profile,
-    per_inode: bool,
-    defines: Vec<&'static str>,
-    evidence: String,
-}
-
-/// Reads the invalidation's shape from `kvm_gmem_invalidate_begin()`:
-///
-/// - who adds the range to the MMU's invalidation: the 2023 code called
-///   `kvm_mmu_invalidate_range_add()` itself before `kvm_unmap_gfn_range()`
-///   (the gmem-solo-2023 contract, which the comparison holds it to), the
-///   gmem series v10+ and upstream leave it to `kvm_mmu_unmap_gfn_range()`
-///   (upstream's);
-/// - its arguments, `(kvm, gmem, start, end)` in 2023, `(gmem, start,
-///   end)` from v10 on: the adapter calls it as the tree wrote it;
-/// - whether `struct kvm_gfn_range` has `attr_filter` (6.12+): before it,
-///   the shim's struct has none, so a tree cannot set a filter it lacks.
-fn invalidation(f: &GmemFile) -> Option<Invalidation> {
-    let per_inode = f.get("__kvm_gmem_invalidate_begin").is_some();
-    let name = if per_inode {
-        "__kvm_gmem_invalidate_begin"
+/// The generation a guest_memfd file looks like, in words (a description
+/// for the user; the contracts come from the shape registry).
+fn generation(f: &GmemFile, invalidation: Option<&str>) -> String {
+    let what = if invalidation == Some("invalidate-in-place") {
+        "with per-inode attributes and `_start` invalidation workers (in-place conversion \
+         series shape, 2026)"
+    } else if invalidation == Some("invalidate-per-file") {
+        "with the per-inode file list (6.18+ shape: per-file invalidation workers)"
+    } else if f.path == "virt/kvm/guest_memfd.c" && f.code.contains(".attr_filter") {
+        "with slot->gmem.pgoff and attr_filter (upstream 6.12–6.17 shape)"
+    } else if f.path == "virt/kvm/guest_memfd.c" {
+        "with slot->gmem.pgoff, no attr_filter (upstream 6.8–6.11 shape)"
+    } else if f.code.contains("gmem.pgoff") {
+        "with slot->gmem.pgoff (gmem series v10–v14 shape: late-2023 TDX and SNP vendor trees \
+         and their backports)"
     } else {
-        "kvm_gmem_invalidate_begin"
-    };
-    let begin = f.get(name)?;
-    let mut defines = Vec::new();
-    let mut words = Vec::new();
-    let takes_kvm = signature(begin).contains("struct kvm *");
-    defines.push(if takes_kvm {
-        "GMF_GMEM_INVALIDATE_TAKES_KVM=1"
-    } else {
-        "GMF_GMEM_INVALIDATE_TAKES_KVM=0"
-    });
-    if per_inode {
-        defines.push("GMF_GMEM_PER_INODE");
-        words.push(format!("{name}(f, ...) per file (6.18+)"));
-    } else if takes_kvm {
-        words.push(format!("{name}(kvm, gmem, start, end)"));
-    } else {
-        words.push(format!("{name}(gmem, start, end)"));
-    }
-    if begin.contains("gmem.index") {
-        words.push("slot->gmem.index".into());
-    } else if begin.contains("gmem.pgoff") {
-        words.push("slot->gmem.pgoff".into());
-    }
-    let profile = if begin.contains("kvm_unmap_gfn_range(") {
-        words.push("kvm_unmap_gfn_range() after its own kvm_mmu_invalidate_range_add()".into());
-        Profile::GmemSolo2023
-    } else {
-        words.push("kvm_mmu_unmap_gfn_range()".into());
-        Profile::Upstream
-    };
-    // A member set, not a word in a comment.
-    if f.code.contains(".attr_filter") {
-        words.push("attr_filter".into());
-    } else {
-        words.push("no attr_filter".into());
-        defines.push("GMF_GFN_RANGE_NO_ATTR_FILTER");
-    }
-    Some(Invalidation {
-        profile,
-        per_inode,
-        defines,
-        evidence: format!("{}: {}", f.path, words.join(", ")),
-    })
-}
-
-/// The generation a guest_memfd file looks like, in words.
-fn generation(f: &GmemFile, inv: Option<&Invalidation>) -> String {
-    let pgoff = f.code.contains("gmem.pgoff");
-    let what = match (f.path, inv) {
-        (_, Some(i)) if i.per_inode => {
-            "with the per-inode file list (6.18+ shape: __kvm_gmem_invalidate_begin)"
-        }
-        ("virt/kvm/guest_memfd.c", _) if f.code.contains(".attr_filter") => {
-            "with slot->gmem.pgoff and attr_filter (upstream 6.12–6.17 shape)"
-        }
-        ("virt/kvm/guest_memfd.c", _) => {
-            "with slot->gmem.pgoff, no attr_filter (upstream 6.8–6.11 shape)"
-        }
-        (_, _) if pgoff => {
-            "with slot->gmem.pgoff (gmem series v10–v14 shape: late-2023 TDX and SNP \
-             vendor trees and their backports)"
-        }
-        _ => "with slot->gmem.index (2023 kvm_gmem_solo shape)",
+        "with slot->gmem.index (2023 kvm_gmem_solo shape)"
     };
     format!("{} {what}", f.path)
 }
 
 /// Detects, per operation, where the tree keeps its functions and which
-/// profile its code is written for; None when no guest_memfd file holds
-/// any guest_memfd function (nothing to review).
+/// contract its code is held to, from the shape registry (`shapes.rs`:
+/// every known shape of every operation, identified by what the tree's
+/// code holds, with the profile, shim switches, functions and evidence it
+/// selects); None when no guest_memfd file holds any guest_memfd function
+/// (nothing to review).
 ///
 /// The gmem series v10–v14 (late 2023: Intel's TDX tree, the SEV-SNP host
 /// trees, their 6.1/6.5/6.6 backports) needs no profile of its own; by
-/// design each of its operations behaves as one of the two:
-///
-/// - invalidation: `(gmem, start, end)`, `slot->gmem.pgoff`, the clamped
-///   range and `kvm_mmu_unmap_gfn_range()`: upstream's contract (its
-///   known bug, `kvm_mmu_invalidate_begin()` without an `_end()` when no
-///   binding overlaps, is a divergence upstream fixed, not a design);
-/// - bind: from v12 a bad fd is -EBADF and the offset must be page aligned
-///   (`kvm_gmem_is_valid_size()`), as upstream; v10–v11 checked the
-///   alignment but still said -EINVAL for a bad fd — reviewed against
-///   upstream too, so that errno shows as a divergence, which is what a
-///   userspace written for 6.8 sees;
-/// - get-pfn: no prepare hook and a WARN on every binding mismatch, the
-///   gmem-solo-2023 contract (a hook, when a vendor tree adds one, runs at
-///   every lookup); upstream's "a prepared folio is not prepared again"
-///   starts with `kvm_gmem_mark_prepared()` (6.11).
+/// design each of its operations behaves as one of the two (see each
+/// shape's evidence): invalidation and bind as upstream, get-pfn as 2023
+/// (no prepared-folio state).
 pub fn detect(tree: &Tree) -> Option<Detected> {
-    let files: Vec<GmemFile> = GMEM_FILES
-        .iter()
-        .filter_map(|&path| Some(GmemFile::new(path, tree.file(path)?)))
-        .collect();
-    let holding = |name: &str| files.iter().find(|f| f.get(name).is_some());
-    let gmem = files
-        .iter()
-        .find(|f| GMEM_FUNCTIONS.iter().any(|n| f.get(n).is_some()))?;
-    let inv_file = holding("__kvm_gmem_invalidate_begin").or(holding("kvm_gmem_invalidate_begin"));
-    let inv = inv_file.and_then(invalidation);
-    let gen_file = inv_file.unwrap_or(gmem);
-    let mut evidence = generation(gen_file, inv.as_ref());
+    with_code(tree, |code| detect_in(tree, code))
+}
 
-    // The x86 fault path: PFERR_PRIVATE_ACCESS (upstream, 2024) marks private
-    // faults with a synthetic error-code bit; before it the 2023 chain
-    // has none and decides by the attribute or a configurable mask.
-    let x86 = ["arch/x86/kvm/mmu/mmu_internal.h", "arch/x86/kvm/mmu/mmu.c"]
+/// `f` on the tree's code as the shape registry reads it: the guest_memfd
+/// files parsed once, other files on demand.
+fn with_code<R>(tree: &Tree, f: impl FnOnce(&shapes::Code<'_>) -> R) -> R {
+    let sources: Vec<(&'static str, &str)> = GMEM_FILES
         .iter()
-        .filter_map(|p| tree.file(p).map(|s| (*p, cparse::code_only(s))))
-        .collect::<Vec<_>>();
-    let fault = match x86.iter().find(|(_, s)| s.contains("PFERR_PRIVATE_ACCESS")) {
-        Some((p, _)) => Some((
-            Profile::Upstream,
-            format!("{p}: PFERR_PRIVATE_ACCESS marks private faults (upstream, 2024)"),
-        )),
-        None if !x86.is_empty() => Some((
-            Profile::GmemSolo2023,
-            format!(
-                "{}: no PFERR_PRIVATE_ACCESS: private faults by attribute or mask (2023 shape)",
-                x86.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(", ")
-            ),
-        )),
-        None => None,
+        .filter_map(|&path| Some((path, tree.file(path)?)))
+        .collect();
+    let read = |p: &str| tree.file(p).map(str::to_owned);
+    f(&shapes::Code::new(&sources, &read))
+}
+
+/// Every registry entry of `op` that the tree's code selects: what the
+/// registry test checks (every entry's fixture selects it, and nothing
+/// selects two of one operation).
+pub fn shapes_selected(tree: &Tree, op: COp) -> Vec<&'static str> {
+    with_code(tree, |code| shapes::all_shapes_of(code, op))
+}
+
+fn detect_in(tree: &Tree, code: &shapes::Code<'_>) -> Option<Detected> {
+    let code = code;
+    let gmem_path = GMEM_FILES
+        .iter()
+        .copied()
+        .find(|p| GMEM_FUNCTIONS.iter().any(|n| code.file_of(n) == Some(*p)))?;
+    let inv = shapes::shape_of(&code, COp::Invalidate);
+    let per_file = inv
+        .as_ref()
+        .is_some_and(|(s, _)| s.defines.contains(&"GMF_GMEM_PER_INODE"));
+    let gen_path = inv
+        .as_ref()
+        .and_then(|(s, _)| s.anchor)
+        .and_then(|a| code.file_of(a))
+        .unwrap_or(gmem_path);
+    let gen_file = GmemFile {
+        path: gen_path,
+        code: cparse::code_only(tree.file(gen_path).unwrap_or_default()),
     };
-    let tree_profile = inv.as_ref().map_or(
-        if gmem.code.contains("gmem.index") {
-            Profile::GmemSolo2023
-        } else {
-            Profile::Upstream
-        },
-        |i| i.profile,
-    );
-    let sev_defines = |name: &str| {
-        tree.file(SEV_C)
-            .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
+    let mut evidence = generation(&gen_file, inv.as_ref().map(|(s, _)| s.id));
+    let tree_profile = match inv.as_ref().and_then(|(s, _)| s.profile) {
+        Some(p) => p,
+        None if gen_file.code.contains("gmem.index") => Profile::GmemSolo2023,
+        None => Profile::Upstream,
     };
     // Late-2023 SNP host trees add the arch hooks to the gmem series:
     // prepare from the lookup, invalidate from ->free_folio.
-    let gmem_hooks = |f: &GmemFile| {
-        let mut w = Vec::new();
-        if f.code.contains("kvm_arch_gmem_prepare(") {
-            w.push("kvm_arch_gmem_prepare() on the lookup path");
+    if gen_path == "virt/kvm/guest_mem.c" {
+        let mut hooks = Vec::new();
+        if gen_file.code.contains("kvm_arch_gmem_prepare(") {
+            hooks.push("kvm_arch_gmem_prepare() on the lookup path");
         }
-        if f.get("kvm_gmem_free_folio").is_some() {
-            w.push("kvm_gmem_free_folio() → kvm_arch_gmem_invalidate()");
+        if code.file_of("kvm_gmem_free_folio") == Some(gen_path) {
+            hooks.push("kvm_gmem_free_folio() → kvm_arch_gmem_invalidate()");
         }
-        w
-    };
-    if inv_file.is_some_and(|f| f.path == "virt/kvm/guest_mem.c") {
-        let hooks = gmem_hooks(gen_file);
         if !hooks.is_empty() {
             evidence.push_str(&format!(
                 "; SEV-SNP hooks of late-2023 SNP host trees: {}",
@@ -334,187 +234,74 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     }
     let mut operations = Vec::new();
     for op in OPERATIONS {
-        let name = op.name;
-        let mut defines = Vec::new();
-        let mut functions = None;
-        let (profile, gmem_file, why) = match op.cop {
-            COp::Invalidate => match (&inv, inv_file) {
-                (Some(i), Some(f)) => {
-                    defines.clone_from(&i.defines);
-                    (i.profile, Some(f.path), i.evidence.clone())
+        operations.push(match shapes::shape_of(&code, op.cop) {
+            Some((s, file)) => {
+                let (switched, words) = shapes::switches(&code, op.cop, s.anchor);
+                let profile = s.profile.unwrap_or(tree_profile);
+                let mut why = s.evidence.replace("{file}", &file);
+                if !words.is_empty() {
+                    why.push_str(&format!("; {}", words.join(", ")));
                 }
-                _ => (tree_profile, None, "no kvm_gmem_invalidate_begin()".into()),
-            },
-            COp::PunchHole => match holding("kvm_gmem_punch_hole") {
-                Some(f) => {
-                    let text = f.get("kvm_gmem_punch_hole").unwrap_or_default();
-                    let takes_file = signature(text).contains("struct file *");
-                    defines.push(if takes_file {
-                        "GMF_PUNCH_HOLE_TAKES_FILE=1"
-                    } else {
-                        "GMF_PUNCH_HOLE_TAKES_FILE=0"
-                    });
-                    let i = invalidation(f);
-                    let mut why = format!(
-                        "{}: kvm_gmem_punch_hole({})",
-                        f.path,
-                        if takes_file {
-                            "file, ..."
-                        } else {
-                            "inode, ..."
-                        }
-                    );
-                    if f.get("kvm_gmem_free_folio").is_some() {
-                        why.push_str(", folios freed through kvm_gmem_free_folio()");
-                    }
-                    if let Some(i) = &i {
-                        defines.extend(i.defines.iter().copied());
-                        why.push_str(&format!("; invalidation {}", i.evidence));
-                    }
-                    (i.map_or(tree_profile, |i| i.profile), Some(f.path), why)
+                if s.profile.is_none() {
+                    why.push_str(&format!(
+                        " (the tree's guest_memfd profile: {})",
+                        profile.name()
+                    ));
                 }
-                None => (tree_profile, None, "no kvm_gmem_punch_hole()".into()),
-            },
-            // 7.2 (and 6.12.118): bind in two halves around installing
-            // the memslot; a file range bound twice is -EEXIST.
-            COp::Bind
-                if holding("kvm_gmem_prepare_memory_region").is_some()
-                    && holding("kvm_gmem_commit_memory_region").is_some() =>
-            {
-                let f = holding("kvm_gmem_prepare_memory_region").unwrap_or(gmem);
-                functions = Some(BIND_SPLIT);
-                let prepare = f.get("kvm_gmem_prepare_memory_region").unwrap_or_default();
-                let offset = if signature(prepare).contains("uoff_t") {
-                    "uoff_t offset (mainline)"
-                } else if signature(prepare).contains("loff_t") {
-                    "loff_t offset"
-                } else {
-                    "u64 offset (6.12.118)"
-                };
-                (
-                    Profile::Upstream,
-                    Some(f.path),
-                    format!(
-                        "{}: kvm_gmem_prepare_memory_region(..., {offset}) + \
-                         kvm_gmem_commit_memory_region(): bind split in two (7.2 contract: a \
-                         file range bound twice is -EEXIST)",
-                        f.path
-                    ),
-                )
+                let mut defines: Vec<&'static str> = s.defines.to_vec();
+                for d in switched {
+                    if !defines.contains(&d) {
+                        defines.push(d);
+                    }
+                }
+                OpShape {
+                    operation: op.name,
+                    shape: Some(s.id),
+                    profile,
+                    gmem_file: s.anchor.and_then(|a| code.file_of(a)),
+                    defines,
+                    functions: s.functions,
+                    gap: s.gap,
+                    evidence: why,
+                }
             }
-            COp::Bind => match holding("kvm_gmem_bind") {
-                Some(f) => {
-                    let body = f.get("kvm_gmem_bind").unwrap_or_default();
-                    let ebadf = body.contains("-EBADF");
-                    let aligned = [
-                        "PAGE_ALIGNED(offset)",
-                        "kvm_gmem_is_valid_size(offset",
-                        "IS_ALIGNED(offset",
-                    ]
+            None => {
+                let looked: Vec<String> = shapes::SHAPES
                     .iter()
-                    .any(|c| body.contains(c));
-                    let (p, w) = match (ebadf, aligned) {
-                        (true, _) => (
-                            Profile::Upstream,
-                            "-EBADF for a bad fd, offset alignment checked (gmem v12+, 6.8+)",
-                        ),
-                        (false, true) => (
-                            Profile::Upstream,
-                            "offset alignment checked but -EINVAL for a bad fd (gmem v10–v11): \
-                             reviewed with upstream's errnos",
-                        ),
-                        (false, false) => (
-                            Profile::GmemSolo2023,
-                            "-EINVAL for every failure, no alignment check (2023)",
-                        ),
-                    };
-                    (p, Some(f.path), format!("{}: kvm_gmem_bind(): {w}", f.path))
-                }
-                None => (tree_profile, None, "no kvm_gmem_bind()".into()),
-            },
-            COp::GetPfn => match holding("kvm_gmem_get_pfn") {
-                Some(f) if prepares_every_fault_at_head(f) => {
-                    defines.push("GMF_GET_PFN_EVERY_FAULT");
-                    (
-                        Profile::Upstream,
-                        Some(f.path),
-                        format!(
-                            "{}: kvm_gmem_get_pfn() prepares at every fault, at the folio's \
-                             head, with no prepared-folio state (mainline after 6.18)",
-                            f.path
-                        ),
-                    )
-                }
-                Some(f)
-                    if f.code.contains("kvm_gmem_mark_prepared")
-                        || f.code.contains("is_prepared") =>
-                {
-                    (
-                        Profile::Upstream,
-                        Some(f.path),
-                        format!(
-                            "{}: kvm_gmem_get_pfn() prepares a folio once (kvm_gmem_mark_prepared, 6.11+)",
-                            f.path
-                        ),
-                    )
-                }
-                Some(f) => (
-                    Profile::GmemSolo2023,
-                    Some(f.path),
-                    format!(
-                        "{}: kvm_gmem_get_pfn() with no prepared-folio state (2023 and gmem \
-                         v10–v14 contract: a hook runs at every lookup, a mismatched binding \
-                         WARNs){}",
-                        f.path,
-                        if f.code.contains("kvm_arch_gmem_prepare(") {
-                            "; kvm_arch_gmem_prepare() called from it (late-2023 SNP host tree)"
-                        } else {
-                            ""
+                    .filter(|s| s.ops.contains(&op.cop))
+                    .filter_map(|s| s.anchor)
+                    .fold(Vec::new(), |mut v, a| {
+                        let a = format!("{a}()");
+                        if !v.contains(&a) {
+                            v.push(a);
                         }
-                    ),
-                ),
-                None => (tree_profile, None, "no kvm_gmem_get_pfn()".into()),
-            },
-            COp::Classify | COp::Prefault => match &fault {
-                Some((p, w)) => (*p, None, w.clone()),
-                None => (tree_profile, None, "no x86 MMU files".into()),
-            },
-            // The SNP series v10-v11 ask the RMP's level through their
-            // own hook, .gmem_max_level, which lowers the level the MMU
-            // hands in or fails the fault, after a successful prepare.
-            COp::Prepare
-                if sev_defines("sev_gmem_max_level")
-                    && !sev_defines("sev_private_max_mapping_level") =>
-            {
-                defines.push(GMEM_MAX_LEVEL);
-                (
-                    tree_profile,
-                    None,
-                    format!(
-                        "{SEV_C}: sev_gmem_max_level(kvm, pfn, gfn, &max_level) through \
-                         .gmem_max_level (SNP series v10–v11), asked only after a successful \
-                         prepare; the tree's guest_memfd profile ({})",
-                        tree_profile.name()
-                    ),
-                )
+                        v
+                    });
+                // Present but of no known shape: never a guessed contract.
+                let unknown = shapes::SHAPES
+                    .iter()
+                    .filter(|s| s.ops.contains(&op.cop))
+                    .filter_map(|s| s.anchor)
+                    .find(|a| code.file_of(a).is_some());
+                OpShape {
+                    operation: op.name,
+                    shape: None,
+                    profile: tree_profile,
+                    gmem_file: None,
+                    defines: Vec::new(),
+                    functions: None,
+                    gap: shapes::Gap::None,
+                    evidence: match unknown {
+                        Some(a) => format!(
+                            "{}: {a}() is of no shape review knows (looked for the shapes of {})",
+                            code.file_of(a).unwrap_or_default(),
+                            looked.join(", ")
+                        ),
+                        None if looked.is_empty() => "no x86 MMU files".into(),
+                        None => format!("no {}", looked.join(" or ")),
+                    },
+                }
             }
-            // sev.c's hooks touch no guest_memfd structure: the tree's.
-            COp::Prepare | COp::RmpInvalidate => (
-                tree_profile,
-                None,
-                format!(
-                    "SEV hooks: the tree's guest_memfd profile ({})",
-                    tree_profile.name()
-                ),
-            ),
-        };
-        operations.push(OpShape {
-            operation: name,
-            profile,
-            gmem_file,
-            defines,
-            functions,
-            evidence: why,
         });
     }
     // A tree may mix generations (a backport): then say so; each
@@ -524,30 +311,10 @@ pub fn detect(tree: &Tree) -> Option<Detected> {
     }
     Some(Detected {
         profile: tree_profile,
-        per_inode: inv.as_ref().is_some_and(|i| i.per_inode),
+        per_inode: per_file,
         evidence,
         operations,
     })
-}
-
-/// Whether the file's `kvm_gmem_get_pfn()` calls the prepare hook at every
-/// fault through the folio-head form of `kvm_gmem_prepare_folio()` (the
-/// one taking the memslot, 6.11+) with no prepared-folio state left: the
-/// mainline shape after the preparation tracking was removed, reviewed
-/// against upstream's contract with the hook at every fault
-/// (`GMF_GET_PFN_EVERY_FAULT`). 6.10 and the 2023 trees call the hook at
-/// every lookup too, but for the faulting page (their
-/// `kvm_gmem_prepare_folio()` takes the inode): the 2023 contract.
-fn prepares_every_fault_at_head(f: &GmemFile) -> bool {
-    let (Some(get_pfn), Some(prepare)) =
-        (f.get("kvm_gmem_get_pfn"), f.get("kvm_gmem_prepare_folio"))
-    else {
-        return false;
-    };
-    get_pfn.contains("kvm_gmem_prepare_folio(")
-        && signature(prepare).contains("struct kvm_memory_slot")
-        && !f.code.contains("kvm_gmem_mark_prepared")
-        && !f.code.contains("is_prepared")
 }
 
 /// The functions one operation needs from a tree of the detected shape,
@@ -583,12 +350,6 @@ pub fn tables_placed(
         .collect()
 }
 
-/// 7.2's bind, in the order `__kvm_set_memory_region()` calls it.
-const BIND_SPLIT: &[(&str, &str)] = &[
-    ("virt/kvm/guest_memfd.c", "kvm_gmem_prepare_memory_region"),
-    ("virt/kvm/guest_memfd.c", "kvm_gmem_commit_memory_region"),
-];
-
 /// sev.c, where the SEV-SNP hooks live.
 const SEV_C: &str = "arch/x86/kvm/svm/sev.c";
 
@@ -612,10 +373,6 @@ pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static 
         COp::Prepare if has_define(d, op, GMEM_MAX_LEVEL) => {
             &[(SEV_C, "sev_gmem_prepare"), (SEV_C, "sev_gmem_max_level")]
         }
-        COp::Invalidate if d.per_inode => &[
-            ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_begin"),
-            ("virt/kvm/guest_memfd.c", "__kvm_gmem_invalidate_end"),
-        ],
         _ => functions_for(op, d.profile_of(op)),
     }
 }
@@ -841,6 +598,9 @@ struct Extracted {
     /// The tables, compiled after every function.
     tables: String,
     defines: Vec<String>,
+    /// What gmemforge's own C stands in for, when a file that registers a
+    /// hook is not in the tree (a partial tree): the item says so.
+    stand_in: Option<String>,
 }
 
 /// Why an operation's functions could not be taken from the tree.
@@ -913,12 +673,32 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     }
     // Tables last: they name the functions above (static ones included).
     let mut tables = String::new();
+    let mut stand_in = None;
     for (path, name, keep) in tables_placed(op, d) {
         if let Some(src) = tree.file(path)
             && let Some((t, line)) = initializer(src, name)
         {
             tables.push_str(&table_text(path, t, line, keep));
             defines.extend(provides_define(name).map(str::to_owned));
+        } else if !tree.has(path) && op == COp::GetPfn && !defines.iter().any(|d| d == NO_HOOK) {
+            // A partial tree: the file that registers the prepare hook is
+            // not there, so its absence says nothing about the tree's
+            // code. The registration (and, without sev.c, the hook) is
+            // gmemforge's own C, the model's, and the item proves what the
+            // guest_memfd code calls.
+            let (c, words) = prepare_stand_in(tree, d.profile_of(op))
+                .map_err(|e| NotFound::Parse(format!("gmemforge's stand-in: {e}")))?;
+            text.push_str(&c);
+            tables.push_str(
+                "#line 1 \"<gmemforge stand-in for arch/x86/kvm/svm/svm.c>\"\n\
+                 static struct kvm_x86_ops svm_x86_ops = {\n\t.gmem_prepare = sev_gmem_prepare,\n};\n",
+            );
+            defines.extend(provides_define(name).map(str::to_owned));
+            stand_in = Some(format!(
+                "{path} is not in the tree: the prepare hook's registration{words} is gmemforge's \
+                 own C standing in, so this item proves what the guest_memfd code calls, not \
+                 how the tree registers the hook"
+            ));
         }
     }
     // The tree's own struct kvm_page_fault decides the error code's width.
@@ -932,7 +712,41 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
         text,
         tables,
         defines,
+        stand_in,
     })
+}
+
+/// Shim switch: the fault path has no prepare hook the model covers.
+const NO_HOOK: &str = "GMF_GET_PFN_NO_HOOK";
+
+/// gmemforge's own `sev_gmem_prepare()` and its helpers (the builtin
+/// unit's, generated from the model) when the tree has no sev.c; nothing
+/// when it has one (its own hook is taken as an optional function).
+fn prepare_stand_in(tree: &Tree, profile: Profile) -> Result<(String, &'static str), String> {
+    if tree.has(SEV_C) {
+        return Ok((String::new(), ""));
+    }
+    let unit = gmem_codegen::unit::builtin(profile).map_err(|e| e.to_string())?;
+    let mut c = String::new();
+    for name in [
+        "is_pfn_range_shared",
+        "max_level_for_order",
+        "sev_gmem_prepare",
+    ] {
+        let f = unit
+            .functions
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| format!("the builtin unit has no {name}()"))?;
+        c.push_str(&format!(
+            "#line 1 \"<gmemforge stand-in for {SEV_C}>\"\n{}\n",
+            f.text
+        ));
+    }
+    Ok((
+        c,
+        " and the hook, sev_gmem_prepare() (arch/x86/kvm/svm/sev.c is not in the tree either),",
+    ))
 }
 
 /// Compiles the extracted functions, adding static callees from the
@@ -1089,7 +903,20 @@ pub fn review(
             .join(", ");
         let what = format!("{} {}", op.name, function);
         progress(Event::Start(&what));
-        let item = match extract(tree, op.cop, &detected) {
+        let shape = detected.shape(op.cop);
+        let unknown = shape.filter(|s| s.shape.is_none() && s.evidence.contains("of no shape"));
+        let whole_gap = shape.and_then(|s| match s.gap {
+            shapes::Gap::Whole(w) => Some(w),
+            _ => None,
+        });
+        let extracted = match (unknown.map(|s| s.evidence.clone()), whole_gap) {
+            (Some(why), _) => Err(NotFound::Parse(why)),
+            // Not run: the model does not cover this shape yet.
+            (None, Some(w)) => Err(NotFound::Missing(format!("not reviewed: {w}"))),
+            (None, None) => extract(tree, op.cop, &detected),
+        };
+        let stand_in = extracted.as_ref().ok().and_then(|ex| ex.stand_in.clone());
+        let mut item = match extracted {
             Err(NotFound::Missing(why)) => {
                 not_run(op, &implementation, function, Verdict::Missing, why)
             }
@@ -1123,6 +950,15 @@ pub fn review(
                 }
             }
         };
+        if item.verdict != Verdict::Missing && item.verdict != Verdict::Error {
+            let notes: Vec<String> = shape
+                .and_then(|s| s.gap.words())
+                .map(str::to_owned)
+                .into_iter()
+                .chain(stand_in)
+                .collect();
+            item.not_checked = (!notes.is_empty()).then(|| notes.join("; "));
+        }
         progress(Event::Done {
             vectors: item.vectors,
         });
@@ -1199,67 +1035,6 @@ static struct kvm_x86_ops svm_x86_ops __initdata = {
                 ("kvm_gmem_error_folio".to_owned(), true),
                 ("sev_gmem_prepare".to_owned(), false)
             ]
-        );
-    }
-
-    fn file(path: &'static str, src: &str) -> GmemFile {
-        GmemFile::new(path, src)
-    }
-
-    #[test]
-    fn comments_naming_code_do_not_decide_the_contract() {
-        // v12's begin, with comments a vendor might write: the 2023 call,
-        // the 6.12 filter and the 6.11 prepared state named, none in code.
-        let v12 = "/* .attr_filter: not in this tree */\n\
-                   static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,\n\
-                   \t\tpgoff_t end)\n{\n\tpgoff_t pgoff = slot->gmem.pgoff;\n\
-                   \t/* was: kvm_unmap_gfn_range(kvm, &r) after range_add */\n\
-                   \tflush |= kvm_mmu_unmap_gfn_range(kvm, &r);\n}\n";
-        let i = invalidation(&file("virt/kvm/guest_mem.c", v12)).expect("found");
-        assert_eq!(i.profile, Profile::Upstream, "{}", i.evidence);
-        assert!(i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
-        // Mainline's get-pfn with a comment on the state it no longer has.
-        let mainline = "static int kvm_gmem_prepare_folio(struct kvm *kvm, struct kvm_memory_slot *slot,\n\
-                        \t\tgfn_t gfn, struct folio *folio)\n{\n\treturn 0;\n}\n\
-                        int kvm_gmem_get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot)\n{\n\
-                        \t/* no is_prepared, no kvm_gmem_mark_prepared(): every fault */\n\
-                        \treturn kvm_gmem_prepare_folio(kvm, slot, gfn, folio);\n}\n";
-        assert!(prepares_every_fault_at_head(&file(
-            "virt/kvm/guest_memfd.c",
-            mainline
-        )));
-        // The same with the state in code is 6.11-6.18's shape.
-        let marked = mainline.replace(
-            "\treturn kvm_gmem_prepare",
-            "\tkvm_gmem_mark_prepared(folio);\n\treturn kvm_gmem_prepare",
-        );
-        assert!(!prepares_every_fault_at_head(&file(
-            "virt/kvm/guest_memfd.c",
-            &marked
-        )));
-    }
-
-    #[test]
-    fn the_invalidation_shape_comes_from_the_trees_own_code() {
-        let solo = "static void kvm_gmem_invalidate_begin(struct kvm *kvm, struct kvm_gmem *gmem,\n\t\tpgoff_t start, pgoff_t end)\n{\n\tkvm_mmu_invalidate_range_add(kvm, s, e);\n\tflush |= kvm_unmap_gfn_range(kvm, &r);\n}\n";
-        let i = invalidation(&file("virt/kvm/guest_mem.c", solo)).expect("found");
-        assert_eq!(i.profile, Profile::GmemSolo2023);
-        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=1"));
-        let v12 = "static void kvm_gmem_invalidate_begin(struct kvm_gmem *gmem, pgoff_t start,\n\t\tpgoff_t end)\n{\n\tpgoff_t pgoff = slot->gmem.pgoff;\n\tflush |= kvm_mmu_unmap_gfn_range(kvm, &r);\n}\n";
-        let i = invalidation(&file("virt/kvm/guest_mem.c", v12)).expect("found");
-        assert_eq!(i.profile, Profile::Upstream);
-        assert!(i.defines.contains(&"GMF_GMEM_INVALIDATE_TAKES_KVM=0"));
-        assert!(i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
-        assert!(i.evidence.contains("slot->gmem.pgoff"), "{}", i.evidence);
-        // 6.12: the filter is set, so the shim's struct has it.
-        let u612 = v12.replace("&r);", "&r);\n\tr.attr_filter = KVM_FILTER_PRIVATE;");
-        let f = file("virt/kvm/guest_memfd.c", &u612);
-        let i = invalidation(&f).expect("found");
-        assert!(!i.defines.contains(&"GMF_GFN_RANGE_NO_ATTR_FILTER"));
-        assert!(
-            generation(&f, Some(&i)).contains("6.12"),
-            "{}",
-            generation(&f, Some(&i))
         );
     }
 }

@@ -63,6 +63,11 @@ pub struct Item {
     /// Why the item is missing or in error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the verdict does not cover, in words: a part of the tree's
+    /// shape the model does not cover yet, or a hook registered outside
+    /// the tree (review's partial trees). Never silent, never claimed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -361,6 +366,7 @@ pub fn run_item(
         other_profile: o.other_profile,
         counterexample: o.counterexample,
         error: None,
+        not_checked: None,
         seconds: t.elapsed().as_secs_f64(),
     }
 }
@@ -384,6 +390,7 @@ pub fn not_run(
         counterexample: None,
         divergence_id: None,
         error: Some(why),
+        not_checked: None,
         seconds: 0.0,
     }
 }
