@@ -101,6 +101,183 @@ fn linux_612_tarball_conforms() {
     assert_eq!(c["other_profile"], classify_rule_overrides(), "{c:#}");
 }
 
+/// The two shapes of bind (tests/fixtures/bind-shapes/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BindShape {
+    /// kvm_gmem_bind(): 6.8 to 6.12.117, mainline before 7.2.
+    OneCall,
+    /// kvm_gmem_prepare_memory_region() + kvm_gmem_commit_memory_region():
+    /// 7.2, 6.12.118+.
+    Split,
+}
+
+impl BindShape {
+    fn functions(self) -> &'static [&'static str] {
+        match self {
+            BindShape::OneCall => &["kvm_gmem_bind"],
+            BindShape::Split => &[
+                "kvm_gmem_prepare_memory_region",
+                "kvm_gmem_commit_memory_region",
+            ],
+        }
+    }
+
+    fn fixture(self) -> String {
+        let name = match self {
+            BindShape::OneCall => "one-call.c",
+            BindShape::Split => "split.c",
+        };
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/bind-shapes")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+}
+
+/// The bind shape a guest_memfd.c holds.
+fn bind_shape_of(src: &str) -> BindShape {
+    let has = |n| matches!(gmem_codegen::cparse::find(src, n), Ok(Some(_)));
+    match (has("kvm_gmem_bind"), has("kvm_gmem_commit_memory_region")) {
+        (true, false) => BindShape::OneCall,
+        (false, true) => BindShape::Split,
+        other => panic!("guest_memfd.c holds neither bind shape alone: {other:?}"),
+    }
+}
+
+/// The 6.12 files with guest_memfd.c's bind in `shape`: the tarball's own
+/// when it has that shape, else the team's (the other shape's functions
+/// taken out, the fixture's put where the first of them was); then
+/// `edits` (from, to) in guest_memfd.c.
+fn with_bind_shape(name: &str, shape: BindShape, edits: &[(&str, &str)]) -> PathBuf {
+    let dir = rewritten(name, &[]);
+    let path = dir.join("virt/kvm/guest_memfd.c");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    let have = bind_shape_of(&text);
+    if have != shape {
+        let mut spans: Vec<(usize, usize)> = have
+            .functions()
+            .iter()
+            .map(|n| {
+                let f = gmem_codegen::cparse::find(&text, n)
+                    .expect("parses")
+                    .unwrap_or_else(|| panic!("{n}"));
+                (f.start, f.end)
+            })
+            .collect();
+        spans.sort();
+        for (k, (start, end)) in spans.iter().enumerate().rev() {
+            let with = if k == 0 {
+                shape.fixture()
+            } else {
+                String::new()
+            };
+            text.replace_range(start..end, with.trim_end());
+        }
+        assert_eq!(bind_shape_of(&text), shape);
+    }
+    for (from, to) in edits {
+        assert!(text.contains(from), "guest_memfd.c contains {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&path, text).expect("write");
+    dir
+}
+
+/// 6.8's loff_t offset and size, in either shape.
+const LOFF_BIND: [(&str, &str); 2] = [
+    (
+        "unsigned int fd, u64 offset)",
+        "unsigned int fd, loff_t offset)",
+    ),
+    (
+        "\tu64 size = slot->npages << PAGE_SHIFT;",
+        "\tloff_t size = slot->npages << PAGE_SHIFT;",
+    ),
+];
+
+#[test]
+fn both_bind_shapes_of_612_conform_and_the_evidence_names_the_shape() {
+    for (shape, called, contract) in [
+        (BindShape::OneCall, "kvm_gmem_bind", "kvm_gmem_bind()"),
+        (
+            BindShape::Split,
+            "kvm_gmem_prepare_memory_region, kvm_gmem_commit_memory_region",
+            "-EEXIST",
+        ),
+    ] {
+        let dir = with_bind_shape(&format!("bind-{shape:?}"), shape, &[]);
+        let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+        let bind = item(&r, "bind");
+        assert_eq!(bind["verdict"], "conforms", "{shape:?}: {err}\n{bind:#}");
+        assert_eq!(bind["function"], called, "{bind:#}");
+        assert_eq!(code, 0, "{shape:?}: {err}\n{r:#}");
+        let evidence = r["detected"]["operations"]
+            .as_array()
+            .expect("operations")
+            .iter()
+            .find(|o| o["operation"] == "bind")
+            .and_then(|o| o["evidence"].as_str())
+            .expect("bind evidence");
+        assert!(evidence.contains(contract), "{shape:?}: {evidence}");
+    }
+    // Mainline spells the split's offset uoff_t: the shim knows the type.
+    let dir = with_bind_shape(
+        "bind-uoff",
+        BindShape::Split,
+        &[
+            (
+                "unsigned int fd, u64 offset)",
+                "unsigned int fd, uoff_t offset)",
+            ),
+            (
+                "\tu64 size = slot->npages << PAGE_SHIFT;",
+                "\tuoff_t size = slot->npages << PAGE_SHIFT;",
+            ),
+        ],
+    );
+    let (_, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(item(&r, "bind")["verdict"], "conforms", "{err}\n{r:#}");
+    assert!(
+        r["detected"]["operations"]
+            .to_string()
+            .contains("uoff_t offset (mainline)"),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn the_loff_t_wrap_diverges_in_either_bind_shape_and_commit_einval_in_the_split() {
+    for shape in [BindShape::OneCall, BindShape::Split] {
+        let dir = with_bind_shape(&format!("loff-{shape:?}"), shape, &LOFF_BIND);
+        let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+        assert_eq!(code, 1, "{err}");
+        let bind = item(&r, "bind");
+        assert_eq!(bind["verdict"], "diverges", "{shape:?}: {bind:#}");
+        // The wrap binds past the end of the file: the C says 0.
+        assert!(
+            bind["counterexample"]["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("returned 0")),
+            "{bind:#}"
+        );
+    }
+    let dir = with_bind_shape(
+        "commit-einval",
+        BindShape::Split,
+        &[("\t\treturn -EEXIST;", "\t\treturn -EINVAL;")],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    let bind = item(&r, "bind");
+    assert_eq!(bind["verdict"], "diverges", "{bind:#}");
+    assert!(
+        bind["counterexample"]["why"]
+            .as_str()
+            .is_some_and(|w| w.contains("model -EEXIST")),
+        "{bind:#}"
+    );
+}
+
 #[test]
 fn the_2023_range_formula_diverges_with_a_counterexample() {
     let dir = rewritten(
@@ -602,4 +779,145 @@ fn linux_612_without_its_svm_x86_ops_hooks_diverges_on_get_pfn_and_prepare() {
         "{p:#}"
     );
     assert_eq!(item(&r, "punch-hole")["verdict"], "conforms");
+}
+
+/// A one-file tree: only `virt/kvm/guest_memfd.c` of `src`.
+fn one_file(name: &str, src: &Path) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gmemforge-one-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
+    std::fs::copy(
+        src.join("virt/kvm/guest_memfd.c"),
+        dir.join("virt/kvm/guest_memfd.c"),
+    )
+    .expect("copy");
+    dir
+}
+
+#[test]
+fn one_file_trees_get_pfn_checks_what_guest_memfd_calls() {
+    let u68 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream-6.8");
+    let mainline = mainline_get_pfn("one-file-mainline", &[]);
+    for (name, src, shape) in [
+        ("6.8", u68.as_path(), "get-pfn-no-hook"),
+        ("6.12", tree_612(), "get-pfn-prepared-once"),
+        ("6.18", fixture_618(), "get-pfn-prepared-once"),
+        ("mainline", mainline.as_path(), "get-pfn-every-fault"),
+    ] {
+        let dir = one_file(name, src);
+        let (_, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+        let g = item(&r, "get-pfn");
+        assert_eq!(g["verdict"], "conforms", "{name}: {err}\n{g:#}");
+        assert!(g["vectors"].as_u64().is_some_and(|n| n > 1000), "{g:#}");
+        let op = r["detected"]["operations"]
+            .as_array()
+            .expect("operations")
+            .iter()
+            .find(|o| o["operation"] == "get-pfn")
+            .expect("get-pfn shape");
+        assert_eq!(op["shape"], shape, "{name}: {op:#}");
+        let note = g["not_checked"].as_str().unwrap_or("");
+        if name == "6.8" {
+            // No hook in that generation: nothing stands in, nothing to say.
+            assert!(
+                op["evidence"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no arch prepare hook"))
+            );
+            assert_eq!(note, "", "{g:#}");
+        } else {
+            // The registration is outside the tree, and the item says so.
+            assert!(
+                note.contains("arch/x86/kvm/svm/svm.c is not in the tree"),
+                "{name}: {g:#}"
+            );
+        }
+    }
+    // The stand-in registers the hook; the tree's fault path must still
+    // call it: without the call, get-pfn diverges.
+    let dir = one_file(
+        "mainline-unwired",
+        &mainline_get_pfn(
+            "mainline-unwired",
+            &[(
+                "virt/kvm/guest_memfd.c",
+                "\tr = kvm_gmem_prepare_folio(kvm, slot, gfn, folio);",
+                "\tr = 0;",
+            )],
+        ),
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(item(&r, "get-pfn")["verdict"], "diverges", "{r:#}");
+}
+
+fn in_place() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/in-place-2026")
+}
+
+#[test]
+fn the_in_place_conversion_fixture_has_a_verdict_or_a_named_gap_per_operation() {
+    let (code, r, err) = review(&["--tree", in_place().to_str().expect("utf-8")]);
+    // One file: the x86 operations are missing, so not everything is proven.
+    assert_eq!(code, 1, "{err}");
+    for op in ["invalidate", "bind", "get-pfn"] {
+        assert_eq!(item(&r, op)["verdict"], "conforms", "{op}: {r:#}");
+    }
+    let note = |op: &str| {
+        item(&r, op)["not_checked"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        note("invalidate").contains("kvm_arch_gmem_invalidate_range()"),
+        "{r:#}"
+    );
+    assert!(
+        note("get-pfn").contains("kvm_arch_gmem_make_private()"),
+        "{r:#}"
+    );
+    assert_eq!(note("bind"), "", "{r:#}");
+    let punch = item(&r, "punch-hole");
+    assert_eq!(punch["verdict"], "missing", "{punch:#}");
+    assert!(
+        punch["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not reviewed") && e.contains("kvm_arch_gmem_reclaim()")),
+        "{punch:#}"
+    );
+    // Never an error for a name the shim could know.
+    for i in r["items"].as_array().expect("items") {
+        assert_ne!(i["verdict"], "error", "{i:#}");
+    }
+}
+
+#[test]
+fn the_in_place_fixtures_bugs_diverge() {
+    let dir = std::env::temp_dir().join(format!("gmemforge-in-place-bugs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("virt/kvm")).expect("mkdir");
+    let text = std::fs::read_to_string(in_place().join("virt/kvm/guest_memfd.c")).expect("read");
+    let edits = [
+        (
+            ".start = slot->base_gfn + max(pgoff, start) - pgoff,",
+            ".start = slot->base_gfn + start - pgoff,",
+        ),
+        (
+            "\t*max_order = 0;\n",
+            "\t*max_order = folio_order(folio) + 9;\n",
+        ),
+        ("\t\treturn -EEXIST;", "\t\treturn -EINVAL;"),
+    ];
+    let mut bad = text.clone();
+    for (from, to) in edits {
+        assert!(bad.contains(from), "{from}");
+        bad = bad.replace(from, to);
+    }
+    std::fs::write(dir.join("virt/kvm/guest_memfd.c"), bad).expect("write");
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    for op in ["invalidate", "bind", "get-pfn"] {
+        assert_eq!(item(&r, op)["verdict"], "diverges", "{op}: {r:#}");
+    }
 }

@@ -24,7 +24,11 @@ int gmf_invalidate(const struct gmf_invalidate_in *in,
 				in->nbindings))
 		return -1;
 
-#if defined(GMF_GMEM_PER_INODE)
+#if defined(GMF_GMEM_INVALIDATE_START)
+	/* The in-place conversion series: the per-file workers' _start name. */
+	__kvm_gmem_invalidate_start(gmem, in->start, in->end, KVM_FILTER_PRIVATE);
+	__kvm_gmem_invalidate_end(gmem, in->start, in->end);
+#elif defined(GMF_GMEM_PER_INODE)
 	/* 6.18+: the per-file workers, with the filter the inode would pick. */
 	__kvm_gmem_invalidate_begin(gmem, in->start, in->end, KVM_FILTER_PRIVATE);
 	__kvm_gmem_invalidate_end(gmem, in->start, in->end);
