@@ -191,12 +191,11 @@ pub fn shapes_selected(tree: &Tree, op: COp) -> Vec<&'static str> {
 }
 
 fn detect_in(tree: &Tree, code: &shapes::Code<'_>) -> Option<Detected> {
-    let code = code;
     let gmem_path = GMEM_FILES
         .iter()
         .copied()
         .find(|p| GMEM_FUNCTIONS.iter().any(|n| code.file_of(n) == Some(*p)))?;
-    let inv = shapes::shape_of(&code, COp::Invalidate);
+    let inv = shapes::shape_of(code, COp::Invalidate);
     let per_file = inv
         .as_ref()
         .is_some_and(|(s, _)| s.defines.contains(&"GMF_GMEM_PER_INODE"));
@@ -234,9 +233,9 @@ fn detect_in(tree: &Tree, code: &shapes::Code<'_>) -> Option<Detected> {
     }
     let mut operations = Vec::new();
     for op in OPERATIONS {
-        operations.push(match shapes::shape_of(&code, op.cop) {
+        operations.push(match shapes::shape_of(code, op.cop) {
             Some((s, file)) => {
-                let (switched, words) = shapes::switches(&code, op.cop, s.anchor);
+                let (switched, words) = shapes::switches(code, op.cop, s.anchor);
                 let profile = s.profile.unwrap_or(tree_profile);
                 let mut why = s.evidence.replace("{file}", &file);
                 if !words.is_empty() {

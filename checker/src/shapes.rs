@@ -794,7 +794,7 @@ impl<'t> Code<'t> {
 
 /// The shape of `op` this code has: the first that the code selects, with
 /// the file its evidence names.
-pub fn shape_of<'a>(code: &Code<'_>, op: COp) -> Option<(&'static Shape, String)> {
+pub fn shape_of(code: &Code<'_>, op: COp) -> Option<(&'static Shape, String)> {
     SHAPES
         .iter()
         .filter(|s| s.ops.contains(&op))

@@ -622,6 +622,9 @@ fn exhaustive_visit_no_hook(f: &mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) 
     visit_bound(f, Hook::None);
 }
 
+/// A walk over the exhaustive bound, one query changed in place.
+type Visitor = fn(&mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>);
+
 /// Which hook contract the C's shape selects (its `gmf_ops()` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hook {
@@ -652,7 +655,7 @@ impl Hook {
     }
 
     /// The exhaustive bound as this contract asks it.
-    fn visitor(self) -> fn(&mut dyn FnMut(&GetPfnQuery) -> ControlFlow<()>) {
+    fn visitor(self) -> Visitor {
         match self {
             Hook::Profile => exhaustive_visit,
             Hook::EveryFault => exhaustive_visit_every_fault,
