@@ -793,15 +793,15 @@ fn undeclared(log: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
-struct Extracted {
-    text: String,
+pub(crate) struct Extracted {
+    pub(crate) text: String,
     /// The tables, compiled after every function.
-    tables: String,
-    defines: Vec<String>,
+    pub(crate) tables: String,
+    pub(crate) defines: Vec<String>,
 }
 
 /// Why an operation's functions could not be taken from the tree.
-enum NotFound {
+pub(crate) enum NotFound {
     /// Not there: where it looked (verdict `missing`).
     Missing(String),
     /// There, but the file does not parse around it: file and line
@@ -829,7 +829,7 @@ fn unbalanced_at(
 
 /// Finds the operation's functions; Err names what is missing and where
 /// it looked, or where a file stops parsing.
-fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
+pub(crate) fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     let mut text = String::new();
     let mut defines: Vec<String> = d
         .shape(op)
@@ -892,32 +892,115 @@ fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     })
 }
 
+/// Where `build()` found the static callees it added: their names, in the
+/// order they are compiled. `assemble()` puts the same unit together again
+/// from a tree without compiling, so a verdict cache can key on the exact
+/// text a verdict was reached with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Callees compiled before the operation's functions, first first.
+    pub(crate) callees: Vec<String>,
+    /// Functions only a table names, compiled after them.
+    pub(crate) for_tables: Vec<String>,
+}
+
+/// The unit's text: callees, the operation's functions, the functions
+/// only tables name, the tables.
+fn compose(
+    callees: &[(String, String)],
+    ex: &Extracted,
+    for_tables: &[(String, String)],
+) -> String {
+    let mut whole: String = callees.iter().map(|(_, t)| t.as_str()).collect();
+    whole.push_str(&ex.text);
+    for (_, t) in for_tables {
+        whole.push_str(t);
+    }
+    whole.push_str(&ex.tables);
+    whole
+}
+
+/// A static callee's text, from the first of the operation's files that
+/// defines it.
+fn find_callee(tree: &Tree, op: COp, d: &Detected, missing: &str) -> Option<String> {
+    let optional = OPTIONAL
+        .iter()
+        .filter(|(ops, ..)| ops.contains(&op))
+        .map(|(_, p, _)| p);
+    let tables = tables_placed(op, d);
+    let tables = tables.iter().map(|(p, ..)| p);
+    let own = placed(op, d);
+    let more = CALLEE_FILES
+        .iter()
+        .filter(|(ops, _)| ops.contains(&op))
+        .map(|(_, p)| p);
+    for path in own
+        .iter()
+        .map(|(p, _)| p)
+        .chain(optional)
+        .chain(tables)
+        .chain(more)
+    {
+        if let Some(src) = tree.file(path)
+            && let Ok(Some(f)) = cparse::find_recovering(src, missing)
+        {
+            return Some(with_line(path, &f, src));
+        }
+    }
+    None
+}
+
+/// The text `build()` compiled for `layout`, taken from `tree` again
+/// (None when a callee is no longer there).
+pub(crate) fn assemble(
+    tree: &Tree,
+    op: COp,
+    d: &Detected,
+    ex: &Extracted,
+    layout: &Layout,
+) -> Option<String> {
+    let take = |names: &[String]| -> Option<Vec<(String, String)>> {
+        names
+            .iter()
+            .map(|n| Some((n.clone(), find_callee(tree, op, d, n)?)))
+            .collect()
+    };
+    Some(compose(
+        &take(&layout.callees)?,
+        ex,
+        &take(&layout.for_tables)?,
+    ))
+}
+
 /// Compiles the extracted functions, adding static callees from the
-/// operation's files when gcc reports them undeclared.
-fn build(
+/// operation's files when gcc reports them undeclared. `layout` is left
+/// saying which callees the last attempt compiled, and `whole` its text.
+pub(crate) fn build(
     tree: &Tree,
     op: COp,
     d: &Detected,
     name: &str,
-    ex: Extracted,
+    ex: &Extracted,
+    layout: &mut Layout,
+    whole: &mut String,
 ) -> Result<Library, CompileError> {
     let profile = d.profile_of(op);
-    let text = ex.text;
     // Static callees, in the order they are compiled: before the functions
     // that call them. One that gcc still finds undeclared is called by a
     // callee pulled in after it, and moves to the front.
     let mut callees: Vec<(String, String)> = Vec::new();
     // Functions only a table names (kvm_gmem_aops' other members): after
     // the operation's functions, which they may call, before the tables.
-    let mut for_tables = String::new();
+    let mut for_tables: Vec<(String, String)> = Vec::new();
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        let pulled: String = callees.iter().map(|(_, t)| t.as_str()).collect();
-        let whole = format!("{pulled}{text}{for_tables}{}", ex.tables);
+        *whole = compose(&callees, ex, &for_tables);
+        layout.callees = callees.iter().map(|(n, _)| n.clone()).collect();
+        layout.for_tables = for_tables.iter().map(|(n, _)| n.clone()).collect();
         match load(&CSource {
             name,
             profile,
-            text: &whole,
+            text: whole,
             ops: &[op],
             defines: &ex.defines,
         }) {
@@ -936,36 +1019,14 @@ fn build(
                     if added.contains(&missing) {
                         continue;
                     }
-                    let optional = OPTIONAL
-                        .iter()
-                        .filter(|(ops, ..)| ops.contains(&op))
-                        .map(|(_, p, _)| p);
-                    let tables = tables_placed(op, d);
-                    let tables = tables.iter().map(|(p, ..)| p);
-                    let own = placed(op, d);
-                    let more = CALLEE_FILES
-                        .iter()
-                        .filter(|(ops, _)| ops.contains(&op))
-                        .map(|(_, p)| p);
-                    for path in own
-                        .iter()
-                        .map(|(p, _)| p)
-                        .chain(optional)
-                        .chain(tables)
-                        .chain(more)
-                    {
-                        if let Some(src) = tree.file(path)
-                            && let Ok(Some(f)) = cparse::find_recovering(src, &missing)
-                        {
-                            if in_table {
-                                for_tables.push_str(&with_line(path, &f, src));
-                            } else {
-                                callees.insert(0, (missing.clone(), with_line(path, &f, src)));
-                            }
-                            added.push(missing.clone());
-                            progress = true;
-                            break;
+                    if let Some(text) = find_callee(tree, op, d, &missing) {
+                        if in_table {
+                            for_tables.push((missing.clone(), text));
+                        } else {
+                            callees.insert(0, (missing.clone(), text));
                         }
+                        added.push(missing.clone());
+                        progress = true;
                     }
                 }
                 if !progress {
@@ -979,6 +1040,28 @@ fn build(
         "{name}: callees kept appearing; gave up after {} added",
         added.len()
     )))
+}
+
+/// The tree's functions an operation's item names: its own, then the
+/// optional ones this tree has and review compiles with them (a TDX exit,
+/// x86.c's hook wrappers), comma-separated.
+pub fn checked_functions(tree: &Tree, op: COp, detected: &Detected) -> String {
+    let optional = OPTIONAL
+        .iter()
+        .filter(|(ops, ..)| ops.contains(&op))
+        .filter(|(_, path, name)| {
+            tree.file(path)
+                .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
+        })
+        // Compiled only, never run: not named as checked.
+        .filter(|(.., name)| *name != "kvm_gmem_fault_user_mapping")
+        .map(|(.., name)| *name);
+    placed(op, detected)
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(optional)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The whole review.
@@ -1025,25 +1108,7 @@ pub fn review(
     // missing or in error.
     progress(Event::Total(OPERATIONS.len() as u64));
     for op in OPERATIONS {
-        // The operation's own functions, then the optional ones this tree
-        // has and review compiles with them (a TDX exit, x86.c's hook
-        // wrappers): the item names every function of the tree it checks.
-        let optional = OPTIONAL
-            .iter()
-            .filter(|(ops, ..)| ops.contains(&op.cop))
-            .filter(|(_, path, name)| {
-                tree.file(path)
-                    .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
-            })
-            // Compiled only, never run: not named as checked.
-            .filter(|(.., name)| *name != "kvm_gmem_fault_user_mapping")
-            .map(|(.., name)| *name);
-        let function = placed(op.cop, &detected)
-            .iter()
-            .map(|(_, n)| *n)
-            .chain(optional)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let function = checked_functions(tree, op.cop, &detected);
         let what = format!("{} {}", op.name, function);
         progress(Event::Start(&what));
         let item = match extract(tree, op.cop, &detected) {
@@ -1059,7 +1124,16 @@ pub fn review(
                     function, op.name
                 )));
                 let name = format!("{implementation} {}", op.name);
-                match build(tree, op.cop, &detected, &name, ex) {
+                let mut layout = Layout::default();
+                match build(
+                    tree,
+                    op.cop,
+                    &detected,
+                    &name,
+                    &ex,
+                    &mut layout,
+                    &mut String::new(),
+                ) {
                     Ok(lib) => {
                         progress(Event::Step(&what));
                         run_item(
