@@ -1,10 +1,8 @@
 //! `gmemforge history` and `review --bisect` on a git repository made at
-//! test time from the 6.18 fixture: 33 commits, of which one brings the
-//! 2023 invalidation range bug and one fixes it, one brings the signed
-//! bind-range wrap and one fixes it, and the rest touch unrelated files or
-//! only comments (some inside the reviewed functions, some moving them).
-//! Also: two tarballs made from the fixture, and the bug-bringing commit
-//! as a posted patch (`--am`).
+//! test time from the 6.18 fixture (`common/history_repo.rs`: the range
+//! bug and the bind wrap each brought and fixed, the rest unrelated files,
+//! comments, a same-behaviour rewrite). Also: two tarballs made from the
+//! fixture, and the bug-bringing commit as a posted patch (`--am`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,180 +11,11 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+#[path = "common/history_repo.rs"]
+mod history_repo;
+use history_repo::*;
+
 const BIN: &str = env!("CARGO_BIN_EXE_gmemforge");
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream-6.18");
-const GMEM: &str = "virt/kvm/guest_memfd.c";
-
-/// The 2023 start: the part of the slot before the range is zapped too.
-const RANGE_GOOD: &str = ".start = slot->base_gfn + max(pgoff, start) - pgoff,";
-const RANGE_BAD: &str = ".start = slot->base_gfn + start - pgoff,";
-/// Signed: an offset near 2^63 wraps past the end-of-file check.
-const BIND_GOOD: [&str; 2] = [
-    "unsigned int fd, u64 offset)\n{\n\tu64 size",
-    "if (!PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))",
-];
-const BIND_BAD: [&str; 2] = [
-    "unsigned int fd, loff_t offset)\n{\n\tloff_t size",
-    "if (offset < 0 || !PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))",
-];
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gmemforge-history-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("mkdir");
-    d
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).expect("copy");
-        }
-    }
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let o = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.org"])
-        .args(args)
-        .output()
-        .expect("git runs");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
-}
-
-/// Replaces `from` by `to` in `path`, which must change.
-fn edit(repo: &Path, path: &str, from: &str, to: &str) {
-    let p = repo.join(path);
-    let text = std::fs::read_to_string(&p).expect("read");
-    assert!(text.contains(from), "{path}: {from:?}");
-    std::fs::write(&p, text.replacen(from, to, 1)).expect("write");
-}
-
-fn commit(repo: &Path, subject: &str) -> String {
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", subject]);
-    git(repo, &["rev-parse", "HEAD"])
-}
-
-/// The test repository and its named commits.
-struct Repo {
-    dir: PathBuf,
-    base: String,
-    range_in: String,
-    range_out: String,
-    bind_in: String,
-    bind_out: String,
-    commits: usize,
-}
-
-/// Makes the repository in `dir`: 33 commits after the base.
-fn make_repo(dir: &Path) -> Repo {
-    copy_dir(Path::new(FIXTURE), dir);
-    git(dir, &["init", "-q"]);
-    let base = commit(dir, "base: the 6.18 fixture");
-    let mut n = 0;
-    // A file review never reads.
-    let mut unrelated = |dir: &Path, what: &str| {
-        n += 1;
-        let p = dir.join("Documentation/virt/kvm/notes.rst");
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        let mut text = std::fs::read_to_string(&p).unwrap_or_default();
-        text.push_str(&format!("{what} {n}\n"));
-        std::fs::write(&p, text).expect("write");
-        commit(dir, &format!("Documentation: note {n}"))
-    };
-    for w in ["a", "b", "c"] {
-        unrelated(dir, w);
-    }
-    // Comments only: above every function of the file (each moves down),
-    // and inside kvm_gmem_bind().
-    edit(
-        dir,
-        GMEM,
-        "int kvm_gmem_bind(",
-        "/*\n * Binding a memslot to a guest_memfd file.\n */\nint kvm_gmem_bind(",
-    );
-    commit(dir, "KVM: guest_memfd: document kvm_gmem_bind()");
-    let top = std::fs::read_to_string(dir.join(GMEM)).expect("read");
-    std::fs::write(
-        dir.join(GMEM),
-        format!("// guest_memfd: private memory for guests\n\n{top}"),
-    )
-    .expect("write");
-    commit(dir, "KVM: guest_memfd: a header comment");
-    unrelated(dir, "d");
-    edit(dir, GMEM, RANGE_GOOD, RANGE_BAD);
-    let range_in = commit(dir, "KVM: guest_memfd: simplify the invalidation start");
-    for w in ["e", "f", "g"] {
-        unrelated(dir, w);
-    }
-    edit(
-        dir,
-        GMEM,
-        "\tfile = fget(fd);\n\tif (!file)\n\t\treturn -EBADF;",
-        "\t/* The fd must be a guest_memfd of this VM. */\n\tfile = fget(fd);\n\tif (!file)\n\t\treturn -EBADF;",
-    );
-    commit(dir, "KVM: guest_memfd: say what the fd must be");
-    for w in ["h", "i"] {
-        unrelated(dir, w);
-    }
-    edit(dir, GMEM, BIND_GOOD[0], BIND_BAD[0]);
-    edit(dir, GMEM, BIND_GOOD[1], BIND_BAD[1]);
-    let bind_in = commit(dir, "KVM: guest_memfd: take the offset as loff_t");
-    edit(
-        dir,
-        "arch/x86/kvm/svm/sev.c",
-        "int sev_gmem_prepare(",
-        "/* Called by guest_memfd at first use of a folio. */\nint sev_gmem_prepare(",
-    );
-    commit(dir, "KVM: SEV: comment sev_gmem_prepare()");
-    for w in ["j", "k", "l", "m"] {
-        unrelated(dir, w);
-    }
-    edit(dir, GMEM, RANGE_BAD, RANGE_GOOD);
-    let range_out = commit(dir, "KVM: guest_memfd: clamp the invalidation start again");
-    for w in ["n", "o", "p", "q", "r"] {
-        unrelated(dir, w);
-    }
-    edit(
-        dir,
-        "arch/x86/kvm/mmu/mmu.c",
-        "int noinline kvm_mmu_page_fault(",
-        "/* Every fault of a guest lands here. */\nint noinline kvm_mmu_page_fault(",
-    );
-    commit(dir, "KVM: x86/mmu: comment kvm_mmu_page_fault()");
-    unrelated(dir, "s");
-    edit(dir, GMEM, BIND_BAD[1], BIND_GOOD[1]);
-    edit(dir, GMEM, BIND_BAD[0], BIND_GOOD[0]);
-    let bind_out = commit(dir, "KVM: guest_memfd: the offset is unsigned again");
-    for w in ["t", "u", "v", "w"] {
-        unrelated(dir, w);
-    }
-    let commits = git(dir, &["rev-list", "--count", &format!("{base}..HEAD")])
-        .parse()
-        .expect("a count");
-    Repo {
-        dir: dir.to_path_buf(),
-        base,
-        range_in,
-        range_out,
-        bind_in,
-        bind_out,
-        commits,
-    }
-}
-
 /// The cache shared by the tests that do not count compiles: concurrent
 /// runs share it safely (every entry is written whole, then renamed).
 fn shared_cache() -> &'static Path {
@@ -284,15 +113,16 @@ fn history_names_the_four_commits_and_a_second_run_compiles_nothing() {
     // it changes a file review reads (unrelated commits are skipped).
     let points = h["points"].as_array().expect("points");
     assert_eq!(points[0]["commit"], r.base.as_str());
-    assert_eq!(points.len(), 1 + 9, "{h:#}");
+    assert_eq!(points.len(), 1 + 10, "{h:#}");
     for p in points {
         assert_eq!(p["items"].as_array().map(Vec::len), Some(8), "{p:#}");
     }
     // Only the base's eight verdicts, the range bug's two (invalidate,
-    // punch-hole) and the bind wrap's one were worked out: commits that
-    // only move functions or edit comments, even inside kvm_gmem_bind(),
-    // and the fixes (back to text already reviewed) cost lookups.
-    assert_eq!(h["cached"], 10 * 8 - (8 + 2 + 1), "{h:#}");
+    // punch-hole), the bind wrap's one and the rewritten bind's one were
+    // worked out: commits that only move functions or edit comments, even
+    // inside kvm_gmem_bind(), and the fixes (back to text already
+    // reviewed) cost lookups.
+    assert_eq!(h["cached"], 11 * 8 - (8 + 2 + 1 + 1), "{h:#}");
     let first = h["compiles"].as_u64().expect("compiles");
     assert!(first > 0, "a cold cache compiles: {h:#}");
     // Diverging, the change carries its counterexample.
