@@ -48,7 +48,7 @@ pub struct ReviewArgs {
     /// 1 when it diverges, 125 when this commit cannot be tested (OP
     /// missing or not compiling, no guest_memfd, not a kernel tree), as
     /// git expects. Verdicts are cached as `history`'s are.
-    #[arg(long, value_name = "OP", value_parser = operations())]
+    #[arg(long, value_name = "OP", value_parser = operations(), conflicts_with = "report")]
     pub bisect: Option<String>,
 }
 

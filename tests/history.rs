@@ -97,6 +97,7 @@ fn history_names_the_four_commits_and_a_second_run_compiles_nothing() {
     let (code, h, err) = history_json(&cache, &["--tree", dir, "--rev", &range]);
     // The tip conforms again.
     assert_eq!(code, 0, "{err}\n{h:#}");
+    assert_eq!(h["verdict"], "conforms");
     let expected: BTreeSet<(String, String)> = [
         ("invalidate", &r.range_in),
         ("punch-hole", &r.range_in),
@@ -424,6 +425,7 @@ fn two_tarballs_line_up_as_a_history() {
         ],
     );
     assert_eq!(code, 1, "{err}\n{h:#}");
+    assert_eq!(h["verdict"], "diverges");
     let expect: BTreeSet<(String, String)> =
         [("bind".to_owned(), "linux-source-6.12.tar.xz".to_owned())]
             .into_iter()

@@ -394,6 +394,9 @@ pub struct Change {
 pub struct History {
     /// What was walked, in words.
     pub what: String,
+    /// The last version's verdict, as `review` sums it: the worst of its
+    /// items (diverges, then error, then missing).
+    pub verdict: Verdict,
     /// Every reviewed version, the starting one first.
     pub points: Vec<Point>,
     /// Every change, by operation (registry order), then by version.
@@ -549,8 +552,15 @@ pub fn walk(
             }
         }
     }
+    let last = keys.last().map(|k| &done[k].items);
+    let any = |v: Verdict| last.is_some_and(|items| items.iter().any(|i| i.verdict == v));
+    let verdict = [Verdict::Diverges, Verdict::Error, Verdict::Missing]
+        .into_iter()
+        .find(|v| any(*v))
+        .unwrap_or(Verdict::Conforms);
     Ok(History {
         what,
+        verdict,
         points,
         changes,
         stopped,
