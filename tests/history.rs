@@ -451,6 +451,48 @@ fn two_tarballs_line_up_as_a_history() {
 }
 
 #[test]
+fn a_commit_that_is_no_kernel_tree_is_a_version_with_nothing_reviewed() {
+    let root = scratch("nokernel");
+    let repo = root.join("linux");
+    copy_dir(Path::new(FIXTURE), &repo);
+    git(&repo, &["init", "-q"]);
+    let base = commit(&repo, "base");
+    std::fs::remove_file(repo.join("Makefile")).expect("rm");
+    let gone = commit(&repo, "remove the Makefile");
+    std::fs::write(repo.join("Makefile"), "# back\n").expect("write");
+    let back = commit(&repo, "a Makefile again");
+    let (code, h, err) = history_json(
+        shared_cache(),
+        &[
+            "--tree",
+            repo.to_str().expect("utf-8"),
+            "--rev",
+            &format!("{base}..HEAD"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{h:#}");
+    let changes = h["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 2 * 8, "{h:#}");
+    for c in changes {
+        let at = &h["points"][c["at"].as_u64().expect("at") as usize]["commit"];
+        if c["to"] == "missing" {
+            assert_eq!(at, gone.as_str(), "{c:#}");
+            assert!(
+                c["item"]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("does not look like a Linux kernel tree")),
+                "{c:#}"
+            );
+        } else {
+            assert_eq!(
+                (c["from"].as_str(), at.as_str()),
+                (Some("missing"), Some(back.as_str()))
+            );
+        }
+    }
+}
+
+#[test]
 fn bad_input_is_named_with_exit_2() {
     let root = scratch("bad");
     let repo = root.join("linux");
@@ -458,6 +500,13 @@ fn bad_input_is_named_with_exit_2() {
     git(&repo, &["init", "-q"]);
     commit(&repo, "base");
     let dir = repo.to_str().expect("utf-8");
+    // A repository named as a tree must be a kernel tree.
+    let other = root.join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("README"), "not a kernel\n").expect("write");
+    git(&other, &["init", "-q"]);
+    commit(&other, "not a kernel");
+    let git_repo_not_kernel = other.to_str().expect("utf-8");
     let cases: &[(&[&str], &str)] = &[
         (&["--tree", dir, "--rev", "HEAD"], "--rev HEAD"),
         (
@@ -477,6 +526,10 @@ fn bad_input_is_named_with_exit_2() {
         (
             &["--tree", dir, "--tree", "/nonexistent"],
             "--tree /nonexistent",
+        ),
+        (
+            &["--tree", dir, "--tree", git_repo_not_kernel],
+            "does not look like a Linux kernel tree",
         ),
     ];
     for (args, says) in cases {

@@ -104,28 +104,7 @@ pub fn evaluate(tree: &Tree, ops: &[COp], run: &Run<'_>) -> Result<TreeVerdicts,
             "{implementation}: no guest_memfd function to review; looked for {}",
             review::LOOKED_FOR
         );
-        let items = wanted
-            .map(|op| {
-                let item = not_run(
-                    op,
-                    &implementation,
-                    String::new(),
-                    Verdict::Missing,
-                    why.clone(),
-                );
-                OpVerdict {
-                    operation: op.name,
-                    verdict: Verdict::Missing,
-                    item: serde_json::to_value(&item).unwrap_or(Value::Null),
-                    cached: false,
-                }
-            })
-            .collect();
-        return Ok(TreeVerdicts {
-            tree: implementation,
-            detected: None,
-            items,
-        });
+        return Ok(all_missing(implementation, ops, &why));
     };
     let mut items = Vec::new();
     for op in wanted {
@@ -136,6 +115,28 @@ pub fn evaluate(tree: &Tree, ops: &[COp], run: &Run<'_>) -> Result<TreeVerdicts,
         detected: Some(d),
         items,
     })
+}
+
+/// Every operation of `ops` missing, for `why`.
+fn all_missing(tree: String, ops: &[COp], why: &str) -> TreeVerdicts {
+    let items = OPERATIONS
+        .iter()
+        .filter(|o| ops.contains(&o.cop))
+        .map(|op| {
+            let item = not_run(op, &tree, String::new(), Verdict::Missing, why.to_owned());
+            OpVerdict {
+                operation: op.name,
+                verdict: Verdict::Missing,
+                item: serde_json::to_value(&item).unwrap_or(Value::Null),
+                cached: false,
+            }
+        })
+        .collect();
+    TreeVerdicts {
+        tree,
+        detected: None,
+        items,
+    }
 }
 
 /// A 128-bit key of `v`, in hex (two differently seeded hashes: the file
@@ -484,7 +485,19 @@ pub fn walk(
     let mut verdicts_of = |src: &TreeSource,
                            done: &mut HashMap<String, TreeVerdicts>|
      -> Result<String, HistoryError> {
-        let tree = Tree::open(src, review::FILES).map_err(|e| HistoryError::BadInput(e.0))?;
+        let tree = match (Tree::open(src, review::FILES), src) {
+            (Ok(t), _) => t,
+            // A commit of the range (or a patched one) that is no kernel
+            // tree is a version with nothing to review, not bad input:
+            // the user named the range, not each commit.
+            (Err(e), TreeSource::Git { rev, .. }) => {
+                let k = key(&e.0);
+                done.entry(k.clone())
+                    .or_insert_with(|| all_missing(rev.clone(), &all, &e.0));
+                return Ok(k);
+            }
+            (Err(e), _) => return Err(HistoryError::BadInput(e.0)),
+        };
         let k = content_key(&tree);
         if !done.contains_key(&k) {
             let v = evaluate(&tree, &all, run)?;
@@ -593,12 +606,14 @@ fn short(oid: git2::Oid) -> String {
     oid.to_string().chars().take(12).collect()
 }
 
-/// The blobs of review's files in a commit (None where absent): two
-/// commits with the same ones have the same verdicts.
+/// The blobs of review's files in a commit (None where absent), and of
+/// the top-level Makefile (without one, the commit is no kernel tree):
+/// two commits with the same ones have the same verdicts.
 fn files_of(commit: &git2::Commit<'_>) -> Vec<Option<git2::Oid>> {
     let tree = commit.tree().ok();
     review::FILES
         .iter()
+        .chain(&["Makefile"])
         .map(|f| {
             tree.as_ref()
                 .and_then(|t| t.get_path(Path::new(f)).ok())
@@ -743,6 +758,12 @@ pub fn trees(paths: &[PathBuf]) -> Result<(String, Vec<Version>), HistoryError> 
     let mut versions = Vec::new();
     for (n, p) in list.iter().enumerate() {
         let source = TreeSource::from_arg(p, None).map_err(|e| HistoryError::BadInput(e.0))?;
+        // A repository named here must be a kernel tree at its HEAD (a
+        // commit of a range need not be: see `walk`). Checked now, cheaply:
+        // no file is read.
+        if matches!(source, TreeSource::Git { .. }) {
+            Tree::open(&source, &[]).map_err(|e| HistoryError::BadInput(e.0))?;
+        }
         versions.push(Version {
             label: p.file_name().map_or_else(
                 || p.display().to_string(),
