@@ -146,6 +146,32 @@ fn history_names_the_four_commits_and_a_second_run_compiles_nothing() {
     assert_eq!(again["compiles"], 0, "{again:#}");
     assert_eq!(changes(&again), expected);
 
+    // A verdict rewritten behind its seal (same length, other verdict) is
+    // not believed: worked out again, with the same answers.
+    let verdicts = cache.join("gmemforge/c/verdicts");
+    let mut tampered = 0;
+    for e in std::fs::read_dir(&verdicts)
+        .expect("the verdict cache")
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("v-") && name.ends_with(".json") {
+            let text = std::fs::read_to_string(e.path()).expect("read");
+            let swapped = text
+                .replace("\"conforms\"", "\"@@@@@@\"")
+                .replace("\"diverges\"", "\"conforms\"")
+                .replace("\"@@@@@@\"", "\"diverges\"");
+            assert_ne!(swapped, text);
+            std::fs::write(e.path(), swapped).expect("write");
+            tampered += 1;
+        }
+    }
+    assert_eq!(tampered, 8 + 2 + 1 + 1, "one file per verdict worked out");
+    let (code, again, err) = history_json(&cache, &["--tree", dir, "--rev", &range]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(again["cached"], h["cached"], "{again:#}");
+    assert_eq!(changes(&again), expected);
+
     // The human report: per operation only the changes, by sha12 and
     // subject, with the counterexample where it starts to diverge.
     let o = gmemforge(
