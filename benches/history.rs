@@ -1,5 +1,5 @@
 //! `cargo bench --bench history`: `history` over the test repository
-//! (`tests/common/history_repo.rs`: 34 commits, 5 of them changing the
+//! (`tests/common/history_repo.rs`: 35 commits, 5 of them changing the
 //! reviewed functions) against one plain `review` of its last commit, in
 //! one run, side by side, each with a cold cache (every compile) and a
 //! warm one (the compile cache kept; history's verdict cache too). The

@@ -606,20 +606,31 @@ fn short(oid: git2::Oid) -> String {
     oid.to_string().chars().take(12).collect()
 }
 
-/// The blobs of review's files in a commit (None where absent), and of
-/// the top-level Makefile (without one, the commit is no kernel tree):
-/// two commits with the same ones have the same verdicts.
-fn files_of(commit: &git2::Commit<'_>) -> Vec<Option<git2::Oid>> {
+/// The ids of `paths` in a commit (None where absent).
+fn ids_at<'p>(
+    commit: &git2::Commit<'_>,
+    paths: impl IntoIterator<Item = &'p &'p str>,
+) -> Vec<Option<git2::Oid>> {
     let tree = commit.tree().ok();
-    review::FILES
-        .iter()
-        .chain(&["Makefile"])
+    paths
+        .into_iter()
         .map(|f| {
             tree.as_ref()
                 .and_then(|t| t.get_path(Path::new(f)).ok())
                 .map(|e| e.id())
         })
         .collect()
+}
+
+/// The directories holding every file review reads, and the top-level
+/// Makefile: where they are the same, so are those files.
+const DIRS: [&str; 3] = ["virt/kvm", "arch/x86/kvm", "Makefile"];
+
+/// The blobs of review's files in a commit (None where absent), and of
+/// the top-level Makefile (without one, the commit is no kernel tree):
+/// two commits with the same ones have the same verdicts.
+fn files_of(commit: &git2::Commit<'_>) -> Vec<Option<git2::Oid>> {
+    ids_at(commit, review::FILES.iter().chain(&["Makefile"]))
 }
 
 /// The versions of `A..B` in `repo`: A (where verdicts start), then the
@@ -670,7 +681,12 @@ pub fn commits(repo_path: &Path, range: &str) -> Result<(String, Vec<Version>), 
         let c = repo.find_commit(oid.map_err(internal)?).map_err(internal)?;
         count += 1;
         let parent = c.parent(0).ok();
-        if parent.as_ref().is_some_and(|p| files_of(p) == files_of(&c)) {
+        // Most commits of a kernel range touch neither directory: two
+        // tree ids settle them without walking down to each file.
+        if parent
+            .as_ref()
+            .is_some_and(|p| ids_at(p, &DIRS) == ids_at(&c, &DIRS) || files_of(p) == files_of(&c))
+        {
             continue;
         }
         versions.push(Version {
@@ -1026,6 +1042,16 @@ mod tests {
         // No number in its tag: its place.
         assert_eq!(p[1].number, "2/2");
         assert_eq!(p[1].subject, "KVM: plain");
+    }
+
+    #[test]
+    fn every_file_review_reads_lies_under_the_directories_compared_first() {
+        for f in review::FILES {
+            assert!(
+                DIRS.iter().any(|d| f.starts_with(&format!("{d}/"))),
+                "{f}: a commit changing only it would be skipped"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The repository `tests/history.rs` and `benches/history.rs` walk, made
-//! at run time from the 6.18 fixture: 34 commits after its base. One
+//! at run time from the 6.18 fixture: 35 commits after its base. One
 //! brings the 2023 invalidation range bug and one fixes it, one brings the
 //! signed bind-range wrap and one fixes it, one rewrites a line of
 //! kvm_gmem_bind() without changing what it does; the rest touch files
@@ -108,6 +108,13 @@ pub fn make_repo(dir: &Path) -> Repo {
     for w in ["a", "b", "c"] {
         unrelated(dir, w);
     }
+    // Beside the reviewed files, in their directory: not reviewed either.
+    std::fs::write(
+        dir.join("virt/kvm/Kconfig"),
+        "config KVM_GUEST_MEMFD\n\tbool\n",
+    )
+    .expect("write");
+    commit(dir, "KVM: guest_memfd: a Kconfig entry");
     // Comments only: above every function of the file (each moves down),
     // and inside kvm_gmem_bind().
     edit(
