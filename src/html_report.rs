@@ -127,3 +127,136 @@ pub fn write(path: &Path, title: &str, r: &Report) -> Result<(), Failure> {
             Failure::io(format!("--report {}: cannot write it: {e}", path.display()))
         })
 }
+
+/// A verdict's colour in the history grid: green conforms, red diverges,
+/// grey missing, orange error.
+fn verdict_colour(v: &str) -> &'static str {
+    match v {
+        "conforms" => "#b7e4b7",
+        "diverges" => "#f4a6a0",
+        "error" => "#f6c88a",
+        _ => "#dddddd",
+    }
+}
+
+/// `history --report`: one row per operation, one cell per version (the
+/// starting one first), coloured by verdict; a cell where the verdict
+/// changed from the version's parent is outlined and labelled with the
+/// old verdict, and listed below with its counterexample or error.
+pub fn render_history(h: &gmem_checker::history::History) -> String {
+    let mut head = String::from("<tr><th>operation</th>");
+    for p in &h.points {
+        head.push_str(&format!(
+            "<th title=\"{}\">{}</th>",
+            esc(&p.subject),
+            esc(&p.label)
+        ));
+    }
+    head.push_str("</tr>\n");
+    let mut rows = String::new();
+    for op in OPERATIONS {
+        let mut row = format!("<tr><th>{}</th>", esc(op.name));
+        for (at, p) in h.points.iter().enumerate() {
+            let v = p
+                .verdicts
+                .get(op.name)
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let change = h
+                .changes
+                .iter()
+                .find(|c| c.at == at && c.operation == op.name);
+            let (class, label) = match change {
+                Some(c) => (
+                    " class=change",
+                    format!(
+                        "{} → {v}",
+                        serde_json::to_value(c.from)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or("")
+                    ),
+                ),
+                None => ("", String::new()),
+            };
+            row.push_str(&format!(
+                "<td{class} data-verdict=\"{v}\" style=\"background:{}\" title=\"{} {}: {v}\">{}</td>",
+                verdict_colour(v),
+                esc(&p.label),
+                esc(op.name),
+                esc(&label)
+            ));
+        }
+        rows.push_str(&row);
+        rows.push_str("</tr>\n");
+    }
+    let mut changes = String::new();
+    for c in &h.changes {
+        let mut body = String::new();
+        if let Some(e) = c.item["error"].as_str() {
+            body.push_str(&format!("<pre>{}</pre>", esc(e)));
+        }
+        let cx = &c.item["counterexample"];
+        if cx.is_object() {
+            let pretty = |v: &Value| esc(&serde_json::to_string_pretty(v).unwrap_or_default());
+            body.push_str(&format!(
+                "<p class=why>{}</p><div class=cols><div><h4>input</h4><pre>{}</pre></div><div><h4>model</h4><pre>{}</pre></div><div><h4>C</h4><pre>{}</pre></div></div>",
+                esc(cx["why"].as_str().unwrap_or("")),
+                pretty(&cx["input"]),
+                pretty(&cx["model"]),
+                pretty(&cx["c"])
+            ));
+        }
+        let word = |v: Verdict| {
+            serde_json::to_value(v)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        changes.push_str(&format!(
+            "<section><h3>{}: {} → {} at {} {}</h3>{body}</section>\n",
+            esc(c.operation),
+            word(c.from),
+            word(c.to),
+            esc(&c.label),
+            esc(&c.subject)
+        ));
+    }
+    if let Some(s) = &h.stopped {
+        changes.push_str(&format!("<p class=why>stopped: {}</p>\n", esc(s)));
+    }
+    format!(
+        r##"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{t}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 6px; font-size: 12px; }}
+td {{ min-width: 1.2em; }} td.change {{ outline: 3px solid #333; outline-offset: -3px; font-weight: bold; }}
+pre {{ font-size: 11px; }} .cols {{ display: flex; gap: 1em; }} .why {{ font-weight: bold; }}
+section {{ border-top: 2px solid #999; margin-top: 1.5em; }}
+</style></head><body>
+<h1>{t}</h1>
+<p>{n} versions, {r} distinct trees reviewed, {cached} verdicts from the cache, C compiled {compiles} times.</p>
+<table>{head}{rows}</table>
+{changes}
+</body></html>
+"##,
+        t = esc(&format!("gmemforge history: {}", h.what)),
+        n = h.points.len(),
+        r = h.reviewed,
+        cached = h.cached,
+        compiles = h.compiles,
+    )
+}
+
+/// Writes the history page atomically (temporary name, then rename).
+pub fn write_history(path: &Path, h: &gmem_checker::history::History) -> Result<(), Failure> {
+    let tmp = path.with_extension(format!("html.tmp{}", std::process::id()));
+    std::fs::write(&tmp, render_history(h))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Failure::io(format!("--report {}: cannot write it: {e}", path.display()))
+        })
+}

@@ -5,6 +5,7 @@
 
 pub mod check_cmd;
 pub mod failure;
+pub mod history_cmd;
 pub mod html_report;
 pub mod kbuild;
 pub mod model_cmd;

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use gmemforge::check_cmd::{self, CheckArgs};
 use gmemforge::failure::Failure;
+use gmemforge::history_cmd::{self, HistoryArgs};
 use gmemforge::model_cmd::{self, ModelOp};
 use gmemforge::review_cmd::{self, ReviewArgs};
 use gmemforge::series_cmd::{self, SeriesArgs};
@@ -45,6 +46,18 @@ enum Command {
     /// missing (where it looked), or error (the compiler's message, with
     /// the tree's file and line). Exit 0 only when everything conforms.
     Review(ReviewArgs),
+    /// Where each verdict changed: review every commit of a range that
+    /// changes the files review reads (--rev A..B), a list of trees in
+    /// order (Debian's package versions), or the patches of a posted
+    /// series (--am), and print per operation only the changes, with the
+    /// counterexample where an operation starts to diverge.
+    ///
+    /// Verdicts are cached by the text review compiles (with the shape,
+    /// the shim, the model and the cases): a version that does not change
+    /// an operation's functions costs a lookup, not a compile and a run.
+    /// Repositories are only read. Exit 0 when everything conforms in the
+    /// last version, 1 otherwise or when a patch does not apply.
+    History(HistoryArgs),
     /// Generate the patch series for a kernel tree: the model's behaviour,
     /// as git format-patch files with a cover letter, for what the tree
     /// does not already do.
@@ -103,6 +116,7 @@ fn run() -> Result<u8, Failure> {
     match cli.command {
         Command::Check(args) => check_cmd::run_check(args),
         Command::Review(args) => review_cmd::run_review(args),
+        Command::History(args) => history_cmd::run_history(args),
         Command::Series(args) => series_cmd::run_series(args),
         Command::Model { op } => model_cmd::run_model(op).map(|()| 0),
     }

@@ -107,6 +107,83 @@ pub fn prune(root: &Path, keep: &Path) {
     }
 }
 
+/// The seal of a small cached file: `<name>.sum` beside it.
+fn file_sum(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".sum");
+    path.with_file_name(name)
+}
+
+/// Writes a small cache file (a verdict) sealed as the objects are: the
+/// seal first, then the file, each under a temporary name renamed into
+/// place, so a reader sees a whole pair or a pair that does not verify.
+pub fn write_sealed(path: &Path, bytes: &[u8]) -> Result<(), CompileError> {
+    let io = |e: std::io::Error, p: &Path| CompileError::Io(format!("{}: {e}", p.display()));
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
+    }
+    let sum = file_sum(path);
+    let pid = std::process::id();
+    let sum_tmp = sum.with_extension(format!("sum.tmp{pid}"));
+    fs::write(&sum_tmp, seal_of(bytes))
+        .and_then(|()| fs::rename(&sum_tmp, &sum))
+        .map_err(|e| io(e, &sum))?;
+    let tmp = path.with_extension(format!("tmp{pid}"));
+    fs::write(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, path))
+        .map_err(|e| io(e, path))
+}
+
+/// A sealed cache file's bytes; None when it is missing or does not match
+/// its seal (then both are removed: it is written again). A read
+/// refreshes the seal's time, as a load does an object's.
+pub fn read_sealed(path: &Path) -> Option<Vec<u8>> {
+    let sum = file_sum(path);
+    let (Ok(bytes), Ok(expected)) = (fs::read(path), fs::read_to_string(&sum)) else {
+        return None;
+    };
+    if seal_of(&bytes) != expected {
+        let _ = fs::remove_file(&sum);
+        let _ = fs::remove_file(path);
+        return None;
+    }
+    let _ = fs::File::options()
+        .append(true)
+        .open(&sum)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+    Some(bytes)
+}
+
+/// Prunes a directory of sealed files by the objects' rules: files unused
+/// for [`MAX_AGE`] go, and beyond `max` the least recently used; only
+/// files `is_entry` names (and their seals) are ever removed, and `keep`
+/// (the one just written) stays.
+pub fn prune_files(dir: &Path, keep: &Path, max: usize, is_entry: fn(&str) -> bool) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let mut found: Vec<(SystemTime, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| is_entry(&e.file_name().to_string_lossy()) && e.path() != keep)
+        .map(|e| {
+            let used = fs::metadata(file_sum(&e.path()))
+                .or_else(|_| e.metadata())
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            (used, e.path())
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (i, (used, path)) in found.iter().enumerate() {
+        let old = now.duration_since(*used).unwrap_or_default() > MAX_AGE;
+        if old || i + 1 >= max {
+            let _ = fs::remove_file(file_sum(path));
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +216,35 @@ mod tests {
         assert!(!verified(&lib));
         forget(&lib);
         assert!(!lib.exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_sealed_file_reads_back_only_whole() {
+        let d = scratch("sealed");
+        let f = d.join("v-0123.json");
+        write_sealed(&f, b"{\"verdict\":\"conforms\"}").expect("write");
+        assert_eq!(
+            read_sealed(&f).as_deref(),
+            Some(&b"{\"verdict\":\"conforms\"}"[..])
+        );
+        // Rewritten behind the seal's back: not read, and removed.
+        fs::write(&f, b"{\"verdict\":\"diverges\"}").expect("flip");
+        assert_eq!(read_sealed(&f), None);
+        assert!(!f.exists() && !d.join("v-0123.json.sum").exists());
+        // Pruning leaves files it does not name alone.
+        for i in 0..5 {
+            write_sealed(&d.join(format!("v-{i}.json")), b"x").expect("write");
+        }
+        fs::write(d.join("other"), b"y").expect("other");
+        prune_files(&d, &d.join("v-4.json"), 3, |n| {
+            n.starts_with("v-") && n.ends_with(".json")
+        });
+        let left: Vec<_> = fs::read_dir(&d).expect("list").flatten().collect();
+        // Three kept (the one just written among them) with their seals,
+        // and the foreign file.
+        assert_eq!(left.len(), 7, "{left:?}");
+        assert!(d.join("other").exists() && d.join("v-4.json").exists());
         let _ = fs::remove_dir_all(&d);
     }
 

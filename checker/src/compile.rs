@@ -13,6 +13,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gmem_reference::Profile;
 
@@ -174,7 +175,18 @@ pub struct CSource<'a> {
     pub defines: &'a [String],
 }
 
-fn cache_root() -> PathBuf {
+/// gcc runs this process made. `history --json` reports it, so a second
+/// run over the same commits can be seen to answer from the caches alone.
+static COMPILES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process ran the C compiler.
+pub fn compiles() -> u64 {
+    COMPILES.load(Ordering::Relaxed)
+}
+
+/// The compile cache's directory (`$XDG_CACHE_HOME/gmemforge/c`); the
+/// verdict cache lives in it too (`verdicts/`).
+pub fn cache_root() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -301,6 +313,7 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
         .arg(dir.join("shim/shim.c"))
         .arg("-o")
         .arg(&tmp_lib);
+    COMPILES.fetch_add(1, Ordering::Relaxed);
     let out = cmd
         .output()
         .map_err(|e| CompileError::NoCompiler(format!("{cmd:?}: {e}")))?;

@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod cache;
 pub mod compile;
+pub mod history;
 pub mod isolate;
 pub mod kunit;
 pub mod library;

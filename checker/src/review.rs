@@ -592,18 +592,18 @@ fn undeclared(log: &str) -> Vec<(String, bool)> {
         .collect()
 }
 
-struct Extracted {
-    text: String,
+pub(crate) struct Extracted {
+    pub(crate) text: String,
     /// The tables, compiled after every function.
-    tables: String,
-    defines: Vec<String>,
+    pub(crate) tables: String,
+    pub(crate) defines: Vec<String>,
     /// What gmemforge's own C stands in for, when a file that registers a
     /// hook is not in the tree (a partial tree): the item says so.
-    stand_in: Option<String>,
+    pub(crate) stand_in: Option<String>,
 }
 
 /// Why an operation's functions could not be taken from the tree.
-enum NotFound {
+pub(crate) enum NotFound {
     /// Not there: where it looked (verdict `missing`).
     Missing(String),
     /// There, but the file does not parse around it: file and line
@@ -631,7 +631,7 @@ fn unbalanced_at(
 
 /// Finds the operation's functions; Err names what is missing and where
 /// it looked, or where a file stops parsing.
-fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
+pub(crate) fn extract(tree: &Tree, op: COp, d: &Detected) -> Result<Extracted, NotFound> {
     let mut text = String::new();
     let mut defines: Vec<String> = d
         .shape(op)
@@ -748,32 +748,115 @@ fn prepare_stand_in(tree: &Tree, profile: Profile) -> Result<(String, &'static s
     ))
 }
 
+/// Where `build()` found the static callees it added: their names, in the
+/// order they are compiled. `assemble()` puts the same unit together again
+/// from a tree without compiling, so a verdict cache can key on the exact
+/// text a verdict was reached with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Callees compiled before the operation's functions, first first.
+    pub(crate) callees: Vec<String>,
+    /// Functions only a table names, compiled after them.
+    pub(crate) for_tables: Vec<String>,
+}
+
+/// The unit's text: callees, the operation's functions, the functions
+/// only tables name, the tables.
+fn compose(
+    callees: &[(String, String)],
+    ex: &Extracted,
+    for_tables: &[(String, String)],
+) -> String {
+    let mut whole: String = callees.iter().map(|(_, t)| t.as_str()).collect();
+    whole.push_str(&ex.text);
+    for (_, t) in for_tables {
+        whole.push_str(t);
+    }
+    whole.push_str(&ex.tables);
+    whole
+}
+
+/// A static callee's text, from the first of the operation's files that
+/// defines it.
+fn find_callee(tree: &Tree, op: COp, d: &Detected, missing: &str) -> Option<String> {
+    let optional = OPTIONAL
+        .iter()
+        .filter(|(ops, ..)| ops.contains(&op))
+        .map(|(_, p, _)| p);
+    let tables = tables_placed(op, d);
+    let tables = tables.iter().map(|(p, ..)| p);
+    let own = placed(op, d);
+    let more = CALLEE_FILES
+        .iter()
+        .filter(|(ops, _)| ops.contains(&op))
+        .map(|(_, p)| p);
+    for path in own
+        .iter()
+        .map(|(p, _)| p)
+        .chain(optional)
+        .chain(tables)
+        .chain(more)
+    {
+        if let Some(src) = tree.file(path)
+            && let Ok(Some(f)) = cparse::find_recovering(src, missing)
+        {
+            return Some(with_line(path, &f, src));
+        }
+    }
+    None
+}
+
+/// The text `build()` compiled for `layout`, taken from `tree` again
+/// (None when a callee is no longer there).
+pub(crate) fn assemble(
+    tree: &Tree,
+    op: COp,
+    d: &Detected,
+    ex: &Extracted,
+    layout: &Layout,
+) -> Option<String> {
+    let take = |names: &[String]| -> Option<Vec<(String, String)>> {
+        names
+            .iter()
+            .map(|n| Some((n.clone(), find_callee(tree, op, d, n)?)))
+            .collect()
+    };
+    Some(compose(
+        &take(&layout.callees)?,
+        ex,
+        &take(&layout.for_tables)?,
+    ))
+}
+
 /// Compiles the extracted functions, adding static callees from the
-/// operation's files when gcc reports them undeclared.
-fn build(
+/// operation's files when gcc reports them undeclared. `layout` is left
+/// saying which callees the last attempt compiled, and `whole` its text.
+pub(crate) fn build(
     tree: &Tree,
     op: COp,
     d: &Detected,
     name: &str,
-    ex: Extracted,
+    ex: &Extracted,
+    layout: &mut Layout,
+    whole: &mut String,
 ) -> Result<Library, CompileError> {
     let profile = d.profile_of(op);
-    let text = ex.text;
     // Static callees, in the order they are compiled: before the functions
     // that call them. One that gcc still finds undeclared is called by a
     // callee pulled in after it, and moves to the front.
     let mut callees: Vec<(String, String)> = Vec::new();
     // Functions only a table names (kvm_gmem_aops' other members): after
     // the operation's functions, which they may call, before the tables.
-    let mut for_tables = String::new();
+    let mut for_tables: Vec<(String, String)> = Vec::new();
     let mut added: Vec<String> = Vec::new();
     for _ in 0..8 {
-        let pulled: String = callees.iter().map(|(_, t)| t.as_str()).collect();
-        let whole = format!("{pulled}{text}{for_tables}{}", ex.tables);
+        *whole = compose(&callees, ex, &for_tables);
+        layout.callees = callees.iter().map(|(n, _)| n.clone()).collect();
+        layout.for_tables = for_tables.iter().map(|(n, _)| n.clone()).collect();
         match load(&CSource {
             name,
             profile,
-            text: &whole,
+            text: whole,
             ops: &[op],
             defines: &ex.defines,
         }) {
@@ -792,36 +875,14 @@ fn build(
                     if added.contains(&missing) {
                         continue;
                     }
-                    let optional = OPTIONAL
-                        .iter()
-                        .filter(|(ops, ..)| ops.contains(&op))
-                        .map(|(_, p, _)| p);
-                    let tables = tables_placed(op, d);
-                    let tables = tables.iter().map(|(p, ..)| p);
-                    let own = placed(op, d);
-                    let more = CALLEE_FILES
-                        .iter()
-                        .filter(|(ops, _)| ops.contains(&op))
-                        .map(|(_, p)| p);
-                    for path in own
-                        .iter()
-                        .map(|(p, _)| p)
-                        .chain(optional)
-                        .chain(tables)
-                        .chain(more)
-                    {
-                        if let Some(src) = tree.file(path)
-                            && let Ok(Some(f)) = cparse::find_recovering(src, &missing)
-                        {
-                            if in_table {
-                                for_tables.push_str(&with_line(path, &f, src));
-                            } else {
-                                callees.insert(0, (missing.clone(), with_line(path, &f, src)));
-                            }
-                            added.push(missing.clone());
-                            progress = true;
-                            break;
+                    if let Some(text) = find_callee(tree, op, d, &missing) {
+                        if in_table {
+                            for_tables.push((missing.clone(), text));
+                        } else {
+                            callees.insert(0, (missing.clone(), text));
                         }
+                        added.push(missing.clone());
+                        progress = true;
                     }
                 }
                 if !progress {
@@ -835,6 +896,64 @@ fn build(
         "{name}: callees kept appearing; gave up after {} added",
         added.len()
     )))
+}
+
+/// The tree's functions an operation's item names: its own, then the
+/// optional ones this tree has and review compiles with them (a TDX exit,
+/// x86.c's hook wrappers), comma-separated.
+pub fn checked_functions(tree: &Tree, op: COp, detected: &Detected) -> String {
+    let optional = OPTIONAL
+        .iter()
+        .filter(|(ops, ..)| ops.contains(&op))
+        .filter(|(_, path, name)| {
+            tree.file(path)
+                .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
+        })
+        // Compiled only, never run: not named as checked.
+        .filter(|(.., name)| *name != "kvm_gmem_fault_user_mapping")
+        .map(|(.., name)| *name);
+    placed(op, detected)
+        .iter()
+        .map(|(_, n)| *n)
+        .chain(optional)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The operation's functions as review takes them: refused (`Parse`, an
+/// `error` item) when the tree's function is of no known shape, not taken
+/// (`Missing`, naming why) when the model does not cover the shape yet
+/// (`Gap::Whole`), else `extract()`. `review` and `history` both go
+/// through here, so a cached verdict is reached the same way.
+pub(crate) fn extract_for_review(
+    tree: &Tree,
+    op: COp,
+    d: &Detected,
+) -> Result<Extracted, NotFound> {
+    let shape = d.shape(op);
+    if let Some(s) = shape.filter(|s| s.shape.is_none() && s.evidence.contains("of no shape")) {
+        return Err(NotFound::Parse(s.evidence.clone()));
+    }
+    if let Some(shapes::Gap::Whole(w)) = shape.map(|s| s.gap) {
+        return Err(NotFound::Missing(format!("not reviewed: {w}")));
+    }
+    extract(tree, op, d)
+}
+
+/// Says on a run item what its verdict does not cover: the shape's model
+/// gap and a hook registration gmemforge stood in for.
+pub(crate) fn note_unchecked(item: &mut Item, d: &Detected, op: COp, stand_in: Option<String>) {
+    if item.verdict == Verdict::Missing || item.verdict == Verdict::Error {
+        return;
+    }
+    let notes: Vec<String> = d
+        .shape(op)
+        .and_then(|s| s.gap.words())
+        .map(str::to_owned)
+        .into_iter()
+        .chain(stand_in)
+        .collect();
+    item.not_checked = (!notes.is_empty()).then(|| notes.join("; "));
 }
 
 /// The whole review.
@@ -881,39 +1000,10 @@ pub fn review(
     // missing or in error.
     progress(Event::Total(OPERATIONS.len() as u64));
     for op in OPERATIONS {
-        // The operation's own functions, then the optional ones this tree
-        // has and review compiles with them (a TDX exit, x86.c's hook
-        // wrappers): the item names every function of the tree it checks.
-        let optional = OPTIONAL
-            .iter()
-            .filter(|(ops, ..)| ops.contains(&op.cop))
-            .filter(|(_, path, name)| {
-                tree.file(path)
-                    .is_some_and(|src| matches!(cparse::find_recovering(src, name), Ok(Some(_))))
-            })
-            // Compiled only, never run: not named as checked.
-            .filter(|(.., name)| *name != "kvm_gmem_fault_user_mapping")
-            .map(|(.., name)| *name);
-        let function = placed(op.cop, &detected)
-            .iter()
-            .map(|(_, n)| *n)
-            .chain(optional)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let function = checked_functions(tree, op.cop, &detected);
         let what = format!("{} {}", op.name, function);
         progress(Event::Start(&what));
-        let shape = detected.shape(op.cop);
-        let unknown = shape.filter(|s| s.shape.is_none() && s.evidence.contains("of no shape"));
-        let whole_gap = shape.and_then(|s| match s.gap {
-            shapes::Gap::Whole(w) => Some(w),
-            _ => None,
-        });
-        let extracted = match (unknown.map(|s| s.evidence.clone()), whole_gap) {
-            (Some(why), _) => Err(NotFound::Parse(why)),
-            // Not run: the model does not cover this shape yet.
-            (None, Some(w)) => Err(NotFound::Missing(format!("not reviewed: {w}"))),
-            (None, None) => extract(tree, op.cop, &detected),
-        };
+        let extracted = extract_for_review(tree, op.cop, &detected);
         let stand_in = extracted.as_ref().ok().and_then(|ex| ex.stand_in.clone());
         let mut item = match extracted {
             Err(NotFound::Missing(why)) => {
@@ -928,7 +1018,16 @@ pub fn review(
                     function, op.name
                 )));
                 let name = format!("{implementation} {}", op.name);
-                match build(tree, op.cop, &detected, &name, ex) {
+                let mut layout = Layout::default();
+                match build(
+                    tree,
+                    op.cop,
+                    &detected,
+                    &name,
+                    &ex,
+                    &mut layout,
+                    &mut String::new(),
+                ) {
                     Ok(lib) => {
                         progress(Event::Step(&what));
                         run_item(
@@ -949,15 +1048,7 @@ pub fn review(
                 }
             }
         };
-        if item.verdict != Verdict::Missing && item.verdict != Verdict::Error {
-            let notes: Vec<String> = shape
-                .and_then(|s| s.gap.words())
-                .map(str::to_owned)
-                .into_iter()
-                .chain(stand_in)
-                .collect();
-            item.not_checked = (!notes.is_empty()).then(|| notes.join("; "));
-        }
+        note_unchecked(&mut item, &detected, op.cop, stand_in);
         progress(Event::Done {
             vectors: item.vectors,
         });

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compile::{COp, CSource, CompileError, load};
@@ -21,7 +21,7 @@ use gmem_codegen::unit::{self, Unit};
 use gmem_reference::Profile;
 
 /// An item's verdict (README "Exit status" and `--json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// C and model agree on every vector.
