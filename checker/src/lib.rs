@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod cache;
 pub mod compile;
+pub mod confine;
 pub mod isolate;
 pub mod kunit;
 pub mod library;
@@ -16,4 +17,5 @@ pub mod ops;
 pub mod progress;
 pub mod review;
 pub mod runner;
+pub mod syscalls;
 pub mod tree;
