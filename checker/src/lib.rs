@@ -17,5 +17,6 @@ pub mod ops;
 pub mod progress;
 pub mod review;
 pub mod runner;
+pub mod screen;
 pub mod syscalls;
 pub mod tree;
