@@ -278,3 +278,35 @@ fn an_assembler_incbin_is_refused_before_it_reads() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_constructor_the_checker_would_run_when_loading_is_refused() {
+    // Inline assembly that registers code in .init_array: dlopen, in the
+    // checker's own unconfined process, would run it (an openat creating
+    // the marker) before any child confines itself.
+    let dir = scratch("ctor");
+    let marker = dir.join("marker");
+    hostile_tree(
+        &dir,
+        &format!(
+            r#"	asm(".pushsection .init_array,\"aw\"\n\t.quad 1f\n\t.popsection\n"
+	    "\t.pushsection .text\n1:\tmov $257, %eax\n\tmov $-100, %rdi\n"
+	    "\tlea 2f(%rip), %rsi\n\tmov $0x241, %edx\n\tmov $0x180, %r10d\n"
+	    "\tsyscall\n\tret\n2:\t.asciz \"{}\"\n\t.popsection");"#,
+            marker.display()
+        ),
+    );
+    let (code, r, text, _) = review(&dir);
+    assert!(
+        !marker.exists(),
+        "the constructor ran in the checker: {text}"
+    );
+    assert_eq!(code, 1, "{text}");
+    let b = bind(&r);
+    assert_eq!(b["verdict"], "error", "{b:#}");
+    assert!(
+        b["error"].as_str().expect("error").contains(".init_array"),
+        "{b:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

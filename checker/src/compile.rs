@@ -17,6 +17,7 @@ use std::process::Command;
 use gmem_reference::Profile;
 
 use crate::cache;
+use crate::elf;
 use crate::library::Library;
 use crate::screen;
 
@@ -158,7 +159,7 @@ impl fmt::Display for CompileError {
             CompileError::Io(m) => write!(f, "{m}"),
             CompileError::Load(m) => write!(f, "gmemforge's compiled object does not load: {m}"),
             CompileError::Refused { unit, why } => {
-                write!(f, "{unit} is refused before compiling: {why}")
+                write!(f, "{unit} is refused: {why}")
             }
             CompileError::Rejected { unit, log } => {
                 write!(f, "{unit} does not compile against the shim:\n{log}")
@@ -247,6 +248,11 @@ pub const C_FLAGS: &[&str] = &[
     "-Werror=implicit-function-declaration",
     "-Werror=incompatible-pointer-types",
     "-Werror=int-conversion",
+    // No C runtime start files: the object then has no code that runs
+    // when it is loaded (crt's _init, frame_dummy) unless the C under test
+    // put some there, which crate::elf finds and the build refuses — the
+    // checker dlopens the object in its own, unconfined, process.
+    "-nostartfiles",
     // A function the C names that nothing defines (a tree with svm.c's
     // table but no sev.c) is the link's error, named, not dlopen's
     // "undefined symbol" later (which would look like our own failure).
@@ -259,7 +265,7 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     // outside the shim.
     screen::text(src.text).map_err(|r| CompileError::Refused {
         unit: src.name.to_owned(),
-        why: r.to_string(),
+        why: format!("{r} (before gcc read anything)"),
     })?;
     let mut cmd = compiler()?;
     let mut h = DefaultHasher::new();
@@ -373,6 +379,15 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     let out = out?;
     if !out.status.success() {
         return Err(rejected(&out));
+    }
+    let object = std::fs::read(&tmp_lib)
+        .map_err(|e| CompileError::Io(format!("{}: {e}", tmp_lib.display())))?;
+    if let Err(why) = elf::load_time_code(&object) {
+        let _ = std::fs::remove_file(&tmp_lib);
+        return Err(CompileError::Refused {
+            unit: src.name.to_owned(),
+            why: format!("the compiled object would run code of its own when loaded: {why}"),
+        });
     }
     cache::seal(&tmp_lib, &lib)?;
     cache::prune(&cache_root(), &dir);

@@ -10,6 +10,7 @@ pub mod abi;
 pub mod cache;
 pub mod compile;
 pub mod confine;
+pub mod elf;
 pub mod isolate;
 pub mod kunit;
 pub mod library;
