@@ -310,3 +310,36 @@ fn a_constructor_the_checker_would_run_when_loading_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_entry_point_the_tree_redefines_runs_only_confined() {
+    // The tree's text is compiled before the adapters, so its macros reach
+    // them: here it renames the harness's gmf_ops() out of the way and
+    // defines its own, which the checker calls to learn what the object
+    // provides — were that call made in the checker's own process, the
+    // openat would create the marker.
+    let dir = scratch("entry");
+    let marker = dir.join("marker");
+    hostile_tree(
+        &dir,
+        &format!(
+            r#"#define gmf_ops gmf_ops_renamed
+	asm(".pushsection .text\n\t.globl gmf_ops\n\t.type gmf_ops, @function\ngmf_ops:\n"
+	    "\tmov $257, %eax\n\tmov $-100, %rdi\n\tlea 9f(%rip), %rsi\n"
+	    "\tmov $0x241, %edx\n\tmov $0x180, %r10d\n\tsyscall\n"
+	    "\tmov $0xff, %eax\n\tret\n9:\t.asciz \"{}\"\n\t.popsection");"#,
+            marker.display()
+        ),
+    );
+    let (code, r, text, _) = review(&dir);
+    assert!(
+        !marker.exists(),
+        "the tree's gmf_ops() ran in the checker: {text}"
+    );
+    assert_eq!(code, 1, "{text}");
+    let b = bind(&r);
+    assert_ne!(b["verdict"], "conforms", "{b:#}");
+    let all = b.to_string();
+    assert!(all.contains("openat"), "{b:#}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,7 +18,7 @@ use gmem_reference::Profile;
 
 use crate::cache;
 use crate::elf;
-use crate::library::Library;
+use crate::library::{Library, OpenError};
 use crate::screen;
 
 macro_rules! embed {
@@ -398,13 +398,21 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
 /// object that verifies but still does not load is built once more; if
 /// that does not load either, the failure is gmemforge's, not the C's.
 pub fn load(src: &CSource<'_>) -> Result<Library, CompileError> {
+    let ran = |why: String| CompileError::Refused {
+        unit: src.name.to_owned(),
+        why,
+    };
     let path = compile(src)?;
     match Library::open(&path) {
         Ok(lib) => Ok(lib),
-        Err(_) => {
+        Err(OpenError::Ran(why)) => Err(ran(why)),
+        Err(OpenError::Load(_)) => {
             cache::forget(&path);
             let path = compile(src)?;
-            Library::open(&path).map_err(|e| CompileError::Load(format!("{}: {e}", path.display())))
+            Library::open(&path).map_err(|e| match e {
+                OpenError::Ran(why) => ran(why),
+                OpenError::Load(e) => CompileError::Load(format!("{}: {e}", path.display())),
+            })
         }
     }
 }

@@ -88,6 +88,25 @@ pub enum Abnormal {
     Lost(String),
 }
 
+impl std::fmt::Display for Abnormal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Abnormal::Crashed { signal, .. } => write!(f, "crashed (signal {signal})"),
+            Abnormal::Hung { .. } => write!(f, "hung (no progress for {}s)", STALL_LIMIT.as_secs()),
+            Abnormal::Exited { status, .. } => {
+                write!(f, "ended the process itself (exit status {status})")
+            }
+            Abnormal::Forbidden { call, .. } => write!(
+                f,
+                "made a system call a confined child may not make: {}; stopped before it ran",
+                call.describe()
+            ),
+            Abnormal::Panicked(m) => write!(f, "panicked in the checker: {m}"),
+            Abnormal::Lost(m) => write!(f, "was lost: {m}"),
+        }
+    }
+}
+
 /// Work gives up when one vector has not finished within this long.
 pub const STALL_LIMIT: Duration = Duration::from_secs(10);
 

@@ -77,7 +77,7 @@ pub fn build(unit: &Unit, cases: &[RangeCase]) -> Result<Library, CompileError> 
         ops: &ops,
         defines: &defines,
     })?;
-    Library::open(&path).map_err(CompileError::Io)
+    Library::open(&path).map_err(|e| CompileError::Io(e.to_string()))
 }
 
 /// Runs the suite in a confined child, as every run of C under test is
@@ -153,5 +153,5 @@ pub fn build_rule(unit: &Unit, cases: &[RuleCase]) -> Result<Library, CompileErr
         ops: &ops,
         defines: &defines,
     })?;
-    Library::open(&path).map_err(CompileError::Io)
+    Library::open(&path).map_err(|e| CompileError::Io(e.to_string()))
 }
