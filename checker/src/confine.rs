@@ -388,7 +388,19 @@ fn set_limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Resul
 /// # Safety
 /// Only in a single-threaded forked child; `trap` must stay mapped for
 /// the child's life.
-pub unsafe fn enter(p: &Prepared, trap: *mut Trap, keep: c_int) -> Result<c_int, String> {
+///
+/// `Err` carries the descriptor `keep` is on by then (to say why to the
+/// parent) and what failed; the caller must then run nothing.
+pub unsafe fn enter(p: &Prepared, trap: *mut Trap, keep: c_int) -> Result<c_int, (c_int, String)> {
+    // SAFETY: per the contract.
+    let mut out = keep;
+    unsafe { confine(p, trap, &mut out) }.map_err(|e| (out, e))?;
+    Ok(out)
+}
+
+/// [`enter`]'s steps; `out` follows the result descriptor as it moves.
+unsafe fn confine(p: &Prepared, trap: *mut Trap, out: &mut c_int) -> Result<(), String> {
+    let keep = *out;
     // SAFETY: descriptor and signal calls on our own process, per the
     // contract single-threaded.
     unsafe {
@@ -398,6 +410,7 @@ pub unsafe fn enter(p: &Prepared, trap: *mut Trap, keep: c_int) -> Result<c_int,
         if high < 0 {
             return Err(format!("dup: {}", std::io::Error::last_os_error()));
         }
+        *out = high;
         // C that prints cannot corrupt the checker's output (`--json`),
         // and C that reads gets end of file.
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
@@ -410,6 +423,7 @@ pub unsafe fn enter(p: &Prepared, trap: *mut Trap, keep: c_int) -> Result<c_int,
         if libc::dup2(high, 3) != 3 {
             return Err(format!("dup2: {}", std::io::Error::last_os_error()));
         }
+        *out = 3;
         // Nothing the checker has open (the tree's packfiles, a tarball,
         // --report, other children's pipes) stays reachable.
         if libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) != 0 {
@@ -450,9 +464,34 @@ pub unsafe fn enter(p: &Prepared, trap: *mut Trap, keep: c_int) -> Result<c_int,
                 std::io::Error::last_os_error()
             ));
         }
-        seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))?;
+        // Installed here rather than through seccompiler::apply_filter,
+        // for one flag: SPEC_ALLOW. Without it, kernels before 5.16 (and
+        // later ones booted with spec_store_bypass_disable=seccomp) turn
+        // on the speculative-store-bypass mitigation for a filtered task,
+        // which slows the C under test itself; the filter is here to keep
+        // the C from the user's files, not from side channels.
+        let fprog = libc::sock_fprog {
+            len: u16::try_from(program.len()).map_err(|_| "seccomp filter too long")?,
+            // seccompiler's sock_filter is #[repr(C)] with the kernel's
+            // layout, as libc's is.
+            filter: program.as_mut_ptr().cast::<libc::sock_filter>(),
+        };
+        let install = |flags: libc::c_ulong| {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &raw const fprog,
+            )
+        };
+        if install(libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW) != 0
+            && (std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+                || install(0) != 0)
+        {
+            return Err(format!("seccomp: {}", std::io::Error::last_os_error()));
+        }
     }
-    Ok(3)
+    Ok(())
 }
 
 #[cfg(test)]

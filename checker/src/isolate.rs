@@ -305,10 +305,10 @@ fn spawn<T: Serialize>(
             std::panic::set_hook(Box::new(|_| {}));
             let out_fd = match confine::enter(prepared, progress.trap, fds[1]) {
                 Ok(fd) => fd,
-                Err(e) => {
+                Err((fd, e)) => {
                     let mut v = vec![TAG_UNCONFINED];
                     v.extend(e.into_bytes());
-                    libc::write(fds[1], v.as_ptr().cast(), v.len());
+                    libc::write(fd, v.as_ptr().cast(), v.len());
                     libc::_exit(0);
                 }
             };
@@ -451,6 +451,30 @@ mod tests {
             m as i64
         }));
         assert_eq!(what, format!("mmap (to map {} bytes)", 64u64 << 30));
+    }
+
+    #[test]
+    fn the_address_space_is_limited_past_what_the_checker_uses() {
+        // Heap growth (brk is allowed) past the headroom fails: the
+        // address-space limit holds, though no single call asked for much.
+        let r = run(|p| {
+            p.at(0);
+            let step: libc::intptr_t = 256 << 20;
+            let mut grown: u64 = 0;
+            // SAFETY: growing our own heap; nothing touches the pages.
+            while grown < 2 * confine::ADDRESS_SPACE_HEADROOM
+                && unsafe { libc::sbrk(step) } != usize::MAX as *mut libc::c_void
+            {
+                grown += step as u64;
+            }
+            grown
+        });
+        let grown = r.expect("the child returns");
+        assert!(
+            grown < confine::ADDRESS_SPACE_HEADROOM + (256 << 20),
+            "grew {grown} bytes"
+        );
+        assert!(grown > 0, "the heap can grow at all");
     }
 
     #[test]
