@@ -56,6 +56,15 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ),
     ("munmap", "free() of a large allocation"),
     (
+        "mprotect",
+        "malloc in a thread's own arena (a child forked from a thread other than main: \
+         the test harness, series) grows its heap by making reserved pages accessible",
+    ),
+    (
+        "madvise",
+        "free() in such an arena gives pages back (MADV_DONTNEED) when its heap shrinks",
+    ),
+    (
         "mremap",
         "realloc() of a large allocation (a growing result list); only up to MAX_MAPPING",
     ),
@@ -226,6 +235,8 @@ fn sysno(name: &str) -> Option<i64> {
         "brk" => libc::SYS_brk,
         "mmap" => libc::SYS_mmap,
         "munmap" => libc::SYS_munmap,
+        "mprotect" => libc::SYS_mprotect,
+        "madvise" => libc::SYS_madvise,
         "mremap" => libc::SYS_mremap,
         "rt_sigprocmask" => libc::SYS_rt_sigprocmask,
         "getpid" => libc::SYS_getpid,

@@ -297,6 +297,12 @@ fn spawn<T: Serialize>(
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
             libc::signal(libc::SIGUSR2, libc::SIG_DFL);
+            // A fault in the C kills the child at once. Rust's own SIGSEGV
+            // and SIGBUS handler (stack-overflow detection) would, for a
+            // fault outside a guard page, reset itself with rt_sigaction
+            // and return, a call the filter stops and would blame on the C.
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
             // A child never outlives the checker (killed, ^C).
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // A panic of ours comes back through catch_unwind; the default
