@@ -10,6 +10,9 @@
 #   chromium            renders the --report page for its screenshot test
 #   make flex bison bc libelf-dev libssl-dev
 #                       the kernel's own build, for `series --build` (tests/kbuild.rs)
+#
+# The seccomp filter that confines C under test is compiled by the
+# seccompiler crate (pure Rust): no libseccomp package is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gmem_reference::Profile;
 
 use crate::cache;
-use crate::library::Library;
+use crate::elf;
+use crate::library::{Library, OpenError};
+use crate::screen;
 
 macro_rules! embed {
     ($($path:literal),* $(,)?) => {
@@ -34,6 +36,8 @@ pub const C_FILES: &[(&str, &str)] = embed!(
     "shim/rmp.h",
     "shim/shim.c",
     "shim/kunit/test.h",
+    "shim/stddef.h",
+    "shim/stdint.h",
     "adapters/common.h",
     "adapters/invalidate.c",
     "adapters/classify.c",
@@ -136,6 +140,15 @@ pub enum CompileError {
     /// gmemforge's own compiled object does not load, even freshly built:
     /// an internal failure, never a verdict about the C.
     Load(String),
+    /// The C names a file outside the shim (an `#include` of an absolute
+    /// path, `..`, a header the shim lacks; an assembler `.incbin`):
+    /// refused before gcc read it (`crate::screen`).
+    Refused {
+        /// The unit's name.
+        unit: String,
+        /// Where and what.
+        why: String,
+    },
     /// The compiler rejected the C; `log` is its output.
     Rejected {
         /// The unit's name.
@@ -151,6 +164,9 @@ impl fmt::Display for CompileError {
             CompileError::NoCompiler(m) => write!(f, "no C compiler: {m} (install gcc)"),
             CompileError::Io(m) => write!(f, "{m}"),
             CompileError::Load(m) => write!(f, "gmemforge's compiled object does not load: {m}"),
+            CompileError::Refused { unit, why } => {
+                write!(f, "{unit} is refused: {why}")
+            }
             CompileError::Rejected { unit, log } => {
                 write!(f, "{unit} does not compile against the shim:\n{log}")
             }
@@ -232,6 +248,10 @@ fn compiler() -> Result<Command, CompileError> {
 /// kernel's min()/max() type check a compile error by itself.
 pub const C_FLAGS: &[&str] = &[
     "-std=gnu11",
+    // The shim is the only include path: no system or user directories,
+    // so a tree's text reaches no header but the shim's (crate::screen
+    // refuses the names that would bypass the search path).
+    "-nostdinc",
     "-fPIC",
     "-shared",
     "-fvisibility=hidden",
@@ -245,6 +265,11 @@ pub const C_FLAGS: &[&str] = &[
     "-Werror=implicit-function-declaration",
     "-Werror=incompatible-pointer-types",
     "-Werror=int-conversion",
+    // No C runtime start files: the object then has no code that runs
+    // when it is loaded (crt's _init, frame_dummy) unless the C under test
+    // put some there, which crate::elf finds and the build refuses — the
+    // checker dlopens the object in its own, unconfined, process.
+    "-nostartfiles",
     // A function the C names that nothing defines (a tree with svm.c's
     // table but no sev.c) is the link's error, named, not dlopen's
     // "undefined symbol" later (which would look like our own failure).
@@ -253,6 +278,12 @@ pub const C_FLAGS: &[&str] = &[
 
 /// Compiles `src` (or reuses the cached library) and returns its path.
 pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
+    // Before anything reads the text: nothing in it may name a file
+    // outside the shim.
+    screen::text(src.text).map_err(|r| CompileError::Refused {
+        unit: src.name.to_owned(),
+        why: format!("{r} (before gcc read anything)"),
+    })?;
     let mut cmd = compiler()?;
     let mut h = DefaultHasher::new();
     // The compiler and its arguments are part of the key: a changed
@@ -289,8 +320,14 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     }
     let unit_path = dir.join("under_test.c");
     write_atomic(&unit_path, src.text.as_bytes())?;
-    let tmp_lib = dir.join(format!("impl.so.tmp{}", std::process::id()));
-    cmd.args(C_FLAGS)
+    let pid = std::process::id();
+    let tmp_lib = dir.join(format!("impl.so.tmp{pid}"));
+    let tmp_asm = dir.join(format!("unit.s.tmp{pid}"));
+    // gcc runs in the cache directory: a relative `#line` file name (the
+    // tree's own paths) can only reach the cache, whose lines gcc may
+    // show in a diagnostic.
+    cmd.current_dir(&dir)
+        .args(C_FLAGS)
         .arg(format!(
             "-DGMF_PROFILE={}",
             if src.profile == Profile::Upstream {
@@ -309,19 +346,65 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
     for d in src.defines {
         cmd.arg(format!("-D{d}"));
     }
-    cmd.arg(dir.join("unit.c"))
+    let rejected = |out: &std::process::Output| CompileError::Rejected {
+        unit: src.name.to_owned(),
+        log: String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), ""),
+    };
+    let run = |cmd: &mut Command| {
+        cmd.output()
+            .map_err(|e| CompileError::NoCompiler(format!("{cmd:?}: {e}")))
+    };
+    // Two steps: the unit to assembly, read (the assembler reads files
+    // that inline assembly names: crate::screen::assembly), then that
+    // assembly and the shim into the object.
+    let mut to_asm = Command::new(cmd.get_program());
+    to_asm
+        .args(cmd.get_args())
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&dir)
+        .arg("-S")
+        .arg(dir.join("unit.c"))
+        .arg("-o")
+        .arg(&tmp_asm);
+    let out = run(&mut to_asm)?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&tmp_asm);
+        return Err(rejected(&out));
+    }
+    let asm = std::fs::read_to_string(&tmp_asm)
+        .map_err(|e| CompileError::Io(format!("{}: {e}", tmp_asm.display())));
+    let screened = asm.and_then(|a| {
+        screen::assembly(&a, src.text).map_err(|r| CompileError::Refused {
+            unit: src.name.to_owned(),
+            why: r.to_string(),
+        })
+    });
+    if let Err(e) = screened {
+        let _ = std::fs::remove_file(&tmp_asm);
+        return Err(e);
+    }
+    cmd.arg("-x")
+        .arg("assembler")
+        .arg(&tmp_asm)
+        .arg("-x")
+        .arg("none")
         .arg(dir.join("shim/shim.c"))
         .arg("-o")
         .arg(&tmp_lib);
     COMPILES.fetch_add(1, Ordering::Relaxed);
-    let out = cmd
-        .output()
-        .map_err(|e| CompileError::NoCompiler(format!("{cmd:?}: {e}")))?;
+    let out = run(&mut cmd);
+    let _ = std::fs::remove_file(&tmp_asm);
+    let out = out?;
     if !out.status.success() {
-        let log = String::from_utf8_lossy(&out.stderr).replace(&format!("{}/", dir.display()), "");
-        return Err(CompileError::Rejected {
+        return Err(rejected(&out));
+    }
+    let object = std::fs::read(&tmp_lib)
+        .map_err(|e| CompileError::Io(format!("{}: {e}", tmp_lib.display())))?;
+    if let Err(why) = elf::load_time_code(&object) {
+        let _ = std::fs::remove_file(&tmp_lib);
+        return Err(CompileError::Refused {
             unit: src.name.to_owned(),
-            log,
+            why: format!("the compiled object would run code of its own when loaded: {why}"),
         });
     }
     cache::seal(&tmp_lib, &lib)?;
@@ -333,13 +416,21 @@ pub fn compile(src: &CSource<'_>) -> Result<PathBuf, CompileError> {
 /// object that verifies but still does not load is built once more; if
 /// that does not load either, the failure is gmemforge's, not the C's.
 pub fn load(src: &CSource<'_>) -> Result<Library, CompileError> {
+    let ran = |why: String| CompileError::Refused {
+        unit: src.name.to_owned(),
+        why,
+    };
     let path = compile(src)?;
     match Library::open(&path) {
         Ok(lib) => Ok(lib),
-        Err(_) => {
+        Err(OpenError::Ran(why)) => Err(ran(why)),
+        Err(OpenError::Load(_)) => {
             cache::forget(&path);
             let path = compile(src)?;
-            Library::open(&path).map_err(|e| CompileError::Load(format!("{}: {e}", path.display())))
+            Library::open(&path).map_err(|e| match e {
+                OpenError::Ran(why) => ran(why),
+                OpenError::Load(e) => CompileError::Load(format!("{}: {e}", path.display())),
+            })
         }
     }
 }

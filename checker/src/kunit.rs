@@ -7,6 +7,7 @@ use gmem_reference::kernel::{PAGE_SHIFT, PFERR_GUEST_ENC_MASK};
 use serde_json::Value;
 
 use crate::compile::{CSource, CompileError, compile};
+use crate::isolate::{self, Abnormal};
 use crate::library::Library;
 use crate::runner::{unit_defines, unit_ops};
 
@@ -76,15 +77,20 @@ pub fn build(unit: &Unit, cases: &[RangeCase]) -> Result<Library, CompileError> 
         ops: &ops,
         defines: &defines,
     })?;
-    Library::open(&path).map_err(CompileError::Io)
+    Library::open(&path).map_err(|e| CompileError::Io(e.to_string()))
 }
 
-/// Runs the suite: (failed expectations, expectations run).
-pub fn run(lib: &Library) -> (i32, i32) {
-    let mut n = 0;
-    // SAFETY: gmf_kunit_run writes only through the pointer it is given.
-    let failed = unsafe { (lib.kunit_run)(&mut n) };
-    (failed, n)
+/// Runs the suite in a confined child, as every run of C under test is
+/// (the suite is appended to a tree's own functions): (failed
+/// expectations, expectations run), or how the child ended instead.
+pub fn run(lib: &Library) -> Result<(i32, i32), Abnormal> {
+    isolate::run(|p| {
+        p.at(0);
+        let mut n = 0;
+        // SAFETY: gmf_kunit_run writes only through the pointer it is given.
+        let failed = unsafe { (lib.kunit_run)(&mut n) };
+        (failed, n)
+    })
 }
 
 /// One case per `classify` vector of an SNP or TDX VM with the platform's
@@ -147,5 +153,5 @@ pub fn build_rule(unit: &Unit, cases: &[RuleCase]) -> Result<Library, CompileErr
         ops: &ops,
         defines: &defines,
     })?;
-    Library::open(&path).map_err(CompileError::Io)
+    Library::open(&path).map_err(|e| CompileError::Io(e.to_string()))
 }

@@ -9,6 +9,8 @@
 pub mod abi;
 pub mod cache;
 pub mod compile;
+pub mod confine;
+pub mod elf;
 pub mod history;
 pub mod isolate;
 pub mod kunit;
@@ -17,5 +19,7 @@ pub mod ops;
 pub mod progress;
 pub mod review;
 pub mod runner;
+pub mod screen;
 pub mod shapes;
+pub mod syscalls;
 pub mod tree;

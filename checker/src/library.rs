@@ -76,23 +76,48 @@ fn last_dl_error() -> String {
     }
 }
 
+/// Why an object could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// dlopen or a symbol failed, or the ABI version differs: the object
+    /// is not what we built.
+    Load(String),
+    /// Its `gmf_abi_version()`/`gmf_ops()` did not return normally in the
+    /// confined child that calls them: the unit's text redefined them
+    /// (its macros reach the adapters), a finding about that text.
+    Ran(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Load(m) | OpenError::Ran(m) => f.write_str(m),
+        }
+    }
+}
+
 impl Library {
-    /// Loads the shared object at `path`.
-    pub fn open(path: &Path) -> Result<Library, String> {
+    /// Loads the shared object at `path`. Nothing of the object runs in
+    /// this process: it has no load-time code (`crate::elf`), and
+    /// `gmf_abi_version()` and `gmf_ops()` — compiled after the unit's
+    /// text, whose macros can redefine them — are called in a confined
+    /// child.
+    pub fn open(path: &Path) -> Result<Library, OpenError> {
+        let load = |m: String| OpenError::Load(m);
         let cpath = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| "path has a NUL byte".to_owned())?;
+            .map_err(|_| load("path has a NUL byte".to_owned()))?;
         // SAFETY: cpath is a valid C string; RTLD_LOCAL keeps every
         // implementation's symbols apart.
         let handle = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if handle.is_null() {
-            return Err(format!("{}: {}", path.display(), last_dl_error()));
+            return Err(load(format!("{}: {}", path.display(), last_dl_error())));
         }
-        let sym = |name: &str| -> Result<*mut c_void, String> {
-            let c = CString::new(name).map_err(|_| "bad symbol name".to_owned())?;
+        let sym = |name: &str| -> Result<*mut c_void, OpenError> {
+            let c = CString::new(name).map_err(|_| load("bad symbol name".to_owned()))?;
             // SAFETY: handle is a live dlopen handle.
             let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
             if p.is_null() {
-                Err(format!("{}: no symbol {name}", path.display()))
+                Err(load(format!("{}: no symbol {name}", path.display())))
             } else {
                 Ok(p)
             }
@@ -103,13 +128,23 @@ impl Library {
             let ops_fn: unsafe extern "C" fn() -> u32 = std::mem::transmute(sym("gmf_ops")?);
             let abi_fn: unsafe extern "C" fn() -> u32 =
                 std::mem::transmute(sym("gmf_abi_version")?);
-            if abi_fn() != abi::GMF_ABI_VERSION {
-                return Err(format!(
-                    "{}: harness ABI {} (expected {})",
+            let (abi_version, ops) = crate::isolate::run(|p| {
+                p.at(0);
+                // Called in the confined child only.
+                (abi_fn(), ops_fn())
+            })
+            .map_err(|a| {
+                OpenError::Ran(format!(
+                    "gmf_abi_version()/gmf_ops(), which the unit's text can redefine, {a} \
+                     (called in a confined child)"
+                ))
+            })?;
+            if abi_version != abi::GMF_ABI_VERSION {
+                return Err(load(format!(
+                    "{}: harness ABI {abi_version} (expected {})",
                     path.display(),
-                    abi_fn(),
                     abi::GMF_ABI_VERSION
-                ));
+                )));
             }
             Ok(Library {
                 handle,
@@ -126,7 +161,7 @@ impl Library {
                 punch_hole: std::mem::transmute::<*mut c_void, PunchHoleFn>(sym("gmf_punch_hole")?),
                 get_pfn: std::mem::transmute::<*mut c_void, GetPfnFn>(sym("gmf_get_pfn")?),
                 kunit_run: std::mem::transmute::<*mut c_void, KunitRunFn>(sym("gmf_kunit_run")?),
-                ops: ops_fn(),
+                ops,
             })
         }
     }

@@ -189,6 +189,11 @@ fn signal_name(signal: i32) -> String {
         libc::SIGILL => "SIGILL (BUG(): the kernel's ud2, or an invalid instruction)",
         libc::SIGABRT => "SIGABRT (abort)",
         libc::SIGFPE => "SIGFPE (division by zero)",
+        // The filter's arch check kills a call made through another ABI
+        // (int 0x80) outright, with no handler to name it.
+        libc::SIGSYS => "SIGSYS (a system call a confined child may not make)",
+        libc::SIGXCPU => "SIGXCPU (the child's CPU time limit)",
+        libc::SIGXFSZ => "SIGXFSZ (a confined child may not write files)",
         _ => return format!("signal {signal}"),
     };
     format!("signal {signal}, {what}")
@@ -209,6 +214,14 @@ fn abnormal_counterexample(
         Abnormal::Exited { status, at } => (
             *at,
             format!("the C ended the process itself (exit status {status}) instead of returning"),
+        ),
+        Abnormal::Forbidden { call, at } => (
+            *at,
+            format!(
+                "the C made a system call a confined child may not make: {}; \
+                 stopped before it ran",
+                call.describe()
+            ),
         ),
         Abnormal::Panicked(m) => (NOT_STARTED, format!("the checker's child panicked: {m}")),
         Abnormal::Hung { at } => (

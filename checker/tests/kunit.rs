@@ -28,12 +28,12 @@ fn the_suite_passes_on_builtin_c_and_fails_on_a_mutant() {
     assert!(cases.len() >= 20, "{} cases", cases.len());
     for p in Profile::ALL {
         let lib = build(&unit::builtin(p).expect("unit"), &cases).unwrap_or_else(|e| panic!("{e}"));
-        let (failed, n) = run(&lib);
+        let (failed, n) = run(&lib).expect("the suite runs to its end");
         assert_eq!((failed, n), (0, 2 * cases.len() as i32), "{}", p.name());
     }
     let lib =
         build(&unit::mutant("no-pgoff").expect("mutant"), &cases).unwrap_or_else(|e| panic!("{e}"));
-    let (failed, _) = run(&lib);
+    let (failed, _) = run(&lib).expect("the suite runs to its end");
     assert!(failed > 0, "the no-pgoff mutant fails the suite");
 }
 
@@ -104,11 +104,14 @@ fn the_fault_rule_suite_passes_on_the_series_c_and_fails_on_a_u32_rule() {
     let lib = build_rule(&unit::builtin(Profile::GmemSolo2023).expect("unit"), &cases)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        run(&lib),
+        run(&lib).expect("the suite runs to its end"),
         (0, 2 * cases.len() as i32),
         "every case passes, each its own parameter (allocation check, rule)"
     );
     let lib = build_rule(&unit::mutant("u32-rule").expect("mutant"), &cases)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(run(&lib).0 > 0, "the u32-rule mutant fails the suite");
+    assert!(
+        run(&lib).expect("the suite runs to its end").0 > 0,
+        "the u32-rule mutant fails the suite"
+    );
 }
