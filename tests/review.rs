@@ -921,3 +921,29 @@ fn the_in_place_fixtures_bugs_diverge() {
         assert_eq!(item(&r, op)["verdict"], "diverges", "{op}: {r:#}");
     }
 }
+
+#[test]
+fn a_function_of_no_known_shape_is_an_error_never_a_guessed_contract() {
+    // 6.18's per-file workers calling the 2023 unmap: no generation did.
+    let dir = variant_618(
+        "no-shape",
+        &["virt/kvm/guest_memfd.c"],
+        &[(
+            "virt/kvm/guest_memfd.c",
+            "flush |= kvm_mmu_unmap_gfn_range(kvm, &gfn_range);",
+            "flush |= kvm_unmap_gfn_range(kvm, &gfn_range);",
+        )],
+    );
+    let (code, r, err) = review(&["--tree", dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{err}");
+    let inv = item(&r, "invalidate");
+    assert_eq!(inv["verdict"], "error", "{inv:#}");
+    assert!(
+        inv["error"].as_str().is_some_and(
+            |e| e.contains("__kvm_gmem_invalidate_begin() is of no shape review knows")
+        ),
+        "{inv:#}"
+    );
+    // The other operations keep their shapes.
+    assert_eq!(item(&r, "bind")["verdict"], "conforms", "{r:#}");
+}

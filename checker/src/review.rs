@@ -33,7 +33,8 @@ pub struct OpShape {
     /// The operation, as `check` names it.
     pub operation: &'static str,
     /// The registry entry that decided it (`shapes::SHAPES`); None when
-    /// no known shape fits.
+    /// no known shape fits (with `gmem_file` set: the tree has the
+    /// operation's function, of a shape review does not know).
     pub shape: Option<&'static str>,
     /// The model profile the operation is compared with.
     #[serde(serialize_with = "profile_name")]
@@ -286,7 +287,8 @@ fn detect_in(tree: &Tree, code: &shapes::Code<'_>) -> Option<Detected> {
                     operation: op.name,
                     shape: None,
                     profile: tree_profile,
-                    gmem_file: None,
+                    // Present but of no known shape: where it is.
+                    gmem_file: unknown.and_then(|a| code.file_of(a)),
                     defines: Vec::new(),
                     functions: None,
                     gap: shapes::Gap::None,
@@ -368,12 +370,7 @@ pub fn functions_in(op: COp, d: &Detected) -> &'static [(&'static str, &'static 
     if let Some(f) = d.shape(op).and_then(|s| s.functions) {
         return f;
     }
-    match op {
-        COp::Prepare if has_define(d, op, GMEM_MAX_LEVEL) => {
-            &[(SEV_C, "sev_gmem_prepare"), (SEV_C, "sev_gmem_max_level")]
-        }
-        _ => functions_for(op, d.profile_of(op)),
-    }
+    functions_for(op, d.profile_of(op))
 }
 
 /// The functions one operation needs from a tree, callees first.
@@ -931,7 +928,7 @@ pub(crate) fn extract_for_review(
     d: &Detected,
 ) -> Result<Extracted, NotFound> {
     let shape = d.shape(op);
-    if let Some(s) = shape.filter(|s| s.shape.is_none() && s.evidence.contains("of no shape")) {
+    if let Some(s) = shape.filter(|s| s.shape.is_none() && s.gmem_file.is_some()) {
         return Err(NotFound::Parse(s.evidence.clone()));
     }
     if let Some(shapes::Gap::Whole(w)) = shape.map(|s| s.gap) {
