@@ -391,8 +391,30 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     let stat = ws
         .total_stat(last)
         .map_err(|e| Failure::input(e.to_string()))?;
+    // --build (and --kunit) before the files are written, so the cover
+    // letter can say what passed; the series is written either way.
+    let mut code = u8::from(p.left_out() || !after.still.is_empty());
+    let mut in_kernel = None;
+    let mut build_failure = None;
+    if args.build {
+        let patches: Vec<kbuild::Patch<'_>> = p
+            .steps
+            .iter()
+            .map(|s| kbuild::Patch {
+                subject: &s.def.subject,
+                files: &s.files,
+            })
+            .collect();
+        match prove_in_kernel(&args, &src, tree.commit().as_deref(), &patches, &wanted) {
+            Ok((c, said)) => {
+                code = code.max(c);
+                in_kernel = said;
+            }
+            Err(e) => build_failure = Some(e),
+        }
+    }
     let written: Vec<&Step> = p.steps.iter().collect();
-    let cover = cover_text(&CoverInput {
+    let mut cover = cover_text(&CoverInput {
         steps: &written,
         verdicts: &verdicts,
         after: &after,
@@ -400,6 +422,9 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         git: matches!(base, Base::Git { .. }),
         left_out: p.left_out(),
     });
+    if let Some(said) = in_kernel {
+        cover.summary.push_str(&format!("\n\n{said}"));
+    }
     let sections = sections(&p, &verdicts, profile.name());
     let cover = email::Cover {
         title: &cover.title,
@@ -459,25 +484,10 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
         }
     }
     crate::output::emit(&listing)?;
-    let mut code = u8::from(p.left_out() || !after.still.is_empty());
-    if args.build {
-        let patches: Vec<kbuild::Patch<'_>> = p
-            .steps
-            .iter()
-            .map(|s| kbuild::Patch {
-                subject: &s.def.subject,
-                files: &s.files,
-            })
-            .collect();
-        code = code.max(prove_in_kernel(
-            &args,
-            &src,
-            tree.commit().as_deref(),
-            &patches,
-            &wanted,
-        )?);
+    match build_failure {
+        Some(e) => Err(e),
+        None => Ok(code),
     }
-    Ok(code)
 }
 
 /// What the cover letter is made from.
@@ -504,13 +514,26 @@ struct CoverText {
 fn topic(operation: &str) -> &str {
     match operation {
         "invalidate" => "the invalidation range",
-        "classify" => "private-fault classification",
+        "classify" => "private faults",
         "get-pfn" | "prepare" => "the prepare hook",
         "gmem-invalidate" => "the free hook",
         "pre-fault" => "KVM_PRE_FAULT_MEMORY",
         "bind" => "binding",
         "punch-hole" => "hole punching",
         other => other,
+    }
+}
+
+/// A changelog's opening paragraph, up to its last whole sentence (one that
+/// leads into a command or a quote below stops short of it).
+fn first_sentences(changelog: &str) -> String {
+    let para = changelog.split("\n\n").next().unwrap_or_default().trim();
+    if para.ends_with('.') {
+        return para.to_owned();
+    }
+    match para.rfind(". ") {
+        Some(i) => para[..=i].to_owned(),
+        None => para.to_owned(),
     }
 }
 
@@ -523,10 +546,9 @@ fn cover_text(c: &CoverInput<'_>) -> CoverText {
     };
     let mut fixes: Vec<&str> = Vec::new();
     let mut adds: Vec<&str> = Vec::new();
-    for s in c.steps {
-        let (list, t) = if s.def.kunit.is_some() {
-            (&mut adds, "KUnit tests")
-        } else if matches!(state(&s.def.operation), Some(State::Missing(_)) | None) {
+    let tests = c.steps.iter().any(|s| s.def.kunit.is_some());
+    for s in c.steps.iter().filter(|s| s.def.kunit.is_none()) {
+        let (list, t) = if matches!(state(&s.def.operation), Some(State::Missing(_)) | None) {
             (&mut adds, topic(&s.def.operation))
         } else {
             (&mut fixes, topic(&s.def.operation))
@@ -536,20 +558,14 @@ fn cover_text(c: &CoverInput<'_>) -> CoverText {
         }
     }
     let subjects: Vec<&str> = c.steps.iter().map(|s| s.def.subject.as_str()).collect();
-    let title = email::cover_title(&subjects, &fixes, &adds);
+    let title = email::cover_title(&subjects, &fixes, &adds, tests);
     // Per patch: what it does (its changelog's first paragraph) and, for
     // a fix, the case that shows the bug.
     let notes = c
         .steps
         .iter()
         .map(|s| {
-            let mut why = s
-                .def
-                .changelog
-                .split("\n\n")
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let mut why = first_sentences(&s.def.changelog);
             if s.def.kunit.is_none() {
                 if let Some(State::Diverges(ce)) = state(&s.def.operation) {
                     if !ce.is_empty() {
@@ -591,7 +607,7 @@ fn cover_text(c: &CoverInput<'_>) -> CoverText {
              vectors, an exhaustive sweep of small inputs and {} seeded random \
              inputs; they agree on every case for {}.",
             c.random,
-            checked.join(", ")
+            email::and_list(&checked.iter().map(String::as_str).collect::<Vec<_>>())
         ));
     }
     if c.left_out {
@@ -701,14 +717,15 @@ fn sections(p: &Plan, verdicts: &[OpVerdict], profile: &str) -> Vec<email::Secti
 
 /// `--build` (and `--kunit`): every prefix built by the kernel's own
 /// Kbuild; exit 1 when a prefix fails or a suite does not pass. The series
-/// written to --out stays as it is either way.
+/// is written to --out either way. Also returns, for the cover letter,
+/// what passed (nothing is claimed for what failed).
 fn prove_in_kernel(
     args: &SeriesArgs,
     src: &TreeSource,
     commit: Option<&str>,
     patches: &[kbuild::Patch<'_>],
     series_files: &[String],
-) -> Result<u8, Failure> {
+) -> Result<(u8, Option<String>), Failure> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
@@ -748,6 +765,7 @@ fn prove_in_kernel(
             patches.len()
         ));
     }
+    let mut kunit_said = None;
     if args.kunit && !failed {
         // The series' suites as the patched tree has them (written now or
         // there already): each `.kunitconfig` beside a suite that enables
@@ -793,7 +811,7 @@ fn prove_in_kernel(
             ));
             drop(progress);
             crate::output::emit(&text)?;
-            return Ok(1);
+            return Ok((1, None));
         }
         say("running the KUnit suites under QEMU (kunit.py)");
         let k = kbuild::run_kunit(&area, &dirs, jobs)?;
@@ -818,8 +836,42 @@ fn prove_in_kernel(
             text.push_str(&format!("  did not run: {}\n", missing.join(", ")));
         }
         failed |= !k.passed || !missing.is_empty();
+        if !failed {
+            let runs: Vec<String> = k
+                .suites
+                .iter()
+                .map(|(suite, (p, _, sk))| format!("{suite} ({p} passed, {sk} skipped)"))
+                .collect();
+            kunit_said = Some(format!(
+                " The KUnit suites pass under QEMU (kunit.py run --arch=x86_64): {}.",
+                email::and_list(&runs.iter().map(String::as_str).collect::<Vec<_>>())
+            ));
+        }
     }
     drop(progress);
     crate::output::emit(&text)?;
-    Ok(u8::from(failed))
+    let said = (!failed).then(|| {
+        format!(
+            "The base and every prefix of the series build with make W=1 \
+             arch/x86/kvm/ (x86_64 defconfig with KVM, KVM_AMD and KVM_AMD_SEV), \
+             with no new warnings.{}",
+            kunit_said.unwrap_or_default()
+        )
+    });
+    Ok((u8::from(failed), said))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_ends_on_a_whole_sentence() {
+        assert_eq!(first_sentences("Do a. Do b.\n\nWhy."), "Do a. Do b.");
+        assert_eq!(
+            first_sentences("Add a suite. A .kunitconfig lets\n\n  kunit.py run"),
+            "Add a suite."
+        );
+        assert_eq!(first_sentences("No stop"), "No stop");
+    }
 }

@@ -143,7 +143,7 @@ pub fn patch_file(
 }
 
 /// `a`, `a and b`, `a, b and c`.
-fn and_list(items: &[&str]) -> String {
+pub fn and_list(items: &[&str]) -> String {
     match items {
         [] => String::new(),
         [one] => (*one).to_owned(),
@@ -153,9 +153,10 @@ fn and_list(items: &[&str]) -> String {
 
 /// The cover letter's title, from the patches it holds: their subjects'
 /// prefixes (`KVM: guest_memfd, x86/mmu:`; `KVM:` alone past two areas)
-/// and what they do — `fixes` and `adds` name topics in kernel words.
-/// Topics are dropped from the end (`and more`) until it fits 75 columns.
-pub fn cover_title(subjects: &[&str], fixes: &[&str], adds: &[&str]) -> String {
+/// and what they do — `fixes` and `adds` name topics in kernel words;
+/// `tests`: the series adds KUnit tests too. Within 75 columns: the tests
+/// go first, then topics from the end (`and more`).
+pub fn cover_title(subjects: &[&str], fixes: &[&str], adds: &[&str], tests: bool) -> String {
     let mut areas: Vec<&str> = Vec::new();
     for s in subjects {
         let prefix = s.rsplit_once(": ").map_or("KVM", |(p, _)| p);
@@ -170,13 +171,16 @@ pub fn cover_title(subjects: &[&str], fixes: &[&str], adds: &[&str]) -> String {
         format!("KVM: {}", areas.join(", "))
     };
     let n = fixes.len() + adds.len();
-    let phrase = |k: usize| {
+    let phrase = |k: usize, tests: bool| {
         let f: Vec<&str> = fixes.iter().take(k).copied().collect();
-        let a: Vec<&str> = adds
+        let mut a: Vec<&str> = adds
             .iter()
             .take(k.saturating_sub(fixes.len()))
             .copied()
             .collect();
+        if tests {
+            a.push("KUnit tests");
+        }
         let mut parts = Vec::new();
         if !f.is_empty() {
             parts.push(format!("fix {}", and_list(&f)));
@@ -189,18 +193,22 @@ pub fn cover_title(subjects: &[&str], fixes: &[&str], adds: &[&str]) -> String {
             p.push_str(", and more");
         }
         let mut c = p.chars();
-        c.next()
+        let p = c
+            .next()
             .map(|h| h.to_uppercase().chain(c).collect::<String>())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        format!("{prefix}: {p}")
     };
-    if n == 0 {
+    if n == 0 && !tests {
         return format!("{prefix}: Update guest_memfd");
     }
-    (1..=n)
-        .rev()
-        .map(|k| format!("{prefix}: {}", phrase(k)))
+    let mut tries = vec![phrase(n, tests)];
+    tries.extend((1..=n).rev().map(|k| phrase(k, false)));
+    tries
+        .iter()
         .find(|t| t.len() <= 75)
-        .unwrap_or_else(|| format!("{prefix}: {}", phrase(1)))
+        .cloned()
+        .unwrap_or_else(|| phrase(n.min(1), n == 0 && tests))
 }
 
 /// A heading and its items: a line each (a subject), with an optional
@@ -317,12 +325,16 @@ mod tests {
             "KVM: x86/mmu: Pass the full 64-bit error code to kvm_mmu_do_page_fault()",
         ];
         assert_eq!(
-            cover_title(&s, &["the invalidation range"], &[]),
-            "KVM: guest_memfd, x86/mmu: Fix the invalidation range"
+            cover_title(&s, &["the invalidation range", "private faults"], &[], true),
+            "KVM: guest_memfd, x86/mmu: Fix the invalidation range and private faults"
         );
         assert_eq!(
-            cover_title(&s[..1], &["the invalidation range"], &["KUnit tests"]),
+            cover_title(&s[..1], &["the invalidation range"], &[], true),
             "KVM: guest_memfd: Fix the invalidation range; add KUnit tests"
+        );
+        assert_eq!(
+            cover_title(&s[..1], &[], &[], true),
+            "KVM: guest_memfd: Add KUnit tests"
         );
         let t = cover_title(
             &[
@@ -336,7 +348,8 @@ mod tests {
                 "the prepare hook",
                 "the free hook",
             ],
-            &["KVM_PRE_FAULT_MEMORY", "KUnit tests"],
+            &["KVM_PRE_FAULT_MEMORY"],
+            true,
         );
         assert!(t.starts_with("KVM: Fix the invalidation range"), "{t}");
         assert!(t.ends_with(", and more") && t.len() <= 75, "{t}");
