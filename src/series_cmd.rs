@@ -576,11 +576,19 @@ fn cover_text(c: &CoverInput<'_>) -> CoverText {
             (s.def.subject.clone(), why)
         })
         .collect();
-    let mut summary = String::from(
-        "This series fixes guest_memfd and the KVM code around it (the \
-         private-fault path and the SEV-SNP hooks) where this tree behaves \
-         wrongly, and adds what the fixes rest on. Each patch is summarized \
-         below; its changelog has the details.",
+    let area = "guest_memfd and the KVM code around it (the private-fault path \
+                and the SEV-SNP hooks)";
+    let does = match (fixes.is_empty(), adds.is_empty() && !tests) {
+        (false, true) => format!("fixes {area} where this tree behaves wrongly"),
+        (false, false) => format!(
+            "fixes {area} where this tree behaves wrongly, and adds what the \
+             fixes rest on"
+        ),
+        (true, _) => format!("adds to {area} what this tree lacks"),
+    };
+    let mut summary = format!(
+        "This series {does}. Each patch is summarized below; its changelog \
+         has the details."
     );
     // How it was verified: only what conforms is claimed.
     let mut ops: Vec<&str> = Vec::new();
