@@ -597,15 +597,20 @@ fn cover_text(c: &CoverInput<'_>) -> CoverText {
             ops.push(&s.def.operation);
         }
     }
-    let checked: Vec<String> = ops
+    // Per topic (two operations may share one), the cases run.
+    let mut per_topic: Vec<(&str, u64)> = Vec::new();
+    for op in &ops {
+        let Some((_, n)) = c.after.conforming.iter().find(|(o, _)| o == op) else {
+            continue;
+        };
+        match per_topic.iter_mut().find(|(t, _)| *t == topic(op)) {
+            Some((_, sum)) => *sum += n,
+            None => per_topic.push((topic(op), *n)),
+        }
+    }
+    let checked: Vec<String> = per_topic
         .iter()
-        .filter_map(|op| {
-            c.after
-                .conforming
-                .iter()
-                .find(|(o, _)| o == op)
-                .map(|(_, n)| format!("{} ({n} cases)", topic(op)))
-        })
+        .map(|(t, n)| format!("{t} ({n} cases)"))
         .collect();
     if !checked.is_empty() {
         summary.push_str(&format!(

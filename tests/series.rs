@@ -543,6 +543,8 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
     let cover = assert_cover_for_maintainers(&out, &repo);
     let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains("they agree on every case for"), "{cover}");
+    // get-pfn and prepare are both the prepare hook: said once.
+    assert_eq!(flat.matches("the prepare hook (").count(), 1, "{cover}");
     assert!(!flat.contains("could not be written"), "{cover}");
     let clone = tmp("fixture-clone");
     assert!(
