@@ -545,6 +545,26 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
     assert!(flat.contains("they agree on every case for"), "{cover}");
     // get-pfn and prepare are both the prepare hook: said once.
     assert_eq!(flat.matches("the prepare hook (").count(), 1, "{cover}");
+    // A patch that removes lines names the commit that brought them (the
+    // fixture's only one); one that only adds code has no Fixes: tag.
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let fixes = format!(
+        "\nFixes: {} (\"a 2023 kvm_gmem_solo-shaped tree\")\nSigned-off-by:",
+        &head.trim()[..12]
+    );
+    for f in &files[1..] {
+        let text = std::fs::read_to_string(f).expect("patch");
+        assert_eq!(
+            text.contains(&fixes),
+            !removed(f).is_empty(),
+            "{}:\n{text}",
+            f.display()
+        );
+        assert_eq!(
+            text.matches("Fixes:").count(),
+            usize::from(text.contains(&fixes))
+        );
+    }
     assert!(!flat.contains("could not be written"), "{cover}");
     let clone = tmp("fixture-clone");
     assert!(
