@@ -222,6 +222,11 @@ fn review_result(
             .filter(|i| i.verdict == Verdict::Missing)
             .map(|i| (i.operation, i.error.clone().unwrap_or_default()))
             .collect(),
+        conforming: items
+            .iter()
+            .filter(|i| i.verdict == Verdict::Conforms)
+            .map(|i| (i.operation, i.vectors))
+            .collect(),
     })
 }
 
@@ -231,6 +236,8 @@ fn review_result(
 struct ResultReview {
     still: Vec<String>,
     missing: Vec<(&'static str, String)>,
+    /// Conforming operations and the cases each ran.
+    conforming: Vec<(&'static str, u64)>,
 }
 
 /// stdout's line for an operation the tree (or the series' result) does
@@ -365,10 +372,8 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
             },
             FIXED_DATE,
             0,
-            format!(
-                "Based on {} (not a git tree: no base-commit).",
-                tree.describe()
-            ),
+            // No local path in the email: the tree is named on stdout.
+            "Based on a source tree without git history: no base-commit.".to_owned(),
         ),
     };
     let id = identity(&args, &src, time, offset)?;
@@ -386,52 +391,45 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     let stat = ws
         .total_stat(last)
         .map_err(|e| Failure::input(e.to_string()))?;
-    let summary = format!(
-        "This series brings the tree in line with the gmemforge reference model of guest_memfd and \
-         its SEV-SNP hooks. The C it carries whole is the C that was compiled and checked against \
-         the model; inside the tree's own functions it changes only the lines each fix names.\n\n\
-         Tree: {} ({}, {}).",
-        tree.describe(),
-        profile.name(),
-        r.detected.evidence
-    );
-    let mut result = Vec::new();
-    if !after.still.is_empty() {
-        result.push(format!(
-            "With the series applied, gmemforge review still finds: {}.",
-            after.still.join("; ")
-        ));
-    }
-    if p.left_out() {
-        result.push(
-            "Patches this tree needs are not written (listed below), so it still differs from the model there."
-                .to_owned(),
-        );
-    }
-    if result.is_empty() {
-        result.push(
-            "With the series applied, gmemforge review finds every operation the tree holds conforming."
-                .to_owned(),
-        );
-    }
-    let summary = format!("{summary}\n\n{}", result.join(" "));
-    let notes: Vec<(String, String)> = p
-        .steps
-        .iter()
-        .filter_map(|s| {
-            p.patches.iter().find_map(|(d, o)| match o {
-                Outcome::Written(why) if d.file == s.def.file => {
-                    Some((d.subject.clone(), why.clone()))
-                }
-                _ => None,
+    // --build (and --kunit) before the files are written, so the cover
+    // letter can say what passed; the series is written either way.
+    let mut code = u8::from(p.left_out() || !after.still.is_empty());
+    let mut in_kernel = None;
+    let mut build_failure = None;
+    if args.build {
+        let patches: Vec<kbuild::Patch<'_>> = p
+            .steps
+            .iter()
+            .map(|s| kbuild::Patch {
+                subject: &s.def.subject,
+                files: &s.files,
             })
-        })
-        .collect();
+            .collect();
+        match prove_in_kernel(&args, &src, tree.commit().as_deref(), &patches, &wanted) {
+            Ok((c, said)) => {
+                code = code.max(c);
+                in_kernel = said;
+            }
+            Err(e) => build_failure = Some(e),
+        }
+    }
+    let written: Vec<&Step> = p.steps.iter().collect();
+    let mut cover = cover_text(&CoverInput {
+        steps: &written,
+        verdicts: &verdicts,
+        after: &after,
+        random: args.random,
+        git: matches!(base, Base::Git { .. }),
+        left_out: p.left_out(),
+    });
+    if let Some(said) = in_kernel {
+        cover.summary.push_str(&format!("\n\n{said}"));
+    }
     let sections = sections(&p, &verdicts, profile.name());
     let cover = email::Cover {
-        title: "KVM: guest_memfd, x86/mmu: Match the reference model",
-        summary: &summary,
-        notes: &notes,
+        title: &cover.title,
+        summary: &cover.summary,
+        notes: &cover.notes,
         sections: &sections,
         base: &base_line,
         stat: &stat,
@@ -461,26 +459,188 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
     for (op, why) in &after.missing {
         listing.push_str(&missing_line(op, why));
     }
-    crate::output::emit(&listing)?;
-    let mut code = u8::from(p.left_out() || !after.still.is_empty());
-    if args.build {
-        let patches: Vec<kbuild::Patch<'_>> = p
-            .steps
-            .iter()
-            .map(|s| kbuild::Patch {
-                subject: &s.def.subject,
-                files: &s.files,
-            })
-            .collect();
-        code = code.max(prove_in_kernel(
-            &args,
-            &src,
-            tree.commit().as_deref(),
-            &patches,
-            &wanted,
-        )?);
+    for c in &committed {
+        if let Some(gap) = &c.fixes_gap {
+            listing.push_str(&format!(
+                "  no Fixes: tag found for {}: {gap}\n",
+                c.def.subject
+            ));
+        }
     }
-    Ok(code)
+    // What review could not confirm stays here, not in the email.
+    if !after.still.is_empty() {
+        listing.push_str(&format!(
+            "  with the series applied, review still finds: {}\n",
+            after.still.join("; ")
+        ));
+    }
+    for v in &verdicts {
+        if let State::Error(e) = &v.state {
+            listing.push_str(&format!(
+                "  not checked before the series (the tree's {} did not compile against the shim): {}\n",
+                v.operation,
+                e.lines().next().unwrap_or_default()
+            ));
+        }
+    }
+    crate::output::emit(&listing)?;
+    match build_failure {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
+}
+
+/// What the cover letter is made from.
+struct CoverInput<'a> {
+    steps: &'a [&'a Step],
+    verdicts: &'a [OpVerdict],
+    after: &'a ResultReview,
+    random: u64,
+    /// A git base (Fixes: tags can be found).
+    git: bool,
+    left_out: bool,
+}
+
+/// The cover letter's own words: its title, summary and per-patch notes,
+/// for kernel maintainers — no local path, nothing of gmemforge's insides
+/// (those go to stdout).
+struct CoverText {
+    title: String,
+    summary: String,
+    notes: Vec<(String, String)>,
+}
+
+/// An operation's topic in the kernel's words.
+fn topic(operation: &str) -> &str {
+    match operation {
+        "invalidate" => "the invalidation range",
+        "classify" => "private faults",
+        "get-pfn" | "prepare" => "the prepare hook",
+        "gmem-invalidate" => "the free hook",
+        "pre-fault" => "KVM_PRE_FAULT_MEMORY",
+        "bind" => "binding",
+        "punch-hole" => "hole punching",
+        other => other,
+    }
+}
+
+/// A changelog's opening paragraph, up to its last whole sentence (one that
+/// leads into a command or a quote below stops short of it).
+fn first_sentences(changelog: &str) -> String {
+    let para = changelog.split("\n\n").next().unwrap_or_default().trim();
+    if para.ends_with('.') {
+        return para.to_owned();
+    }
+    match para.rfind(". ") {
+        Some(i) => para[..=i].to_owned(),
+        None => para.to_owned(),
+    }
+}
+
+fn cover_text(c: &CoverInput<'_>) -> CoverText {
+    let state = |op: &str| {
+        c.verdicts
+            .iter()
+            .find(|v| v.operation == op)
+            .map(|v| &v.state)
+    };
+    let mut fixes: Vec<&str> = Vec::new();
+    let mut adds: Vec<&str> = Vec::new();
+    let tests = c.steps.iter().any(|s| s.def.kunit.is_some());
+    for s in c.steps.iter().filter(|s| s.def.kunit.is_none()) {
+        let (list, t) = if matches!(state(&s.def.operation), Some(State::Missing(_)) | None) {
+            (&mut adds, topic(&s.def.operation))
+        } else {
+            (&mut fixes, topic(&s.def.operation))
+        };
+        if !list.contains(&t) {
+            list.push(t);
+        }
+    }
+    let subjects: Vec<&str> = c.steps.iter().map(|s| s.def.subject.as_str()).collect();
+    let title = email::cover_title(&subjects, &fixes, &adds, tests);
+    // Per patch: what it does (its changelog's first paragraph) and, for
+    // a fix, the case that shows the bug.
+    let notes = c
+        .steps
+        .iter()
+        .map(|s| {
+            let mut why = first_sentences(&s.def.changelog);
+            if s.def.kunit.is_none() {
+                if let Some(State::Diverges(ce)) = state(&s.def.operation) {
+                    if !ce.is_empty() {
+                        why.push_str(&format!(" A case the tree gets wrong: {ce}"));
+                    }
+                }
+            }
+            (s.def.subject.clone(), why)
+        })
+        .collect();
+    let area = "guest_memfd and the KVM code around it (the private-fault path \
+                and the SEV-SNP hooks)";
+    let does = match (fixes.is_empty(), adds.is_empty() && !tests) {
+        (false, true) => format!("fixes {area} where this tree behaves wrongly"),
+        (false, false) => format!(
+            "fixes {area} where this tree behaves wrongly, and adds what the \
+             fixes rest on"
+        ),
+        (true, _) => format!("adds to {area} what this tree lacks"),
+    };
+    let mut summary = format!(
+        "This series {does}. Each patch is summarized below; its changelog \
+         has the details."
+    );
+    // How it was verified: only what conforms is claimed.
+    let mut ops: Vec<&str> = Vec::new();
+    for s in c.steps {
+        if !ops.contains(&s.def.operation.as_str()) {
+            ops.push(&s.def.operation);
+        }
+    }
+    // Per topic (two operations may share one), the cases run.
+    let mut per_topic: Vec<(&str, u64)> = Vec::new();
+    for op in &ops {
+        let Some((_, n)) = c.after.conforming.iter().find(|(o, _)| o == op) else {
+            continue;
+        };
+        match per_topic.iter_mut().find(|(t, _)| *t == topic(op)) {
+            Some((_, sum)) => *sum += n,
+            None => per_topic.push((topic(op), *n)),
+        }
+    }
+    let checked: Vec<String> = per_topic
+        .iter()
+        .map(|(t, n)| format!("{t} ({n} cases)"))
+        .collect();
+    if !checked.is_empty() {
+        summary.push_str(&format!(
+            "\n\nTesting: with the series applied, the changed functions were \
+             compiled in userspace and run side by side with an executable \
+             reference model of guest_memfd and its SEV-SNP hooks, on shared test \
+             vectors, an exhaustive sweep of small inputs and {} seeded random \
+             inputs; they agree on every case for {}.",
+            c.random,
+            email::and_list(&checked.iter().map(String::as_str).collect::<Vec<_>>())
+        ));
+    }
+    if c.left_out {
+        summary.push_str(
+            "\n\nPatches this tree also needs could not be written; they are \
+             listed below.",
+        );
+    }
+    if !c.git {
+        summary.push_str(
+            "\n\nThe tree is not a git repository: without its history the \
+             commits that brought the changed lines are not known, so the \
+             fixes carry no Fixes: tags.",
+        );
+    }
+    CoverText {
+        title,
+        summary,
+        notes,
+    }
 }
 
 /// One line per patch: what became of it (stdout).
@@ -570,14 +730,15 @@ fn sections(p: &Plan, verdicts: &[OpVerdict], profile: &str) -> Vec<email::Secti
 
 /// `--build` (and `--kunit`): every prefix built by the kernel's own
 /// Kbuild; exit 1 when a prefix fails or a suite does not pass. The series
-/// written to --out stays as it is either way.
+/// is written to --out either way. Also returns, for the cover letter,
+/// what passed (nothing is claimed for what failed).
 fn prove_in_kernel(
     args: &SeriesArgs,
     src: &TreeSource,
     commit: Option<&str>,
     patches: &[kbuild::Patch<'_>],
     series_files: &[String],
-) -> Result<u8, Failure> {
+) -> Result<(u8, Option<String>), Failure> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
@@ -617,6 +778,7 @@ fn prove_in_kernel(
             patches.len()
         ));
     }
+    let mut kunit_said = None;
     if args.kunit && !failed {
         // The series' suites as the patched tree has them (written now or
         // there already): each `.kunitconfig` beside a suite that enables
@@ -662,7 +824,7 @@ fn prove_in_kernel(
             ));
             drop(progress);
             crate::output::emit(&text)?;
-            return Ok(1);
+            return Ok((1, None));
         }
         say("running the KUnit suites under QEMU (kunit.py)");
         let k = kbuild::run_kunit(&area, &dirs, jobs)?;
@@ -687,8 +849,42 @@ fn prove_in_kernel(
             text.push_str(&format!("  did not run: {}\n", missing.join(", ")));
         }
         failed |= !k.passed || !missing.is_empty();
+        if !failed {
+            let runs: Vec<String> = k
+                .suites
+                .iter()
+                .map(|(suite, (p, _, sk))| format!("{suite} ({p} passed, {sk} skipped)"))
+                .collect();
+            kunit_said = Some(format!(
+                " The KUnit suites pass under QEMU (kunit.py run --arch=x86_64): {}.",
+                email::and_list(&runs.iter().map(String::as_str).collect::<Vec<_>>())
+            ));
+        }
     }
     drop(progress);
     crate::output::emit(&text)?;
-    Ok(u8::from(failed))
+    let said = (!failed).then(|| {
+        format!(
+            "The base and every prefix of the series build with make W=1 \
+             arch/x86/kvm/ (x86_64 defconfig with KVM, KVM_AMD and KVM_AMD_SEV), \
+             with no new warnings.{}",
+            kunit_said.unwrap_or_default()
+        )
+    });
+    Ok((u8::from(failed), said))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_ends_on_a_whole_sentence() {
+        assert_eq!(first_sentences("Do a. Do b.\n\nWhy."), "Do a. Do b.");
+        assert_eq!(
+            first_sentences("Add a suite. A .kunitconfig lets\n\n  kunit.py run"),
+            "Add a suite."
+        );
+        assert_eq!(first_sentences("No stop"), "No stop");
+    }
 }

@@ -87,6 +87,13 @@ fn every_prefix_builds_and_a_breaking_patch_is_named() {
         built.iter().all(|l| l.contains(" 0 new warnings")),
         "{stdout}"
     );
+    // The cover letter says what was built, since it all built.
+    let cover = std::fs::read_to_string(out.join("0000-cover-letter.patch")).expect("cover");
+    let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("every prefix of the series build with make W=1 arch/x86/kvm/"),
+        "{cover}"
+    );
 
     // The same area (cached: only what the patches touch is rebuilt), with
     // a patch that adds a warning and one that does not compile.

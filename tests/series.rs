@@ -186,9 +186,13 @@ fn checkpatch_dir() -> &'static Path {
     })
 }
 
-fn checkpatch(patch: &Path) -> String {
+/// checkpatch run in `repo`, as a maintainer runs it in the tree the
+/// series is for: it looks up every `Fixes:` commit there and checks its
+/// subject.
+fn checkpatch(patch: &Path, repo: &Path) -> String {
     let dir = checkpatch_dir();
     let o = Command::new("perl")
+        .current_dir(repo)
         .arg(dir.join("scripts/checkpatch.pl"))
         .args(["--strict", "--no-tree", "--show-types"])
         .arg(patch)
@@ -201,8 +205,8 @@ fn checkpatch(patch: &Path) -> String {
 /// asks of every patch that adds a file ("does MAINTAINERS need
 /// updating?"), which is answered here: each file the patch creates is
 /// already covered by an `F:` pattern of 6.12's MAINTAINERS.
-fn assert_checkpatch_clean(patch: &Path) {
-    let report = checkpatch(patch);
+fn assert_checkpatch_clean(patch: &Path, repo: &Path) {
+    let report = checkpatch(patch, repo);
     if report.contains("total: 0 errors, 0 warnings, 0 checks") {
         return;
     }
@@ -270,6 +274,56 @@ fn maintainers_patterns_match_as_get_maintainer_does() {
     ));
 }
 
+/// The cover letter is for kernel maintainers: no path of this machine
+/// (the tree's, the temporary directory's, any home or work directory),
+/// nothing of gmemforge's insides (the shim, compiler messages), and a
+/// title that says what the series does. Returns the cover letter.
+fn assert_cover_for_maintainers(out: &Path, tree: &Path) -> String {
+    let files = patches(out);
+    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let tmp_dir = std::env::temp_dir();
+    let tmp_dir = tmp_dir.to_string_lossy();
+    let tmp_dir = tmp_dir.trim_end_matches('/');
+    for path in [
+        tree.to_str().expect("utf-8"),
+        tmp_dir,
+        "/home",
+        "/tmp",
+        "/work",
+    ] {
+        assert!(
+            !cover.contains(path),
+            "{path} in the cover letter:\n{cover}"
+        );
+    }
+    let lower = cover.to_lowercase();
+    for internal in [
+        "shim",
+        "did not compile",
+        "implicit declaration",
+        "gmemforge review still",
+    ] {
+        assert!(
+            !lower.contains(internal),
+            "{internal:?} in the cover letter:\n{cover}"
+        );
+    }
+    let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
+    let subject = flat
+        .split("Subject: ")
+        .nth(1)
+        .and_then(|s| s.split(" This series").next())
+        .expect("a subject");
+    assert!(!subject.contains("Match the reference model"), "{subject}");
+    assert!(subject.starts_with("[PATCH"), "{subject}");
+    // Its title names what the patches do, in their subjects' areas.
+    assert!(
+        subject.contains("KVM") && (subject.contains("Fix ") || subject.contains("Add ")),
+        "{subject}"
+    );
+    cover
+}
+
 fn review_conforms(tree: &Path) -> (i32, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_gmemforge"))
         .args([
@@ -305,7 +359,7 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
         4,
         "cover letter + patches 1, 2 and the KUnit tests: {stdout}"
     );
-    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let cover = assert_cover_for_maintainers(&out, &repo);
     let head = git(&repo, &["rev-parse", "HEAD"]);
     assert!(
         cover.contains(&format!("base-commit: {}", head.trim())),
@@ -318,7 +372,7 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
 
     // checkpatch --strict: zero errors, warnings and checks on every file.
     for f in &files {
-        assert_checkpatch_clean(f);
+        assert_checkpatch_clean(f, &repo);
     }
 
     // git am on a fresh clone, one patch at a time; after each, the
@@ -435,6 +489,7 @@ fn existing_output_is_not_overwritten_without_force() {
     );
     let p1 = std::fs::read_to_string(out.join(&names[1])).expect("read");
     assert!(p1.contains("Subject: [PATCH v2 1/3]"), "{p1}");
+    assert_cover_for_maintainers(&out, &repo);
 }
 
 #[test]
@@ -483,14 +538,34 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
         "cover letter + patches 1-3, 4a, 4b, 5a, 5b, 6a, 6b and the two KUnit patches"
     );
     for f in &files {
-        assert_checkpatch_clean(f);
+        assert_checkpatch_clean(f, &repo);
     }
-    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let cover = assert_cover_for_maintainers(&out, &repo);
     let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(
-        flat.contains("finds every operation the tree holds conforming"),
-        "{cover}"
+    assert!(flat.contains("they agree on every case for"), "{cover}");
+    // get-pfn and prepare are both the prepare hook: said once.
+    assert_eq!(flat.matches("the prepare hook (").count(), 1, "{cover}");
+    // A patch that removes lines names the commit that brought them (the
+    // fixture's only one); one that only adds code has no Fixes: tag.
+    let head = git(&repo, &["rev-parse", "HEAD"]);
+    let fixes = format!(
+        "\nFixes: {} (\"a 2023 kvm_gmem_solo-shaped tree\")\nSigned-off-by:",
+        &head.trim()[..12]
     );
+    for f in &files[1..] {
+        let text = std::fs::read_to_string(f).expect("patch");
+        assert_eq!(
+            text.contains(&fixes),
+            !removed(f).is_empty(),
+            "{}:\n{text}",
+            f.display()
+        );
+        assert_eq!(
+            text.matches("Fixes:").count(),
+            usize::from(text.contains(&fixes))
+        );
+    }
+    assert!(!flat.contains("could not be written"), "{cover}");
     let clone = tmp("fixture-clone");
     assert!(
         Command::new("git")
@@ -741,6 +816,7 @@ fn the_trees_own_lines_stay_in_every_function_the_series_changes() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let files = patches(&out);
     assert_eq!(files.len(), 12, "{stdout}");
+    assert_cover_for_maintainers(&out, &repo);
     let named = named_lines();
     for f in &files[1..] {
         for l in removed(f) {
@@ -756,7 +832,7 @@ fn the_trees_own_lines_stay_in_every_function_the_series_changes() {
                 f.display()
             );
         }
-        assert_checkpatch_clean(f);
+        assert_checkpatch_clean(f, &repo);
     }
     let clone = clone_and_am(&repo, "own-clone", &files[1..]);
     let after = own_lines(&clone);
@@ -788,7 +864,7 @@ fn a_change_without_its_place_is_named_and_its_dependants_are_not_written() {
         ),
         "{names:#?}"
     );
-    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let cover = assert_cover_for_maintainers(&out, &repo);
     let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
     for want in [
         "Not written, although this tree needs them:",
@@ -799,10 +875,7 @@ fn a_change_without_its_place_is_named_and_its_dependants_are_not_written() {
     ] {
         assert!(flat.contains(want), "{want}\n{cover}");
     }
-    assert!(
-        !flat.contains("finds every operation the tree holds conforming"),
-        "{cover}"
-    );
+    assert!(flat.contains("could not be written"), "{cover}");
     assert!(
         stdout.contains("NOT WRITTEN: KVM: guest_memfd: Prepare"),
         "{stdout}"
@@ -820,6 +893,7 @@ fn a_tree_with_the_series_applied_gets_no_patch() {
     let (code, _, stderr) = series(&repo, &out, &[]);
     assert_eq!(code, 0, "{stderr}");
     let files = patches(&out);
+    assert_cover_for_maintainers(&out, &repo);
     let clone = clone_and_am(&repo, "applied-clone", &files[1..]);
     let again = tmp("applied-again");
     let (code, stdout, stderr) = series(&clone, &again, &[]);
@@ -861,8 +935,18 @@ fn a_partial_tree_gets_the_patches_whose_files_it_holds() {
             .contains("Clamp-the-invalidation-range"),
         "{files:?}"
     );
-    let cover = std::fs::read_to_string(&files[0]).expect("cover");
+    let cover = assert_cover_for_maintainers(&out, &dir);
     let flat = cover.split_whitespace().collect::<Vec<_>>().join(" ");
+    // No history, no Fixes: tag, and the cover letter says why.
+    assert!(
+        flat.contains("not a git repository") && flat.contains("no Fixes: tags"),
+        "{cover}"
+    );
+    assert!(
+        !std::fs::read_to_string(&files[1])
+            .expect("patch")
+            .contains("Fixes:")
+    );
     for want in [
         "07-gmem-invalidate-kunit.txt: changes virt/kvm/Kconfig, which the tree does not hold",
         "02-mmu-full-error-code.txt: changes arch/x86/kvm/mmu/mmu_internal.h, which the tree does not hold",
@@ -887,4 +971,80 @@ fn definitions_name_the_checkers_operations() {
         .map(|o| o.name)
         .collect();
     assert_eq!(gmem_codegen::series::def::OPERATIONS, registered.as_slice());
+}
+
+#[test]
+fn a_fix_names_the_commit_that_brought_its_lines() {
+    // A history: the file without the range computation, then the commit
+    // that brings the buggy lines, then one that changes another file.
+    let repo = tmp("fixes");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gmem-solo-2023/virt/kvm/guest_mem.c");
+    let buggy = std::fs::read_to_string(&src).expect("guest_mem.c");
+    let bug = [
+        "\t\t\t.start = slot->base_gfn + start - slot->gmem.index,\n",
+        "\t\t\t.end = slot->base_gfn + min(end - slot->gmem.index, slot->npages),\n",
+    ];
+    assert!(bug.iter().all(|l| buggy.contains(l)), "the fixture's bug");
+    let before = buggy
+        .replace(bug[0], "\t\t\t.start = slot->base_gfn,\n")
+        .replace(bug[1], "\t\t\t.end = slot->base_gfn + slot->npages,\n");
+    std::fs::create_dir_all(repo.join("virt/kvm")).expect("mkdir");
+    let file = repo.join("virt/kvm/guest_mem.c");
+    std::fs::write(&file, before).expect("write");
+    std::fs::write(repo.join("Makefile"), "# a kernel tree\n").expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-f", "."]);
+    git(&repo, &["commit", "-q", "-m", "KVM: Add guest_memfd"]);
+    std::fs::write(&file, &buggy).expect("write");
+    let subject = "KVM: guest_memfd: Zap only the range each binding covers";
+    git(&repo, &["commit", "-q", "-am", subject]);
+    let culprit = git(&repo, &["rev-parse", "HEAD"]).trim().to_owned();
+    std::fs::write(repo.join("README"), "later work\n").expect("write");
+    git(&repo, &["add", "README"]);
+    git(&repo, &["commit", "-q", "-m", "Add a README"]);
+    // Tags that are not releases, on a commit that holds the culprit.
+    git(&repo, &["tag", "vnext"]);
+    git(&repo, &["tag", "-a", "-m", "tested", "tested-2026"]);
+    let before = snapshot(&repo);
+
+    let fixes = format!("Fixes: {} (\"{subject}\")", &culprit[..12]);
+    let out = tmp("fixes-out");
+    let (_, stdout, stderr) = series(&repo, &out, &[]);
+    let files = patches(&out);
+    assert_eq!(files.len(), 2, "{stdout}{stderr}");
+    let patch = std::fs::read_to_string(&files[1]).expect("patch");
+    // The trailer block: Fixes: right before the sign-off; not released,
+    // so no Cc: stable.
+    assert!(
+        patch.contains(&format!("\n\n{fixes}\nSigned-off-by: {FROM}\n")),
+        "{patch}"
+    );
+    assert!(!patch.contains("stable@"), "{patch}");
+    assert_checkpatch_clean(&files[1], &repo);
+    assert_cover_for_maintainers(&out, &repo);
+
+    // Released: the commit is in v6.99 (a later tag reaches it).
+    git(&repo, &["tag", "v6.99", "HEAD"]);
+    let (_, stdout, stderr) = series(&repo, &out, &["--force"]);
+    let files = patches(&out);
+    assert_eq!(files.len(), 2, "{stdout}{stderr}");
+    let patch = std::fs::read_to_string(&files[1]).expect("patch");
+    assert!(
+        patch.contains(&format!(
+            "\n\n{fixes}\nCc: stable@vger.kernel.org\nSigned-off-by: {FROM}\n"
+        )),
+        "{patch}"
+    );
+    assert_checkpatch_clean(&files[1], &repo);
+    let mut after = snapshot(&repo);
+    after.remove(".git/refs/tags/v6.99");
+    assert_eq!(after, before, "the repository is only read");
+    // git am takes the trailers as they are.
+    let clone = clone_and_am(&repo, "fixes-clone", &files[1..]);
+    let msg = git(&clone, &["log", "-1", "--format=%B"]);
+    assert!(
+        msg.contains(&fixes) && msg.contains("Cc: stable@vger.kernel.org"),
+        "{msg}"
+    );
 }

@@ -7,10 +7,16 @@ use super::{Committed, Identity};
 /// The `-- ` signature's second line.
 pub const SIGNATURE: &str = concat!("gmemforge ", env!("CARGO_PKG_VERSION"));
 
-/// Subject, changelog, sign-off: the commit message.
-pub fn commit_message(def: &PatchDef, id: &Identity) -> String {
+/// Subject, changelog, trailers (`Fixes:`, `Cc:`), sign-off: the commit
+/// message.
+pub fn commit_message(def: &PatchDef, id: &Identity, trailers: &[String]) -> String {
+    let mut t = String::new();
+    for l in trailers {
+        t.push_str(l);
+        t.push('\n');
+    }
     format!(
-        "{}\n\n{}\n\nSigned-off-by: {} <{}>\n",
+        "{}\n\n{}\n\n{t}Signed-off-by: {} <{}>\n",
         def.subject, def.changelog, id.name, id.email
     )
 }
@@ -136,6 +142,75 @@ pub fn patch_file(
     )
 }
 
+/// `a`, `a and b`, `a, b and c`.
+pub fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The cover letter's title, from the patches it holds: their subjects'
+/// prefixes (`KVM: guest_memfd, x86/mmu:`; `KVM:` alone past two areas)
+/// and what they do — `fixes` and `adds` name topics in kernel words;
+/// `tests`: the series adds KUnit tests too. Within 75 columns: the tests
+/// go first, then topics from the end (`and more`).
+pub fn cover_title(subjects: &[&str], fixes: &[&str], adds: &[&str], tests: bool) -> String {
+    let mut areas: Vec<&str> = Vec::new();
+    for s in subjects {
+        let prefix = s.rsplit_once(": ").map_or("KVM", |(p, _)| p);
+        let area = prefix.strip_prefix("KVM: ").unwrap_or("");
+        if !area.is_empty() && !areas.contains(&area) {
+            areas.push(area);
+        }
+    }
+    let prefix = if areas.is_empty() || areas.len() > 2 {
+        "KVM".to_owned()
+    } else {
+        format!("KVM: {}", areas.join(", "))
+    };
+    let n = fixes.len() + adds.len();
+    let phrase = |k: usize, tests: bool| {
+        let f: Vec<&str> = fixes.iter().take(k).copied().collect();
+        let mut a: Vec<&str> = adds
+            .iter()
+            .take(k.saturating_sub(fixes.len()))
+            .copied()
+            .collect();
+        if tests {
+            a.push("KUnit tests");
+        }
+        let mut parts = Vec::new();
+        if !f.is_empty() {
+            parts.push(format!("fix {}", and_list(&f)));
+        }
+        if !a.is_empty() {
+            parts.push(format!("add {}", and_list(&a)));
+        }
+        let mut p = parts.join("; ");
+        if k < n {
+            p.push_str(", and more");
+        }
+        let mut c = p.chars();
+        let p = c
+            .next()
+            .map(|h| h.to_uppercase().chain(c).collect::<String>())
+            .unwrap_or_default();
+        format!("{prefix}: {p}")
+    };
+    if n == 0 && !tests {
+        return format!("{prefix}: Update guest_memfd");
+    }
+    let mut tries = vec![phrase(n, tests)];
+    tries.extend((1..=n).rev().map(|k| phrase(k, false)));
+    tries
+        .iter()
+        .find(|t| t.len() <= 75)
+        .cloned()
+        .unwrap_or_else(|| phrase(n.min(1), n == 0 && tests))
+}
+
 /// A heading and its items: a line each (a subject), with an optional
 /// indented detail.
 pub struct Section {
@@ -242,6 +317,43 @@ pub fn cover_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titles_say_what_the_patches_do() {
+        let s = [
+            "KVM: guest_memfd: Clamp the invalidation range to each binding",
+            "KVM: x86/mmu: Pass the full 64-bit error code to kvm_mmu_do_page_fault()",
+        ];
+        assert_eq!(
+            cover_title(&s, &["the invalidation range", "private faults"], &[], true),
+            "KVM: guest_memfd, x86/mmu: Fix the invalidation range and private faults"
+        );
+        assert_eq!(
+            cover_title(&s[..1], &["the invalidation range"], &[], true),
+            "KVM: guest_memfd: Fix the invalidation range; add KUnit tests"
+        );
+        assert_eq!(
+            cover_title(&s[..1], &[], &[], true),
+            "KVM: guest_memfd: Add KUnit tests"
+        );
+        let t = cover_title(
+            &[
+                "KVM: guest_memfd: A",
+                "KVM: SEV: B",
+                "KVM: x86: C",
+                "KVM: D",
+            ],
+            &[
+                "the invalidation range",
+                "the prepare hook",
+                "the free hook",
+            ],
+            &["KVM_PRE_FAULT_MEMORY"],
+            true,
+        );
+        assert!(t.starts_with("KVM: Fix the invalidation range"), "{t}");
+        assert!(t.ends_with(", and more") && t.len() <= 75, "{t}");
+    }
 
     #[test]
     fn wraps_prose_at_75() {

@@ -8,6 +8,7 @@
 pub mod def;
 pub mod edit;
 pub mod email;
+pub mod fixes;
 pub mod merge;
 pub mod plan;
 
@@ -90,12 +91,17 @@ pub struct Committed {
     pub stat: String,
     /// The diff.
     pub diff: String,
+    /// What kept its `Fixes:` tag from being found, if anything (said on
+    /// stdout, never in the email).
+    pub fixes_gap: Option<String>,
 }
 
 /// The private repository a series is built in; removed on drop.
 pub struct Workspace {
     dir: PathBuf,
     repo: Repository,
+    /// The user's repository, for a git base (its tags are read).
+    user: Option<PathBuf>,
     /// The base commit.
     pub base: Oid,
 }
@@ -124,6 +130,10 @@ impl Workspace {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let repo = Repository::init_bare(&dir)?;
+        let user = match base {
+            Base::Git { repo: user, .. } => Some(user.clone()),
+            Base::Files { .. } => None,
+        };
         let base = match base {
             Base::Git { repo: user, commit } => {
                 // Read-only: the user's objects directory as an alternate.
@@ -151,7 +161,12 @@ impl Workspace {
                 )?
             }
         };
-        Ok(Workspace { dir, repo, base })
+        Ok(Workspace {
+            dir,
+            repo,
+            user,
+            base,
+        })
     }
 
     /// The base commit's version of `path`.
@@ -180,15 +195,23 @@ impl Workspace {
             let tree = self
                 .repo
                 .find_tree(b.create_updated(&self.repo, &parent_tree)?)?;
-            let message = email::commit_message(&step.def, id);
-            let oid = self
-                .repo
-                .commit(None, &sig, &sig, &message, &tree, &[&parent])?;
             let mut opts = git2::DiffOptions::new();
             opts.context_lines(3);
             let diff =
                 self.repo
                     .diff_tree_to_tree(Some(&parent_tree), Some(&tree), Some(&mut opts))?;
+            let ours: Vec<Oid> = out.iter().map(|c: &Committed| c.commit).collect();
+            let (trailers, fixes_gap) = match &self.user {
+                Some(user) => match fixes::trailers(&self.repo, user, &parent, &diff, &ours) {
+                    Ok(t) => (t, None),
+                    Err(e) => (Vec::new(), Some(e.to_string())),
+                },
+                None => (Vec::new(), None),
+            };
+            let message = email::commit_message(&step.def, id, &trailers);
+            let oid = self
+                .repo
+                .commit(None, &sig, &sig, &message, &tree, &[&parent])?;
             let stat = diffstat(&diff)?;
             let mut text = Vec::new();
             diff.print(git2::DiffFormat::Patch, |_, _, line| {
@@ -204,6 +227,7 @@ impl Workspace {
                 message,
                 stat,
                 diff: String::from_utf8_lossy(&text).into_owned(),
+                fixes_gap,
             });
             parent = self.repo.find_commit(oid)?;
         }
