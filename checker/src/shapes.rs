@@ -650,26 +650,27 @@ impl<'t> Code<'t> {
                     facts: cparse::facts(f.text(&code)),
                 });
             }
-            // Lost to a brace elsewhere: definitions parsed alone.
-            for d in cparse::definitions(&code)
-                .into_iter()
-                .filter(|d| d.problem.is_none())
-            {
-                let text = &code[d.start..d.end];
-                if let Ok(found) = cparse::functions(text) {
-                    for f in found {
-                        fns.entry(f.name.clone()).or_default().push(Def {
-                            file: k,
-                            facts: cparse::facts(f.text(text)),
-                        });
+            // Lost to a brace elsewhere (only then, as `find_recovering()`
+            // does): the balanced definitions parsed alone, for the names
+            // the whole-file parse did not find.
+            let defs = cparse::definitions(&code);
+            if defs.iter().any(|d| d.problem.is_some()) {
+                for d in defs.iter().filter(|d| d.problem.is_none()) {
+                    let text = &code[d.start..d.end];
+                    for f in cparse::functions(text).unwrap_or_default() {
+                        if !fns
+                            .get(&f.name)
+                            .is_some_and(|v| v.iter().any(|x| x.file == k))
+                        {
+                            fns.entry(f.name.clone()).or_default().push(Def {
+                                file: k,
+                                facts: cparse::facts(f.text(text)),
+                            });
+                        }
                     }
                 }
             }
             files.push((*path, code));
-        }
-        // A definition found both ways is one definition.
-        for v in fns.values_mut() {
-            v.dedup_by(|a, b| a.file == b.file && a.facts == b.facts);
         }
         Code {
             files,
