@@ -31,6 +31,8 @@
 
 use std::fmt;
 
+use super::anchor::SemPatch;
+
 macro_rules! embed {
     ($($path:literal),* $(,)?) => {
         &[$(($path, include_str!(concat!("../../../kernel-patches/series/", $path)))),*]
@@ -49,7 +51,8 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "06a-prefault-ioctl.txt",
     "06b-x86-prefault.txt",
     "07-gmem-invalidate-kunit.txt",
-    "08-mmu-private-rule-kunit.txt"
+    "08-mmu-private-rule-kunit.txt",
+    "09-gmem-bind-unsigned.txt"
 );
 
 /// The operations the checker registers (`gmem_checker::ops::OPERATIONS`;
@@ -79,6 +82,25 @@ pub struct Edit {
     pub new: String,
     /// Alternatives (`alt:`), tried in order when this one does not place.
     pub alts: Vec<Edit>,
+    /// A statement patch (`at:`, `alt-at:`): placed by C structure
+    /// (`anchor.rs`) instead of by `old`/`new`, which are then empty.
+    pub sem: Option<SemPatch>,
+    /// `every:` — `old` may appear more than once, and each is changed
+    /// (every declaration of a function whose parameter type changes).
+    pub every: bool,
+}
+
+/// `field: <function> <TYPE>.<FIELD>`: in the `replace`d function, the
+/// value of `.FIELD` in a `struct TYPE` initializer is ours whatever the
+/// tree spells there (put in before the merge; `anchor::field_value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The replaced function.
+    pub function: String,
+    /// The struct's name.
+    pub ty: String,
+    /// The member.
+    pub field: String,
 }
 
 /// A carried function written before an anchor function (a new function),
@@ -150,6 +172,13 @@ pub struct PatchDef {
     pub replace: Vec<String>,
     /// Targeted edits, every one required.
     pub edits: Vec<Edit>,
+    /// Initializer fields the `replace` merge takes whole from ours.
+    pub fields: Vec<Field>,
+    /// `drop: <function> <statement pattern>`: a statement the fix removes
+    /// from the `replace`d function in whatever form the tree has it (a
+    /// WARN-and-skip), taken out of `was:` and the tree's text before the
+    /// merge, so the merge needs no exact copy of it.
+    pub drops: Vec<(String, String)>,
     /// New functions.
     pub inserts: Vec<Insert>,
     /// Struct members.
@@ -192,6 +221,8 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         was: Vec::new(),
         replace: Vec::new(),
         edits: Vec::new(),
+        fields: Vec::new(),
+        drops: Vec::new(),
         inserts: Vec::new(),
         appends: Vec::new(),
         file_appends: Vec::new(),
@@ -208,6 +239,39 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
         let (key, value) = line
             .split_once(": ")
             .ok_or_else(|| err(n, "`key: value`, or a `-`/`+` block line after a key"))?;
+        if key == "at" || key == "alt-at" {
+            // A statement patch: `=`, `-`, `+` and `...` lines.
+            let mut block = Vec::new();
+            while i < lines.len()
+                && (lines[i].starts_with(['=', '-', '+']) || lines[i].trim() == "...")
+            {
+                block.push(lines[i]);
+                i += 1;
+            }
+            let sem = SemPatch::parse(&block).map_err(|m| err(n, &m))?;
+            let (path, within) = value
+                .split_once(' ')
+                .ok_or_else(|| err(n, "`<path> <function>`"))?;
+            let e = Edit {
+                path: path.into(),
+                within: within.into(),
+                old: String::new(),
+                new: String::new(),
+                alts: Vec::new(),
+                sem: Some(sem),
+                every: false,
+            };
+            if key == "alt-at" {
+                def.edits
+                    .last_mut()
+                    .ok_or_else(|| err(n, "`alt-at:` follows an `edit:` or `at:`"))?
+                    .alts
+                    .push(e);
+            } else {
+                def.edits.push(e);
+            }
+            continue;
+        }
         // The `-` (old) and `+` (new) block lines after this key, if any.
         let mut old: Option<String> = None;
         let mut new: Option<String> = None;
@@ -280,7 +344,7 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
             "depends" => def.depends.push(value.to_owned()),
             "was" => def.was.push(value.to_owned()),
             "replace" => def.replace.push(value.to_owned()),
-            "edit" | "alt" => {
+            "edit" | "alt" | "every" => {
                 let v = split(3)?;
                 let (old, new) = if block {
                     match (&old, &new) {
@@ -299,6 +363,8 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     old,
                     new,
                     alts: Vec::new(),
+                    sem: None,
+                    every: key == "every",
                 };
                 if key == "alt" {
                     def.edits
@@ -309,6 +375,33 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                 } else {
                     def.edits.push(e);
                 }
+            }
+            "field" => {
+                let (function, place) = value
+                    .split_once(' ')
+                    .ok_or_else(|| err(n, "`field: <function> <TYPE>.<FIELD>`"))?;
+                let (ty, field) = place
+                    .split_once('.')
+                    .ok_or_else(|| err(n, "`field: <function> <TYPE>.<FIELD>`"))?;
+                if !def.replace.iter().any(|r| r == function) {
+                    return Err(err(n, "`field:` names a function `replace:` merges"));
+                }
+                def.fields.push(Field {
+                    function: function.into(),
+                    ty: ty.into(),
+                    field: field.into(),
+                });
+            }
+            "drop" => {
+                let (function, pattern) = value
+                    .split_once(' ')
+                    .ok_or_else(|| err(n, "`drop: <function> <statement pattern>`"))?;
+                if !def.replace.iter().any(|r| r == function) {
+                    return Err(err(n, "`drop:` names a function `replace:` merges"));
+                }
+                let line = format!("-{pattern}");
+                SemPatch::parse(&[line.as_str()]).map_err(|m| err(n, &m))?;
+                def.drops.push((function.into(), pattern.into()));
             }
             "insert" => {
                 let parts: Vec<&str> = value.split(" | ").collect();
@@ -372,7 +465,12 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
             }
             other => return Err(err(n, &format!("unknown key `{other}`"))),
         }
-        if block && !matches!(key, "edit" | "alt" | "requires" | "struct" | "append") {
+        if block
+            && !matches!(
+                key,
+                "edit" | "alt" | "every" | "requires" | "struct" | "append"
+            )
+        {
             return Err(err(n, &format!("`{key}:` takes no block")));
         }
     }
@@ -477,7 +575,8 @@ mod tests {
         assert_eq!(s[1].edits.len(), 3);
         assert_eq!(s[1].edits[0].old, "u32 err,");
         let k = s
-            .last()
+            .iter()
+            .find(|d| d.file == "08-mmu-private-rule-kunit.txt")
             .and_then(|d| d.kunit.clone())
             .expect("a KUnit patch");
         assert_eq!(k.suite, Suite::Rule);
@@ -600,30 +699,60 @@ mod tests {
         }
     }
 
-    /// Patch 4a's call finds its place in kvm_gmem_get_pfn() of both 2023
-    /// shapes: with an `r = 0;` before `out_unlock:`, and returning 0
-    /// after unlocking, without a result variable (written here by us in
-    /// that shape, with a stat line of the tree's own).
+    /// Patch 4a's call finds its place in kvm_gmem_get_pfn() of the 2023
+    /// shapes: `r = 0;` before `out_unlock:` (the fixture), `ret = 0;`
+    /// before the unlock (6.8's shape), and returning 0 after unlocking
+    /// (written here by us in that shape, with a stat line of the tree's
+    /// own); a function with no result variable at all is not placed.
     #[test]
-    fn the_prepare_call_has_a_place_in_either_2023_shape() {
-        use crate::series::merge::{Merged, edit};
+    fn the_prepare_call_has_a_place_in_each_2023_shape() {
+        use crate::series::anchor::Applied;
         let defs = series().expect("series");
         let d = defs
             .iter()
             .find(|d| d.file == "04a-gmem-prepare-hook.txt")
             .expect("4a");
         let e = &d.edits[0];
-        let plain = "{\n\tstruct file *file;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tfput(file);\n\n\treturn 0;\n}";
-        assert!(matches!(edit(plain, &e.old, &e.new), Merged::Unplaced(_)));
-        let Merged::Changed(out) = edit(plain, &e.alts[0].old, &e.alts[0].new) else {
-            panic!("the alternative places");
+        let recipes: Vec<_> = std::iter::once(e)
+            .chain(&e.alts)
+            .map(|a| a.sem.clone().expect("a statement patch"))
+            .collect();
+        let place = |f: &str| -> Option<(usize, String)> {
+            recipes
+                .iter()
+                .enumerate()
+                .find_map(|(k, r)| match r.apply(f) {
+                    Ok(Applied::Changed(t)) => Some((k, t)),
+                    _ => None,
+                })
         };
-        assert!(out.starts_with("{\n\tstruct file *file;\n\tint r;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\n\t/*"), "{out}");
-        assert!(out.contains("folio_order(folio));\n\n\t*order = 0;\n\tstat_inc(kvm);\n\n\tfolio_unlock(folio);\n\tif (r)\n\t\tfolio_put(folio);\n\tfput(file);\n\n\treturn r;\n}"), "{out}");
-        assert_eq!(
-            edit(&out, &e.alts[0].old, &e.alts[0].new),
-            Merged::AlreadyThere
+        let head = "int get_pfn(struct kvm *kvm, struct kvm_memory_slot *slot, gfn_t gfn,\n\t    kvm_pfn_t *pfn, int *max_order)\n{\n\tstruct folio *folio;\n\tstruct file *file;\n\tint r;\n\n\tfile = get(slot);\n\t*pfn = page_to_pfn(page);\n\t*max_order = 0;\n\tstat_inc(kvm);\n\n";
+        let early = format!(
+            "{head}\tfolio_unlock(folio);\n\tfput(file);\n\n\treturn 0;\nout:\n\treturn r;\n}}\n"
         );
+        let (k, out) = place(&early).expect("placed");
+        assert_eq!(k, 2);
+        assert!(out.contains("\tstat_inc(kvm);\n\n\t/*"), "{out}");
+        assert!(out.contains("folio_order(folio));\n\n\tfolio_unlock(folio);\n\tif (r)\n\t\tfolio_put(folio);\n\tfput(file);\n\n\treturn r;\nout:"), "{out}");
+        assert!(
+            recipes
+                .iter()
+                .any(|r| r.apply(&out) == Ok(Applied::AlreadyThere))
+        );
+        let label =
+            format!("{head}\tr = 0;\n\nout_unlock:\n\tfolio_unlock(folio);\n\treturn r;\n}}\n");
+        assert_eq!(place(&label).expect("placed").0, 1);
+        let unlock = format!("{head}\tr = 0;\n\tfolio_unlock(folio);\n\treturn r;\n}}\n");
+        let (k, out) = place(&unlock).expect("placed");
+        assert_eq!(k, 0);
+        assert!(
+            out.contains("\tfolio_unlock(folio);\n\tif (r)\n\t\tfolio_put(folio);\n\treturn r;"),
+            "{out}"
+        );
+        let none = early
+            .replace("\tint r;\n", "")
+            .replace("\treturn r;\n", "\treturn -EIO;\n");
+        assert!(place(&none).is_none());
     }
 
     #[test]

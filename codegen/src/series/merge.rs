@@ -246,7 +246,7 @@ fn merge_with(base: &str, ours: &str, theirs: &str, strict: bool) -> Merged {
 
 /// A function's parameter names, in order (None when the signature is not
 /// one this simple reading understands).
-fn params(function: &str) -> Option<Vec<String>> {
+pub(crate) fn params(function: &str) -> Option<Vec<String>> {
     let head = &function[..function.find('{')?];
     let open = head.find('(')?;
     let mut depth = 0;
@@ -285,7 +285,7 @@ fn params(function: &str) -> Option<Vec<String>> {
 
 /// `text` with each identifier in `map` renamed, except member names
 /// (after `.` or `->`).
-fn rename(text: &str, map: &[(String, String)]) -> String {
+pub(crate) fn rename(text: &str, map: &[(String, String)]) -> String {
     let mut out = String::with_capacity(text.len());
     let b = text.as_bytes();
     let mut i = 0;
@@ -346,6 +346,17 @@ pub fn edit(region: &str, old: &str, new: &str) -> Merged {
             "{} appears {n} times, so where the change goes is ambiguous",
             quote(old)
         )),
+    }
+}
+
+/// `edit`, for text that may appear more than once in `region`: each
+/// place is changed (every declaration of one function). Already there
+/// when `old` is nowhere and `new` is.
+pub fn edit_every(region: &str, old: &str, new: &str) -> Merged {
+    match region.matches(old).count() {
+        0 if region.contains(new) => Merged::AlreadyThere,
+        0 => Merged::Unplaced(format!("looked for {}", quote(old))),
+        _ => Merged::Changed(region.replace(old, new)),
     }
 }
 

@@ -5,6 +5,7 @@
 //! temporary bare one) borrows its objects through an alternate, and all
 //! commits live there, unreferenced, until the files are written.
 
+pub mod anchor;
 pub mod def;
 pub mod edit;
 pub mod email;

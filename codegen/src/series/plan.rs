@@ -15,7 +15,7 @@ use gmem_reference::Profile;
 
 use super::def::{self, PatchDef};
 use super::merge::{self, Merged};
-use super::{SeriesError, Step, edit};
+use super::{SeriesError, Step, anchor, edit};
 use crate::{cparse, template, unit};
 
 /// What the review said of one operation.
@@ -295,6 +295,7 @@ fn place(
         };
         let base = base_of(d, name, tree.profile)?;
         let theirs = format!("{}\n", f.text(&src));
+        let (base, theirs) = normalized(d, name, &ours.text, base, theirs);
         match merge::merge_function(&base, &ours.text, &theirs) {
             Merged::Changed(t) => {
                 let t = t.strip_suffix('\n').unwrap_or(&t);
@@ -322,7 +323,16 @@ fn place(
                     continue;
                 }
             };
-            match merge::edit(&src[start..end], &alt.old, &alt.new) {
+            let merged = match &alt.sem {
+                Some(sem) => match sem.apply(&src[start..end]) {
+                    Ok(anchor::Applied::Changed(t)) => Merged::Changed(t),
+                    Ok(anchor::Applied::AlreadyThere) => Merged::AlreadyThere,
+                    Err(e) => Merged::Unplaced(e.0),
+                },
+                None if alt.every => merge::edit_every(&src[start..end], &alt.old, &alt.new),
+                None => merge::edit(&src[start..end], &alt.old, &alt.new),
+            };
+            match merged {
                 Merged::Changed(r) => {
                     touched.insert(
                         alt.path.clone(),
@@ -440,6 +450,47 @@ fn place(
     } else {
         Placement::Changes(touched, inserted)
     })
+}
+
+/// `base` and `theirs` without the statements `drop:` names, and with
+/// each `field:` of `name` set to ours' value
+/// (its names turned into theirs': parameters by position, and locals by
+/// the other fields of the same initializer, `.slot = memslot`), so the
+/// merge takes the tree's own formula there, however spelled, as the one
+/// the fix replaces. A side without the field is left as it is: the merge
+/// then says what it could not place.
+fn normalized(
+    d: &PatchDef,
+    name: &str,
+    ours: &str,
+    mut base: String,
+    mut theirs: String,
+) -> (String, String) {
+    for (_, pattern) in d.drops.iter().filter(|(f, _)| f == name) {
+        let line = format!("-{pattern}");
+        let Ok(sem) = anchor::SemPatch::parse(&[line.as_str()]) else {
+            continue;
+        };
+        for side in [&mut base, &mut theirs] {
+            if let Ok(anchor::Applied::Changed(t)) = sem.apply(side) {
+                *side = t;
+            }
+        }
+    }
+    for f in d.fields.iter().filter(|f| f.function == name) {
+        let Ok((os, oe)) = anchor::field_value(ours, &f.ty, &f.field) else {
+            continue;
+        };
+        for side in [&mut base, &mut theirs] {
+            let Ok((s, e)) = anchor::field_value(side, &f.ty, &f.field) else {
+                continue;
+            };
+            let map = anchor::names_between(ours, side, &f.ty);
+            let value = merge::rename(&ours[os..oe], &map);
+            side.replace_range(s..e, &value);
+        }
+    }
+    (base, theirs)
 }
 
 fn within_words(within: &str) -> String {
