@@ -34,6 +34,7 @@ fn linux_612() -> &'static BTreeMap<String, String> {
         let mut wanted: Vec<&str> = FILES.to_vec();
         wanted.extend([
             "virt/kvm/Kconfig",
+            "virt/kvm/kvm_mm.h",
             "MAINTAINERS",
             "scripts/checkpatch.pl",
             "scripts/spelling.txt",
@@ -358,6 +359,20 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
         files.len(),
         4,
         "cover letter + patches 1, 2 and the KUnit tests: {stdout}"
+    );
+    // 6.12.118's bind takes the offset and size unsigned already.
+    assert!(
+        !files
+            .iter()
+            .any(|p| p.to_string_lossy().contains("Treat-the-binding-offset")),
+        "{files:#?}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("not needed (conforming: kvm_gmem_")
+                && l.ends_with("KVM: guest_memfd: Treat the binding offset and size as unsigned")),
+        "{stdout}"
     );
     let cover = assert_cover_for_maintainers(&out, &repo);
     let head = git(&repo, &["rev-parse", "HEAD"]);
@@ -960,6 +975,138 @@ fn other_spellings_of_the_range_and_the_lookup_are_fixed_in_place() {
         }
         let (code, report) = review_conforms(&clone);
         assert_eq!(code, 0, "{variant}: review after the series:\n{report}");
+    }
+}
+
+/// The 6.12 review files (and kvm_mm.h) in a git repository, with bind
+/// as 6.8 to 7.1 had it: the offset and the size loff_t, and the offset
+/// tested for < 0. `one_call`: kvm_gmem_bind() (6.12.117's shape, from
+/// tests/fixtures/bind-shapes/one-call.c) in place of the tarball's split
+/// bind; else the tarball's own shape.
+fn loff_bind_repo(name: &str, one_call: bool) -> PathBuf {
+    let dir = tmp(name);
+    for f in FILES
+        .iter()
+        .chain(&["virt/kvm/Kconfig", "virt/kvm/kvm_mm.h"])
+    {
+        let Some(text) = linux_612().get(*f) else {
+            continue;
+        };
+        let mut text = text.clone();
+        if *f == "virt/kvm/guest_memfd.c" {
+            let find = |t: &str, n: &str| gmem_codegen::cparse::find(t, n).expect("parses");
+            let one = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bind-shapes/one-call.c"),
+            )
+            .expect("one-call.c");
+            match (one_call, find(&text, "kvm_gmem_prepare_memory_region")) {
+                (true, Some(prepare)) => {
+                    let commit = find(&text, "kvm_gmem_commit_memory_region").expect("split");
+                    text.replace_range(commit.start..commit.end, "");
+                    text.replace_range(prepare.start..prepare.end, one.trim_end());
+                }
+                (false, None) => {
+                    // apt serves a tarball without the split: the test
+                    // of the split shape has nothing to stand on.
+                    panic!("{TARBALL} has no kvm_gmem_prepare_memory_region()");
+                }
+                _ => {}
+            }
+            for (from, to) in [
+                (
+                    "unsigned int fd, u64 offset)",
+                    "unsigned int fd, loff_t offset)",
+                ),
+                (
+                    "\tu64 size = slot->npages << PAGE_SHIFT;",
+                    "\tloff_t size = slot->npages << PAGE_SHIFT;",
+                ),
+                (
+                    "if (!PAGE_ALIGNED(offset) || offset + size > i_size_read(inode))",
+                    "if (offset < 0 || !PAGE_ALIGNED(offset) ||\n\t    offset + size > i_size_read(inode))",
+                ),
+            ] {
+                assert!(text.contains(from), "guest_memfd.c: {from}");
+                text = text.replace(from, to);
+            }
+        }
+        if *f == "virt/kvm/kvm_mm.h" {
+            text = text.replace(
+                "unsigned int fd, u64 offset)",
+                "unsigned int fd, loff_t offset)",
+            );
+        }
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    std::fs::write(dir.join("Makefile"), "# 6.12 files for a gmemforge test\n").expect("write");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    git(&dir, &["add", "-f", "."]);
+    git(
+        &dir,
+        &["commit", "-q", "-m", "base: 6.12 with a loff_t bind"],
+    );
+    dir
+}
+
+#[test]
+fn a_loff_t_bind_gets_the_unsigned_fix_and_then_conforms() {
+    for one_call in [true, false] {
+        let name = if one_call { "loff-one" } else { "loff-split" };
+        let repo = loff_bind_repo(name, one_call);
+        let (code, report) = review_conforms(&repo);
+        assert_eq!(code, 1, "{report}");
+        let bind_line = |r: &str| {
+            r.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some("bind"))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(bind_line(&report).contains("DIVERGES"), "{report}");
+        let out = tmp(&format!("{name}-out"));
+        let (code, stdout, stderr) = series(&repo, &out, &[]);
+        assert_eq!(code, 0, "{name}:\n{stdout}{stderr}");
+        let files = patches(&out);
+        let bind: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("Treat-the-binding-offset"))
+            .collect();
+        assert_eq!(bind.len(), 1, "{name}: {files:#?}\n{stdout}");
+        let patch = std::fs::read_to_string(bind[0]).expect("patch");
+        // The minimal change, in the tree's own function and header.
+        let function = if one_call {
+            "kvm_gmem_bind"
+        } else {
+            "kvm_gmem_prepare_memory_region"
+        };
+        for want in [
+            "-\t\t  unsigned int fd, loff_t offset)",
+            "-\tloff_t size = slot->npages << PAGE_SHIFT;",
+            "+\tu64 size = slot->npages << PAGE_SHIFT;",
+            "-\tif (offset < 0 || !PAGE_ALIGNED(offset) ||",
+            "+\tif (!PAGE_ALIGNED(offset) ||",
+            " \t    offset + size > i_size_read(inode))",
+            "virt/kvm/kvm_mm.h",
+            "offset 0x7ffffffffffff000",
+        ] {
+            let want = if one_call || !want.contains("\t\t  unsigned") {
+                want.to_owned()
+            } else {
+                "-\t\t\t\t   unsigned int fd, loff_t offset)".to_owned()
+            };
+            assert!(patch.contains(&want), "{name}: {want:?}\n{patch}");
+        }
+        assert!(patch.contains(function), "{patch}");
+        assert_cover_for_maintainers(&out, &repo);
+        for f in &files[1..] {
+            assert_checkpatch_clean(f, &repo);
+        }
+        let clone = clone_and_am(&repo, &format!("{name}-clone"), &files[1..]);
+        let mm = std::fs::read_to_string(clone.join("virt/kvm/kvm_mm.h")).expect("read");
+        assert!(!mm.contains("loff_t offset"), "{mm}");
+        let (_, report) = review_conforms(&clone);
+        assert!(bind_line(&report).contains("conforms"), "{name}:\n{report}");
     }
 }
 

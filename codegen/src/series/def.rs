@@ -13,6 +13,15 @@
 //! +new line                                 (every `+` line: new text)
 //! \                                         (the block before has no final newline)
 //! alt: <path> <function>                    (an alternative to the edit before)
+//! every: <path> <place> | <old> | <new>     (an edit of each place `old` is)
+//! at: <path> <function>                     (a statement patch, anchor.rs:)
+//! =*$4 = _;                                 (a statement that stays)
+//! ...                                       (any statements between)
+//! -$ret = 0;                                (a statement that goes)
+//! +	$ret = hook($1);                      (a line added where it stands)
+//! alt-at: <path> <function>                 (a statement patch as alternative)
+//! field: <function> <TYPE>.<FIELD>          (`replace`: ours, whatever the tree's)
+//! drop: <function> <statement pattern>      (`replace`: the tree's goes, in any form)
 //!
 //! Changelog paragraphs, in our own words.
 //! ```
