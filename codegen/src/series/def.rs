@@ -18,7 +18,7 @@
 //! =*$4 = _;                                 (a statement that stays)
 //! ...                                       (any statements between)
 //! -$ret = 0;                                (a statement that goes)
-//! +	$ret = hook($1);                      (a line added where it stands)
+//! +<TAB>$ret = hook($1);                 (a line added where it stands)
 //! alt-at: <path> <function>                 (a statement patch as alternative)
 //! field: <function> <TYPE>.<FIELD>          (`replace`: ours, whatever the tree's)
 //! drop: <function> <statement pattern>      (`replace`: the tree's goes, in any form)
