@@ -15,9 +15,9 @@ use gmem_codegen::kunit;
 use gmem_codegen::series::plan::{self, OpVerdict, Outcome, Plan, State};
 use gmem_codegen::series::{Base, Identity, Step, Workspace, def, email};
 use gmem_reference::Profile;
+use gmem_series::kbuild;
 
 use crate::failure::Failure;
-use crate::kbuild;
 use crate::progress::Progress;
 
 /// `series`' arguments.
