@@ -1,12 +1,23 @@
 //! The patch series for a user's kernel tree, as a library: the CLI's
 //! `series` command is argument handling and output around it.
 //!
-//! - [`kbuild`]: `--build`/`--kunit`, every prefix of the series built by
-//!   the tree's own Kbuild in a private copy, the KUnit suites under QEMU.
+//! - [`pipeline`]: the tree read and reviewed, the series planned (by
+//!   `gmem_codegen::series::plan`), the result reviewed, committed in a
+//!   private repository, proven in the kernel if asked, and the texts of
+//!   the format-patch files, the cover letter and stdout;
+//! - `cover`: the cover letter's words for kernel maintainers;
+//! - `in_kernel`: `--build`/`--kunit` as the series uses them, and what
+//!   stdout and the cover letter say of them;
+//! - [`kbuild`]: the kernel build itself: every prefix of the series built
+//!   by the tree's own Kbuild in a private copy, the KUnit suites under
+//!   QEMU.
 
 use std::fmt;
 
+mod cover;
+mod in_kernel;
 pub mod kbuild;
+pub mod pipeline;
 
 /// Why the series could not be made (or proven). The kinds are the CLI's
 /// exit statuses: [`Error::Input`] is the user's to fix (exit 2), the
@@ -50,3 +61,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<gmem_checker::runner::CheckError> for Error {
+    fn from(e: gmem_checker::runner::CheckError) -> Self {
+        use gmem_checker::runner::CheckError;
+        match e {
+            CheckError::BadInput(m) => Error::Input(m),
+            CheckError::Internal(m) => Error::Internal(m),
+        }
+    }
+}
