@@ -41,7 +41,7 @@ impl Progress for () {
 
 /// What the series is asked for, beyond the tree.
 pub struct Request<'a> {
-    /// Author and sender, "Name <email>"; `None`: the repository's or the
+    /// Author and sender, `"Name <email>"`; `None`: the repository's or the
     /// user's git configuration.
     pub from: Option<&'a str>,
     /// Version N of the series (`[PATCH vN m/n]`, `vN-` file names).
