@@ -83,6 +83,18 @@ impl From<gmem_checker::runner::CheckError> for Failure {
     }
 }
 
+/// The series library's errors keep their kinds: input is exit 2, the
+/// rest exit 3, as when the CLI held that code.
+impl From<gmem_series::Error> for Failure {
+    fn from(e: gmem_series::Error) -> Self {
+        match e {
+            gmem_series::Error::Input(m) => Failure::BadInput(m),
+            gmem_series::Error::Io(m) => Failure::Io(m),
+            gmem_series::Error::Internal(m) => Failure::Internal(m),
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

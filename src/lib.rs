@@ -7,7 +7,6 @@ pub mod check_cmd;
 pub mod failure;
 pub mod history_cmd;
 pub mod html_report;
-pub mod kbuild;
 pub mod model_cmd;
 pub mod outdir;
 pub mod output;

@@ -101,6 +101,17 @@ impl Progress {
     }
 }
 
+/// The series pipeline's steps and reviews, on the same bar.
+impl gmem_series::pipeline::Progress for Progress {
+    fn step(&self, what: &str) {
+        Progress::step(self, what);
+    }
+
+    fn event(&self, e: Event<'_>) {
+        Progress::event(self, e);
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();

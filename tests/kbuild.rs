@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gmem_checker::tree::TreeSource;
-use gmemforge::kbuild::{self, Area, Patch};
+use gmem_series::kbuild::{self, Area, Patch};
 
 mod common;
 

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use gmem_checker::tree::TreeSource;
 use gmem_codegen::{cparse, unit};
-use gmemforge::kbuild::{self, Area, Patch};
+use gmem_series::kbuild::{self, Area, Patch};
 
 mod common;
 

@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use gmem_checker::tree::TreeSource;
 
-use crate::failure::Failure;
+use crate::Error;
 
 /// One patch as the build sees it: its subject and the files it leaves.
 pub struct Patch<'a> {
@@ -97,8 +97,8 @@ pub struct Area {
     root: PathBuf,
 }
 
-fn io(what: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
-    move |e| Failure::io(format!("{}: {e}", what.display()))
+fn io(what: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(format!("{}: {e}", what.display()))
 }
 
 fn cache_root() -> PathBuf {
@@ -233,11 +233,7 @@ impl Area {
     /// The area for `src` (a git commit, tarball or directory), with its
     /// work tree made if it is not there yet. A tree that cannot be built
     /// (partial, no Makefile) is bad input.
-    pub fn open(
-        src: &TreeSource,
-        commit: Option<&str>,
-        say: &dyn Fn(&str),
-    ) -> Result<Area, Failure> {
+    pub fn open(src: &TreeSource, commit: Option<&str>, say: &dyn Fn(&str)) -> Result<Area, Error> {
         let root = cache_root().join(key_of(src, commit));
         // Each area is a whole kernel plus its objects (GBs): old ones go.
         for gone in prune(&cache_root(), &root, std::time::SystemTime::now()) {
@@ -270,7 +266,7 @@ impl Area {
             }
             if !is_full_kernel(&work) {
                 let _ = std::fs::remove_dir_all(&area.root);
-                return Err(Failure::input(format!(
+                return Err(Error::input(format!(
                     "--build: {} is not a whole kernel source (needs Makefile, Kconfig, scripts/ and \
                      arch/x86/kvm/Makefile); a partial tree cannot be built",
                     match src {
@@ -285,7 +281,7 @@ impl Area {
     }
 
     /// Marks the area as in use now (`prune` keeps areas by this time).
-    fn touch(&self) -> Result<(), Failure> {
+    fn touch(&self) -> Result<(), Error> {
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let stamp = self.root.join("last-used");
         std::fs::write(&stamp, b"").map_err(io(&stamp))
@@ -306,7 +302,7 @@ impl Area {
     }
 
     /// Puts back the base text of every file an earlier run patched.
-    fn restore(&self) -> Result<(), Failure> {
+    fn restore(&self) -> Result<(), Error> {
         let base = self.root.join("base");
         let mut stack = vec![base.clone()];
         while let Some(d) = stack.pop() {
@@ -353,7 +349,7 @@ impl Area {
 
     /// Writes `files` into the work tree, saving each file's base text
     /// the first time it is patched.
-    fn apply(&self, files: &BTreeMap<String, String>) -> Result<(), Failure> {
+    fn apply(&self, files: &BTreeMap<String, String>) -> Result<(), Error> {
         for (path, text) in files {
             let target = self.src().join(path);
             let saved = self.root.join("base").join(path);
@@ -392,7 +388,7 @@ impl Area {
     }
 
     /// Makes sure `out/.config` has the base configuration and `extra`.
-    fn configure(&self, jobs: u32, extra: &BTreeSet<String>) -> Result<(), Failure> {
+    fn configure(&self, jobs: u32, extra: &BTreeSet<String>) -> Result<(), Error> {
         let config = self.out().join(".config");
         if !config.exists() {
             std::fs::create_dir_all(self.out()).map_err(io(&self.out()))?;
@@ -423,7 +419,7 @@ impl Area {
 
     /// `make W=1 arch/x86/kvm/`: objects compiled, warnings and the
     /// first error, as (path relative to the tree, message) pairs.
-    fn build(&self, jobs: u32) -> Result<Built, Failure> {
+    fn build(&self, jobs: u32) -> Result<Built, Error> {
         let mut child = self
             .make(jobs)
             .arg("W=1")
@@ -431,7 +427,7 @@ impl Area {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Failure::input(format!("--build: cannot run make: {e} (install make)")))?;
+            .map_err(|e| Error::input(format!("--build: cannot run make: {e} (install make)")))?;
         let stderr = child.stderr.take();
         let err_lines = std::thread::spawn(move || {
             stderr
@@ -448,9 +444,7 @@ impl Area {
             .take()
             .map(|s| BufReader::new(s).lines().map_while(Result::ok).collect())
             .unwrap_or_default();
-        let status = child
-            .wait()
-            .map_err(|e| Failure::io(format!("make: {e}")))?;
+        let status = child.wait().map_err(|e| Error::io(format!("make: {e}")))?;
         let err_lines = err_lines.join().unwrap_or_default();
         let src = self.src();
         let mut built = Built {
@@ -552,15 +546,15 @@ fn lexical(path: &str) -> String {
     parts.join("/")
 }
 
-fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Failure> {
+fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Error> {
     let o = cmd
         .env_remove("MAKEFLAGS")
         .output()
-        .map_err(|e| Failure::input(format!("--build: cannot run {what}: {e}")))?;
+        .map_err(|e| Error::input(format!("--build: cannot run {what}: {e}")))?;
     if o.status.success() {
         Ok(())
     } else {
-        Err(Failure::io(format!(
+        Err(Error::io(format!(
             "--build: {what} failed: {}",
             String::from_utf8_lossy(&o.stderr)
                 .lines()
@@ -570,7 +564,7 @@ fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Failure> {
     }
 }
 
-fn unpack_tarball(p: &Path, into: &Path) -> Result<(), Failure> {
+fn unpack_tarball(p: &Path, into: &Path) -> Result<(), Error> {
     let o = Command::new("tar")
         .arg("-xf")
         .arg(p)
@@ -578,9 +572,9 @@ fn unpack_tarball(p: &Path, into: &Path) -> Result<(), Failure> {
         .arg(into)
         .arg("--strip-components=1")
         .output()
-        .map_err(|e| Failure::io(format!("tar: {e}")))?;
+        .map_err(|e| Error::io(format!("tar: {e}")))?;
     if !o.status.success() {
-        return Err(Failure::input(format!(
+        return Err(Error::input(format!(
             "--build: {}: cannot unpack: {}",
             p.display(),
             String::from_utf8_lossy(&o.stderr).trim()
@@ -589,7 +583,7 @@ fn unpack_tarball(p: &Path, into: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
+fn copy_dir(from: &Path, to: &Path) -> Result<(), Error> {
     // Hard links first (`cp -al`): seconds, not a minute, for a whole
     // kernel, and no second copy on disk. Safe because nothing writes
     // into a linked file: `write_new` replaces a file with a new inode,
@@ -601,12 +595,12 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
             .arg(from.join("."))
             .arg(to)
             .output()
-            .map_err(|e| Failure::io(format!("cp: {e}")))?;
+            .map_err(|e| Error::io(format!("cp: {e}")))?;
         if o.status.success() {
             return Ok(());
         }
         if flags == "-a" {
-            return Err(Failure::io(format!(
+            return Err(Error::io(format!(
                 "--build: copying {}: {}",
                 from.display(),
                 String::from_utf8_lossy(&o.stderr).trim()
@@ -620,19 +614,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), Failure> {
 
 /// Replaces `path` with a new file holding `bytes`: unlinked first, so a
 /// hard link into the user's tree is never written through.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Failure::io(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(Error::io(format!("{}: {e}", path.display()))),
     }
     std::fs::write(path, bytes).map_err(io(path))
 }
 
 /// Writes the tree of `rev` (blobs, executable bits, symbolic links)
 /// under `into`, reading the repository's objects only.
-fn write_git_tree(repo: &Path, rev: &str, into: &Path) -> Result<(), Failure> {
-    let git = |e: git2::Error| Failure::internal(format!("{}: {}", repo.display(), e.message()));
+fn write_git_tree(repo: &Path, rev: &str, into: &Path) -> Result<(), Error> {
+    let git = |e: git2::Error| Error::internal(format!("{}: {}", repo.display(), e.message()));
     let r = git2::Repository::open(repo).map_err(git)?;
     let tree = r
         .revparse_single(rev)
@@ -644,7 +638,7 @@ fn write_git_tree(repo: &Path, rev: &str, into: &Path) -> Result<(), Failure> {
             return git2::TreeWalkResult::Ok;
         };
         let path = into.join(dir).join(name);
-        let step = || -> Result<(), Failure> {
+        let step = || -> Result<(), Error> {
             match entry.kind() {
                 Some(git2::ObjectType::Tree) => std::fs::create_dir_all(&path).map_err(io(&path)),
                 Some(git2::ObjectType::Blob) => {
@@ -708,7 +702,7 @@ pub fn build_every_prefix(
     patches: &[Patch<'_>],
     jobs: u32,
     say: &dyn Fn(&str),
-) -> Result<Vec<PrefixResult>, Failure> {
+) -> Result<Vec<PrefixResult>, Error> {
     area.restore()?;
     let mut symbols = BTreeSet::new();
     let mut results = Vec::new();
@@ -782,10 +776,10 @@ pub fn build_every_prefix(
 /// the series writes (kunit.py merges them), so what runs is what a
 /// developer gets from the patched tree with
 /// `kunit.py run --arch=x86_64 --kunitconfig=virt/kvm`.
-pub fn run_kunit(area: &Area, dirs: &[String], jobs: u32) -> Result<KunitResult, Failure> {
+pub fn run_kunit(area: &Area, dirs: &[String], jobs: u32) -> Result<KunitResult, Error> {
     let t = Instant::now();
     if dirs.is_empty() {
-        return Err(Failure::input(
+        return Err(Error::input(
             "--kunit: the series adds no KUnit suite (no .kunitconfig) to run".to_owned(),
         ));
     }
@@ -804,7 +798,7 @@ pub fn run_kunit(area: &Area, dirs: &[String], jobs: u32) -> Result<KunitResult,
         .env_remove("CARGO_MAKEFLAGS")
         .output()
         .map_err(|e| {
-            Failure::input(format!(
+            Error::input(format!(
                 "--kunit: cannot run kunit.py: {e} (install python3)"
             ))
         })?;
