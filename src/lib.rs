@@ -13,5 +13,6 @@ pub mod output;
 pub mod progress;
 pub mod review_cmd;
 pub mod series_cmd;
+pub mod series_json;
 pub mod tempdirs;
 pub mod vectors;

@@ -46,6 +46,12 @@ pub struct SeriesArgs {
     /// No progress on stderr (it is shown only on a terminal anyway).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print one JSON document on stdout instead of the listing: each
+    /// patch's outcome (and why), its Fixes:/Cc: stable trailers, the
+    /// verdicts before the series and of its result, and what could not be
+    /// checked. The files are written all the same.
+    #[arg(long)]
+    pub json: bool,
     /// Build every prefix of the series with the tree's own Kbuild (x86_64,
     /// KVM, KVM_AMD, KVM_AMD_SEV and every config symbol the series adds),
     /// W=1, in a private copy of the tree cached under
@@ -91,23 +97,33 @@ pub fn run_series(args: SeriesArgs) -> Result<u8, Failure> {
             kunit: args.kunit,
         }),
     };
-    let made = pipeline::run(&input, &request, &progress)?;
+    let mut made = pipeline::run(&input, &request, &progress)?;
     // The bar is cleared before stdout is written to the same terminal.
     drop(progress);
+    let json = args
+        .json
+        .then(|| crate::series_json::document(&made, &args.out).to_string() + "\n");
     if made.files.is_empty() {
-        emit(&made.notes)?;
+        emit(json.as_deref().unwrap_or(&made.notes))?;
         return Ok(made.code);
     }
     // The build's account comes first, the series is written even when
     // the build could not run or its account cannot be printed, and the
     // run then ends with that failure.
-    let mut failure = made.build_error.map(Failure::from);
-    if let Some(report) = &made.build_report {
+    let mut failure = made.build_error.take().map(Failure::from);
+    if let Some(report) = made.build_report.as_ref().filter(|_| json.is_none()) {
         if let Err(e) = emit(report) {
             failure = Some(e);
         }
     }
     crate::outdir::write(&args.out, args.force, &made.files)?;
+    if let Some(doc) = json {
+        emit(&doc)?;
+        return match failure {
+            Some(e) => Err(e),
+            None => Ok(made.code),
+        };
+    }
     let mut listing: String = made
         .files
         .iter()

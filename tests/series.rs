@@ -1147,6 +1147,52 @@ fn a_change_without_its_place_is_named_and_its_dependants_are_not_written() {
         stdout.contains("NOT WRITTEN: KVM: guest_memfd: Prepare"),
         "{stdout}"
     );
+    // --json: the same outcomes, for scripts; the same files written.
+    let out_json = tmp("noanchor-json");
+    let (code, stdout, stderr) = series(&repo, &out_json, &["--json"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(doc["exit"], 1);
+    assert_eq!(doc["files"].as_array().map(Vec::len), Some(10), "{doc:#}");
+    let patch = |file: &str| {
+        doc["patches"]
+            .as_array()
+            .expect("patches")
+            .iter()
+            .find(|p| p["definition"] == file)
+            .cloned()
+            .unwrap_or_else(|| panic!("{file}: {doc:#}"))
+    };
+    let p4a = patch("04a-gmem-prepare-hook.txt");
+    assert_eq!(p4a["outcome"], "not-placed", "{p4a:#}");
+    assert!(
+        p4a["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("looked for the statements `*pfn = _;`")),
+        "{p4a:#}"
+    );
+    assert_eq!(
+        patch("04b-sev-gmem-prepare.txt")["outcome"],
+        "depends-on-unwritten"
+    );
+    let p1 = patch("01-gmem-invalidate-range.txt");
+    assert_eq!(p1["outcome"], "written");
+    assert!(
+        p1["trailers"][0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Fixes: ")),
+        "{p1:#}"
+    );
+    assert!(
+        doc["after"]["still"].as_array().is_some_and(|s| s
+            .iter()
+            .any(|o| o.as_str().is_some_and(|o| o.starts_with("get-pfn")))),
+        "{doc:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_json.join("0000-cover-letter.patch")).expect("cover"),
+        std::fs::read_to_string(out.join("0000-cover-letter.patch")).expect("cover"),
+    );
     // What is written still applies, patch by patch.
     let clone = clone_and_am(&repo, "noanchor-clone", &files[1..]);
     let gmem = std::fs::read_to_string(clone.join("virt/kvm/guest_mem.c")).expect("read");

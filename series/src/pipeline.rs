@@ -121,6 +121,17 @@ pub struct Made {
     /// `--build` could not do its job: the series is written all the same,
     /// then this is the run's error.
     pub build_error: Option<Error>,
+    /// The tree's generation.
+    pub profile: &'static str,
+    /// The review of the tree before the series.
+    pub before: Vec<OpVerdict>,
+    /// The review of the result: operations that still diverge or do not
+    /// compile (with the verdict's words), and those it does not hold
+    /// (operation, what was looked for). Before, for a tree with nothing
+    /// to write.
+    pub still: Vec<String>,
+    /// See `still`.
+    pub missing_after: Vec<(String, String)>,
 }
 
 /// Makes the series for `input`: everything but writing it.
@@ -200,6 +211,14 @@ pub fn run(input: &Input, req: &Request<'_>, progress: &dyn Progress) -> Result<
             }
         }
         let code = u8::from(p.left_out() || !diverging.is_empty());
+        let still = diverging.iter().map(|o| (*o).to_owned()).collect();
+        let missing_after = verdicts
+            .iter()
+            .filter_map(|v| match &v.state {
+                State::Missing(m) => Some((v.operation.clone(), m.clone())),
+                _ => None,
+            })
+            .collect();
         return Ok(Made {
             plan: p,
             committed: Vec::new(),
@@ -208,6 +227,10 @@ pub fn run(input: &Input, req: &Request<'_>, progress: &dyn Progress) -> Result<
             notes: text,
             code,
             build_error: None,
+            profile: profile.name(),
+            before: verdicts,
+            still,
+            missing_after,
         });
     }
     let (base, time, offset, base_line) = match (&input.source, input.tree.commit()) {
@@ -358,6 +381,14 @@ pub fn run(input: &Input, req: &Request<'_>, progress: &dyn Progress) -> Result<
         notes,
         code,
         build_error,
+        profile: profile.name(),
+        before: verdicts,
+        still: after.still.clone(),
+        missing_after: after
+            .missing
+            .iter()
+            .map(|(o, w)| ((*o).to_owned(), w.clone()))
+            .collect(),
     })
 }
 
