@@ -35,6 +35,7 @@ fn linux_612() -> &'static BTreeMap<String, String> {
         wanted.extend([
             "virt/kvm/Kconfig",
             "virt/kvm/kvm_mm.h",
+            "tools/testing/selftests/kvm/set_memory_region_test.c",
             "MAINTAINERS",
             "scripts/checkpatch.pl",
             "scripts/spelling.txt",
@@ -985,10 +986,11 @@ fn other_spellings_of_the_range_and_the_lookup_are_fixed_in_place() {
 /// bind; else the tarball's own shape.
 fn loff_bind_repo(name: &str, one_call: bool) -> PathBuf {
     let dir = tmp(name);
-    for f in FILES
-        .iter()
-        .chain(&["virt/kvm/Kconfig", "virt/kvm/kvm_mm.h"])
-    {
+    for f in FILES.iter().chain(&[
+        "virt/kvm/Kconfig",
+        "virt/kvm/kvm_mm.h",
+        "tools/testing/selftests/kvm/set_memory_region_test.c",
+    ]) {
         let Some(text) = linux_612().get(*f) else {
             continue;
         };
@@ -1102,6 +1104,20 @@ fn a_loff_t_bind_gets_the_unsigned_fix_and_then_conforms() {
         for f in &files[1..] {
             assert_checkpatch_clean(f, &repo);
         }
+        // The selftest case from bind-050, where the tree has the test.
+        let test: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| {
+                p.to_string_lossy()
+                    .contains("selftests-Test-a-guest_memfd-offset")
+            })
+            .collect();
+        assert_eq!(test.len(), 1, "{name}: {files:#?}\n{stdout}");
+        let test = std::fs::read_to_string(test[0]).expect("patch");
+        assert!(
+            test.contains("+\ttest_invalid_guest_memfd(vm, memfd, 0x7ffffffffffff000ull,"),
+            "{test}"
+        );
         let clone = clone_and_am(&repo, &format!("{name}-clone"), &files[1..]);
         let mm = std::fs::read_to_string(clone.join("virt/kvm/kvm_mm.h")).expect("read");
         assert!(!mm.contains("loff_t offset"), "{mm}");

@@ -61,7 +61,8 @@ pub const PATCH_FILES: &[(&str, &str)] = embed!(
     "06b-x86-prefault.txt",
     "07-gmem-invalidate-kunit.txt",
     "08-mmu-private-rule-kunit.txt",
-    "09-gmem-bind-unsigned.txt"
+    "09-gmem-bind-unsigned.txt",
+    "10-selftest-bind-offset.txt"
 );
 
 /// The operations the checker registers (`gmem_checker::ops::OPERATIONS`;
