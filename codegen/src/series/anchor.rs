@@ -910,6 +910,30 @@ out:
     }
 
     #[test]
+    fn the_bind_fix_places_on_either_spelling_of_the_check() {
+        // The offset check on its own (an early 2023 form), or with the
+        // size check in one condition.
+        let defs = crate::series::def::series().expect("series");
+        let d = defs
+            .iter()
+            .find(|d| d.file == "09-gmem-bind-unsigned.txt")
+            .expect("09");
+        let sem = d.edits[0].sem.clone().expect("a statement patch");
+        let apart = "int kvm_gmem_bind(struct kvm *kvm, struct kvm_memory_slot *slot,\n\t\t  unsigned int fd, loff_t offset)\n{\n\tloff_t size = slot->npages << PAGE_SHIFT;\n\tint r = -EINVAL;\n\n\tif (offset < 0 || !PAGE_ALIGNED(offset))\n\t\treturn -EINVAL;\n\n\tif (offset + size > i_size_read(inode))\n\t\tgoto err;\n\treturn 0;\nerr:\n\treturn r;\n}\n";
+        let Ok(Applied::Changed(out)) = sem.apply(apart) else {
+            panic!("places");
+        };
+        assert!(
+            out.contains("\tu64 size = slot->npages << PAGE_SHIFT;\n\tint r = -EINVAL;\n\n\tif (!PAGE_ALIGNED(offset))\n\t\treturn -EINVAL;\n\n\tif (offset + size > i_size_read(inode))\n"),
+            "{out}"
+        );
+        // Unsigned already: nothing to place, and nothing is claimed done
+        // either (the `+` lines hold captures).
+        let fixed = out.replace("loff_t offset", "u64 offset");
+        assert!(sem.apply(&fixed).is_err());
+    }
+
+    #[test]
     fn fields_are_found_in_the_initializer_whatever_their_spelling() {
         let f = "static void f(struct kvm_gmem *gmem, pgoff_t start)\n{\n\txa_for_each_range(&gmem->bindings, index, memslot, start, end - 1) {\n\t\tstruct kvm_gfn_range r = {\n\t\t\t.slot = memslot,\n\t\t\t.start = memslot->base_gfn +\n\t\t\t\t max(start, memslot->gmem.index),\n\t\t\t.only_private = true,\n\t\t};\n\t}\n}\n";
         let (s, e) = field_value(f, "kvm_gfn_range", "start").expect("found");
