@@ -14,7 +14,7 @@
 //! \                                         (the block before has no final newline)
 //! alt: <path> <function>                    (an alternative to the edit before)
 //! every: <path> <place> | <old> | <new>     (an edit of each place `old` is)
-//! at: <path> <function>                     (a statement patch, anchor.rs:)
+//! at: <path> <function>                     (a statement patch, anchor/:)  
 //! =*$4 = _;                                 (a statement that stays)
 //! ...                                       (any statements between)
 //! -$ret = 0;                                (a statement that goes)
@@ -93,7 +93,7 @@ pub struct Edit {
     /// Alternatives (`alt:`), tried in order when this one does not place.
     pub alts: Vec<Edit>,
     /// A statement patch (`at:`, `alt-at:`): placed by C structure
-    /// (`anchor.rs`) instead of by `old`/`new`, which are then empty.
+    /// (`anchor/`) instead of by `old`/`new`, which are then empty.
     pub sem: Option<SemPatch>,
     /// `every:` — `old` may appear more than once, and each is changed
     /// (every declaration of a function whose parameter type changes).
