@@ -14,7 +14,7 @@
 //! \                                         (the block before has no final newline)
 //! alt: <path> <function>                    (an alternative to the edit before)
 //! every: <path> <place> | <old> | <new>     (an edit of each place `old` is)
-//! at: <path> <function>                     (a statement patch, anchor/:)  
+//! at: <path> <function>                     (a statement patch, anchor/:)
 //! =*$4 = _;                                 (a statement that stays)
 //! ...                                       (any statements between)
 //! -$ret = 0;                                (a statement that goes)
