@@ -716,15 +716,20 @@ fn fixture_repo(name: &str, variant: Option<&str>) -> PathBuf {
             .success()
     );
     if let Some(v) = variant {
-        assert!(
-            Command::new("cp")
-                .arg("-r")
-                .arg(format!("{}/.", root.join("variants").join(v).display()))
-                .arg(&repo)
-                .status()
-                .expect("cp")
-                .success()
-        );
+        let functions = root.join("variants").join(format!("{v}.c"));
+        if functions.exists() {
+            splice(&repo.join("virt/kvm/guest_mem.c"), &functions);
+        } else {
+            assert!(
+                Command::new("cp")
+                    .arg("-r")
+                    .arg(format!("{}/.", root.join("variants").join(v).display()))
+                    .arg(&repo)
+                    .status()
+                    .expect("cp")
+                    .success()
+            );
+        }
     }
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-f", "."]);
@@ -733,6 +738,33 @@ fn fixture_repo(name: &str, variant: Option<&str>) -> PathBuf {
         &["commit", "-q", "-m", "a 2023 kvm_gmem_solo-shaped tree"],
     );
     repo
+}
+
+/// `file` with each function of `functions` in place of its own of that
+/// name; a function it lacks goes before the next one of `functions`
+/// (tests/fixtures/variants/README.md).
+fn splice(file: &Path, functions: &Path) {
+    use gmem_codegen::cparse;
+    let with = std::fs::read_to_string(functions).expect("variant");
+    let mut text = std::fs::read_to_string(file).expect("fixture");
+    let ours = cparse::functions(&with).expect("parses");
+    assert!(!ours.is_empty(), "{}: no function", functions.display());
+    for (k, f) in ours.iter().enumerate() {
+        let body = f.text(&with);
+        match cparse::find(&text, &f.name).expect("parses") {
+            Some(t) => text.replace_range(t.start..t.end, body),
+            None => {
+                let next = ours[k + 1..]
+                    .iter()
+                    .find_map(|n| cparse::find(&text, &n.name).expect("parses"))
+                    .unwrap_or_else(|| {
+                        panic!("{}: nowhere to put {}()", functions.display(), f.name)
+                    });
+                text.insert_str(next.start, &format!("{body}\n\n"));
+            }
+        }
+    }
+    std::fs::write(file, text).expect("write");
 }
 
 fn clone_and_am(repo: &Path, name: &str, patches: &[PathBuf]) -> PathBuf {
