@@ -1,6 +1,5 @@
 //! An initializer's field, found by C structure.
 
-use super::roles::roles;
 use super::{Unplaced, parse, walk};
 
 /// The byte range of `.FIELD`'s value in the initializer of each
@@ -84,9 +83,10 @@ fn identifier_fields(function: &str, ty: &str) -> Vec<(String, String)> {
 /// a local that is the value of a field of a `struct TYPE` initializer in
 /// both (`.slot = slot` in ours, `.slot = memslot` in theirs).
 pub fn names_between(ours: &str, theirs: &str, ty: &str) -> Vec<(String, String)> {
-    let params = |t: &str| parse(t).map(|tree| roles(t, tree.root_node()).params);
+    // Parameters as the merge pairs them (`merge::params`).
+    let params = crate::series::merge::params;
     let mut map: Vec<(String, String)> = match (params(ours), params(theirs)) {
-        (Ok(o), Ok(t)) if o.len() == t.len() => o.into_iter().zip(t).collect(),
+        (Some(o), Some(t)) if o.len() == t.len() => o.into_iter().zip(t).collect(),
         _ => Vec::new(),
     };
     let theirs_fields = identifier_fields(theirs, ty);

@@ -11,7 +11,7 @@ use super::walk;
 
 /// The names holes stand for in one function.
 pub(super) struct Roles {
-    pub(super) params: Vec<String>,
+    params: Vec<String>,
     ret: Option<String>,
     /// `struct T *NAME` declarations: T → the names.
     pointers: BTreeMap<String, Vec<String>>,
