@@ -294,9 +294,15 @@ fn place(
             )));
         };
         let base = base_of(d, name, tree.profile)?;
-        let theirs = format!("{}\n", f.text(&src));
-        let (base, theirs) = normalized(d, name, &ours.text, base, theirs);
-        match merge::merge_function(&base, &ours.text, &theirs) {
+        let as_is = format!("{}\n", f.text(&src));
+        let (base, theirs) = normalized(d, name, &ours.text, base, as_is.clone());
+        // The normalisation is part of the change: with nothing left for
+        // the merge to place, the tree still gets our fields.
+        let merged = match merge::merge_function(&base, &ours.text, &theirs) {
+            Merged::AlreadyThere if theirs != as_is => Merged::Changed(theirs),
+            m => m,
+        };
+        match merged {
             Merged::Changed(t) => {
                 let t = t.strip_suffix('\n').unwrap_or(&t);
                 let new = format!("{}{t}{}", &src[..f.start], &src[f.end..]);
@@ -466,6 +472,7 @@ fn normalized(
     mut base: String,
     mut theirs: String,
 ) -> (String, String) {
+    let (base_was, theirs_was) = (base.clone(), theirs.clone());
     for (_, pattern) in d.drops.iter().filter(|(f, _)| f == name) {
         let line = format!("-{pattern}");
         let Ok(sem) = anchor::SemPatch::parse(&[line.as_str()]) else {
@@ -490,6 +497,9 @@ fn normalized(
             side.replace_range(s..e, &value);
         }
     }
+    // A local that only the replaced formula read goes with it.
+    let base = anchor::drop_unused(&base_was, &base);
+    let theirs = anchor::drop_unused(&theirs_was, &theirs);
     (base, theirs)
 }
 

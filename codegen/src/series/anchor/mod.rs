@@ -27,6 +27,7 @@
 //!   does not, what it looked for is said.
 
 mod field;
+mod locals;
 mod roles;
 mod sempatch;
 mod tokens;
@@ -36,6 +37,7 @@ use std::fmt;
 use tree_sitter::{Node, Parser};
 
 pub use field::{field_value, names_between};
+pub use locals::drop_unused;
 pub use sempatch::{Applied, SemLine, SemPatch};
 pub use tokens::could_match;
 
@@ -183,6 +185,19 @@ out:
         // either (the `+` lines hold captures).
         let fixed = out.replace("loff_t offset", "u64 offset");
         assert!(sem.apply(&fixed).is_err());
+    }
+
+    #[test]
+    fn a_local_only_the_replaced_formula_read_goes_with_it() {
+        let before = "static void f(pgoff_t start)\n{\n\tint spare;\n\n\tfor_each(slot) {\n\t\tpgoff_t pgoff = slot->gmem.index;\n\n\t\tstruct r r = {\n\t\t\t.start = slot->base_gfn + start - pgoff,\n\t\t\t.pgoff = 0,\n\t\t};\n\t\tzap(&r);\n\t}\n}\n";
+        let after = before.replace("slot->base_gfn + start - pgoff", "first(slot, start)");
+        let out = drop_unused(before, &after);
+        assert_eq!(
+            out,
+            "static void f(pgoff_t start)\n{\n\tint spare;\n\n\tfor_each(slot) {\n\t\tstruct r r = {\n\t\t\t.start = first(slot, start),\n\t\t\t.pgoff = 0,\n\t\t};\n\t\tzap(&r);\n\t}\n}\n"
+        );
+        // Still read: stays.
+        assert_eq!(drop_unused(before, before), before);
     }
 
     #[test]

@@ -142,7 +142,7 @@ pub enum Applied {
 }
 
 /// The start of `at`'s line when only blanks precede it on that line.
-fn line_start(text: &str, at: usize) -> usize {
+pub(super) fn line_start(text: &str, at: usize) -> usize {
     let ls = text[..at].rfind('\n').map_or(0, |i| i + 1);
     if text[ls..at].trim().is_empty() {
         ls
@@ -152,7 +152,7 @@ fn line_start(text: &str, at: usize) -> usize {
 }
 
 /// Past `at`'s line end when only blanks follow it on that line.
-fn line_end(text: &str, at: usize) -> usize {
+pub(super) fn line_end(text: &str, at: usize) -> usize {
     let le = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
     if text[at..le].trim().is_empty() {
         le
