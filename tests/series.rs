@@ -349,7 +349,7 @@ fn series_on_612_with_the_2023_bugs_passes_every_gate() {
     let before = snapshot(&repo);
     let out = tmp("612-out");
     let (code, stdout, stderr) = series(&repo, &out, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
         snapshot(&repo),
         before,
@@ -493,8 +493,8 @@ fn existing_output_is_not_overwritten_without_force() {
         "From 0 Mon Sep 17 00:00:00 2001\n",
     )
     .expect("write");
-    let (code, _, stderr) = series(&repo, &out, &["--force", "--reroll", "2"]);
-    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = series(&repo, &out, &["--force", "--reroll", "2"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let names: Vec<String> = patches(&out)
         .iter()
         .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
@@ -544,8 +544,8 @@ fn series_on_the_2023_fixture_applies_every_patch_and_the_result_conforms() {
     );
     let before = snapshot(&repo);
     let out = tmp("fixture-out");
-    let (code, _, stderr) = series(&repo, &out, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = series(&repo, &out, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(snapshot(&repo), before, "the repository is untouched");
     let files = patches(&out);
     assert_eq!(
@@ -1277,8 +1277,8 @@ fn a_change_without_its_place_is_named_and_its_dependants_are_not_written() {
 fn a_tree_with_the_series_applied_gets_no_patch() {
     let repo = fixture_repo("applied", None);
     let out = tmp("applied-out");
-    let (code, _, stderr) = series(&repo, &out, &[]);
-    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = series(&repo, &out, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let files = patches(&out);
     assert_cover_for_maintainers(&out, &repo);
     let clone = clone_and_am(&repo, "applied-clone", &files[1..]);
