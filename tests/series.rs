@@ -835,17 +835,25 @@ fn is_named(line: &str, named: &std::collections::BTreeSet<String>, fields: &[St
     if fields.iter().any(|f| norm(f).contains(&l_n)) {
         return true;
     }
-    gmem_codegen::series::def::series()
-        .expect("series")
-        .iter()
-        .any(|d| {
-            d.drops.iter().any(|(_, p)| anchor::could_match(p, line))
-                || d.edits
-                    .iter()
-                    .flat_map(|e| std::iter::once(e).chain(&e.alts))
-                    .filter_map(|e| e.sem.as_ref())
-                    .any(|s| s.removed().any(|p| anchor::could_match(p, line)))
-        })
+    // The statements structural changes remove, as patterns (read once).
+    static PATTERNS: OnceLock<Vec<String>> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        let mut out = Vec::new();
+        for d in gmem_codegen::series::def::series().expect("series") {
+            out.extend(d.drops.iter().map(|(_, p, _)| p.clone()));
+            for e in d
+                .edits
+                .iter()
+                .flat_map(|e| std::iter::once(e).chain(&e.alts))
+            {
+                if let Some(s) = &e.sem {
+                    out.extend(s.removed().map(str::to_owned));
+                }
+            }
+        }
+        out
+    });
+    patterns.iter().any(|p| anchor::could_match(p, line))
 }
 
 /// The tree's own text of each initializer field a `field:` names, in

@@ -187,8 +187,9 @@ pub struct PatchDef {
     /// `drop: <function> <statement pattern>`: a statement the fix removes
     /// from the `replace`d function in whatever form the tree has it (a
     /// WARN-and-skip), taken out of `was:` and the tree's text before the
-    /// merge, so the merge needs no exact copy of it.
-    pub drops: Vec<(String, String)>,
+    /// merge, so the merge needs no exact copy of it: (function, the
+    /// pattern as written, the one-line statement patch that removes it).
+    pub drops: Vec<(String, String, SemPatch)>,
     /// New functions.
     pub inserts: Vec<Insert>,
     /// Struct members.
@@ -410,8 +411,8 @@ pub fn parse(file: &'static str, text: &str) -> Result<PatchDef, DefError> {
                     return Err(err(n, "`drop:` names a function `replace:` merges"));
                 }
                 let line = format!("-{pattern}");
-                SemPatch::parse(&[line.as_str()]).map_err(|m| err(n, &m))?;
-                def.drops.push((function.into(), pattern.into()));
+                let sem = SemPatch::parse(&[line.as_str()]).map_err(|m| err(n, &m))?;
+                def.drops.push((function.into(), pattern.into(), sem));
             }
             "insert" => {
                 let parts: Vec<&str> = value.split(" | ").collect();

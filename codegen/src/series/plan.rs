@@ -473,11 +473,7 @@ fn normalized(
     mut theirs: String,
 ) -> (String, String) {
     let (base_was, theirs_was) = (base.clone(), theirs.clone());
-    for (_, pattern) in d.drops.iter().filter(|(f, _)| f == name) {
-        let line = format!("-{pattern}");
-        let Ok(sem) = anchor::SemPatch::parse(&[line.as_str()]) else {
-            continue;
-        };
+    for (_, _, sem) in d.drops.iter().filter(|(f, _, _)| f == name) {
         for side in [&mut base, &mut theirs] {
             if let Ok(anchor::Applied::Changed(t)) = sem.apply(side) {
                 *side = t;
@@ -498,9 +494,17 @@ fn normalized(
         }
     }
     // A local that only the replaced formula read goes with it.
-    let base = anchor::drop_unused(&base_was, &base);
-    let theirs = anchor::drop_unused(&theirs_was, &theirs);
-    (base, theirs)
+    let without_unused = |was: &str, now: String| {
+        if now == was {
+            now
+        } else {
+            anchor::drop_unused(was, &now)
+        }
+    };
+    (
+        without_unused(&base_was, base),
+        without_unused(&theirs_was, theirs),
+    )
 }
 
 fn within_words(within: &str) -> String {

@@ -188,6 +188,20 @@ out:
     }
 
     #[test]
+    fn a_removal_takes_one_blank_line_along_and_no_other_line_changes() {
+        // The tree's own two blank lines stay; the removed statement's
+        // blank neighbours become one.
+        let f = "int f(int a)\n{\n\tint r;\n\n\n\tr = a;\n\n\tWARN(r);\n\n\treturn r;\n}\n";
+        let Ok(Applied::Changed(out)) = sem(&["-WARN(_);"]).apply(f) else {
+            panic!("places");
+        };
+        assert_eq!(
+            out,
+            "int f(int a)\n{\n\tint r;\n\n\n\tr = a;\n\n\treturn r;\n}\n"
+        );
+    }
+
+    #[test]
     fn a_local_only_the_replaced_formula_read_goes_with_it() {
         let before = "static void f(pgoff_t start)\n{\n\tint spare;\n\n\tfor_each(slot) {\n\t\tpgoff_t pgoff = slot->gmem.index;\n\n\t\tstruct r r = {\n\t\t\t.start = slot->base_gfn + start - pgoff,\n\t\t\t.pgoff = 0,\n\t\t};\n\t\tzap(&r);\n\t}\n}\n";
         let after = before.replace("slot->base_gfn + start - pgoff", "first(slot, start)");

@@ -246,68 +246,58 @@ impl SemPatch {
         };
         // Edits as (start, end, new text), in order, not overlapping.
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
-        let mut at: Option<(usize, usize)> = None; // the last matched statement
-        let mut pending = String::new();
-        let mut pending_at: Option<usize> = None;
-        let flush = |edits: &mut Vec<(usize, usize, String)>, pos: usize, text: &mut String| {
-            if !text.is_empty() {
-                edits.push((pos, pos, std::mem::take(text)));
-            }
-        };
+        // The last statement matched since a gap, and the `+` lines not
+        // yet placed with where they go.
+        let mut at: Option<(usize, usize)> = None;
+        let mut pending: Option<(usize, String)> = None;
         for (i, l) in self.lines.iter().enumerate() {
             match l {
                 SemLine::Add(a) => {
                     let anchor = at.or_else(|| placed.stmts[i..].iter().find_map(|s| *s));
                     let indent = anchor.map_or("\t", |(s, _)| indent_at(function, s));
-                    let a = a
-                        .strip_prefix('\t')
-                        .map_or_else(|| a.clone(), |rest| format!("{indent}{rest}"));
-                    let a = if a.trim().is_empty() {
-                        String::new()
-                    } else {
-                        a
+                    let a = match a.strip_prefix('\t') {
+                        _ if a.trim().is_empty() => String::new(),
+                        Some(rest) => format!("{indent}{rest}"),
+                        None => a.clone(),
                     };
-                    pending.push_str(&fill(&a)?);
-                    pending.push('\n');
-                    if pending_at.is_none() {
-                        pending_at = Some(match at {
+                    // After the statement before (in a removed one's
+                    // place), else before the line of the one after.
+                    let (_, text) = pending.get_or_insert_with(|| {
+                        let pos = match at {
                             Some((_, e)) => line_end(function, e),
                             None => line_start(function, anchor.map_or(0, |(s, _)| s)),
-                        });
-                    }
+                        };
+                        (pos, String::new())
+                    });
+                    text.push_str(&fill(&a)?);
+                    text.push('\n');
                 }
                 SemLine::Keep(_) | SemLine::Remove(_) => {
                     let (s, e) = placed.stmts[i].expect("placed");
-                    if let Some(p) = pending_at.take() {
-                        // Added lines before this statement go before its
-                        // line; after a removed one, in its place.
-                        let pos = if at.is_some() {
-                            p
-                        } else {
-                            line_start(function, s)
-                        };
-                        flush(&mut edits, pos, &mut pending);
-                    }
+                    let added = pending.take();
+                    let lone = added.is_none();
+                    edits.extend(added.map(|(pos, text)| (pos, pos, text)));
                     if matches!(l, SemLine::Remove(_)) {
-                        edits.push((
-                            line_start(function, s),
-                            line_end(function, e),
-                            String::new(),
-                        ));
+                        let (mut rs, re) = (line_start(function, s), line_end(function, e));
+                        // A statement removed between two blank lines, with
+                        // nothing added next to it, takes one of them along.
+                        let blank_before = function[..rs].ends_with("\n\n");
+                        let blank_after = function[re..].starts_with('\n');
+                        let followed = matches!(self.lines.get(i + 1), Some(SemLine::Add(_)));
+                        if blank_before && blank_after && lone && !followed {
+                            rs -= 1;
+                        }
+                        edits.push((rs, re, String::new()));
                     }
                     at = Some((s, e));
                 }
                 SemLine::Gap => {
-                    if let Some(p) = pending_at.take() {
-                        flush(&mut edits, p, &mut pending);
-                    }
+                    edits.extend(pending.take().map(|(pos, text)| (pos, pos, text)));
                     at = None;
                 }
             }
         }
-        if let Some(p) = pending_at.take() {
-            flush(&mut edits, p, &mut pending);
-        }
+        edits.extend(pending.take().map(|(pos, text)| (pos, pos, text)));
         edits.sort_by_key(|e| (e.0, e.1));
         let mut out = String::with_capacity(function.len() + 256);
         let mut last = 0;
@@ -317,11 +307,6 @@ impl SemPatch {
             last = *e;
         }
         out.push_str(&function[last..]);
-        // A statement removed with nothing in its place may leave two
-        // blank lines meeting.
-        while out.contains("\n\n\n") {
-            out = out.replace("\n\n\n", "\n\n");
-        }
         Ok(Applied::Changed(out))
     }
 
